@@ -1,0 +1,76 @@
+"""The management API (JSON at the root paths: /spans, /traces, /threads, /stats...).
+
+Handlers are small: they parse query parameters into typed values (bad ones raise
+`InvalidRequest`, which the app's one exception handler turns into the error shape),
+call the store, and answer with `json_response`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import InvalidRequest
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def json_response(content: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(content, status_code=status_code)
+
+
+def query_str(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    return value if value not in (None, "") else None
+
+
+def query_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer, got {raw!r}", param=name) from None
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name} must be between {low} and {high}", param=name)
+    return value
+
+
+def query_time_us(request: Request, name: str) -> int | None:
+    """A time given as ISO 8601 (``2025-01-31T12:00:00Z``) or Unix seconds."""
+    raw = query_str(request, name)
+    if raw is None:
+        return None
+    try:
+        return int(float(raw) * 1_000_000)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(
+            f"{name} must be ISO 8601 or Unix seconds, got {raw!r}", param=name
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{name} needs a time zone (e.g. a trailing Z)", param=name)
+    return int(moment.timestamp() * 1_000_000)
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"Request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None

@@ -1,0 +1,79 @@
+"""Read API for captured calls: spans, traces, threads, stats."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api import json_response, query_int, query_str, query_time_us
+from gateway.capture import SPAN_STATUSES
+from gateway.errors import InvalidRequest, NotFound
+from gateway.otel import genai_attributes
+from gateway.state import app_state
+from gateway.store import SpanFilter
+
+
+def span_filter(request: Request) -> SpanFilter:
+    status = query_str(request, "status")
+    if status is not None and status not in SPAN_STATUSES:
+        raise InvalidRequest(
+            f"status must be one of {', '.join(SPAN_STATUSES)}, got {status!r}", param="status"
+        )
+    return SpanFilter(
+        project=query_str(request, "project"),
+        thread=query_str(request, "thread"),
+        run=query_str(request, "run"),
+        trace=query_str(request, "trace"),
+        model=query_str(request, "model"),
+        provider=query_str(request, "provider"),
+        status=status,
+        label=query_str(request, "label"),
+        operation=query_str(request, "operation"),
+        text=query_str(request, "q"),
+        since_us=query_time_us(request, "since"),
+        until_us=query_time_us(request, "until"),
+    )
+
+
+async def list_spans(request: Request) -> Response:
+    store = app_state(request).store
+    page = await store.list_spans(
+        span_filter(request),
+        limit=query_int(request, "limit", 50, low=1, high=1000),
+        cursor=query_str(request, "cursor"),
+    )
+    return json_response({"data": page.items, "next_cursor": page.next_cursor})
+
+
+async def get_span(request: Request) -> Response:
+    state = app_state(request)
+    span_id = request.path_params["span_id"]
+    span = await state.store.get_span(span_id)
+    if span is None:
+        raise NotFound(f"No span with id {span_id!r}.", param="span_id")
+    provider = state.settings.providers.get(span.get("provider") or "")
+    span["otel_attributes"] = genai_attributes(span, provider.kind if provider else None)
+    return json_response(span)
+
+
+async def get_trace(request: Request) -> Response:
+    trace_id = request.path_params["trace_id"]
+    spans = await app_state(request).store.get_trace(trace_id)
+    if not spans:
+        raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id")
+    return json_response({"trace_id": trace_id, "spans": spans})
+
+
+async def list_threads(request: Request) -> Response:
+    threads = await app_state(request).store.list_threads(
+        project=query_str(request, "project"),
+        limit=query_int(request, "limit", 50, low=1, high=1000),
+        offset=query_int(request, "offset", 0, low=0, high=10_000_000),
+    )
+    return json_response({"data": threads})
+
+
+async def stats(request: Request) -> Response:
+    group_by = query_str(request, "group_by") or "model"
+    rows = await app_state(request).store.stats(group_by, span_filter(request))
+    return json_response({"group_by": group_by, "data": rows})

@@ -1,0 +1,59 @@
+"""Health, metrics and the live event stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway import __version__
+from gateway.api import json_response
+from gateway.events import LAGGED
+from gateway.metrics import CONTENT_TYPE_LATEST
+from gateway.state import app_state
+
+
+async def healthz(request: Request) -> Response:
+    state = app_state(request)
+    await state.store.count_spans()  # the database answers
+    return json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "span_queue_depth": state.writer.depth,
+            "spans_written": state.writer.written,
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    return Response(app_state(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def events(request: Request) -> Response:
+    """Server-sent events: one ``span`` event per stored span, as soon as it is stored."""
+    state = app_state(request)
+    heartbeat = state.settings.events_heartbeat_s
+
+    async def stream() -> AsyncIterator[bytes]:
+        async with state.events.subscribe() as sub:
+            yield b"retry: 2000\n: connected\n\n"
+            while True:
+                if sub.lagged:
+                    sub.lagged = False
+                    yield b"event: lagged\ndata: " + orjson.dumps(LAGGED) + b"\n\n"
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield b"event: span\ndata: " + orjson.dumps(item) + b"\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )

@@ -1,0 +1,196 @@
+"""The application factory: `create_app(settings)` builds the ASGI app.
+
+The route table is written out below in one place. The lifespan opens what the app
+holds (store, HTTP client, span writer) into one `AppState`, and on shutdown closes
+them in order: the writer drains its queue before the store closes, so a graceful
+stop loses no span.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
+
+from gateway.api import json_response, spans, system
+from gateway.capture import Span
+from gateway.config import Settings
+from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
+from gateway.events import Broadcaster
+from gateway.metrics import Metrics
+from gateway.pricing import PriceTable
+from gateway.providers import Router
+from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline
+from gateway.state import AppState
+from gateway.store import SUMMARY_COLUMNS, SQLiteStore, Store, span_from_row
+from gateway.writer import SpanWriter
+
+logger = logging.getLogger(__name__)
+
+
+def _pipeline(scope: Scope) -> ProxyPipeline:
+    state: AppState = scope["app"].state.spanlab
+    return state.pipeline
+
+
+def proxy_routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for path, operation in OPERATIONS.items():
+        methods = ["GET"] if operation == "models" else ["POST"]
+        routes.append(Route(path, ProxyEndpoint(operation, _pipeline), methods=methods))
+    return routes
+
+
+def management_routes() -> list[BaseRoute]:
+    return [
+        Route("/spans", spans.list_spans, methods=["GET"]),
+        Route("/spans/{span_id}", spans.get_span, methods=["GET"]),
+        Route("/traces/{trace_id}", spans.get_trace, methods=["GET"]),
+        Route("/threads", spans.list_threads, methods=["GET"]),
+        Route("/stats", spans.stats, methods=["GET"]),
+        Route("/events", system.events, methods=["GET"]),
+        Route("/healthz", system.healthz, methods=["GET"]),
+        Route("/metrics", system.metrics, methods=["GET"]),
+        Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
+    ]
+
+
+def build_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout,
+        read=settings.read_timeout,
+        write=settings.read_timeout,
+        pool=settings.connect_timeout,
+    )
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
+        keepalive_expiry=30.0,
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=limits,
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    store: Store | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """Build the gateway. ``transport`` replaces the network for upstream calls (tests
+    inject a fake upstream here); ``store`` replaces the SQLite store."""
+    settings = settings or Settings.load()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        the_store = store or SQLiteStore(settings.db)
+        await the_store.open()
+        metrics = Metrics()
+        prices = PriceTable(settings.prices)
+        events = Broadcaster()
+        writer = SpanWriter(
+            the_store,
+            prices,
+            metrics,
+            batch_size=settings.write_batch_size,
+            queue_max=settings.write_queue_max,
+            on_written=lambda batch, records: _announce(metrics, events, batch, records),
+        )
+        client = build_client(settings, transport)
+        router = Router(settings)
+        pipeline = ProxyPipeline(settings, client, router, metrics, writer)
+        app.state.spanlab = AppState(
+            settings=settings,
+            store=the_store,
+            client=client,
+            router=router,
+            metrics=metrics,
+            prices=prices,
+            writer=writer,
+            events=events,
+            pipeline=pipeline,
+        )
+        writer.start()
+        try:
+            yield
+        finally:
+            await writer.close()
+            await client.aclose()
+            await the_store.close()
+            logger.info("stopped; %d spans written", writer.written)
+
+    app = Starlette(
+        routes=[*proxy_routes(), *management_routes(), *extra_routes],
+        lifespan=lifespan,
+        exception_handlers={
+            SpanlabError: _spanlab_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+    )
+    return app
+
+
+def _announce(
+    metrics: Metrics,
+    events: Broadcaster,
+    batch: Sequence[Span],
+    records: Sequence[dict[str, Any]],
+) -> None:
+    """After a batch is stored: count its tokens and cost, tell the live listeners."""
+    for span, record in zip(batch, records, strict=True):
+        provider = span.provider or "none"
+        model = span.request_model or "none"
+        if span.prompt_tokens:
+            metrics.tokens.labels(provider, model, "prompt").inc(span.prompt_tokens)
+        if span.completion_tokens:
+            metrics.tokens.labels(provider, model, "completion").inc(span.completion_tokens)
+        if span.cost_usd:
+            metrics.cost.labels(provider, model).inc(span.cost_usd)
+        if events.listeners:
+            events.publish(span_from_row({c: record.get(c) for c in SUMMARY_COLUMNS}))
+
+
+async def _spanlab_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SpanlabError)
+    response = json_response(exc.to_dict(), status_code=exc.status_code)
+    response.headers.update(exc.headers)
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: SpanlabError
+    if exc.status_code == 404:
+        error = NotFound(f"No route for {request.method} {request.url.path}.")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+    else:
+        error = InvalidRequest(str(exc.detail), code=f"http_{exc.status_code}")
+    response = json_response(error.to_dict(), status_code=exc.status_code)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    error = SpanlabError(f"Internal error ({type(exc).__name__}); see the gateway log.")
+    return json_response(error.to_dict(), status_code=500)

@@ -1,0 +1,273 @@
+"""The ``spanlab`` command line.
+
+Commands that read captured data open the SQLite database directly (as ``llm``
+does), so they work whether or not a server is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from gateway import __version__
+from gateway.config import Settings, example_toml
+from gateway.errors import ConfigError
+from gateway.store import SpanFilter, SQLiteStore
+
+T = TypeVar("T")
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SPANLAB_CONFIG",
+    help="TOML configuration file (see config.example.toml).",
+)
+DB_OPTION = click.option("--db", help="SQLite database file (default: spanlab.db).")
+
+
+def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
+    try:
+        return Settings.load(config_path, overrides=overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def run_with_store(settings: Settings, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+    if settings.db != ":memory:" and not Path(settings.db).exists():
+        raise click.ClickException(
+            f"No database at {settings.db}. Start `spanlab serve` (or pass --db) first."
+        )
+
+    async def main() -> T:
+        store = SQLiteStore(settings.db)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def print_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spanlab")
+def cli() -> None:
+    """Spanlab: an OpenAI-compatible gateway that records every LLM call as a span."""
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--host", help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8080).")
+@DB_OPTION
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    db: str | None,
+    log_level: str | None,
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = load_settings(config_path, host=host, port=port, db=db, log_level=log_level)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logger = logging.getLogger("gateway")
+    providers = ", ".join(f"{p.name} ({p.base_url})" for p in settings.providers.values())
+    logger.info("spanlab %s: database %s; providers: %s", __version__, settings.db, providers)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # The access log would print query strings, which may hold keys.
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    click.echo(
+        f"Spanlab listening on http://{settings.host}:{settings.port}"
+        f"  (OPENAI_BASE_URL=http://{settings.host}:{settings.port}/v1)",
+        err=True,
+    )
+    server.run()
+    if not server.started:
+        sys.exit(1)
+
+
+@cli.command()
+@CONFIG_OPTION
+@DB_OPTION
+def migrate(config_path: Path | None, db: str | None) -> None:
+    """Create the database or bring it up to date."""
+    settings = load_settings(config_path, db=db)
+
+    async def main() -> tuple[list[str], list[str]]:
+        store = SQLiteStore(settings.db)
+        await store.open()  # applies what is pending
+        try:
+            return await store.migrate(), await store.applied_migrations()
+        finally:
+            await store.close()
+
+    _, applied = asyncio.run(main())
+    click.echo(f"{settings.db}: schema at {applied[-1] if applied else 'none'}")
+    for name in applied:
+        click.echo(f"  {name}")
+
+
+@cli.group()
+def spans() -> None:
+    """Captured calls."""
+
+
+@spans.command("list")
+@CONFIG_OPTION
+@DB_OPTION
+@click.option("--thread", help="Only this thread id.")
+@click.option("--model", help="Only this model (requested or responded).")
+@click.option("--status", type=click.Choice(["ok", "error", "client_aborted", "interrupted"]))
+@click.option("--provider", help="Only this provider.")
+@click.option("-q", "--search", "text", help="Text search in requests and responses.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def spans_list(
+    config_path: Path | None,
+    db: str | None,
+    thread: str | None,
+    model: str | None,
+    status: str | None,
+    provider: str | None,
+    text: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List captured calls, newest first."""
+    settings = load_settings(config_path, db=db)
+    filters = SpanFilter(thread=thread, model=model, status=status, provider=provider, text=text)
+    page = run_with_store(settings, lambda store: store.list_spans(filters, limit=limit))
+    if as_json:
+        print_json(page.items)
+        return
+    if not page.items:
+        click.echo("No spans.")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("span", "time", "model", "status", "ms", "tokens", "cost $", "input"):
+        table.add_column(column, no_wrap=column != "input", overflow="ellipsis")
+    for item in page.items:
+        usage = item["usage"]
+        table.add_row(
+            item["span_id"],
+            (item["start_time"] or "")[:19].replace("T", " "),
+            item.get("request_model") or "-",
+            item["status"],
+            f"{item['duration_ms']:.0f}" if item.get("duration_ms") is not None else "-",
+            str(usage["total_tokens"]) if usage["total_tokens"] is not None else "-",
+            f"{item['cost_usd']:.6f}" if item.get("cost_usd") is not None else "-",
+            (item.get("input_preview") or "").replace("\n", " ")[:60],
+        )
+    Console().print(table)
+
+
+@spans.command("show")
+@click.argument("span_id")
+@CONFIG_OPTION
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def spans_show(config_path: Path | None, db: str | None, span_id: str, as_json: bool) -> None:
+    """Show one captured call."""
+    settings = load_settings(config_path, db=db)
+    span = run_with_store(settings, lambda store: store.get_span(span_id))
+    if span is None:
+        raise click.ClickException(f"No span with id {span_id!r}.")
+    if as_json:
+        print_json(span)
+        return
+    console = Console()
+    usage = span["usage"]
+    rows = [
+        ("span", span["span_id"]),
+        ("trace", span["trace_id"]),
+        ("time", span["start_time"]),
+        ("provider", span.get("provider")),
+        ("model", f"{span.get('request_model')} -> {span.get('response_model')}"),
+        ("status", f"{span['status']} (HTTP {span.get('http_status')})"),
+        ("latency", f"{span.get('duration_ms')} ms, TTFT {span.get('ttft_ms')} ms"),
+        ("tokens", f"{usage['prompt_tokens']} in, {usage['completion_tokens']} out"),
+        ("cost", f"${span['cost_usd']:.6f}" if span.get("cost_usd") is not None else "unknown"),
+        ("thread", span.get("thread_id")),
+    ]
+    for key, value in rows:
+        console.print(f"[bold]{key:>9}[/bold]  {value if value is not None else '-'}", markup=True)
+    request = span.get("request") or {}
+    for message in request.get("messages") or []:
+        content = message.get("content")
+        console.print(f"\n[bold]{message.get('role')}[/bold]", markup=True)
+        console.print(
+            content if isinstance(content, str) else orjson.dumps(content).decode(),
+            markup=False,
+            highlight=False,
+        )
+    if span.get("output_text") is not None:
+        console.print("\n[bold]output[/bold]", markup=True)
+        console.print(span["output_text"], markup=False, highlight=False)
+    if span.get("error"):
+        console.print("\n[bold red]error[/bold red]", markup=True)
+        console.print(orjson.dumps(span["error"]).decode(), markup=False, highlight=False)
+
+
+@cli.group()
+def config() -> None:
+    """Configuration."""
+
+
+@config.command("example")
+def config_example() -> None:
+    """Print a configuration file with every setting and its default."""
+    click.echo(example_toml(), nl=False)
+
+
+@config.command("show")
+@CONFIG_OPTION
+def config_show(config_path: Path | None) -> None:
+    """Print the settings in effect (defaults, file and SPANLAB_* environment)."""
+    settings = load_settings(config_path)
+    out = {k: v for k, v in settings.__dict__.items() if k not in ("providers", "models", "prices")}
+    out["providers"] = {
+        name: {
+            "kind": p.kind,
+            "base_url": p.base_url,
+            "api_key_env": p.api_key_env,
+            "api_key_set": p.api_key() is not None,
+        }
+        for name, p in settings.providers.items()
+    }
+    out["models"] = dict(settings.models)
+    print_json(out)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,431 @@
+"""Settings: one table of every setting, loaded from defaults, a TOML file, the
+environment and command-line flags, in that order of precedence (later wins).
+
+`SETTINGS` is the single source of truth: `config.example.toml` is generated from it
+(`spanlab config example`) and a test fails when the two drift apart.
+
+Flat settings are overridden by ``SPANLAB_<NAME>`` (``SPANLAB_PORT=9000``). Nested
+tables use a double underscore: ``SPANLAB_PROVIDERS__LOCAL__BASE_URL=...``.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "SPANLAB_"
+PROVIDER_KINDS = ("openai", "anthropic")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    section: str
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "Interface to listen on. Loopback by default.", "server"),
+    Setting("port", 8080, "TCP port to listen on.", "server"),
+    Setting(
+        "db",
+        "spanlab.db",
+        "SQLite database file. Created, with its migrations applied, on start.",
+        "server",
+    ),
+    Setting("log_level", "info", "Log level: debug, info, warning, error.", "server"),
+    Setting(
+        "default_provider",
+        "openai",
+        "Provider for a bare model name that neither a provider prefix nor [models] routes."
+        ' Empty ("") makes such a request fail with 404 model_not_found.',
+        "proxy",
+    ),
+    Setting(
+        "max_body_bytes",
+        32 * 1024 * 1024,
+        "Largest request body accepted; larger ones get 413 before any upstream call.",
+        "proxy",
+    ),
+    Setting("connect_timeout", 10.0, "Seconds to open a connection to an upstream.", "proxy"),
+    Setting(
+        "read_timeout",
+        120.0,
+        "Seconds of upstream silence allowed: before the response starts and between"
+        " two chunks of a stream.",
+        "proxy",
+    ),
+    Setting(
+        "request_timeout",
+        600.0,
+        "Overall deadline in seconds for one upstream call, stream included.",
+        "proxy",
+    ),
+    Setting(
+        "max_connections",
+        1000,
+        "Most connections kept open to the upstreams, all providers together.",
+        "proxy",
+    ),
+    Setting(
+        "capture",
+        True,
+        "Record every call as a span. Off, the gateway only forwards.",
+        "capture",
+    ),
+    Setting(
+        "write_batch_size",
+        500,
+        "Most spans the background writer stores in one transaction. The writer stores"
+        " at once when idle; under load, spans that arrive meanwhile form the next batch.",
+        "capture",
+    ),
+    Setting(
+        "write_queue_max",
+        100_000,
+        "Spans held in memory while the disk catches up; beyond it calls wait"
+        " (back-pressure) rather than lose a span.",
+        "capture",
+    ),
+    Setting(
+        "events_heartbeat_s",
+        15.0,
+        "Seconds between keep-alive comments on the /events stream.",
+        "capture",
+    ),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One upstream. ``kind`` is the API dialect it speaks."""
+
+    name: str
+    kind: str
+    base_url: str
+    api_key_env: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def api_key(self) -> str | None:
+        """The configured key, read from the environment at call time (never stored)."""
+        if not self.api_key_env:
+            return None
+        return os.environ.get(self.api_key_env) or None
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+DEFAULT_PROVIDERS: dict[str, dict[str, Any]] = {
+    "openai": {
+        "kind": "openai",
+        "base_url": "https://api.openai.com/v1",
+        "api_key_env": "OPENAI_API_KEY",
+    },
+    "anthropic": {
+        "kind": "anthropic",
+        "base_url": "https://api.anthropic.com/v1",
+        "api_key_env": "ANTHROPIC_API_KEY",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db: str = "spanlab.db"
+    log_level: str = "info"
+    default_provider: str = "openai"
+    max_body_bytes: int = 32 * 1024 * 1024
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    request_timeout: float = 600.0
+    max_connections: int = 1000
+    capture: bool = True
+    write_batch_size: int = 500
+    write_queue_max: int = 100_000
+    events_heartbeat_s: float = 15.0
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    # bare model name -> "provider" or "provider/upstream-model"
+    models: Mapping[str, str] = field(default_factory=dict)
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    source: str | None = None
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Defaults < TOML file < ``SPANLAB_*`` environment < explicit overrides."""
+        env = os.environ if env is None else env
+        raw: dict[str, Any] = {}
+        source = None
+        if path is not None:
+            file = Path(path)
+            try:
+                raw = tomllib.loads(file.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise ConfigError(f"config file not found: {file}") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+            source = str(file)
+        _merge(raw, _from_env(env))
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                raw[key] = value
+        return cls.from_mapping(raw, source=source)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], *, source: str | None = None) -> Settings:
+        where = source or "settings"
+        values: dict[str, Any] = {}
+        unknown = set(raw) - set(SETTINGS_BY_NAME) - {"providers", "models", "prices"}
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            raise ConfigError(f"{where}: unknown setting(s): {names} (see config.example.toml)")
+        for setting in SETTINGS:
+            if setting.name in raw:
+                values[setting.name] = _coerce(setting, raw[setting.name], where)
+        providers_raw = raw.get("providers")
+        if providers_raw is None:
+            providers_raw = DEFAULT_PROVIDERS
+        values["providers"] = _parse_providers(providers_raw, where)
+        values["models"] = _parse_models(raw.get("models", {}), values["providers"], where)
+        values["prices"] = _parse_prices(raw.get("prices", {}), where)
+        settings = cls(**values, source=source)
+        if settings.default_provider and settings.default_provider not in settings.providers:
+            raise ConfigError(
+                f"{where}: default_provider {settings.default_provider!r} is not a configured"
+                f" provider (have: {', '.join(settings.providers) or 'none'})"
+            )
+        return settings
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def _coerce(setting: Setting, value: Any, where: str) -> Any:
+    target = setting.type
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if target is int and isinstance(value, bool):
+            raise ValueError(value)
+        return target(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: setting {setting.name!r} must be a {target.__name__}, got {value!r}"
+        ) from None
+
+
+def _parse_providers(raw: Any, where: str) -> dict[str, ProviderConfig]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: [providers] must be a table of tables")
+    providers: dict[str, ProviderConfig] = {}
+    for name, table in raw.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: [providers.{name}] must be a table")
+        if "/" in name:
+            raise ConfigError(f"{where}: provider name {name!r} may not contain '/'")
+        kind = str(table.get("kind", "openai"))
+        if kind not in PROVIDER_KINDS:
+            raise ConfigError(
+                f"{where}: [providers.{name}] kind must be one of {', '.join(PROVIDER_KINDS)},"
+                f" got {kind!r}"
+            )
+        base_url = table.get("base_url")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{where}: [providers.{name}] needs base_url = 'http(s)://...', got {base_url!r}"
+            )
+        api_key_env = table.get("api_key_env")
+        if api_key_env is not None and not isinstance(api_key_env, str):
+            raise ConfigError(f"{where}: [providers.{name}] api_key_env must be a string")
+        headers = table.get("headers", {})
+        if not isinstance(headers, Mapping):
+            raise ConfigError(f"{where}: [providers.{name}] headers must be a table")
+        unknown = set(table) - {"kind", "base_url", "api_key_env", "headers"}
+        if unknown:
+            raise ConfigError(
+                f"{where}: [providers.{name}] unknown key(s): {', '.join(sorted(unknown))}"
+            )
+        providers[name] = ProviderConfig(
+            name=name,
+            kind=kind,
+            base_url=base_url.rstrip("/"),
+            api_key_env=api_key_env or None,
+            headers={str(k).lower(): str(v) for k, v in headers.items()},
+        )
+    return providers
+
+
+def _parse_models(raw: Any, providers: Mapping[str, ProviderConfig], where: str) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: [models] must be a table of model = 'provider[/model]'")
+    models: dict[str, str] = {}
+    for model, target in raw.items():
+        if not isinstance(target, str) or not target:
+            raise ConfigError(f"{where}: [models] {model!r} must map to 'provider[/model]'")
+        provider = target.split("/", 1)[0]
+        if provider not in providers:
+            raise ConfigError(
+                f"{where}: [models] {model!r} routes to unknown provider {provider!r}"
+            )
+        models[str(model)] = target
+    return models
+
+
+def _parse_prices(raw: Any, where: str) -> dict[str, Price]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: [prices] must be a table of tables")
+    prices: dict[str, Price] = {}
+    for model, table in raw.items():
+        try:
+            prices[str(model)] = Price(
+                input=float(table["input"]),
+                output=float(table["output"]),
+                cached_input=(float(table["cached_input"]) if "cached_input" in table else None),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: [prices.{model!r}] needs numeric input and output (USD per 1M tokens)"
+            ) from None
+    return prices
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """``SPANLAB_PORT`` -> ``{"port": ...}``;
+    ``SPANLAB_A__B__C`` -> ``{"a": {"b": {"c": ...}}}``."""
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = key[len(ENV_PREFIX) :].split("__")
+        if len(path) == 1:
+            name = path[0].lower()
+            if name in SETTINGS_BY_NAME:
+                out[name] = value
+            continue
+        # Environment variable names are upper case by convention; the keys they stand
+        # for (sections, provider names, fields) are lower case.
+        cursor = out
+        for part in path[:-1]:
+            cursor = cursor.setdefault(part.lower(), {})
+        cursor[path[-1].lower()] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+SECTION_TITLES = {
+    "server": "Server",
+    "proxy": "Proxy: routing, limits and timeouts",
+    "capture": "Capture: how spans reach the database",
+}
+
+
+def example_toml() -> str:
+    """The text of ``config.example.toml``, generated from `SETTINGS`."""
+    lines = [
+        "# Spanlab configuration: every setting, with its default.",
+        "# Use with `spanlab serve --config FILE`. Every key can also be set through the",
+        "# environment: SPANLAB_<NAME> (SPANLAB_PORT=9000), and nested tables with a double",
+        "# underscore (SPANLAB_PROVIDERS__LOCAL__BASE_URL=http://127.0.0.1:11434/v1).",
+        "# This file is generated by `spanlab config example`; a test keeps it in step.",
+        "",
+    ]
+    section = None
+    for setting in SETTINGS:
+        if setting.section != section:
+            section = setting.section
+            lines += [f"# --- {SECTION_TITLES[section]} ---", ""]
+        lines += [f"# {line}" for line in textwrap.wrap(setting.help, 86)]
+        lines += [f"{setting.name} = {_toml_value(setting.default)}", ""]
+    lines += [
+        "# --- Providers ---",
+        '# One table per upstream. kind: "openai" (any OpenAI-compatible API) or',
+        '# "anthropic". base_url: the API root (requests go to base_url + "/chat/completions",',
+        "# ...). api_key_env: the environment variable holding the key; without it the",
+        "# client's own Authorization header is forwarded. headers: extra headers sent",
+        "# upstream. With no [providers] table at all, the two below are the defaults.",
+        "",
+    ]
+    for name, table in DEFAULT_PROVIDERS.items():
+        lines.append(f"[providers.{name}]")
+        for key, value in table.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    lines += [
+        "# A local OpenAI-compatible server (Ollama, vLLM, llama.cpp...): requests for",
+        '# "local/llama3" go there as model "llama3".',
+        "# [providers.local]",
+        '# kind = "openai"',
+        '# base_url = "http://127.0.0.1:11434/v1"',
+        '# api_key_env = "LOCAL_API_KEY"',
+        "",
+        "# --- Routing of bare model names ---",
+        '# "provider/model" always routes to that provider. A bare name is looked up here',
+        '# ("provider" or "provider/upstream-model"), then sent to default_provider.',
+        "[models]",
+        '# "gpt-4o" = "openai"',
+        '# "fast" = "openai/gpt-4o-mini"',
+        "",
+        "# --- Prices (USD per million tokens) ---",
+        "# Override or extend the price table shipped with Spanlab. A model with no price",
+        "# gets no cost rather than a wrong one.",
+        "[prices]",
+        '# "my-finetune" = { input = 3.0, output = 12.0, cached_input = 1.5 }',
+        "",
+    ]
+    return "\n".join(lines)

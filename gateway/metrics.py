@@ -1,0 +1,81 @@
+"""Prometheus metrics, in a registry owned by the app (no process globals), so two
+apps in one process (tests) never share counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "spanlab_requests",
+            "Calls through the proxy, by provider, model and span status.",
+            ["provider", "model", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "spanlab_request_duration_seconds",
+            "Whole call duration as the client sees it.",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "spanlab_time_to_first_token_seconds",
+            "Time from request to the first stream event.",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "spanlab_tokens",
+            "Tokens reported by upstreams, by provider, model and kind (prompt/completion).",
+            ["provider", "model", "kind"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "spanlab_cost_usd",
+            "Cost in USD of the calls with a known price.",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "spanlab_upstream_errors",
+            "Upstream failures: HTTP error statuses and transport errors.",
+            ["provider", "kind"],
+            registry=r,
+        )
+        self.in_flight = Gauge("spanlab_in_flight_requests", "Calls being proxied now.", registry=r)
+        self.queue_depth = Gauge(
+            "spanlab_span_queue_depth", "Spans captured and waiting for the writer.", registry=r
+        )
+        self.spans_written = Counter(
+            "spanlab_spans_written", "Spans stored by the background writer.", registry=r
+        )
+        self.write_errors = Counter(
+            "spanlab_span_write_errors",
+            "Failed attempts to store a batch (the batch is retried, not dropped).",
+            registry=r,
+        )
+        self.experiment_runs = Counter(
+            "spanlab_experiment_runs", "Experiment runs, by outcome.", ["status"], registry=r
+        )
+        self.feedback = Counter(
+            "spanlab_feedback", "Feedback recorded on runs, by kind.", ["kind"], registry=r
+        )
+
+    def bind_queue_depth(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

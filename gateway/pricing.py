@@ -1,0 +1,67 @@
+"""Cost of a call in USD, from the price table shipped in ``prices.json`` plus the
+``[prices]`` overrides of the config.
+
+A model is priced only when its name (or its name without a date or ``-latest``
+suffix: ``gpt-4o-2024-08-06``, ``claude-3-5-sonnet-20241022``) is in the table. An
+unknown model gets no cost rather than a guessed, wrong one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from importlib import resources
+
+import orjson
+
+from gateway.config import Price
+
+_SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
+
+
+def shipped_prices() -> dict[str, Price]:
+    raw = orjson.loads(resources.files("gateway").joinpath("prices.json").read_bytes())
+    return {
+        name: Price(
+            input=float(entry["input"]),
+            output=float(entry["output"]),
+            cached_input=entry.get("cached_input"),
+        )
+        for name, entry in raw.items()
+        if not name.startswith("_")
+    }
+
+
+class PriceTable:
+    def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
+        self._prices = shipped_prices()
+        self._prices.update(overrides or {})
+
+    def lookup(self, model: str | None) -> Price | None:
+        if not model:
+            return None
+        name = model.split("/", 1)[1] if "/" in model else model
+        price = self._prices.get(name) or self._prices.get(model)
+        if price is None:
+            price = self._prices.get(_SNAPSHOT_SUFFIX.sub("", name))
+        return price
+
+    def cost(
+        self,
+        model: str | None,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        cached_tokens: int | None = None,
+    ) -> float | None:
+        price = self.lookup(model)
+        if price is None or (prompt_tokens is None and completion_tokens is None):
+            return None
+        prompt = prompt_tokens or 0
+        cached = min(cached_tokens or 0, prompt)
+        cached_rate = price.cached_input if price.cached_input is not None else price.input
+        usd = (
+            (prompt - cached) * price.input
+            + cached * cached_rate
+            + (completion_tokens or 0) * price.output
+        ) / 1_000_000
+        return round(usd, 10)

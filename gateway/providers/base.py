@@ -1,0 +1,37 @@
+"""How a request is addressed to one kind of upstream."""
+
+from __future__ import annotations
+
+from gateway.config import ProviderConfig
+
+# The path under a provider's base_url for each operation the proxy forwards.
+UPSTREAM_PATHS = {
+    "chat": "/chat/completions",
+    "completions": "/completions",
+    "embeddings": "/embeddings",
+    "responses": "/responses",
+    "models": "/models",
+    "messages": "/messages",
+}
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def upstream_url(provider: ProviderConfig, operation: str, query: str = "") -> str:
+    url = provider.base_url + UPSTREAM_PATHS[operation]
+    return f"{url}?{query}" if query else url
+
+
+def auth_headers(provider: ProviderConfig) -> dict[str, str]:
+    """The credential headers of a provider with a configured key, else nothing
+    (and the client's own credential is forwarded)."""
+    key = provider.api_key()
+    if key is None:
+        return {}
+    if provider.kind == "anthropic":
+        return {"x-api-key": key}
+    return {"authorization": f"Bearer {key}"}
+
+
+# Headers that carry a client credential; replaced when the provider has its own key.
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})

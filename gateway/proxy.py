@@ -1,0 +1,668 @@
+"""The proxy pipeline: one call from client to upstream and back, captured as a span.
+
+`ProxyPipeline.handle` is the whole path. It knows nothing of ASGI: it reads a
+`ProxyRequest` and writes to a `ResponseSink`, so the HTTP endpoints (`ProxyEndpoint`)
+and in-process callers (experiments, the playground) share every step: routing,
+providers, forwarding, capture and metrics.
+
+What the path does, and what it deliberately does not:
+
+* the body goes upstream as the client sent it: it is parsed once (to route on
+  ``model``), and re-encoded only when the proxy must change it (a ``provider/``
+  prefix removed, ``stream_options.include_usage`` added);
+* a stream is forwarded event by event as it arrives, each event's bytes untouched;
+  a parsed copy of each event feeds the span. The usage-only chunk the proxy asked
+  for is not forwarded; a truncated or malformed stream ends with an error event,
+  never a ``[DONE]``;
+* a client that goes away cancels the upstream call (`ProxyEndpoint` watches for the
+  disconnect), and the span says ``client_aborted`` with the output so far;
+* nothing on this path waits for the disk: the finished span goes to the writer's
+  queue, and parsing the response for usage and cost happens there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import httpx
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway.capture import (
+    STATUS_CLIENT_ABORTED,
+    STATUS_ERROR,
+    STATUS_INTERRUPTED,
+    Span,
+    SpanContext,
+    now_us,
+)
+from gateway.config import Settings
+from gateway.errors import (
+    BodyTooLarge,
+    InvalidJSON,
+    InvalidRequest,
+    MissingModel,
+    SpanlabError,
+    UpstreamProtocol,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from gateway.metrics import Metrics
+from gateway.providers import PROVIDER_HEADER, Route, Router
+from gateway.providers.base import (
+    ANTHROPIC_VERSION,
+    CREDENTIAL_HEADERS,
+    auth_headers,
+    upstream_url,
+)
+from gateway.redaction import credential_values, redact_headers
+from gateway.sse import SSESplitter, parse_event
+from gateway.writer import SpanWriter
+
+logger = logging.getLogger(__name__)
+
+# Client path -> operation name.
+OPERATIONS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/responses": "responses",
+    "/v1/messages": "messages",
+    "/v1/models": "models",
+}
+MODEL_REQUIRED = frozenset({"chat", "completions", "embeddings", "responses", "messages"})
+STREAM_FORMATS = {
+    "chat": "chat",
+    "completions": "completions",
+    "responses": "responses",
+    "messages": "anthropic",
+}
+RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Not forwarded upstream: hop-by-hop, what httpx sets itself, and the W3C parent
+# (replaced by one naming this span).
+DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding", "traceparent"}
+# Not forwarded to the client: the body is re-framed (and decoded) by this server.
+DROP_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding"}
+DRAIN_AFTER_DONE_S = 1.0
+
+
+@dataclass(slots=True)
+class ProxyRequest:
+    operation: str
+    method: str
+    path: str
+    headers: list[tuple[str, str]]  # names lower case
+    body: bytes = b""
+    query: str = ""
+    context: SpanContext | None = None
+    payload: dict[str, Any] | None = None  # already parsed (in-process callers)
+
+
+class ResponseSink(Protocol):
+    """Where a response goes: an ASGI connection, or a collector in process."""
+
+    started: bool
+    client_gone: bool
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def end(self) -> None: ...
+
+
+class _StreamFailure(Exception):
+    def __init__(self, error: SpanlabError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class ProxyPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        router: Router,
+        metrics: Metrics,
+        writer: SpanWriter | None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.router = router
+        self.metrics = metrics
+        self.writer = writer if settings.capture else None
+
+    async def handle(self, request: ProxyRequest, sink: ResponseSink) -> Span:
+        ctx = request.context or SpanContext.from_headers(dict(request.headers))
+        span = Span(
+            context=ctx,
+            operation=request.operation,
+            method=request.method,
+            path=request.path,
+            start_us=now_us(),
+            query=request.query,
+        )
+        span.request_headers = redact_headers(request.headers)
+        span.secrets = credential_values(request.headers)
+        self.metrics.in_flight.inc()
+        try:
+            if self.writer is not None:
+                await self.writer.wait_for_room()
+            await self._handle(request, span, sink)
+        except SpanlabError as exc:
+            self._fail(span, exc)
+            if not sink.started:
+                await send_error(sink, exc, span)
+        except BaseException as exc:
+            if isinstance(exc, (anyio.get_cancelled_exc_class(), OSError)):
+                span.status = STATUS_CLIENT_ABORTED if sink.client_gone else STATUS_INTERRUPTED
+                if span.error is None:
+                    span.error = {
+                        "type": span.status,
+                        "message": "the client went away before the response ended"
+                        if sink.client_gone
+                        else "the gateway stopped before the response ended",
+                    }
+            else:
+                logger.exception("unexpected error proxying %s", request.path)
+                self._fail(span, SpanlabError(f"internal error: {type(exc).__name__}"))
+            if isinstance(exc, OSError) and sink.client_gone:
+                return span
+            raise
+        finally:
+            if span.end_us is None:
+                span.end_us = now_us()
+            self.metrics.in_flight.dec()
+            self._observe(span)
+            if self.writer is not None:
+                self.writer.submit(span)
+        return span
+
+    # --- the steps -------------------------------------------------------------------
+
+    async def _handle(self, request: ProxyRequest, span: Span, sink: ResponseSink) -> None:
+        payload = request.payload
+        if payload is None and request.body:
+            payload = parse_body(request.body)
+        elif payload is None and request.method == "POST":
+            raise InvalidJSON("Request body is empty; send a JSON object.")
+        span.request = payload
+        model = payload.get("model") if payload is not None else None
+        if request.operation in MODEL_REQUIRED:
+            if model is None or model == "":
+                raise MissingModel(
+                    "Request has no 'model'. Name one, e.g. \"gpt-4o-mini\" or"
+                    ' "openai/gpt-4o-mini".',
+                    param="model",
+                )
+            if not isinstance(model, str):
+                raise InvalidRequest("'model' must be a string.", param="model")
+        span.request_model = model if isinstance(model, str) else None
+        span.stream = bool(payload.get("stream")) if payload is not None else False
+
+        hint = next((v for k, v in request.headers if k == PROVIDER_HEADER), None)
+        route = self.router.resolve(span.request_model, hint)
+        provider = route.provider
+        span.provider = provider.name
+        self._check_dialect(request.operation, route)
+        key = provider.api_key()
+        if key:
+            span.secrets.append(key)
+
+        body = request.body
+        modified = request.payload is not None
+        inject_usage = False
+        if payload is not None:
+            if route.upstream_model is not None and route.upstream_model != model:
+                payload["model"] = route.upstream_model
+                modified = True
+            if span.stream and request.operation in ("chat", "completions"):
+                options = payload.get("stream_options")
+                if not (isinstance(options, dict) and options.get("include_usage")):
+                    extra = options if isinstance(options, dict) else {}
+                    payload["stream_options"] = {**extra, "include_usage": True}
+                    inject_usage = True
+                    modified = True
+            if modified:
+                body = orjson.dumps(payload)
+
+        upstream = self.client.build_request(
+            request.method,
+            upstream_url(provider, request.operation, request.query),
+            headers=self._upstream_headers(request, route, span.context),
+            content=body if request.method != "GET" else None,
+        )
+        deadline = anyio.CancelScope(deadline=anyio.current_time() + self.settings.request_timeout)
+        with deadline:
+            await self._exchange(upstream, span, sink, inject_usage)
+        if deadline.cancelled_caught:
+            raise UpstreamTimeout(
+                f"Provider {provider.name!r} did not finish within request_timeout"
+                f" ({self.settings.request_timeout:g}s)."
+            )
+
+    def _check_dialect(self, operation: str, route: Route) -> None:
+        kind = route.provider.kind
+        if kind == "anthropic" and operation not in ("messages", "models"):
+            raise InvalidRequest(
+                f"Provider {route.provider.name!r} speaks the Anthropic Messages API; send"
+                " this call to /v1/messages (OpenAI-format translation is not available"
+                " for this endpoint).",
+                param="model",
+            )
+        if kind == "openai" and operation == "messages":
+            raise InvalidRequest(
+                f"Provider {route.provider.name!r} speaks the OpenAI API; /v1/messages needs"
+                " a provider of kind 'anthropic'.",
+                param="model",
+            )
+
+    def _upstream_headers(
+        self, request: ProxyRequest, route: Route, ctx: SpanContext
+    ) -> list[tuple[str, str]]:
+        provider = route.provider
+        named_by_connection = {
+            token.strip().lower()
+            for name, value in request.headers
+            if name == "connection"
+            for token in value.split(",")
+        }
+        auth = auth_headers(provider)
+        headers = [
+            (name, value)
+            for name, value in request.headers
+            if name not in DROP_REQUEST_HEADERS
+            and name not in named_by_connection
+            and not name.startswith("x-spanlab-")
+            and not (auth and name in CREDENTIAL_HEADERS)
+        ]
+        headers.extend(auth.items())
+        present = {name for name, _ in headers}
+        headers.extend((k, v) for k, v in provider.headers.items() if k not in present)
+        if provider.kind == "anthropic" and "anthropic-version" not in present:
+            headers.append(("anthropic-version", ANTHROPIC_VERSION))
+        headers.append(("traceparent", ctx.traceparent()))
+        return headers
+
+    async def _exchange(
+        self, upstream: httpx.Request, span: Span, sink: ResponseSink, inject_usage: bool
+    ) -> None:
+        provider = span.provider or "?"
+        try:
+            response = await self.client.send(upstream, stream=True)
+        except httpx.TimeoutException as exc:
+            self.metrics.upstream_errors.labels(provider, "timeout").inc()
+            raise UpstreamTimeout(
+                f"Provider {provider!r} timed out ({type(exc).__name__})."
+            ) from None
+        except httpx.TransportError as exc:
+            self.metrics.upstream_errors.labels(provider, "unreachable").inc()
+            raise UpstreamUnreachable(
+                f"Could not reach provider {provider!r} at {upstream.url.scheme}://"
+                f"{upstream.url.netloc.decode()}: {exc or type(exc).__name__}"
+            ) from None
+        try:
+            status = response.status_code
+            span.http_status = status
+            headers = [
+                (k.lower(), v)
+                for k, v in response.headers.multi_items()
+                if k.lower() not in DROP_RESPONSE_HEADERS
+            ]
+            span.response_headers = redact_headers(headers)
+            if status >= 400:
+                span.status = STATUS_ERROR
+                self.metrics.upstream_errors.labels(provider, str(status)).inc()
+            content_type = response.headers.get("content-type", "")
+            if span.stream and status == 200 and content_type.startswith("text/event-stream"):
+                await self._relay_stream(response, headers, span, sink, inject_usage)
+                return
+            try:
+                body = await response.aread()
+            except httpx.TimeoutException:
+                raise UpstreamTimeout(
+                    f"Provider {provider!r} stopped sending its response."
+                ) from None
+            except httpx.TransportError as exc:
+                raise UpstreamProtocol(
+                    f"Provider {provider!r} broke off its response: {exc or type(exc).__name__}"
+                ) from None
+            span.response_body = body
+            await sink.start(
+                status,
+                _encode_headers(headers, span, ("content-length", str(len(body)))),
+            )
+            await sink.send(body)
+            await sink.end()
+            span.end_us = now_us()
+        finally:
+            await response.aclose()
+
+    async def _relay_stream(
+        self,
+        response: httpx.Response,
+        headers: list[tuple[str, str]],
+        span: Span,
+        sink: ResponseSink,
+        inject_usage: bool,
+    ) -> None:
+        fmt = STREAM_FORMATS.get(span.operation, "chat")
+        span.stream_format = fmt
+        events: list[dict[str, Any]] = []
+        span.stream_events = events
+        splitter = SSESplitter()
+        done = False
+        failure: SpanlabError | None = None
+        await sink.start(200, _encode_headers(headers, span))
+        chunks = response.aiter_bytes()
+        try:
+            async for chunk in chunks:
+                if span.first_token_us is None:
+                    span.first_token_us = now_us()
+                out: list[bytes] = []
+                for raw in splitter.feed(chunk):
+                    if done:
+                        continue
+                    forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
+                    if forward:
+                        out.append(raw)
+                if out:
+                    await sink.send(b"".join(out) if len(out) > 1 else out[0])
+                if done:
+                    break
+        except _StreamFailure as exc:
+            failure = exc.error
+        except httpx.TimeoutException:
+            failure = UpstreamTimeout(
+                f"Provider {span.provider!r} went silent mid-stream for more than"
+                f" read_timeout ({self.settings.read_timeout:g}s)."
+            )
+        except httpx.TransportError as exc:
+            failure = UpstreamProtocol(
+                f"Provider {span.provider!r} broke off the stream: {exc or type(exc).__name__}",
+                code="upstream_stream_truncated",
+            )
+        if failure is None and not done and span.status != STATUS_ERROR:
+            failure = UpstreamProtocol(
+                f"Provider {span.provider!r} ended the stream before it was complete"
+                " (no final event).",
+                code="upstream_stream_truncated",
+            )
+        if failure is not None:
+            self._fail(span, failure)
+            self.metrics.upstream_errors.labels(span.provider or "?", failure.code).inc()
+            await sink.send(error_event(fmt, failure))
+        await sink.end()
+        span.end_us = now_us()
+        if done:
+            # Read the (normally empty) rest so the connection goes back to the pool.
+            with anyio.move_on_after(DRAIN_AFTER_DONE_S):
+                async for _ in chunks:
+                    pass
+
+    async def reject(self, request: ProxyRequest, exc: SpanlabError, sink: ResponseSink) -> None:
+        """Answer a request refused before it could be read (body too large), as a span."""
+        span = Span(
+            context=SpanContext.from_headers(dict(request.headers)),
+            operation=request.operation,
+            method=request.method,
+            path=request.path,
+            start_us=now_us(),
+            query=request.query,
+        )
+        span.request_headers = redact_headers(request.headers)
+        span.secrets = credential_values(request.headers)
+        self._fail(span, exc)
+        await send_error(sink, exc, span)
+        span.end_us = now_us()
+        self._observe(span)
+        if self.writer is not None:
+            self.writer.submit(span)
+
+    # --- bookkeeping -----------------------------------------------------------------
+
+    @staticmethod
+    def _fail(span: Span, exc: SpanlabError) -> None:
+        span.status = STATUS_ERROR
+        if span.http_status is None or span.http_status < 400:
+            span.http_status = exc.status_code
+        span.error = {"type": exc.error_type, "code": exc.code, "message": exc.message}
+
+    def _observe(self, span: Span) -> None:
+        provider = span.provider or "none"
+        self.metrics.requests.labels(provider, span.request_model or "none", span.status).inc()
+        duration = span.duration_ms
+        if duration is not None:
+            self.metrics.latency.labels(provider).observe(duration / 1000.0)
+        ttft = span.ttft_ms
+        if ttft is not None:
+            self.metrics.ttft.labels(provider).observe(ttft / 1000.0)
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidJSON("Request body must be a JSON object.")
+    return payload
+
+
+def _inspect_event(
+    raw: bytes, fmt: str, events: list[dict[str, Any]], span: Span, inject_usage: bool
+) -> tuple[bool, bool]:
+    """(forward this event?, is the stream complete?) for one whole SSE event."""
+    if raw.startswith(b"data: ") and raw.count(b"\n") <= 2 and b"\r" not in raw:
+        data = raw[6:].rstrip(b"\n")  # the common case: one data line
+    else:
+        parsed = parse_event(raw)
+        if not parsed.data:
+            return True, False  # a comment or keep-alive: forwarded as is
+        data = parsed.data.encode()
+    if data == b"[DONE]":
+        return True, fmt in ("chat", "completions")
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise _StreamFailure(
+            UpstreamProtocol(
+                f"Provider {span.provider!r} sent a stream event that is not JSON.",
+                code="upstream_stream_malformed",
+            )
+        ) from None
+    if not isinstance(obj, dict):
+        raise _StreamFailure(
+            UpstreamProtocol(
+                f"Provider {span.provider!r} sent a stream event that is not a JSON object.",
+                code="upstream_stream_malformed",
+            )
+        )
+    events.append(obj)
+    if fmt == "chat" or fmt == "completions":
+        if "error" in obj and "choices" not in obj:
+            span.status = STATUS_ERROR
+            return True, True
+        if inject_usage and obj.get("usage") is not None and not obj.get("choices"):
+            return False, False
+        return True, False
+    kind = obj.get("type")
+    if fmt == "responses":
+        if kind == "error" or kind == "response.failed":
+            span.status = STATUS_ERROR
+        return True, kind in RESPONSES_TERMINAL or kind == "error"
+    # anthropic
+    if kind == "error":
+        span.status = STATUS_ERROR
+        return True, True
+    return True, kind == "message_stop"
+
+
+def error_event(fmt: str, exc: SpanlabError) -> bytes:
+    """The SSE event that tells a streaming client the stream failed."""
+    payload: dict[str, Any]
+    if fmt == "anthropic":
+        payload = {"type": "error", "error": {"type": "api_error", "message": exc.message}}
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+    if fmt == "responses":
+        payload = {
+            "type": "error",
+            "code": exc.code,
+            "message": exc.message,
+            "param": None,
+        }
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+    return b"data: " + exc.to_json() + b"\n\n"
+
+
+def _encode_headers(
+    headers: list[tuple[str, str]], span: Span, *extra: tuple[str, str]
+) -> list[tuple[bytes, bytes]]:
+    out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    out.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra)
+    out.append((b"x-spanlab-trace-id", span.context.trace_id.encode()))
+    out.append((b"x-spanlab-span-id", span.context.span_id.encode()))
+    return out
+
+
+async def send_error(sink: ResponseSink, exc: SpanlabError, span: Span | None = None) -> None:
+    body = exc.to_json()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    if span is not None:
+        headers.append((b"x-spanlab-trace-id", span.context.trace_id.encode()))
+        headers.append((b"x-spanlab-span-id", span.context.span_id.encode()))
+        span.response_body = body
+    await sink.start(exc.status_code, headers)
+    await sink.send(body)
+    await sink.end()
+
+
+# --- the HTTP side ----------------------------------------------------------------------
+
+
+class ASGISink:
+    __slots__ = ("_send", "client_gone", "started")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.client_gone = False
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        except OSError:
+            self.client_gone = True
+            raise
+
+    async def end(self) -> None:
+        try:
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            self.client_gone = True
+            raise
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:
+    """The whole request body, or `BodyTooLarge` as soon as it passes ``limit``."""
+    for name, value in headers:
+        if name == "content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise InvalidRequest("Invalid Content-Length header.") from None
+            if declared > limit:
+                raise BodyTooLarge(_too_large(limit))
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(_too_large(limit))
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> str:
+    mib = limit / (1024 * 1024)
+    size = f"{mib:g} MiB" if mib >= 1 and math.isclose(mib, round(mib)) else f"{limit} bytes"
+    return f"Request body is larger than max_body_bytes ({size})."
+
+
+class ProxyEndpoint:
+    """The ASGI app of one proxied path; the pipeline comes from the app's state."""
+
+    def __init__(self, operation: str, pipeline: Callable[[Scope], ProxyPipeline]) -> None:
+        self.operation = operation
+        self.pipeline = pipeline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pipeline = self.pipeline(scope)
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        sink = ASGISink(send)
+        request = ProxyRequest(
+            operation=self.operation,
+            method=scope["method"],
+            path=scope["path"],
+            headers=headers,
+            query=scope.get("query_string", b"").decode("latin-1"),
+        )
+        try:
+            request.body = await read_body(receive, headers, pipeline.settings.max_body_bytes)
+        except _ClientGone:
+            return
+        except SpanlabError as exc:
+            await pipeline.reject(request, exc, sink)
+            return
+
+        async with anyio.create_task_group() as tg:
+
+            async def watch_disconnect() -> None:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        sink.client_gone = True
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(watch_disconnect)
+            try:
+                await pipeline.handle(request, sink)
+            finally:
+                tg.cancel_scope.cancel()

@@ -1,0 +1,110 @@
+"""Redaction: secrets are removed before anything is stored or logged.
+
+Three layers, because a secret can hide in any of them:
+
+* header names (``authorization``, ``x-api-key``, cookies, cloud signing headers...);
+* query parameters and JSON body fields whose *name* says they hold a key;
+* known secret *values* (the configured provider keys, the client's own credential)
+  wherever they appear in the text about to be written, e.g. echoed back by an
+  upstream's error message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+REDACTED = "[REDACTED]"
+
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+        "x-auth-token",
+        "x-access-token",
+        "openai-api-key",
+        "anthropic-api-key",
+        "x-spanlab-key",
+    }
+)
+SECRET_HEADER_PREFIXES = ("x-amz-", "x-goog-", "x-ms-")
+# Name fragments that mark a header, query parameter or body field as a secret.
+# "token" alone is deliberately absent: it would catch max_tokens.
+_SECRET_NAME = re.compile(
+    r"(^|[-_])(api[-_]?key|apikey|secret|password|passwd|access[-_]?token|"
+    r"refresh[-_]?token|id[-_]?token|session[-_]?token|auth[-_]?token|bearer|"
+    r"signature|credential|credentials|private[-_]?key|secret[-_]?key)$",
+    re.IGNORECASE,
+)
+# Query parameters that carry keys under short names (Google's ``?key=``, signed URLs).
+SECRET_QUERY_PARAMS = frozenset({"key", "token", "sig", "signature", "code", "auth"})
+_MIN_SECRET_VALUE = 8
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    if lowered in SECRET_HEADERS or lowered.startswith(SECRET_HEADER_PREFIXES):
+        return True
+    return bool(_SECRET_NAME.search(lowered))
+
+
+def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers as a dict for storage, every secret-bearing value replaced."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        lowered = name.lower()
+        out[lowered] = REDACTED if is_secret_name(lowered) else value
+    return out
+
+
+def redact_query(query: str) -> str:
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode(
+        [
+            (k, REDACTED if k.lower() in SECRET_QUERY_PARAMS or is_secret_name(k) else v)
+            for k, v in pairs
+        ]
+    )
+
+
+def redact_body(value: Any) -> Any:
+    """A copy of a JSON value with secret-named fields replaced, at any depth."""
+    if isinstance(value, Mapping):
+        return {
+            # Only string values: a secret is a string, while a dict under a key-like
+            # name is more likely a tool's JSON schema, which must survive for replays.
+            k: (REDACTED if isinstance(v, str) and v and is_secret_name(k) else redact_body(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_body(v) for v in value]
+    return value
+
+
+def scrub_values(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of a known secret value in ``text``."""
+    for secret in secrets:
+        if len(secret) >= _MIN_SECRET_VALUE and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def credential_values(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The secret values a request carries in its headers (``Bearer x`` gives ``x`` too)."""
+    values: list[str] = []
+    for name, value in headers:
+        if is_secret_name(name) and value:
+            values.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token"):
+                values.append(token.strip())
+    return values

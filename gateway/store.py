@@ -1,0 +1,469 @@
+"""The store: one interface for spans (and, later, experiments), SQLite behind it.
+
+`Store` is the interface the rest of the gateway uses; `SQLiteStore` implements it
+with two aiosqlite connections: one writer (the background span writer and every
+management write go through it, so SQLite never sees two writers) and one reader.
+A PostgreSQL store can implement the same interface.
+
+Migrations are numbered SQL files (``0001_spans.sql``...) shipped inside the package;
+each is applied once, in order, in its own transaction, and recorded in
+``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from gateway.errors import InvalidRequest
+
+logger = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+SPAN_COLUMNS = (
+    "span_id",
+    "trace_id",
+    "parent_span_id",
+    "project_id",
+    "thread_id",
+    "run_id",
+    "label",
+    "tags",
+    "operation",
+    "method",
+    "path",
+    "provider",
+    "request_model",
+    "response_model",
+    "stream",
+    "status",
+    "http_status",
+    "start_us",
+    "end_us",
+    "duration_ms",
+    "ttft_ms",
+    "request",
+    "request_headers",
+    "query",
+    "response",
+    "response_headers",
+    "input_preview",
+    "output_text",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "error",
+    "attributes",
+    "links",
+)
+JSON_COLUMNS = frozenset(
+    {
+        "tags",
+        "request",
+        "request_headers",
+        "response",
+        "response_headers",
+        "error",
+        "attributes",
+        "links",
+    }
+)
+# Columns a span list returns: everything but the bodies and headers.
+SUMMARY_COLUMNS = tuple(
+    c
+    for c in SPAN_COLUMNS
+    if c not in {"request", "request_headers", "response", "response_headers", "query"}
+)
+STATS_GROUPS = {
+    "model": "COALESCE(request_model, response_model)",
+    "provider": "provider",
+    "thread": "thread_id",
+    "status": "status",
+    "hour": "strftime('%Y-%m-%dT%H:00:00Z', start_us / 1000000, 'unixepoch')",
+    "day": "strftime('%Y-%m-%d', start_us / 1000000, 'unixepoch')",
+}
+
+
+def migrations_source() -> Traversable:
+    """The migrations folder: inside the installed package, or the source tree's."""
+    packaged = resources.files("gateway").joinpath("migrations")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in migrations_source().iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFilter:
+    project: str | None = None
+    thread: str | None = None
+    run: str | None = None
+    trace: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    status: str | None = None
+    label: str | None = None
+    operation: str | None = None
+    text: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("project_id", self.project),
+            ("thread_id", self.thread),
+            ("run_id", self.run),
+            ("trace_id", self.trace),
+            ("provider", self.provider),
+            ("status", self.status),
+            ("label", self.label),
+            ("operation", self.operation),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.model is not None:
+            clauses.append("(request_model = ? OR response_model = ?)")
+            params += [self.model, self.model]
+        if self.text:
+            pattern = "%" + re.sub(r"([%_\\])", r"\\\1", self.text) + "%"
+            like = "LIKE ? ESCAPE '\\'"
+            clauses.append(
+                f"(input_preview {like} OR output_text {like} OR request {like} OR response {like})"
+            )
+            params += [pattern] * 4
+        if self.since_us is not None:
+            clauses.append("start_us >= ?")
+            params.append(self.since_us)
+        if self.until_us is not None:
+            clauses.append("start_us < ?")
+            params.append(self.until_us)
+        return (" AND ".join(clauses) or "1"), params
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def encode_cursor(start_us: int, span_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_us}:{span_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        start, _, span_id = base64.urlsafe_b64decode(padded).decode().partition(":")
+        return int(start), span_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest(f"Invalid cursor {cursor!r}", param="cursor") from None
+
+
+def iso_from_us(value: int | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+class Store(ABC):
+    """What the gateway needs from a database."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied."""
+
+    @abstractmethod
+    async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+
+    @abstractmethod
+    async def get_span(self, span_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def list_spans(
+        self, filters: SpanFilter, *, limit: int, cursor: str | None = None
+    ) -> Page: ...
+
+    @abstractmethod
+    async def get_trace(self, trace_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def list_threads(
+        self, *, project: str | None, limit: int, offset: int = 0
+    ) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def stats(self, group_by: str, filters: SpanFilter) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def count_spans(self) -> int: ...
+
+
+def _ensure_parent(path: str) -> None:
+    Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    # --- connections ---------------------------------------------------------------
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            await asyncio.to_thread(_ensure_parent, self.path)
+        self._writer = await self._connect()
+        mode = await (await self._writer.execute("PRAGMA journal_mode = WAL")).fetchone()
+        if mode is not None and mode[0] != "wal" and self.path != ":memory:":
+            logger.warning("SQLite refused WAL mode (got %s); concurrent reads may wait", mode[0])
+        await self.migrate()
+        self._reader = await self._connect() if self.path != ":memory:" else self._writer
+
+    async def close(self) -> None:
+        for conn in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
+            await conn.close()
+        self._reader = self._writer = None
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(await self.reader.execute_fetchall(sql, params))
+
+    async def _fetch_w(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(await self.writer.execute_fetchall(sql, params))
+
+    # --- migrations ----------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        conn = self.writer
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
+        done = {row[0] for row in rows}
+        applied = []
+        for version, name, sql in available_migrations():
+            if version in done:
+                continue
+            stamp = datetime.now(UTC).isoformat()
+            script = (
+                "BEGIN;\n"
+                + sql
+                + f"\n;INSERT INTO schema_migrations VALUES ({version}, '{name}', '{stamp}');"
+                + "\nCOMMIT;"
+            )
+            try:
+                await conn.executescript(script)
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+            applied.append(f"{version:04d}_{name}")
+            logger.info("applied migration %04d_%s", version, name)
+        return applied
+
+    async def applied_migrations(self) -> list[str]:
+        rows = await self._fetch_w("SELECT version, name FROM schema_migrations ORDER BY version")
+        return [f"{r[0]:04d}_{r[1]}" for r in rows]
+
+    # --- spans ---------------------------------------------------------------------
+
+    _INSERT_SPAN = (
+        f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)})"
+        f" VALUES ({', '.join('?' for _ in SPAN_COLUMNS)})"
+    )
+
+    async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> None:
+        rows = [tuple(record.get(c) for c in SPAN_COLUMNS) for record in records]
+        conn = self.writer
+        await conn.execute("BEGIN")
+        try:
+            await conn.executemany(self._INSERT_SPAN, rows)
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    async def get_span(self, span_id: str) -> dict[str, Any] | None:
+        rows = await self._fetch(
+            f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE span_id = ?", (span_id,)
+        )
+        return span_from_row(rows[0]) if rows else None
+
+    async def list_spans(
+        self, filters: SpanFilter, *, limit: int, cursor: str | None = None
+    ) -> Page:
+        where, params = filters.where()
+        if cursor:
+            start_us, span_id = decode_cursor(cursor)
+            where += " AND (start_us, span_id) < (?, ?)"
+            params += [start_us, span_id]
+        rows = await self._fetch(
+            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM spans WHERE {where}"
+            " ORDER BY start_us DESC, span_id DESC LIMIT ?",
+            (*params, limit + 1),
+        )
+        items = [span_from_row(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor(last["start_us"], last["span_id"])
+        return Page(items, next_cursor)
+
+    async def get_trace(self, trace_id: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM spans WHERE trace_id = ?"
+            " ORDER BY start_us, span_id",
+            (trace_id,),
+        )
+        return [span_from_row(r) for r in rows]
+
+    async def list_threads(
+        self, *, project: str | None, limit: int, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        where = "thread_id IS NOT NULL"
+        params: list[Any] = []
+        if project is not None:
+            where += " AND project_id = ?"
+            params.append(project)
+        rows = await self._fetch(
+            "SELECT thread_id, COUNT(*) AS calls,"
+            " SUM(status != 'ok') AS errors,"
+            " SUM(COALESCE(total_tokens, 0)) AS total_tokens,"
+            " SUM(cost_usd) AS cost_usd,"
+            " MIN(start_us) AS first_us, MAX(start_us) AS last_us,"
+            " GROUP_CONCAT(DISTINCT COALESCE(request_model, response_model)) AS models,"
+            " MAX(project_id) AS project_id"
+            f" FROM spans WHERE {where} GROUP BY thread_id"
+            " ORDER BY last_us DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [
+            {
+                "thread_id": r["thread_id"],
+                "project_id": r["project_id"],
+                "calls": r["calls"],
+                "errors": r["errors"],
+                "total_tokens": r["total_tokens"],
+                "cost_usd": r["cost_usd"],
+                "first_activity": iso_from_us(r["first_us"]),
+                "last_activity": iso_from_us(r["last_us"]),
+                "models": sorted(set((r["models"] or "").split(","))) if r["models"] else [],
+            }
+            for r in rows
+        ]
+
+    async def stats(self, group_by: str, filters: SpanFilter) -> list[dict[str, Any]]:
+        key = STATS_GROUPS.get(group_by)
+        if key is None:
+            raise InvalidRequest(
+                f"group_by must be one of {', '.join(STATS_GROUPS)}", param="group_by"
+            )
+        where, params = filters.where()
+        # Nearest-rank percentiles with window functions: the smallest duration whose
+        # rank reaches p * n within its group.
+        sql = f"""
+            WITH f AS (
+                SELECT {key} AS grp, status, duration_ms, ttft_ms, prompt_tokens,
+                       completion_tokens, total_tokens, cost_usd
+                FROM spans WHERE {where}
+            ),
+            r AS (
+                SELECT *, ROW_NUMBER() OVER (PARTITION BY grp ORDER BY duration_ms) AS rn,
+                       COUNT(duration_ms) OVER (PARTITION BY grp) AS n
+                FROM f
+            )
+            SELECT grp, COUNT(*) AS calls, SUM(status != 'ok') AS errors,
+                   SUM(COALESCE(prompt_tokens, 0)) AS prompt_tokens,
+                   SUM(COALESCE(completion_tokens, 0)) AS completion_tokens,
+                   SUM(COALESCE(total_tokens, 0)) AS total_tokens,
+                   SUM(cost_usd) AS cost_usd,
+                   AVG(duration_ms) AS latency_avg_ms,
+                   MIN(CASE WHEN duration_ms IS NOT NULL AND rn >= 0.5 * n
+                       THEN duration_ms END) AS latency_p50_ms,
+                   MIN(CASE WHEN duration_ms IS NOT NULL AND rn >= 0.95 * n
+                       THEN duration_ms END) AS latency_p95_ms,
+                   AVG(ttft_ms) AS ttft_avg_ms
+            FROM r GROUP BY grp ORDER BY calls DESC, grp
+        """
+        rows = await self._fetch(sql, params)
+        return [{"group": r["grp"], **{k: r[k] for k in r.keys() if k != "grp"}} for r in rows]  # noqa: SIM118
+
+    async def count_spans(self) -> int:
+        rows = await self._fetch("SELECT COUNT(*) FROM spans")
+        return int(rows[0][0])
+
+
+def span_from_row(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
+    """A stored span (a row, or a record about to be stored) as the API presents it."""
+    out: dict[str, Any] = {}
+    for key in row.keys():  # noqa: SIM118  (sqlite3.Row is not iterable by key)
+        value = row[key]
+        if key in JSON_COLUMNS and value is not None:
+            value = orjson.loads(value)
+        out[key] = value
+    out["stream"] = bool(out.get("stream"))
+    out["start_time"] = iso_from_us(out.get("start_us"))
+    out["end_time"] = iso_from_us(out.get("end_us"))
+    out["usage"] = {
+        "prompt_tokens": out.pop("prompt_tokens", None),
+        "completion_tokens": out.pop("completion_tokens", None),
+        "total_tokens": out.pop("total_tokens", None),
+        "cached_tokens": out.pop("cached_tokens", None),
+    }
+    return out

@@ -1,0 +1,140 @@
+"""The background span writer: the only path from a finished call to the database.
+
+The proxy hands a finished `Span` to `submit` (synchronous, never blocks, never drops)
+and returns to its client. The writer task drains the queue: when idle it stores a
+span at once; under load the spans that arrived during one transaction form the next
+batch (up to ``write_batch_size``). Deriving the assembled response, usage, cost and
+redaction (`capture.finalize` / `capture.to_record`) happens here too, off the
+request path.
+
+A failed write is retried with back-off, never dropped; while the queue is above
+``write_queue_max``, new calls wait at their start (`wait_for_room`) instead.
+`close` drains everything before returning, so a graceful shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gateway.capture import Span, finalize, to_record
+from gateway.metrics import Metrics
+from gateway.pricing import PriceTable
+from gateway.store import Store
+
+logger = logging.getLogger(__name__)
+
+WrittenCallback = Callable[[Sequence[Span], Sequence[dict[str, Any]]], None]
+
+
+class SpanWriter:
+    def __init__(
+        self,
+        store: Store,
+        prices: PriceTable,
+        metrics: Metrics,
+        *,
+        batch_size: int = 500,
+        queue_max: int = 100_000,
+        on_written: WrittenCallback | None = None,
+    ) -> None:
+        self.store = store
+        self.prices = prices
+        self.metrics = metrics
+        self.batch_size = max(1, batch_size)
+        self.queue_max = max(1, queue_max)
+        self.on_written = on_written
+        self._queue: deque[Span] = deque()
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.written = 0
+        metrics.bind_queue_depth(lambda: len(self._queue))
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="spanlab-span-writer")
+
+    def submit(self, span: Span) -> None:
+        """Queue a finished span. Synchronous so it also works from a cancelled task."""
+        self._queue.append(span)
+        self._idle.clear()
+        if len(self._queue) >= self.queue_max:
+            self._room.clear()
+        self._wakeup.set()
+
+    async def wait_for_room(self) -> None:
+        """Back-pressure: a new call waits here while the queue is full."""
+        if not self._room.is_set():
+            await self._room.wait()
+
+    async def flush(self) -> None:
+        """Wait until every span submitted so far is stored."""
+        if self._queue or not self._idle.is_set():
+            self._wakeup.set()
+            await self._idle.wait()
+
+    async def close(self) -> None:
+        """Store everything queued, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = [
+                    self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))
+                ]
+                try:
+                    records = self._prepare(batch)
+                    await self.store.insert_spans(records)
+                except asyncio.CancelledError:
+                    self._queue.extendleft(reversed(batch))
+                    raise
+                except Exception:
+                    # Put the batch back at the front: order and completeness are kept.
+                    self._queue.extendleft(reversed(batch))
+                    self.metrics.write_errors.inc()
+                    logger.exception(
+                        "storing %d spans failed; retrying in %.2fs", len(batch), backoff
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.05
+                self.written += len(batch)
+                self.metrics.spans_written.inc(len(batch))
+                if len(self._queue) < self.queue_max:
+                    self._room.set()
+                if self.on_written is not None:
+                    try:
+                        self.on_written(batch, records)
+                    except Exception:
+                        logger.exception("span written callback failed")
+            self._idle.set()
+            if self._closing and not self._queue:
+                return
+
+    def _prepare(self, batch: list[Span]) -> list[dict[str, Any]]:
+        records = []
+        for span in batch:
+            finalize(span, self.prices)
+            records.append(to_record(span))
+        return records
