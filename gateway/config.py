@@ -54,7 +54,9 @@ SETTINGS: tuple[Setting, ...] = (
         "default_provider",
         "openai",
         "Provider for a bare model name that neither a provider prefix nor [models] routes."
-        ' Empty ("") makes such a request fail with 404 model_not_found.',
+        ' Empty ("") makes such a request fail with 404 model_not_found. When the'
+        ' providers table has no "openai", the default is the only provider, if there'
+        " is just one, else empty.",
         "proxy",
     ),
     Setting(
@@ -220,6 +222,11 @@ class Settings:
         values["providers"] = _parse_providers(providers_raw, where)
         values["models"] = _parse_models(raw.get("models", {}), values["providers"], where)
         values["prices"] = _parse_prices(raw.get("prices", {}), where)
+        if "default_provider" not in values and "openai" not in values["providers"]:
+            # The built-in default names a provider this config does not have: with a
+            # single provider that one is the obvious default, otherwise there is none.
+            only = list(values["providers"])
+            values["default_provider"] = only[0] if len(only) == 1 else ""
         settings = cls(**values, source=source)
         if settings.default_provider and settings.default_provider not in settings.providers:
             raise ConfigError(

@@ -1,0 +1,207 @@
+"""Stream assembly, usage, pricing and redaction: the pure parts of capture."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.capture import (
+    SpanContext,
+    assemble_stream,
+    normalize_usage,
+    output_text,
+)
+from gateway.config import Price
+from gateway.pricing import PriceTable
+from gateway.redaction import (
+    REDACTED,
+    credential_values,
+    redact_body,
+    redact_headers,
+    redact_query,
+    scrub_values,
+)
+from gateway.sse import SSESplitter, parse_event
+
+
+def test_sse_splitter_handles_any_chunking() -> None:
+    stream = b'data: {"a": 1}\n\n: comment\n\ndata: x\r\n\r\nevent: e\ndata: 1\ndata: 2\n\n'
+    for size in (1, 2, 3, 7, len(stream)):
+        splitter = SSESplitter()
+        events: list[bytes] = []
+        for i in range(0, len(stream), size):
+            events += splitter.feed(stream[i : i + size])
+        assert b"".join(events) == stream
+        assert [parse_event(e).data for e in events] == ['{"a": 1}', "", "x", "1\n2"]
+        assert parse_event(events[3]).event == "e"
+        assert splitter.tail == b""
+
+
+def test_anthropic_stream_is_assembled() -> None:
+    events = [
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-3-5-haiku",
+                "content": [],
+                "usage": {"input_tokens": 10, "output_tokens": 1},
+            },
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi "}},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "there"},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "tool_use", "id": "tu_1", "name": "lookup", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '{"q": '},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '"x"}'},
+        },
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use"},
+            "usage": {"output_tokens": 15},
+        },
+        {"type": "message_stop"},
+    ]
+    message, error = assemble_stream("anthropic", events)
+    assert error is None
+    assert message["content"] == [
+        {"type": "text", "text": "Hi there"},
+        {"type": "tool_use", "id": "tu_1", "name": "lookup", "input": {"q": "x"}},
+    ]
+    assert message["stop_reason"] == "tool_use"
+    assert message["usage"] == {"input_tokens": 10, "output_tokens": 15}
+    assert output_text(message) == "Hi there"
+
+
+def test_chat_stream_error_chunk_is_reported() -> None:
+    _, error = assemble_stream("chat", [{"error": {"message": "overloaded"}}])
+    assert error == {"message": "overloaded"}
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        (
+            {
+                "prompt_tokens": 10,
+                "completion_tokens": 5,
+                "total_tokens": 15,
+                "prompt_tokens_details": {"cached_tokens": 4},
+            },
+            (10, 5, 15, 4),
+        ),
+        (
+            {
+                "input_tokens": 7,
+                "output_tokens": 3,
+                "total_tokens": 10,
+                "input_tokens_details": {"cached_tokens": 2},
+            },
+            (7, 3, 10, 2),
+        ),
+        (
+            {
+                "input_tokens": 7,
+                "output_tokens": 3,
+                "cache_read_input_tokens": 100,
+                "cache_creation_input_tokens": 20,
+            },
+            (127, 3, 130, 100),
+        ),
+        ({"prompt_tokens": 3}, (3, None, 3, None)),
+        ({}, (None, None, None, None)),
+    ],
+)
+def test_usage_normalization(usage: dict[str, object], expected: tuple[object, ...]) -> None:
+    assert normalize_usage(usage) == expected
+
+
+def test_pricing_known_snapshot_unknown_and_override() -> None:
+    prices = PriceTable({"my-model": Price(input=1.0, output=2.0)})
+    assert prices.cost("gpt-4o", 1_000_000, 1_000_000) == pytest.approx(12.5)
+    # Dated snapshots and -latest aliases take their family's price.
+    assert prices.cost("gpt-4o-2024-08-06", 1_000_000, 0) == pytest.approx(2.5)
+    assert prices.cost("claude-3-5-sonnet-20241022", 0, 1_000_000) == pytest.approx(15.0)
+    assert prices.cost("openai/gpt-4o-mini", 1_000_000, 0) == pytest.approx(0.15)
+    # Cached prompt tokens are billed at the cached rate.
+    assert prices.cost("gpt-4o", 1_000_000, 0, 1_000_000) == pytest.approx(1.25)
+    assert prices.cost("my-model", 1_000_000, 1_000_000) == pytest.approx(3.0)
+    # Unknown models have no cost rather than a wrong one.
+    assert prices.cost("gpt-4o-audio-preview", 100, 100) is None
+    assert prices.cost("llama3", 100, 100) is None
+    assert prices.cost("gpt-4o", None, None) is None
+
+
+def test_redaction_of_headers_query_and_body() -> None:
+    headers = redact_headers(
+        [
+            ("Authorization", "Bearer sk-1"),
+            ("X-Api-Key", "k"),
+            ("Cookie", "c"),
+            ("x-amz-security-token", "t"),
+            ("api-key", "azure"),
+            ("x-goog-api-key", "g"),
+            ("content-type", "application/json"),
+            ("x-thread-id", "t1"),
+        ]
+    )
+    assert headers == {
+        "authorization": REDACTED,
+        "x-api-key": REDACTED,
+        "cookie": REDACTED,
+        "x-amz-security-token": REDACTED,
+        "api-key": REDACTED,
+        "x-goog-api-key": REDACTED,
+        "content-type": "application/json",
+        "x-thread-id": "t1",
+    }
+    assert redact_query("api_key=abc&key=def&model=x") == (
+        "api_key=%5BREDACTED%5D&key=%5BREDACTED%5D&model=x"
+    )
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "api_key": "sk-body",
+        "nested": {"client_secret": "s", "apiKey": "k2", "prompt_cache_key": "user-1"},
+        "tools": [{"parameters": {"properties": {"api_key": {"type": "string"}}}}],
+    }
+    assert redact_body(body) == {
+        "model": "m",
+        "max_tokens": 10,
+        "api_key": REDACTED,
+        "nested": {"client_secret": REDACTED, "apiKey": REDACTED, "prompt_cache_key": "user-1"},
+        # A tool's schema that merely names a key field survives, for replays.
+        "tools": [{"parameters": {"properties": {"api_key": {"type": "string"}}}}],
+    }
+
+
+def test_secret_values_are_scrubbed_wherever_they_appear() -> None:
+    values = credential_values([("authorization", "Bearer sk-live-abcdef123456")])
+    assert "sk-live-abcdef123456" in values
+    text = '{"error": "Incorrect API key provided: sk-live-abcdef123456"}'
+    assert scrub_values(text, values) == '{"error": "Incorrect API key provided: [REDACTED]"}'
+    assert scrub_values("short", ["abc"]) == "short"  # too short to be a key: left alone
+
+
+def test_grouping_headers() -> None:
+    ctx = SpanContext.from_headers({"x-tags": "a=1&b=two%20words&=skip", "x-run-id": " r1 "})
+    assert ctx.tags == {"a": "1", "b": "two words"}
+    assert ctx.run_id == "r1"
+    assert ctx.traceparent() == f"00-{ctx.trace_id}-{ctx.span_id}-01"

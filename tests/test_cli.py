@@ -1,0 +1,108 @@
+"""The command line, through click's CliRunner."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+from click.testing import CliRunner, Result
+
+from gateway.cli import cli
+from gateway.config import example_toml
+from tests.conftest import GatewayFactory
+
+
+class ThreadedRunner:
+    """CliRunner.invoke off the event loop: the CLI runs its own asyncio.run."""
+
+    async def invoke(self, *args: Any, **kwargs: Any) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, *args, **kwargs)
+
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What is 2+2?"}]}
+
+
+async def populate(make_gateway: GatewayFactory) -> tuple[str, list[str]]:
+    gw = await make_gateway()
+    ids = []
+    for i in range(3):
+        r = await gw.client.post(
+            "/v1/chat/completions", json=CHAT, headers={"x-thread-id": f"t{i % 2}"}
+        )
+        ids.append(r.headers["x-spanlab-span-id"])
+    await gw.flush()
+    return gw.state.settings.db, ids
+
+
+async def test_spans_list_and_show(make_gateway: GatewayFactory) -> None:
+    db, ids = await populate(make_gateway)
+    runner = ThreadedRunner()
+    result = await runner.invoke(cli, ["spans", "list", "--db", db, "--json"])
+    assert result.exit_code == 0, result.output
+    listed = orjson.loads(result.output)
+    assert [s["span_id"] for s in listed] == ids[::-1]
+
+    result = await runner.invoke(cli, ["spans", "list", "--db", db, "--thread", "t0", "--json"])
+    assert {s["span_id"] for s in orjson.loads(result.output)} == {ids[0], ids[2]}
+
+    result = await runner.invoke(cli, ["spans", "list", "--db", db])
+    assert result.exit_code == 0
+    assert ids[0] in result.output and "What is 2+2?" in result.output
+
+    result = await runner.invoke(cli, ["spans", "show", ids[1], "--db", db, "--json"])
+    assert result.exit_code == 0
+    span = orjson.loads(result.output)
+    assert span["output_text"] == "Hello there!"
+    assert span["request"] == CHAT
+
+    result = await runner.invoke(cli, ["spans", "show", ids[1], "--db", db])
+    assert result.exit_code == 0
+    assert "Hello there!" in result.output and "gpt-4o-mini" in result.output
+
+
+def test_errors_exit_non_zero_with_a_message(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["spans", "list", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 1
+    assert "No database" in result.output
+
+    db = str(tmp_path / "x.db")
+    assert runner.invoke(cli, ["migrate", "--db", db]).exit_code == 0
+    result = runner.invoke(cli, ["spans", "show", "ffffffffffffffff", "--db", db])
+    assert result.exit_code == 1
+    assert "No span" in result.output
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = 'x'")
+    result = runner.invoke(cli, ["spans", "list", "--config", str(bad)])
+    assert result.exit_code == 1
+    assert "port" in result.output
+
+    result = runner.invoke(cli, ["spans", "list", "--db", db, "--limit", "0"])
+    assert result.exit_code == 2
+
+
+def test_migrate_creates_and_reports(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "spanlab.db"
+    result = CliRunner().invoke(cli, ["migrate", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "0001_spans" in result.output
+    assert db.exists()
+
+
+def test_config_example_and_show(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["config", "example"])
+    assert result.output == example_toml()
+    result = runner.invoke(
+        cli,
+        ["config", "show"],
+        env={"SPANLAB_PORT": "9123", "OPENAI_API_KEY": "sk-should-not-show"},
+    )
+    assert result.exit_code == 0
+    shown = orjson.loads(result.output)
+    assert shown["port"] == 9123
+    assert shown["providers"]["openai"]["api_key_set"] is True
+    assert "sk-should-not-show" not in result.output

@@ -1,0 +1,526 @@
+"""The proxy path in process: forwarding, routing, streaming, errors, capture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import Gateway, GatewayFactory
+from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse, stream_response
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def data_events(body: bytes) -> list[bytes]:
+    return [line[6:] for line in body.split(b"\n") if line.startswith(b"data: ")]
+
+
+async def test_non_streaming_call_is_forwarded_and_captured(gateway: Gateway) -> None:
+    r = await gateway.client.post(
+        "/v1/chat/completions",
+        json={**CHAT, "temperature": 0.3, "seed": 7, "unknown_field": {"x": 1}},
+        headers={
+            "authorization": "Bearer sk-client",
+            "x-thread-id": "thread-1",
+            "x-label": "smoke",
+            "x-tags": "env=test&team=core",
+            "x-project-id": "proj",
+        },
+    )
+    assert r.status_code == 200
+    assert r.json() == chat_completion()
+    upstream = gateway.upstream.last
+    assert str(upstream.url) == "http://upstream.test/v1/chat/completions"
+    # The body goes upstream exactly as sent, unknown fields included.
+    assert gateway.upstream.bodies[-1] == {
+        **CHAT,
+        "temperature": 0.3,
+        "seed": 7,
+        "unknown_field": {"x": 1},
+    }
+    # No configured key: the client's own credential is forwarded.
+    assert upstream.headers["authorization"] == "Bearer sk-client"
+
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["trace_id"] == r.headers["x-spanlab-trace-id"]
+    assert len(span["trace_id"]) == 32 and len(span["span_id"]) == 16
+    assert span["status"] == "ok"
+    assert span["http_status"] == 200
+    assert span["provider"] == "openai"
+    assert span["request_model"] == "gpt-4o-mini"
+    assert span["response_model"] == "gpt-4o-mini-2024-07-18"
+    assert span["output_text"] == "Hello there!"
+    assert span["finish_reason"] == "stop"
+    assert span["usage"] == {
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
+        "total_tokens": 15,
+        "cached_tokens": None,
+    }
+    # gpt-4o-mini: $0.15 / 1M in, $0.60 / 1M out.
+    assert span["cost_usd"] == pytest.approx((12 * 0.15 + 3 * 0.60) / 1e6)
+    assert span["thread_id"] == "thread-1"
+    assert span["label"] == "smoke"
+    assert span["project_id"] == "proj"
+    assert span["tags"] == {"env": "test", "team": "core"}
+    assert span["request"]["unknown_field"] == {"x": 1}
+    assert span["request_headers"]["authorization"] == "[REDACTED]"
+    assert span["input_preview"] == "hi"
+    assert span["duration_ms"] >= 0
+    assert span["otel_attributes"]["gen_ai.request.temperature"] == 0.3
+    assert span["otel_attributes"]["gen_ai.usage.input_tokens"] == 12
+
+
+async def test_traceparent_is_honoured_and_replaced_upstream(gateway: Gateway) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = "00f067aa0ba902b7"
+    r = await gateway.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"traceparent": f"00-{trace_id}-{parent}-01"}
+    )
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["trace_id"] == trace_id
+    assert span["parent_span_id"] == parent
+    # Upstream sees this span as its parent.
+    assert gateway.upstream.last.headers["traceparent"] == f"00-{trace_id}-{span['span_id']}-01"
+
+
+async def test_invalid_traceparent_starts_a_new_trace(gateway: Gateway) -> None:
+    r = await gateway.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"traceparent": "garbage"}
+    )
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["parent_span_id"] is None
+    assert len(span["trace_id"]) == 32
+
+
+async def test_provider_prefix_routes_and_is_stripped(gateway: Gateway) -> None:
+    r = await gateway.client.post("/v1/chat/completions", json={**CHAT, "model": "local/llama3"})
+    assert r.status_code == 200
+    assert str(gateway.upstream.last.url) == "http://local.test/v1/chat/completions"
+    assert gateway.upstream.bodies[-1]["model"] == "llama3"
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["provider"] == "local"
+    assert span["request_model"] == "local/llama3"
+    assert span["request"]["model"] == "llama3"  # as sent upstream
+
+
+async def test_slash_in_a_bare_model_name_is_not_a_provider(gateway: Gateway) -> None:
+    r = await gateway.client.post(
+        "/v1/chat/completions", json={**CHAT, "model": "meta-llama/Llama-3-8b"}
+    )
+    assert r.status_code == 200
+    assert str(gateway.upstream.last.url).startswith("http://upstream.test/")
+    assert gateway.upstream.bodies[-1]["model"] == "meta-llama/Llama-3-8b"
+
+
+async def test_model_map_routes_bare_names(make_gateway: GatewayFactory) -> None:
+    gw = await make_gateway(models={"fast": "local/tiny-model"})
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "model": "fast"})
+    assert r.status_code == 200
+    assert str(gw.upstream.last.url) == "http://local.test/v1/chat/completions"
+    assert gw.upstream.bodies[-1]["model"] == "tiny-model"
+
+
+async def test_configured_key_replaces_the_client_credential(
+    make_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_PROVIDER_KEY", "sk-configured-provider-key")
+    gw = await make_gateway(
+        providers={
+            "openai": {
+                "kind": "openai",
+                "base_url": "http://upstream.test/v1",
+                "api_key_env": "TEST_PROVIDER_KEY",
+            }
+        }
+    )
+    r = await gw.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer sk-client"}
+    )
+    assert r.status_code == 200
+    assert gw.upstream.last.headers.get_list("authorization") == [
+        "Bearer sk-configured-provider-key"
+    ]
+
+
+async def test_hop_by_hop_and_connection_named_headers_are_not_forwarded(
+    gateway: Gateway,
+) -> None:
+    await gateway.client.post(
+        "/v1/chat/completions",
+        json=CHAT,
+        headers={
+            "connection": "keep-alive, x-private-hop",
+            "x-private-hop": "secret-route",
+            "te": "trailers",
+            "keep-alive": "timeout=5",
+            "x-custom": "kept",
+            "x-spanlab-provider": "openai",
+        },
+    )
+    sent = gateway.upstream.last.headers
+    assert "x-private-hop" not in sent
+    assert "te" not in sent
+    assert "keep-alive" not in sent
+    assert "x-spanlab-provider" not in sent
+    assert sent["x-custom"] == "kept"
+
+
+async def test_streaming_forwards_every_event_and_assembles_the_span(gateway: Gateway) -> None:
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    r = await gateway.client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    usage = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+    # The client asked for usage: it sees exactly what the upstream sent.
+    assert r.content == b"".join(sse(chat_chunks(["Hel", "lo", "!"], usage=usage)))
+    assert gateway.upstream.bodies[-1] == body
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["stream"] is True
+    assert span["status"] == "ok"
+    assert span["output_text"] == "Hello!"
+    assert span["finish_reason"] == "stop"
+    assert span["usage"]["total_tokens"] == 15
+    assert span["ttft_ms"] is not None and span["ttft_ms"] <= span["duration_ms"]
+    assert span["response"]["object"] == "chat.completion"
+    assert span["response"]["choices"][0]["message"] == {"role": "assistant", "content": "Hello!"}
+
+
+async def test_stream_without_usage_asks_upstream_and_hides_the_usage_chunk(
+    gateway: Gateway,
+) -> None:
+    r = await gateway.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200
+    assert gateway.upstream.bodies[-1]["stream_options"] == {"include_usage": True}
+    events = data_events(r.content)
+    assert events[-1] == b"[DONE]"
+    chunks = [orjson.loads(e) for e in events[:-1]]
+    assert all(chunk["choices"] for chunk in chunks), "usage-only chunk reached the client"
+    assert r.content == b"".join(sse(chat_chunks(["Hel", "lo", "!"])))
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["usage"]["total_tokens"] == 15  # captured all the same
+
+
+async def test_streamed_tool_calls_are_joined(make_gateway: GatewayFactory) -> None:
+    base = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o"}
+
+    def tool_delta(index: int, **fields: Any) -> dict[str, Any]:
+        return {
+            **base,
+            "choices": [{"index": 0, "delta": {"tool_calls": [{"index": index, **fields}]}}],
+        }
+
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
+        tool_delta(
+            0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""}
+        ),
+        tool_delta(0, function={"arguments": '{"city": '}),
+        tool_delta(0, function={"arguments": '"Paris"}'}),
+        tool_delta(
+            1, id="call_b", type="function", function={"name": "get_time", "arguments": "{}"}
+        ),
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        {
+            **base,
+            "choices": [],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 20, "total_tokens": 50},
+        },
+    ]
+    upstream = FakeUpstream(handler=lambda request: stream_response(sse(chunks)))
+    gw = await make_gateway(upstream)
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    message = span["response"]["choices"][0]["message"]
+    assert message["tool_calls"] == [
+        {
+            "id": "call_a",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        },
+        {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
+    ]
+    assert span["finish_reason"] == "tool_calls"
+    assert span["usage"]["total_tokens"] == 50
+
+
+@pytest.mark.parametrize(
+    ("events", "code", "output"),
+    [
+        (sse(chat_chunks(["a", "b"]), done=False), "upstream_stream_truncated", "ab"),
+        (
+            [*sse(chat_chunks(["a"]), done=False), b"data: {not json\n\n", b"data: [DONE]\n\n"],
+            "upstream_stream_malformed",
+            "a",
+        ),
+        (
+            [*sse(chat_chunks(["a"]), done=False), b'data: {"choices": [{"ind'],
+            "upstream_stream_truncated",
+            "a",
+        ),
+    ],
+    ids=["no-done", "malformed", "cut-mid-event"],
+)
+async def test_broken_streams_end_with_an_error_event_not_done(
+    make_gateway: GatewayFactory, events: list[bytes], code: str, output: str
+) -> None:
+    upstream = FakeUpstream(handler=lambda request: stream_response(events))
+    gw = await make_gateway(upstream)
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200  # the stream had started
+    sent = data_events(r.content)
+    assert b"[DONE]" not in sent
+    error = orjson.loads(sent[-1])["error"]
+    assert error["code"] == code
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["error"]["code"] == code
+    assert span["output_text"] == output
+
+
+async def test_reset_mid_stream_is_an_error_with_partial_output(
+    make_gateway: GatewayFactory,
+) -> None:
+    events = sse(chat_chunks(["one ", "two ", "three"]))
+    upstream = FakeUpstream(handler=lambda request: stream_response(events, fail_after=3))
+    gw = await make_gateway(upstream)
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert b"[DONE]" not in r.content
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["error"]["code"] == "upstream_stream_truncated"
+    assert span["output_text"] == "one two "
+
+
+async def test_upstream_errors_pass_through_with_status_body_and_retry_after(
+    make_gateway: GatewayFactory,
+) -> None:
+    error_body = {
+        "error": {
+            "message": "Rate limit reached",
+            "type": "requests",
+            "code": "rate_limit_exceeded",
+            "param": None,
+        }
+    }
+    upstream = FakeUpstream(
+        handler=lambda request: httpx.Response(429, json=error_body, headers={"retry-after": "7"})
+    )
+    gw = await make_gateway(upstream)
+    r = await gw.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 429
+    assert r.json() == error_body
+    assert r.headers["retry-after"] == "7"
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["http_status"] == 429
+    assert span["error"]["message"] == "Rate limit reached"
+
+
+async def test_upstream_error_while_streaming_is_passed_through(
+    make_gateway: GatewayFactory,
+) -> None:
+    upstream = FakeUpstream(
+        handler=lambda request: httpx.Response(500, json={"error": {"message": "boom"}})
+    )
+    gw = await make_gateway(upstream)
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 500
+    assert r.json() == {"error": {"message": "boom"}}
+
+
+def _raise(exc: Exception) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (httpx.ConnectError("connection refused"), 502, "upstream_unreachable"),
+        (httpx.ConnectTimeout("connect timed out"), 504, "upstream_timeout"),
+        (httpx.ReadTimeout("read timed out"), 504, "upstream_timeout"),
+        (httpx.RemoteProtocolError("server disconnected"), 502, "upstream_unreachable"),
+    ],
+)
+async def test_transport_failures_map_to_502_and_504(
+    make_gateway: GatewayFactory, exc: Exception, status: int, code: str
+) -> None:
+    gw = await make_gateway(FakeUpstream(handler=_raise(exc)))
+    r = await gw.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == status
+    error = r.json()["error"]
+    assert error["code"] == code
+    assert set(error) == {"message", "type", "code", "param"}
+    assert "openai" in error["message"]
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["http_status"] == status
+    assert span["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "needle"),
+    [
+        (b"{not json", 400, "invalid_json", "not valid JSON"),
+        (b"[1, 2]", 400, "invalid_json", "JSON object"),
+        (b"", 400, "invalid_json", "empty"),
+        (b'{"messages": []}', 400, "missing_model", "model"),
+        (b'{"model": 5, "messages": []}', 400, "invalid_request", "string"),
+    ],
+)
+async def test_bad_requests_get_a_clear_error_and_a_span(
+    gateway: Gateway, body: bytes, status: int, code: str, needle: str
+) -> None:
+    r = await gateway.client.post(
+        "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == status
+    error = r.json()["error"]
+    assert error["code"] == code
+    assert needle in error["message"]
+    assert gateway.upstream.requests == []
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["error"]["code"] == code
+
+
+async def test_unknown_model_without_default_provider_is_404(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(default_provider="")
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "model": "mystery"})
+    assert r.status_code == 404
+    error = r.json()["error"]
+    assert error["code"] == "model_not_found"
+    assert "provider/model" in error["message"]
+    assert gw.upstream.requests == []
+
+
+async def test_unknown_provider_header_is_404(gateway: Gateway) -> None:
+    r = await gateway.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"x-spanlab-provider": "nope"}
+    )
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "provider_not_found"
+
+
+async def test_body_over_the_limit_is_413_before_any_upstream_call(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(max_body_bytes=1024)
+    big = {**CHAT, "messages": [{"role": "user", "content": "x" * 2000}]}
+    r = await gw.client.post("/v1/chat/completions", json=big)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "request_too_large"
+    assert gw.upstream.requests == []
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["http_status"] == 413
+
+
+@pytest.mark.parametrize(
+    ("path", "operation", "payload"),
+    [
+        ("/v1/embeddings", "embeddings", {"model": "text-embedding-3-small", "input": "hello"}),
+        ("/v1/completions", "completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "Say"}),
+        ("/v1/responses", "responses", {"model": "gpt-4o", "input": "Tell me"}),
+    ],
+)
+async def test_other_endpoints_are_forwarded_and_captured(
+    make_gateway: GatewayFactory, path: str, operation: str, payload: dict[str, Any]
+) -> None:
+    answer = {
+        "object": "list",
+        "data": [{"embedding": [0.1, 0.2]}],
+        "model": payload["model"],
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }
+    gw = await make_gateway(FakeUpstream(handler=lambda request: httpx.Response(200, json=answer)))
+    r = await gw.client.post(path, json=payload)
+    assert r.status_code == 200
+    assert r.json() == answer
+    assert str(gw.upstream.last.url) == "http://upstream.test" + path
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["operation"] == operation
+    assert span["usage"]["prompt_tokens"] == 2
+    assert span["input_preview"] == (payload.get("input") or payload.get("prompt"))
+
+
+async def test_models_list_is_forwarded(make_gateway: GatewayFactory) -> None:
+    models = {"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]}
+    gw = await make_gateway(FakeUpstream(handler=lambda request: httpx.Response(200, json=models)))
+    r = await gw.client.get("/v1/models", headers={"authorization": "Bearer sk-x"})
+    assert r.status_code == 200
+    assert r.json() == models
+    assert gw.upstream.last.method == "GET"
+    assert str(gw.upstream.last.url) == "http://upstream.test/v1/models"
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["operation"] == "models"
+
+
+async def test_responses_api_stream_is_assembled(make_gateway: GatewayFactory) -> None:
+    final = {
+        "id": "resp_1",
+        "object": "response",
+        "status": "completed",
+        "model": "gpt-4o",
+        "output": [
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "Hi!"}],
+            }
+        ],
+        "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7},
+    }
+    events = [
+        b'event: response.created\ndata: {"type": "response.created", "response": {"id": "r"}}\n\n',
+        b'event: response.output_text.delta\ndata: {"type": "response.output_text.delta", '
+        b'"delta": "Hi!"}\n\n',
+        b"event: response.completed\ndata: "
+        + orjson.dumps({"type": "response.completed", "response": final})
+        + b"\n\n",
+    ]
+    gw = await make_gateway(FakeUpstream(handler=lambda request: stream_response(events)))
+    r = await gw.client.post(
+        "/v1/responses", json={"model": "gpt-4o", "input": "x", "stream": True}
+    )
+    assert r.content == b"".join(events)
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "ok"
+    assert span["output_text"] == "Hi!"
+    assert span["usage"]["total_tokens"] == 7
+    assert span["finish_reason"] == "completed"
+
+
+async def test_capture_off_forwards_without_spans(make_gateway: GatewayFactory) -> None:
+    gw = await make_gateway(capture=False)
+    r = await gw.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 200
+    await gw.flush()
+    assert await gw.state.store.count_spans() == 0
+
+
+async def test_concurrent_calls_give_exactly_one_span_each(gateway: Gateway) -> None:
+    import asyncio
+
+    async def call(i: int) -> str:
+        body = {**CHAT, "stream": i % 2 == 0}
+        r = await gateway.client.post(
+            "/v1/chat/completions", json=body, headers={"x-thread-id": "burst"}
+        )
+        assert r.status_code == 200
+        return r.headers["x-spanlab-span-id"]
+
+    ids = await asyncio.gather(*(call(i) for i in range(60)))
+    await gateway.flush()
+    r = await gateway.client.get("/spans", params={"thread": "burst", "limit": 1000})
+    stored = [s["span_id"] for s in r.json()["data"]]
+    assert sorted(stored) == sorted(ids)
+    assert len(set(ids)) == 60

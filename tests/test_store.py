@@ -1,0 +1,170 @@
+"""The SQLite store: migrations from a blank database, filters, pagination, stats."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.capture import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
+from gateway.errors import InvalidRequest
+from gateway.pricing import PriceTable
+from gateway.store import SpanFilter, SQLiteStore, available_migrations
+
+T0 = 1_700_000_000_000_000  # µs
+
+
+def make_span(i: int, **fields: Any) -> dict[str, Any]:
+    ctx = SpanContext(
+        trace_id=fields.pop("trace_id", new_trace_id()),
+        span_id=new_span_id(),
+        thread_id=fields.pop("thread_id", None),
+        label=fields.pop("label", None),
+        project_id=fields.pop("project_id", None),
+    )
+    duration_us = fields.pop("duration_us", 1000 * (i + 1))
+    span = Span(
+        context=ctx,
+        operation="chat",
+        method="POST",
+        path="/v1/chat/completions",
+        start_us=T0 + i * 1_000_000,
+        provider=fields.pop("provider", "openai"),
+        request_model=fields.pop("model", "gpt-4o-mini"),
+        request={
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": fields.pop("text", f"question {i}")}],
+        },
+        response_body=b'{"model": "gpt-4o-mini", "choices": [{"message": {"role": "assistant",'
+        b' "content": "answer"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 10,'
+        b' "completion_tokens": 5, "total_tokens": 15}}',
+        http_status=200,
+        status=fields.pop("status", "ok"),
+    )
+    span.end_us = span.start_us + duration_us
+    assert not fields, fields
+    finalize(span, PriceTable())
+    return to_record(span)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(str(tmp_path / "sub" / "dir" / "test.db"))
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_migrations_from_a_blank_database(tmp_path: Path) -> None:
+    path = tmp_path / "blank.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    applied = await store.applied_migrations()
+    assert applied == [f"{v:04d}_{name}" for v, name, _ in available_migrations()]
+    assert applied[0] == "0001_spans"
+    assert await store.migrate() == []  # idempotent
+    await store.close()
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"spans", "projects", "schema_migrations"} <= tables
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_failed_migration_leaves_nothing_half_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import store as store_module
+
+    good = available_migrations()
+    broken = (9999, "broken", "CREATE TABLE half_made (x INTEGER); SELECT * FROM no_such_table;")
+    monkeypatch.setattr(store_module, "available_migrations", lambda: [*good, broken])
+    store = SQLiteStore(str(tmp_path / "m.db"))
+    with pytest.raises(sqlite3.Error):
+        await store.open()
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "m.db")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    conn.close()
+    assert "half_made" not in tables
+    assert 9999 not in versions
+    assert "spans" in tables  # the good ones stay applied
+
+
+async def test_cursor_pagination_walks_every_span_once(store: SQLiteStore) -> None:
+    records = [make_span(i) for i in range(23)]
+    await store.insert_spans(records)
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await store.list_spans(SpanFilter(), limit=5, cursor=cursor)
+        seen += [s["span_id"] for s in page.items]
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 5
+    newest_first = [r["span_id"] for r in sorted(records, key=lambda r: -r["start_us"])]
+    assert seen == newest_first
+
+
+async def test_filters(store: SQLiteStore) -> None:
+    await store.insert_spans(
+        [
+            make_span(0, thread_id="t1", model="gpt-4o", label="a"),
+            make_span(1, thread_id="t1", status="error", provider="local"),
+            make_span(2, thread_id="t2", text="find the needle_here please"),
+            make_span(3, project_id="p1"),
+        ]
+    )
+
+    async def ids(**kw: Any) -> int:
+        return len((await store.list_spans(SpanFilter(**kw), limit=100)).items)
+
+    assert await ids() == 4
+    assert await ids(thread="t1") == 2
+    assert await ids(model="gpt-4o") == 1
+    assert await ids(status="error") == 1
+    assert await ids(provider="local") == 1
+    assert await ids(label="a") == 1
+    assert await ids(project="p1") == 1
+    assert await ids(text="NEEDLE_HERE") == 1  # case-insensitive
+    assert await ids(text="needle%") == 0  # LIKE wildcards are literal
+    assert await ids(since_us=T0 + 1_500_000) == 2
+    assert await ids(until_us=T0 + 1_500_000) == 2
+    assert await ids(thread="t1", status="ok") == 1
+
+
+async def test_bad_cursor_is_a_clear_error(store: SQLiteStore) -> None:
+    with pytest.raises(InvalidRequest, match="cursor"):
+        await store.list_spans(SpanFilter(), limit=5, cursor="@@@")
+
+
+async def test_stats_percentiles_and_threads(store: SQLiteStore) -> None:
+    # 20 calls on one model, durations 1..20 ms; one error.
+    records = [make_span(i, thread_id="th", duration_us=(i + 1) * 1000) for i in range(20)]
+    records.append(make_span(20, model="other", status="error", thread_id="th2"))
+    await store.insert_spans(records)
+    rows = {r["group"]: r for r in await store.stats("model", SpanFilter())}
+    stats = rows["gpt-4o-mini"]
+    assert stats["calls"] == 20
+    assert stats["errors"] == 0
+    assert stats["latency_p50_ms"] == 10.0  # nearest rank: ceil(0.5 * 20) = 10th
+    assert stats["latency_p95_ms"] == 19.0  # ceil(0.95 * 20) = 19th
+    assert stats["total_tokens"] == 20 * 15
+    assert stats["cost_usd"] == pytest.approx(20 * (10 * 0.15 + 5 * 0.6) / 1e6)
+    assert rows["other"]["errors"] == 1
+    hours = await store.stats("hour", SpanFilter())
+    assert sum(r["calls"] for r in hours) == 21
+    with pytest.raises(InvalidRequest, match="group_by"):
+        await store.stats("colour", SpanFilter())
+    threads = await store.list_threads(project=None, limit=10)
+    assert [t["thread_id"] for t in threads] == ["th2", "th"]
+    assert threads[1]["calls"] == 20
+    assert threads[0]["errors"] == 1
+    assert threads[1]["models"] == ["gpt-4o-mini"]
