@@ -59,6 +59,17 @@ def run_with_store(settings: Settings, work: Callable[[SQLiteStore], Awaitable[T
     return asyncio.run(main())
 
 
+def terminal() -> Console:
+    """A console as wide as the terminal, or wide enough when output is piped."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def format_cost(usd: float | None) -> str:
+    if usd is None:
+        return "-"
+    return f"{usd:.4f}" if usd >= 0.0001 or usd == 0 else f"{usd:.1e}"
+
+
 def print_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
 
@@ -175,21 +186,23 @@ def spans_list(
         click.echo("No spans.")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("span", "time", "model", "status", "ms", "tokens", "cost $", "input"):
-        table.add_column(column, no_wrap=column != "input", overflow="ellipsis")
+    table.add_column("span", no_wrap=True, min_width=16)
+    for column in ("time", "model", "status", "ms", "tokens", "cost $"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    table.add_column("input", no_wrap=True, overflow="ellipsis", min_width=16, ratio=1)
     for item in page.items:
         usage = item["usage"]
         table.add_row(
             item["span_id"],
-            (item["start_time"] or "")[:19].replace("T", " "),
+            (item["start_time"] or "")[5:19].replace("T", " "),
             item.get("request_model") or "-",
             item["status"],
             f"{item['duration_ms']:.0f}" if item.get("duration_ms") is not None else "-",
             str(usage["total_tokens"]) if usage["total_tokens"] is not None else "-",
-            f"{item['cost_usd']:.6f}" if item.get("cost_usd") is not None else "-",
+            format_cost(item.get("cost_usd")),
             (item.get("input_preview") or "").replace("\n", " ")[:60],
         )
-    Console().print(table)
+    terminal().print(table)
 
 
 @spans.command("show")
@@ -206,7 +219,7 @@ def spans_show(config_path: Path | None, db: str | None, span_id: str, as_json: 
     if as_json:
         print_json(span)
         return
-    console = Console()
+    console = terminal()
     usage = span["usage"]
     rows = [
         ("span", span["span_id"]),
