@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -250,6 +252,45 @@ def spans_show(config_path: Path | None, db: str | None, span_id: str, as_json: 
     if span.get("error"):
         console.print("\n[bold red]error[/bold red]", markup=True)
         console.print(orjson.dumps(span["error"]).decode(), markup=False, highlight=False)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` -> seconds."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h, 90m, 2w")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+@cli.command()
+@click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h, 2w.")
+@CONFIG_OPTION
+@DB_OPTION
+@click.option("--dry-run", is_flag=True, help="Count what would go, delete nothing.")
+@click.option("--vacuum", is_flag=True, help="Give the freed space back to the disk.")
+def prune(
+    older_than: str, config_path: Path | None, db: str | None, dry_run: bool, vacuum: bool
+) -> None:
+    """Delete spans older than an age."""
+    seconds = parse_duration(older_than)
+    settings = load_settings(config_path, db=db)
+    cutoff_us = int((time.time() - seconds) * 1_000_000)
+
+    async def work(store: SQLiteStore) -> int:
+        if dry_run:
+            return await store.count_spans(SpanFilter(until_us=cutoff_us))
+        deleted = await store.delete_spans_before(cutoff_us)
+        if vacuum:
+            await store.writer.execute("VACUUM")
+        return deleted
+
+    count = run_with_store(settings, work)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {count} span(s) older than {older_than}")
 
 
 @cli.group()

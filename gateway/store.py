@@ -230,7 +230,11 @@ class Store(ABC):
     async def stats(self, group_by: str, filters: SpanFilter) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    async def count_spans(self) -> int: ...
+    async def count_spans(self, filters: SpanFilter | None = None) -> int: ...
+
+    @abstractmethod
+    async def delete_spans_before(self, before_us: int) -> int:
+        """Delete spans that started before ``before_us``; return how many."""
 
 
 def _ensure_parent(path: str) -> None:
@@ -444,9 +448,14 @@ class SQLiteStore(Store):
         rows = await self._fetch(sql, params)
         return [{"group": r["grp"], **{k: r[k] for k in r.keys() if k != "grp"}} for r in rows]  # noqa: SIM118
 
-    async def count_spans(self) -> int:
-        rows = await self._fetch("SELECT COUNT(*) FROM spans")
+    async def count_spans(self, filters: SpanFilter | None = None) -> int:
+        where, params = (filters or SpanFilter()).where()
+        rows = await self._fetch(f"SELECT COUNT(*) FROM spans WHERE {where}", params)
         return int(rows[0][0])
+
+    async def delete_spans_before(self, before_us: int) -> int:
+        cursor = await self.writer.execute("DELETE FROM spans WHERE start_us < ?", (before_us,))
+        return int(cursor.rowcount)
 
 
 def span_from_row(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:

@@ -106,3 +106,27 @@ def test_config_example_and_show(tmp_path: Path) -> None:
     assert shown["port"] == 9123
     assert shown["providers"]["openai"]["api_key_set"] is True
     assert "sk-should-not-show" not in result.output
+
+
+async def test_prune_deletes_only_older_spans(make_gateway: GatewayFactory) -> None:
+    db, ids = await populate(make_gateway)
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    # Age the first span by 40 days.
+    conn.execute(
+        "UPDATE spans SET start_us = start_us - 40 * 86400 * 1000000 WHERE span_id = ?", (ids[0],)
+    )
+    conn.commit()
+    conn.close()
+    runner = ThreadedRunner()
+    result = await runner.invoke(cli, ["prune", "--older-than", "30d", "--db", db, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "would delete 1 span" in result.output
+    result = await runner.invoke(cli, ["prune", "--older-than", "30d", "--db", db])
+    assert "deleted 1 span" in result.output
+    result = await runner.invoke(cli, ["spans", "list", "--db", db, "--json"])
+    assert {s["span_id"] for s in orjson.loads(result.output)} == set(ids[1:])
+    result = await runner.invoke(cli, ["prune", "--older-than", "soon", "--db", db])
+    assert result.exit_code == 2
+    assert "duration" in result.output
