@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -30,6 +31,7 @@ from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
 from gateway.providers import Router
 from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline
+from gateway.security import HostOriginGuard, allowed_hosts
 from gateway.state import AppState
 from gateway.store import SUMMARY_COLUMNS, SQLiteStore, Store, span_from_row
 from gateway.writer import SpanWriter
@@ -138,6 +140,11 @@ def create_app(
 
     app = Starlette(
         routes=[*proxy_routes(), *management_routes(), *extra_routes],
+        middleware=[
+            Middleware(
+                HostOriginGuard, allowed=allowed_hosts(settings.host, settings.allowed_hosts)
+            )
+        ],
         lifespan=lifespan,
         exception_handlers={
             SpanlabError: _spanlab_error,

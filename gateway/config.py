@@ -51,6 +51,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("log_level", "info", "Log level: debug, info, warning, error.", "server"),
     Setting(
+        "allowed_hosts",
+        "",
+        "Comma-separated host names accepted in the Host and Origin headers besides"
+        ' localhost, 127.0.0.1, ::1 and the bind address ("*": any). Guards a loopback'
+        " gateway against DNS rebinding and cross-site requests from web pages. With a"
+        " public bind address and nothing set, any host is accepted.",
+        "server",
+    ),
+    Setting(
         "default_provider",
         "openai",
         "Provider for a bare model name that neither a provider prefix nor [models] routes."
@@ -162,6 +171,7 @@ class Settings:
     port: int = 8080
     db: str = "spanlab.db"
     log_level: str = "info"
+    allowed_hosts: str = ""
     default_provider: str = "openai"
     max_body_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 10.0

@@ -18,6 +18,7 @@ UPSTREAM = "http://upstream.test/v1"
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     raw: dict[str, Any] = {
         "db": str(tmp_path / "spanlab.db"),
+        "allowed_hosts": "spanlab.test",
         "providers": {
             "openai": {"kind": "openai", "base_url": UPSTREAM},
             "local": {"kind": "openai", "base_url": "http://local.test/v1"},
