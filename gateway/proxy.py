@@ -170,10 +170,17 @@ class ProxyPipeline:
                 await self.writer.wait_for_room()
             await self._handle(request, span, sink)
         except SpanlabError as exc:
-            self._fail(span, exc)
+            self._fail(span, exc, responded=sink.started)
             if not sink.started:
                 await send_error(sink, exc, span)
+            elif span.end_us is None:
+                # The stream had started (e.g. the overall deadline hit mid-stream):
+                # end it with an error event so the client never takes it as complete.
+                await sink.send(error_event(span.stream_format or "chat", exc))
+                await sink.end()
         except BaseException as exc:
+            if span.end_us is not None:
+                raise  # the response was complete; what follows is no abort
             if isinstance(exc, (anyio.get_cancelled_exc_class(), OSError)):
                 span.status = STATUS_CLIENT_ABORTED if sink.client_gone else STATUS_INTERRUPTED
                 if span.error is None:
@@ -185,7 +192,11 @@ class ProxyPipeline:
                     }
             else:
                 logger.exception("unexpected error proxying %s", request.path)
-                self._fail(span, SpanlabError(f"internal error: {type(exc).__name__}"))
+                self._fail(
+                    span,
+                    SpanlabError(f"internal error: {type(exc).__name__}"),
+                    responded=sink.started,
+                )
             if isinstance(exc, OSError) and sink.client_gone:
                 return span
             raise
@@ -409,7 +420,7 @@ class ProxyPipeline:
                 code="upstream_stream_truncated",
             )
         if failure is not None:
-            self._fail(span, failure)
+            self._fail(span, failure, responded=True)
             self.metrics.upstream_errors.labels(span.provider or "?", failure.code).inc()
             await sink.send(error_event(fmt, failure))
         await sink.end()
@@ -442,9 +453,11 @@ class ProxyPipeline:
     # --- bookkeeping -----------------------------------------------------------------
 
     @staticmethod
-    def _fail(span: Span, exc: SpanlabError) -> None:
+    def _fail(span: Span, exc: SpanlabError, *, responded: bool = False) -> None:
+        """Mark the span failed. ``http_status`` stays what the client received: when
+        the response had started (a stream), that is the upstream's status."""
         span.status = STATUS_ERROR
-        if span.http_status is None or span.http_status < 400:
+        if not responded:
             span.http_status = exc.status_code
         span.error = {"type": exc.error_type, "code": exc.code, "message": exc.message}
 
@@ -562,11 +575,12 @@ async def send_error(sink: ResponseSink, exc: SpanlabError, span: Span | None = 
 
 
 class ASGISink:
-    __slots__ = ("_send", "client_gone", "started")
+    __slots__ = ("_send", "client_gone", "ended", "started")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = False
+        self.ended = False
         self.client_gone = False
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
@@ -581,6 +595,7 @@ class ASGISink:
             raise
 
     async def end(self) -> None:
+        self.ended = True
         try:
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
@@ -657,8 +672,11 @@ class ProxyEndpoint:
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        sink.client_gone = True
-                        tg.cancel_scope.cancel()
+                        # Servers also report "disconnect" once the response is
+                        # complete; only a disconnect before that is an abort.
+                        if not sink.ended:
+                            sink.client_gone = True
+                            tg.cancel_scope.cancel()
                         return
 
             tg.start_soon(watch_disconnect)

@@ -278,6 +278,7 @@ async def test_broken_streams_end_with_an_error_event_not_done(
     span = await gw.span(r.headers["x-spanlab-span-id"])
     assert span["status"] == "error"
     assert span["error"]["code"] == code
+    assert span["http_status"] == 200  # what the client received
     assert span["output_text"] == output
 
 
@@ -524,3 +525,44 @@ async def test_concurrent_calls_give_exactly_one_span_each(gateway: Gateway) -> 
     stored = [s["span_id"] for s in r.json()["data"]]
     assert sorted(stored) == sorted(ids)
     assert len(set(ids)) == 60
+
+
+async def test_upstream_slow_to_close_after_done_is_not_an_abort(
+    make_gateway: GatewayFactory,
+) -> None:
+    """After [DONE] the client's response is complete; the gateway reads the rest of
+    the upstream body for connection reuse, and that is no client abort."""
+    import asyncio
+
+    async def body() -> Any:
+        for event in sse(chat_chunks(["ok"])):
+            yield event
+        await asyncio.sleep(0.3)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    gw = await make_gateway(FakeUpstream(handler=handler))
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.content.endswith(b"data: [DONE]\n\n")
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "ok"
+    assert span["output_text"] == "ok"
+
+
+async def test_overall_deadline_mid_stream_ends_with_an_error_event(
+    make_gateway: GatewayFactory,
+) -> None:
+    events = sse(chat_chunks(["a", "b", "c", "d", "e"]))
+    upstream = FakeUpstream(handler=lambda request: stream_response(events, delay=0.1))
+    gw = await make_gateway(upstream, request_timeout=0.35)
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200, r.text
+    sent = data_events(r.content)
+    assert b"[DONE]" not in sent
+    assert orjson.loads(sent[-1])["error"]["code"] == "upstream_timeout"
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["error"]["code"] == "upstream_timeout"
+    assert span["http_status"] == 200
+    assert span["output_text"]  # the partial output is kept
