@@ -292,12 +292,7 @@ class ProxyPipeline:
         self, request: ProxyRequest, route: Route, ctx: SpanContext
     ) -> list[tuple[str, str]]:
         provider = route.provider
-        named_by_connection = {
-            token.strip().lower()
-            for name, value in request.headers
-            if name == "connection"
-            for token in value.split(",")
-        }
+        named_by_connection = connection_tokens(request.headers)
         auth = auth_headers(provider)
         headers = [
             (name, value)
@@ -335,10 +330,12 @@ class ProxyPipeline:
         try:
             status = response.status_code
             span.http_status = status
+            received = [(k.lower(), v) for k, v in response.headers.multi_items()]
+            named_by_connection = connection_tokens(received)
             headers = [
-                (k.lower(), v)
-                for k, v in response.headers.multi_items()
-                if k.lower() not in DROP_RESPONSE_HEADERS
+                (k, v)
+                for k, v in received
+                if k not in DROP_RESPONSE_HEADERS and k not in named_by_connection
             ]
             span.response_headers = redact_headers(headers)
             if status >= 400:
@@ -470,6 +467,16 @@ class ProxyPipeline:
         ttft = span.ttft_ms
         if ttft is not None:
             self.metrics.ttft.labels(provider).observe(ttft / 1000.0)
+
+
+def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
+    """Header names a ``Connection`` header declares hop-by-hop (RFC 9110 7.6.1)."""
+    return {
+        token.strip().lower()
+        for name, value in headers
+        if name == "connection"
+        for token in value.split(",")
+    }
 
 
 def parse_body(body: bytes) -> dict[str, Any]:

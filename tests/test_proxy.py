@@ -566,3 +566,25 @@ async def test_overall_deadline_mid_stream_ends_with_an_error_event(
     assert span["error"]["code"] == "upstream_timeout"
     assert span["http_status"] == 200
     assert span["output_text"]  # the partial output is kept
+
+
+async def test_hop_by_hop_response_headers_are_not_forwarded(
+    make_gateway: GatewayFactory,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json=chat_completion(),
+            headers={
+                "connection": "x-upstream-hop",
+                "x-upstream-hop": "1",
+                "keep-alive": "timeout=5",
+                "x-request-id": "req-1",
+            },
+        )
+
+    gw = await make_gateway(FakeUpstream(handler=handler))
+    r = await gw.client.post("/v1/chat/completions", json=CHAT)
+    assert r.headers["x-request-id"] == "req-1"
+    assert "x-upstream-hop" not in r.headers
+    assert "keep-alive" not in r.headers
