@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,6 +54,8 @@ from gateway.errors import (
 )
 from gateway.metrics import Metrics
 from gateway.providers import PROVIDER_HEADER, Route, Router
+from gateway.providers.anthropic import ChatOverMessages, anthropic_credentials
+from gateway.providers.anthropic_response import ChatStreamTranslator
 from gateway.providers.base import (
     ANTHROPIC_VERSION,
     CREDENTIAL_HEADERS,
@@ -243,7 +245,22 @@ class ProxyPipeline:
         body = request.body
         modified = request.payload is not None
         inject_usage = False
-        if payload is not None:
+        translation: ChatOverMessages | None = None
+        operation = request.operation
+        if provider.kind == "anthropic" and operation == "chat" and payload is not None:
+            # An OpenAI chat call served by Anthropic. The span keeps the client's
+            # request as `request` (not the Anthropic body): it is what an experiment
+            # replays and edits through this same route, what the UI renders as OpenAI
+            # messages, and what compares with the GPT call it may come from. The body
+            # sent upstream, and what was dropped or approximated, go to
+            # attributes["translation"]; the response kept is the OpenAI one the
+            # client received (output text, tool calls and finish reason in OpenAI
+            # terms), its usage carrying Anthropic's counts (so cost is right).
+            translation = ChatOverMessages.translate(payload, route.upstream_model or str(model))
+            span.context.attributes["translation"] = translation.record
+            body = translation.upstream_body()
+            operation = "messages"
+        elif payload is not None:
             if route.upstream_model is not None and route.upstream_model != model:
                 payload["model"] = route.upstream_model
                 modified = True
@@ -257,15 +274,18 @@ class ProxyPipeline:
             if modified:
                 body = orjson.dumps(payload)
 
+        headers = self._upstream_headers(request, route, span.context)
+        if translation is not None:
+            headers = anthropic_credentials(headers)
         upstream = self.client.build_request(
             request.method,
-            upstream_url(provider, request.operation, request.query),
-            headers=self._upstream_headers(request, route, span.context),
+            upstream_url(provider, operation, request.query),
+            headers=headers,
             content=body if request.method != "GET" else None,
         )
         deadline = anyio.CancelScope(deadline=anyio.current_time() + self.settings.request_timeout)
         with deadline:
-            await self._exchange(upstream, span, sink, inject_usage)
+            await self._exchange(upstream, span, sink, inject_usage, translation)
         if deadline.cancelled_caught:
             raise UpstreamTimeout(
                 f"Provider {provider.name!r} did not finish within request_timeout"
@@ -274,11 +294,11 @@ class ProxyPipeline:
 
     def _check_dialect(self, operation: str, route: Route) -> None:
         kind = route.provider.kind
-        if kind == "anthropic" and operation not in ("messages", "models"):
+        if kind == "anthropic" and operation not in ("messages", "models", "chat"):
             raise InvalidRequest(
                 f"Provider {route.provider.name!r} speaks the Anthropic Messages API; send"
-                " this call to /v1/messages (OpenAI-format translation is not available"
-                " for this endpoint).",
+                " this call to /v1/chat/completions (translated) or /v1/messages"
+                " (OpenAI-format translation is not available for this endpoint).",
                 param="model",
             )
         if kind == "openai" and operation == "messages":
@@ -311,7 +331,12 @@ class ProxyPipeline:
         return headers
 
     async def _exchange(
-        self, upstream: httpx.Request, span: Span, sink: ResponseSink, inject_usage: bool
+        self,
+        upstream: httpx.Request,
+        span: Span,
+        sink: ResponseSink,
+        inject_usage: bool,
+        translation: ChatOverMessages | None = None,
     ) -> None:
         provider = span.provider or "?"
         try:
@@ -343,7 +368,8 @@ class ProxyPipeline:
                 self.metrics.upstream_errors.labels(provider, str(status)).inc()
             content_type = response.headers.get("content-type", "")
             if span.stream and status == 200 and content_type.startswith("text/event-stream"):
-                await self._relay_stream(response, headers, span, sink, inject_usage)
+                translator = translation.stream_translator() if translation else None
+                await self._relay_stream(response, headers, span, sink, inject_usage, translator)
                 return
             try:
                 body = await response.aread()
@@ -355,6 +381,10 @@ class ProxyPipeline:
                 raise UpstreamProtocol(
                     f"Provider {provider!r} broke off its response: {exc or type(exc).__name__}"
                 ) from None
+            if translation is not None:
+                body = translation.response_body(status, body)
+                headers = [(k, v) for k, v in headers if k != "content-type"]
+                headers.append(("content-type", "application/json"))
             span.response_body = body
             await sink.start(
                 status,
@@ -373,10 +403,11 @@ class ProxyPipeline:
         span: Span,
         sink: ResponseSink,
         inject_usage: bool,
+        translator: ChatStreamTranslator | None = None,
     ) -> None:
-        fmt = STREAM_FORMATS.get(span.operation, "chat")
+        fmt = "chat" if translator else STREAM_FORMATS.get(span.operation, "chat")
         span.stream_format = fmt
-        events: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = translator.chunks if translator else []
         span.stream_events = events
         splitter = SSESplitter()
         done = False
@@ -384,20 +415,23 @@ class ProxyPipeline:
         await sink.start(200, _encode_headers(headers, span))
         chunks = response.aiter_bytes()
         try:
-            async for chunk in chunks:
-                if span.first_token_us is None:
-                    span.first_token_us = now_us()
-                out: list[bytes] = []
-                for raw in splitter.feed(chunk):
+            if translator is not None:
+                done = await _relay_translated(chunks, splitter, span, sink, translator)
+            else:
+                async for chunk in chunks:
+                    if span.first_token_us is None:
+                        span.first_token_us = now_us()
+                    out: list[bytes] = []
+                    for raw in splitter.feed(chunk):
+                        if done:
+                            continue
+                        forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
+                        if forward:
+                            out.append(raw)
+                    if out:
+                        await sink.send(b"".join(out) if len(out) > 1 else out[0])
                     if done:
-                        continue
-                    forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
-                    if forward:
-                        out.append(raw)
-                if out:
-                    await sink.send(b"".join(out) if len(out) > 1 else out[0])
-                if done:
-                    break
+                        break
         except _StreamFailure as exc:
             failure = exc.error
         except httpx.TimeoutException:
@@ -536,6 +570,36 @@ def _inspect_event(
         span.status = STATUS_ERROR
         return True, True
     return True, kind == "message_stop"
+
+
+async def _relay_translated(
+    chunks: AsyncIterator[bytes],
+    splitter: SSESplitter,
+    span: Span,
+    sink: ResponseSink,
+    translator: ChatStreamTranslator,
+) -> bool:
+    """Relay an Anthropic stream to an OpenAI client, translated event by event as it
+    arrives; True once the stream is complete (or ended by an error event)."""
+    async for chunk in chunks:
+        if span.first_token_us is None:
+            span.first_token_us = now_us()
+        out: list[bytes] = []
+        for raw in splitter.feed(chunk):
+            try:
+                out.append(translator.translate(raw))
+            except UpstreamProtocol as exc:
+                raise _StreamFailure(exc) from None
+            if translator.done:
+                break
+        data = b"".join(out)
+        if data:
+            await sink.send(data)
+        if translator.done:
+            if translator.failed:
+                span.status = STATUS_ERROR
+            return True
+    return False
 
 
 def error_event(fmt: str, exc: SpanlabError) -> bytes:
