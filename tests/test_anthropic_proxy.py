@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
 
+from gateway.capture import SpanContext
 from gateway.pricing import PriceTable
 from gateway.providers.anthropic_response import chat_usage
+from gateway.proxy import ProxyRequest
 from tests.conftest import Gateway, GatewayFactory
 from tests.e2e.anthropic_support import MockAnthropic
 from tests.fakes import FakeUpstream, stream_response
@@ -591,3 +594,62 @@ async def test_native_messages_are_forwarded_untranslated(make_gateway: GatewayF
     assert span["usage"]["prompt_tokens"] == usage["input_tokens"] + read + written
     assert span["usage"]["cached_tokens"] == read
     assert "translation" not in (span["attributes"] or {})
+
+
+class _LeavingSink:
+    """A client that goes away as soon as the response has ended, as SDKs do after
+    ``[DONE]``: the task running the call is cancelled (what `ProxyEndpoint` does on
+    ``http.disconnect``)."""
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.scope = scope
+        self.started = False
+        self.client_gone = False
+        self.body = b""
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+
+    async def send(self, data: bytes) -> None:
+        self.body += data
+
+    async def end(self) -> None:
+        self.client_gone = True
+        self.scope.cancel()
+
+
+async def test_client_leaving_after_the_whole_stream_is_not_an_abort(
+    make_gateway: GatewayFactory,
+) -> None:
+    mock = MockAnthropic()
+
+    def slow_close(request: httpx.Request) -> httpx.Response:
+        reply = mock.handle("POST", "/v1/messages", dict(request.headers), request.content)
+
+        async def body() -> Any:
+            for chunk in reply.chunks:
+                yield chunk
+            await anyio.sleep(0.5)  # the upstream is slow to close after message_stop
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    gw: Gateway = await make_gateway(FakeUpstream(handler=slow_close))
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "a b"}], "stream": True}
+    request = ProxyRequest(
+        operation="chat",
+        method="POST",
+        path="/v1/chat/completions",
+        headers=[("authorization", "Bearer sk-ant-test-key")],
+        body=orjson.dumps(chat),
+        context=SpanContext.from_headers({}),
+    )
+    assert request.context is not None
+    with anyio.CancelScope() as scope:
+        sink = _LeavingSink(scope)
+        await gw.state.pipeline.handle(request, sink)
+    assert scope.cancelled_caught
+    assert sink.body.endswith(b"data: [DONE]\n\n")
+    span = await gw.span(request.context.span_id)
+    assert span["status"] == "ok"
+    assert span["error"] is None
+    assert span["output_text"] == "Echo: a b"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,7 +47,7 @@ import httpx
 import orjson
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ANTHROPIC_VERSION = "2023-06-01"
+VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # the API names its versions by date
 MESSAGES_FIELDS = frozenset(
     {
         "model",
@@ -151,7 +152,7 @@ class MockAnthropic:
         key = headers.get("x-api-key")
         if not key or (self.api_key is not None and key != self.api_key):
             raise MockError(401, "authentication_error", "invalid x-api-key")
-        if headers.get("anthropic-version") != ANTHROPIC_VERSION:
+        if not VERSION.match(headers.get("anthropic-version", "")):
             raise MockError(400, "invalid_request_error", "anthropic-version header is required")
 
     def _answer(self, body: dict[str, Any], number: int) -> MockReply:
@@ -572,6 +573,17 @@ class SpanlabProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def spans(self, timeout: float = 10.0, count: int = 1, **filters: str) -> list[dict[str, Any]]:
+        """Stored spans matching ``filters`` (GET /spans), in detail, once ``count`` are in."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = httpx.get(f"{self.url}/spans", params=filters, timeout=5).json()["data"]
+            if len(listed) >= count:
+                return [self.span(s["span_id"]) for s in listed]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{count} span(s) for {filters} not stored: {listed}")
+            time.sleep(0.05)
 
     def span(self, span_id: str, timeout: float = 10.0) -> dict[str, Any]:
         """The stored span (the writer stores in the background: wait for it)."""
