@@ -593,6 +593,6 @@ def to_record(span: Span) -> dict[str, Any]:
         "cached_tokens": span.cached_tokens,
         "cost_usd": span.cost_usd,
         "error": dump(span.error),
-        "attributes": dump(ctx.attributes) if ctx.attributes else None,
+        "attributes": dump(redact_body(ctx.attributes)) if ctx.attributes else None,
         "links": dump(ctx.links) if ctx.links else None,
     }

@@ -184,17 +184,14 @@ class ProxyPipeline:
             if span.end_us is not None:
                 raise  # the response was complete; what follows is no abort
             if isinstance(exc, (anyio.get_cancelled_exc_class(), OSError)):
-                # With end_us set the response was complete: the client left while the
-                # upstream connection was being drained, and lost nothing.
-                if span.end_us is None:
-                    span.status = STATUS_CLIENT_ABORTED if sink.client_gone else STATUS_INTERRUPTED
-                    if span.error is None:
-                        span.error = {
-                            "type": span.status,
-                            "message": "the client went away before the response ended"
-                            if sink.client_gone
-                            else "the gateway stopped before the response ended",
-                        }
+                span.status = STATUS_CLIENT_ABORTED if sink.client_gone else STATUS_INTERRUPTED
+                if span.error is None:
+                    span.error = {
+                        "type": span.status,
+                        "message": "the client went away before the response ended"
+                        if sink.client_gone
+                        else "the gateway stopped before the response ended",
+                    }
             else:
                 logger.exception("unexpected error proxying %s", request.path)
                 self._fail(

@@ -653,3 +653,59 @@ async def test_client_leaving_after_the_whole_stream_is_not_an_abort(
     assert span["status"] == "ok"
     assert span["error"] is None
     assert span["output_text"] == "Echo: a b"
+
+
+async def test_deadline_mid_stream_ends_a_translated_stream_with_an_openai_error(
+    make_gateway: GatewayFactory,
+) -> None:
+    mock = MockAnthropic()
+
+    def stalls(request: httpx.Request) -> httpx.Response:
+        reply = mock.handle("POST", "/v1/messages", dict(request.headers), request.content)
+
+        async def body() -> Any:
+            yield reply.chunks[0]  # message_start
+            await anyio.sleep(5)
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    gw: Gateway = await make_gateway(FakeUpstream(handler=stalls), request_timeout=0.3)
+    r = await gw.client.post(
+        "/v1/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "a"}], "stream": True},
+        headers={"authorization": "Bearer sk-ant-test-key"},
+    )
+    chunks, done = sse_chunks(r.text)
+    assert not done
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["error"]["code"] == "upstream_timeout"
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["error"]["code"] == "upstream_timeout"
+
+
+async def test_secret_fields_in_the_translated_request_are_redacted(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw, mock = await anthropic_gateway(make_gateway)
+    call = {
+        "id": "toolu_k",
+        "function": {"name": "login", "arguments": '{"password": "hunter2-pw"}'},
+    }
+    r = await gw.client.post(
+        "/v1/chat/completions",
+        json={
+            "model": MODEL,
+            "messages": [
+                {"role": "user", "content": "log in"},
+                {"role": "assistant", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "toolu_k", "content": "ok"},
+            ],
+            "tools": [{"type": "function", "function": {"name": "login"}}],
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert mock.last.body["messages"][1]["content"][0]["input"] == {"password": "hunter2-pw"}
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    stored = span["attributes"]["translation"]["upstream_request"]["messages"][1]["content"][0]
+    assert stored["input"] == {"password": "[REDACTED]"}

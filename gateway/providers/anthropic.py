@@ -56,7 +56,6 @@ from gateway.providers.anthropic_response import (
     message_to_chat,
     upstream_summary,
 )
-from gateway.redaction import redact_body
 
 # Anthropic requires max_tokens on every request; OpenAI makes it optional (the model
 # may then write up to its limit). 4096 is the largest output every Claude model
@@ -534,8 +533,8 @@ class ChatOverMessages:
         record: dict[str, Any] = {
             "from": "openai.chat.completions",
             "to": "anthropic.messages",
-            # The span's attributes are stored as they are: redact like the request.
-            "upstream_request": redact_body(request.body),
+            # Redacted with the rest of the span when it is stored (capture.to_record).
+            "upstream_request": request.body,
         }
         if request.dropped:
             record["dropped"] = request.dropped
