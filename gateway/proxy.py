@@ -368,7 +368,11 @@ class ProxyPipeline:
                 self.metrics.upstream_errors.labels(provider, str(status)).inc()
             content_type = response.headers.get("content-type", "")
             if span.stream and status == 200 and content_type.startswith("text/event-stream"):
-                translator = translation.stream_translator() if translation else None
+                if translation is not None:
+                    translator = translation.stream_translator()
+                    inject_usage = translation.hide_usage
+                else:
+                    translator = None
                 await self._relay_stream(response, headers, span, sink, inject_usage, translator)
                 return
             try:
@@ -407,31 +411,31 @@ class ProxyPipeline:
     ) -> None:
         fmt = "chat" if translator else STREAM_FORMATS.get(span.operation, "chat")
         span.stream_format = fmt
-        events: list[dict[str, Any]] = translator.chunks if translator else []
+        events: list[dict[str, Any]] = []
         span.stream_events = events
         splitter = SSESplitter()
         done = False
         failure: SpanlabError | None = None
         await sink.start(200, _encode_headers(headers, span))
         chunks = response.aiter_bytes()
+        if translator is not None:
+            # An Anthropic stream for an OpenAI client: from here on it is a chat stream.
+            chunks = _translated_stream(chunks, translator)
         try:
-            if translator is not None:
-                done = await _relay_translated(chunks, splitter, span, sink, translator)
-            else:
-                async for chunk in chunks:
-                    if span.first_token_us is None:
-                        span.first_token_us = now_us()
-                    out: list[bytes] = []
-                    for raw in splitter.feed(chunk):
-                        if done:
-                            continue
-                        forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
-                        if forward:
-                            out.append(raw)
-                    if out:
-                        await sink.send(b"".join(out) if len(out) > 1 else out[0])
+            async for chunk in chunks:
+                if span.first_token_us is None:
+                    span.first_token_us = now_us()
+                out: list[bytes] = []
+                for raw in splitter.feed(chunk):
                     if done:
-                        break
+                        continue
+                    forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
+                    if forward:
+                        out.append(raw)
+                if out:
+                    await sink.send(b"".join(out) if len(out) > 1 else out[0])
+                if done:
+                    break
         except _StreamFailure as exc:
             failure = exc.error
         except httpx.TimeoutException:
@@ -572,18 +576,17 @@ def _inspect_event(
     return True, kind == "message_stop"
 
 
-async def _relay_translated(
-    chunks: AsyncIterator[bytes],
-    splitter: SSESplitter,
-    span: Span,
-    sink: ResponseSink,
-    translator: ChatStreamTranslator,
-) -> bool:
-    """Relay an Anthropic stream to an OpenAI client, translated event by event as it
-    arrives; True once the stream is complete (or ended by an error event)."""
+async def _translated_stream(
+    chunks: AsyncIterator[bytes], translator: ChatStreamTranslator
+) -> AsyncIterator[bytes]:
+    """The bytes of an upstream Anthropic stream as OpenAI chat SSE bytes, translated
+    event by event as they arrive (what follows the final event passes untranslated,
+    for the drain)."""
+    splitter = SSESplitter()
     async for chunk in chunks:
-        if span.first_token_us is None:
-            span.first_token_us = now_us()
+        if translator.done:
+            yield chunk
+            continue
         out: list[bytes] = []
         for raw in splitter.feed(chunk):
             try:
@@ -594,12 +597,7 @@ async def _relay_translated(
                 break
         data = b"".join(out)
         if data:
-            await sink.send(data)
-        if translator.done:
-            if translator.failed:
-                span.status = STATUS_ERROR
-            return True
-    return False
+            yield data
 
 
 def error_event(fmt: str, exc: SpanlabError) -> bytes:

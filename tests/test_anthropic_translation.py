@@ -752,8 +752,6 @@ def test_text_stream() -> None:
         "finish_reason": "stop",
     }
     assert all("usage" not in c for c in chunks)
-    usage_chunk = translator.chunks[-1]
-    assert usage_chunk["choices"] == [] and usage_chunk["usage"]["prompt_tokens"] == 11
 
 
 def test_usage_chunk_when_asked() -> None:
@@ -835,8 +833,9 @@ def test_streamed_and_whole_translations_agree(content: list[dict[str, Any]]) ->
     whole = message(
         content, "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
     )
-    translator, _ = run_stream(stream_events(whole, fail=False))
-    assembled, error = assemble_stream("chat", translator.chunks)
+    _, items = run_stream(stream_events(whole, fail=False), include_usage=True)
+    assert items[-1] == "[DONE]"
+    assembled, error = assemble_stream("chat", items[:-1])
     assert error is None
     expected = message_to_chat(whole, created=5)
     expected["choices"][0]["message"].pop("refusal")
@@ -881,7 +880,7 @@ def test_pings_comments_and_unknown_events_say_nothing() -> None:
     assert translator.translate(b'event: ping\ndata: {"type": "ping"}\n\n') == b""
     assert translator.translate(b": keep-alive\n\n") == b""
     assert translator.translate(b'event: future\ndata: {"type": "future_thing"}\n\n') == b""
-    assert translator.chunks == []
+    assert not translator.done
 
 
 def test_crlf_events_are_understood() -> None:
@@ -985,3 +984,23 @@ def test_bearer_key_moves_to_x_api_key() -> None:
     assert anthropic_credentials(both) == both
     basic = [("authorization", "Basic abc")]
     assert anthropic_credentials(basic) == basic
+
+
+START = b'{"type":"message_start","message":{"id":"m","model":"c"}}'
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"event: message_start\ndata: " + START + b"\n\n",
+        b"data: " + START + b"\n\n",
+        b"event: message_start\ndata:" + START + b"\n\n",
+        b"event: message_start\ndata: " + START[:24] + b"\ndata: " + START[24:] + b"\n\n",
+        b": hello\nevent: message_start\ndata: " + START + b"\n\n",
+    ],
+)
+def test_event_framings(raw: bytes) -> None:
+    out = ChatStreamTranslator(include_usage=False).translate(raw)
+    chunk = orjson.loads(out[len(b"data: ") :])
+    assert chunk["id"] == "m"
+    assert chunk["choices"][0]["delta"] == {"role": "assistant", "content": ""}

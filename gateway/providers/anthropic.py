@@ -565,7 +565,13 @@ class ChatOverMessages:
         return orjson.dumps(message_to_chat(parsed))
 
     def stream_translator(self) -> ChatStreamTranslator:
-        return ChatStreamTranslator(include_usage=self.request.include_usage, record=self.record)
+        """The translator of this call's stream. It always ends with a usage chunk;
+        the proxy keeps it from a client that did not ask (`hide_usage`)."""
+        return ChatStreamTranslator(include_usage=True, record=self.record)
+
+    @property
+    def hide_usage(self) -> bool:
+        return not self.request.include_usage
 
 
 def anthropic_credentials(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -157,9 +157,10 @@ class ChatStreamTranslator:
     """Anthropic Messages stream events in, OpenAI ``chat.completion.chunk`` SSE out.
 
     `translate` takes one whole SSE event as received and returns the bytes to send
-    the client (often none: ``ping``, block starts and stops). Every chunk it makes is
-    also kept in `chunks`, the usage chunk included even when the client did not ask
-    for it, so the span assembles the completion the client saw, with its usage.
+    the client (often none: ``ping``, block starts and stops). With ``include_usage``
+    the stream ends with a usage chunk, as OpenAI's does when a client asks with
+    ``stream_options``; the proxy always asks, and keeps the chunk from a client that
+    did not (as it does for OpenAI upstreams), so the span has the usage either way.
     """
 
     def __init__(
@@ -172,7 +173,6 @@ class ChatStreamTranslator:
         self.include_usage = include_usage
         self.record = record  # gets "upstream_response" (`summary`) as the stream goes
         self.created = created if created is not None else int(time.time())
-        self.chunks: list[dict[str, Any]] = []
         self.done = False
         self.failed = False
         self.message: dict[str, Any] = {}  # message_start's message, updated as it goes
@@ -181,11 +181,16 @@ class ChatStreamTranslator:
         self._tool_arguments: dict[int, bool] = {}  # tool call index -> any argument sent
 
     def translate(self, raw: bytes) -> bytes:
-        event = parse_event(raw)
-        if not event.data:
-            return b""  # a comment or keep-alive
+        data: bytes | str
+        start = raw.find(b"\ndata: ")
+        if raw.startswith(b"event: ") and start > 0 and raw.count(b"\n") <= 3 and b"\r" not in raw:
+            data = raw[start + 7 :].rstrip(b"\n")  # the usual shape: one event, one data line
+        else:
+            data = parse_event(raw).data
+            if not data:
+                return b""  # a comment or keep-alive
         try:
-            obj = orjson.loads(event.data)
+            obj = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise UpstreamProtocol(
                 "Anthropic sent a stream event that is not JSON.",
@@ -237,9 +242,7 @@ class ChatStreamTranslator:
         elif kind == "error":
             self.failed = True
             self.done = True
-            error = error_to_chat(500, event)
-            self.chunks.append(error)
-            out.append(sse_data(error))
+            out.append(sse_data(error_to_chat(500, event)))
         # ping, and event types added later, have nothing to say to an OpenAI client.
         return b"".join(out)
 
@@ -294,10 +297,8 @@ class ChatStreamTranslator:
     def _finish(self) -> bytes:
         reason = finish_reason(self.message.get("stop_reason")) or "stop"
         out = [self._emit({}, finish_reason=reason)]
-        usage_chunk = {**self._base(), "choices": [], "usage": chat_usage(self.usage)}
-        self.chunks.append(usage_chunk)
         if self.include_usage:
-            out.append(sse_data(usage_chunk))
+            out.append(sse_data({**self._base(), "choices": [], "usage": chat_usage(self.usage)}))
         out.append(DONE_EVENT)
         return b"".join(out)
 
@@ -316,7 +317,6 @@ class ChatStreamTranslator:
                 {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             ],
         }
-        self.chunks.append(chunk)
         return sse_data(chunk)
 
     def summary(self) -> dict[str, Any]:
