@@ -69,6 +69,12 @@ def management_routes() -> list[BaseRoute]:
 def build_client(
     settings: Settings, transport: httpx.AsyncBaseTransport | None
 ) -> httpx.AsyncClient:
+    # httpx logs every request's full URL at INFO, query string included, and a client's
+    # ?api_key= goes upstream in it. Spans and metrics already record each call; keep the
+    # library quiet unless someone configured its logger on purpose.
+    httpx_logger = logging.getLogger("httpx")
+    if httpx_logger.level == logging.NOTSET:
+        httpx_logger.setLevel(logging.WARNING)
     timeout = httpx.Timeout(
         connect=settings.connect_timeout,
         read=settings.read_timeout,

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gateway.pricing import PriceTable
-from gateway.redaction import redact_body, redact_query, scrub_values
+from gateway.redaction import body_secret_values, redact_body, redact_query, scrub_values
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -546,7 +546,8 @@ def to_record(span: Span) -> dict[str, Any]:
     nothing reaches the database (or the events stream, which reads records) without it.
     """
     ctx = span.context
-    secrets = span.secrets
+    # The values of the request's key fields too: an upstream may echo them back.
+    secrets = [*span.secrets, *body_secret_values(span.request)]
 
     def dump(value: Any) -> str | None:
         if value is None:

@@ -62,7 +62,7 @@ from gateway.providers.base import (
     auth_headers,
     upstream_url,
 )
-from gateway.redaction import credential_values, redact_headers
+from gateway.redaction import credential_values, query_secret_values, redact_headers
 from gateway.sse import SSESplitter, parse_event
 from gateway.writer import SpanWriter
 
@@ -165,7 +165,9 @@ class ProxyPipeline:
             query=request.query,
         )
         span.request_headers = redact_headers(request.headers)
-        span.secrets = credential_values(request.headers)
+        # Known secret values are scrubbed wherever they turn up (an upstream's error
+        # message may echo a key back); `to_record` adds the body's key fields.
+        span.secrets = credential_values(request.headers) + query_secret_values(request.query)
         self.metrics.in_flight.inc()
         try:
             if self.writer is not None:
@@ -477,7 +479,7 @@ class ProxyPipeline:
             query=request.query,
         )
         span.request_headers = redact_headers(request.headers)
-        span.secrets = credential_values(request.headers)
+        span.secrets = credential_values(request.headers) + query_secret_values(request.query)
         self._fail(span, exc)
         await send_error(sink, exc, span)
         span.end_us = now_us()

@@ -64,16 +64,15 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+def _is_secret_param(name: str) -> bool:
+    return name.lower() in SECRET_QUERY_PARAMS or is_secret_name(name)
+
+
 def redact_query(query: str) -> str:
     if not query:
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode(
-        [
-            (k, REDACTED if k.lower() in SECRET_QUERY_PARAMS or is_secret_name(k) else v)
-            for k, v in pairs
-        ]
-    )
+    return urlencode([(k, REDACTED if _is_secret_param(k) else v) for k, v in pairs])
 
 
 def redact_body(value: Any) -> Any:
@@ -96,6 +95,29 @@ def scrub_values(text: str, secrets: Iterable[str]) -> str:
         if len(secret) >= _MIN_SECRET_VALUE and secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def query_secret_values(query: str) -> list[str]:
+    """The values of the secret-named parameters of a query string."""
+    if not query:
+        return []
+    return [v for k, v in parse_qsl(query, keep_blank_values=True) if v and _is_secret_param(k)]
+
+
+def body_secret_values(value: Any) -> list[str]:
+    """The string values of secret-named fields of a JSON value, at any depth (the
+    fields `redact_body` replaces): an upstream may echo them back in its response."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(v, str) and v and is_secret_name(k):
+                found.append(v)
+            else:
+                found += body_secret_values(v)
+    elif isinstance(value, list):
+        for v in value:
+            found += body_secret_values(v)
+    return found
 
 
 def credential_values(headers: Iterable[tuple[str, str]]) -> list[str]:
