@@ -288,7 +288,9 @@ class ProxyPipeline:
         deadline = anyio.CancelScope(deadline=anyio.current_time() + self.settings.request_timeout)
         with deadline:
             await self._exchange(upstream, span, sink, inject_usage, translation)
-        if deadline.cancelled_caught:
+        # Past the end of the response (draining the upstream after [DONE]) the deadline
+        # only stops the drain: the call is complete.
+        if deadline.cancelled_caught and span.end_us is None:
             raise UpstreamTimeout(
                 f"Provider {provider.name!r} did not finish within request_timeout"
                 f" ({self.settings.request_timeout:g}s)."

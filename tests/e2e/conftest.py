@@ -32,6 +32,7 @@ PROVIDER_KEY_ENV = "E2E_PROVIDER_KEY"
 PROVIDER_KEY = "sk-provider-e2e-" + uuid.uuid4().hex
 CLIENT_KEY = "sk-client-e2e-" + uuid.uuid4().hex
 READ_TIMEOUT_S = 1.5
+REQUEST_TIMEOUT_S = 2.5
 MAX_BODY_BYTES = 64 * 1024
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
@@ -64,6 +65,10 @@ def to_toml(config: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class GatewayProcess:
     """``python -m gateway serve`` on a free loopback port, its output in a log file."""
 
@@ -85,7 +90,18 @@ class GatewayProcess:
 
     def start(self) -> None:
         """Start (or restart, on the same database) and wait for /healthz."""
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except _PortTaken:
+                # Another process took the free port before the gateway bound it.
+                if attempt == 2:
+                    raise
+
+    def _start(self) -> None:
         self.port = free_port()
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {
             k: v
             for k, v in os.environ.items()
@@ -113,6 +129,9 @@ class GatewayProcess:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.proc.poll() is not None:
+                self.proc = None
+                if "address already in use" in self.log()[log_start:]:
+                    raise _PortTaken()
                 raise RuntimeError(f"gateway exited at start:\n{self.log()}")
             try:
                 if self.client.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:
@@ -214,6 +233,7 @@ def gateway_config(
         "log_level": "info",
         "default_provider": "mock",
         "read_timeout": READ_TIMEOUT_S,
+        "request_timeout": REQUEST_TIMEOUT_S,
         "connect_timeout": 2.0,
         "max_body_bytes": MAX_BODY_BYTES,
         "providers": {
@@ -240,8 +260,12 @@ def mock_upstream() -> Iterator[MockUpstream]:
 
 
 @pytest.fixture(scope="session")
-def dead_port() -> int:
-    return free_port()
+def dead_port() -> Iterator[int]:
+    """A port where connections are refused: bound (so nobody else can take it) but not
+    listening."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

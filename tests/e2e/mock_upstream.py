@@ -20,9 +20,14 @@ arrived for it. Scenarios:
 ``reset``               a stream that is cut by a TCP reset after a few chunks
 ``truncated``           a stream that ends cleanly but without ``[DONE]``
 ``malformed``           a stream with a chunk that is not JSON
-``slow_stream``         one chunk every 0.1 s for up to 10 s (client-abort tests)
+``slow_stream``         one chunk every 0.1 s for up to 10 s (client-abort tests);
+                        ``x-mock-chunks`` shortens it, ``x-mock-end-delay`` holds back
+                        the end of the body after ``[DONE]``
 ``slow_first_token``    headers at once, the first chunk after ``x-mock-delay`` s
 ``echo_key``            401 whose message repeats every credential it was sent
+``fragmented``          a stream written in 7-byte pieces that cut events (and the
+                        keep-alive comments between them) anywhere
+``crlf``                a stream whose lines end in CRLF, several events per write
 ``slow_end``            a whole stream, ``[DONE]`` included, but the end of the HTTP
                         body only ``x-mock-delay`` s later
 """
@@ -267,12 +272,21 @@ class MockUpstream:
             bad = [*chunks[:3], b"data: {this is not json\n\n", *chunks[3:]]
             return await self._stream(request, reader, writer, bad)
         if scenario == "slow_stream":
-            many = _text_chunks(model, include_usage, pieces=["tick "] * SLOW_STREAM_CHUNKS)
+            count = int(request.header("x-mock-chunks") or SLOW_STREAM_CHUNKS)
+            many = _text_chunks(model, include_usage, pieces=["tick "] * count)
+            end_delay = float(request.header("x-mock-end-delay") or 0.0)
             return await self._stream(
-                request, reader, writer, many, interval=SLOW_STREAM_INTERVAL_S
+                request, reader, writer, many, interval=SLOW_STREAM_INTERVAL_S, end_delay=end_delay
             )
         if scenario == "slow_first_token":
             return await self._stream(request, reader, writer, chunks, first_delay=delay)
+        if scenario == "fragmented":
+            wire = b"".join(event + b": keep-alive\n\n" for event in chunks)
+            pieces = [wire[i : i + 7] for i in range(0, len(wire), 7)]
+            return await self._stream(request, reader, writer, pieces)
+        if scenario == "crlf":
+            wire = b"".join(chunks).replace(b"\n", b"\r\n")
+            return await self._stream(request, reader, writer, [wire[:700], wire[700:]])
         if scenario == "slow_end":
             return await self._stream(request, reader, writer, chunks, end_delay=delay)
         return await self._stream(request, reader, writer, chunks)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import mock_upstream as mock
-from tests.e2e.conftest import CLIENT_KEY, PROVIDER_KEY, GatewayProcess, sdk
+from tests.e2e.conftest import CLIENT_KEY, PROVIDER_KEY, REQUEST_TIMEOUT_S, GatewayProcess, sdk
 from tests.e2e.mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.e2e
@@ -275,4 +275,58 @@ def test_stream_whose_http_body_ends_late_is_ok(
     assert span["status"] == "ok", span["error"]
     assert span["error"] is None
     assert span["output_text"] == mock.CONTENT
+    assert_usage(span)
+
+
+def test_request_timeout_after_done_does_not_fail_the_call(
+    gateway: GatewayProcess, mock_upstream: MockUpstream, test_id: str
+) -> None:
+    # [DONE] comes ~2 s in, within request_timeout; the end of the HTTP body only after
+    # it. The call is complete for the client at [DONE]: the deadline passing while the
+    # gateway drains the upstream connection is no failure.
+    chunks = int((REQUEST_TIMEOUT_S - 0.5) / mock.SLOW_STREAM_INTERVAL_S)
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={
+            "x-test-id": test_id,
+            "x-mock-scenario": "slow_stream",
+            "x-mock-chunks": str(chunks),
+            "x-mock-end-delay": "1.5",
+        },
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse())
+    assert text == "tick " * chunks
+    span = gateway.span(raw.headers["x-spanlab-span-id"], timeout=5.0)
+    assert span["status"] == "ok", span["error"]
+    assert span["output_text"] == text
+
+
+@pytest.mark.parametrize("scenario", ["fragmented", "crlf"])
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_stream_framing_is_reassembled_and_forwarded(
+    gateway: GatewayProcess,
+    mock_upstream: MockUpstream,
+    test_id: str,
+    scenario: str,
+    include_usage: bool,
+) -> None:
+    # Events cut anywhere by the network, or several in one read, CRLF or LF: the client
+    # still gets every event whole, and the span the whole message.
+    extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"x-test-id": test_id, "x-mock-scenario": scenario},
+        **extra,
+    )
+    chunks = list(raw.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == mock.CONTENT
+    assert any(c.usage is not None for c in chunks) is include_usage
+    span = gateway.span(raw.headers["x-spanlab-span-id"])
+    assert span["status"] == "ok", span["error"]
+    assert span["output_text"] == mock.CONTENT
+    assert span["finish_reason"] == "stop"
     assert_usage(span)

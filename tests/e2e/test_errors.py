@@ -275,3 +275,31 @@ def test_chunked_body_too_large_is_413_and_recorded(gateway: GatewayProcess, tes
     span = gateway.span(response.headers["x-spanlab-span-id"])
     assert span["status"] == "error"
     assert span["http_status"] == 413
+
+
+def test_request_timeout_mid_stream_ends_with_an_error_event(
+    gateway: GatewayProcess, mock_upstream: MockUpstream, test_id: str
+) -> None:
+    # The upstream never goes silent (a chunk every 0.1 s) but would take ~10 s in all:
+    # the overall request_timeout cuts it, and the client must be told so.
+    with gateway.client.stream(
+        "POST",
+        f"{gateway.base_url}/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True},
+        headers={"x-test-id": test_id, "x-mock-scenario": "slow_stream"},
+    ) as response:
+        assert response.status_code == 200
+        span_id = response.headers["x-spanlab-span-id"]
+        events = read_sse(response)
+    assert "[DONE]" not in events
+    *good, last = events
+    assert len(good) >= 2
+    assert_error_shape(orjson.loads(last), "upstream_timeout", "upstream_error")
+    mock_upstream.find(test_id).wait_peer_closed()
+
+    span = gateway.span(span_id)
+    assert span["status"] == "error"
+    assert span["http_status"] == 200
+    assert span["error"]["code"] == "upstream_timeout"
+    assert "request_timeout" in span["error"]["message"]
+    assert span["output_text"].startswith("tick tick ")
