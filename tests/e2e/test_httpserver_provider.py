@@ -3,6 +3,7 @@ wrote, so the proxy is not only tested against our own idea of HTTP."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,3 +113,24 @@ def test_streaming_through_httpserver(
     assert span["usage"]["total_tokens"] == 13
     assert span["ttft_ms"] is not None
     assert span["cost_usd"] == pytest.approx((9 * 2.5 + 4 * 10.0) / 1_000_000)
+
+
+def test_compressed_upstream_response_reaches_the_client_decoded(
+    gateway: GatewayProcess, httpserver: HTTPServer, test_id: str
+) -> None:
+    body = gzip.compress(orjson.dumps(completion("squeezed")))
+    httpserver.expect_oneshot_request("/v1/chat/completions", method="POST").respond_with_data(
+        body, content_type="application/json", headers={"content-encoding": "gzip"}
+    )
+    response = gateway.client.post(
+        f"{gateway.base_url}/v1/chat/completions",
+        json={"model": "werk/gpt-4o", "messages": MESSAGES},
+        headers={"x-thread-id": test_id, "accept-encoding": "identity"},
+    )
+    httpserver.check_assertions()
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert response.json()["choices"][0]["message"]["content"] == "squeezed"
+    span = gateway.span(response.headers["x-spanlab-span-id"])
+    assert span["output_text"] == "squeezed"
+    assert span["usage"]["total_tokens"] == 13
