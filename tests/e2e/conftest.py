@@ -222,7 +222,19 @@ class GatewayProcess:
                 raise AssertionError(f"{len(found)} of {count} spans for {filters} stored")
             time.sleep(0.02)
 
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until the in-flight gauge is back to zero: no call left hanging."""
+        deadline = time.monotonic() + timeout
+        while True:
+            metrics = self.client.get(f"{self.base_url}/metrics").text
+            line = next(x for x in metrics.splitlines() if x.startswith(IN_FLIGHT_METRIC))
+            if float(line.split()[-1]) == 0:
+                return
+            assert time.monotonic() < deadline, f"still in flight after {timeout}s: {line}"
+            time.sleep(0.02)
 
+
+IN_FLIGHT_METRIC = "spanlab_in_flight_requests "
 StartGateway = Callable[..., GatewayProcess]
 
 

@@ -55,6 +55,7 @@ def test_client_abort_mid_stream(
     assert span["output_text"] == "tick " * (len(span["output_text"]) // 5)
     assert len(span["output_text"]) // 5 <= upstream.chunks_sent
     assert span["finish_reason"] is None
+    gateway.wait_idle()
 
 
 def test_client_abort_before_the_first_token(
@@ -84,6 +85,7 @@ def test_client_abort_before_the_first_token(
     assert span["output_text"] is None
     assert span["ttft_ms"] is None
     assert span["usage"]["total_tokens"] is None
+    gateway.wait_idle()
 
 
 def test_client_abort_before_the_response_starts(
@@ -114,3 +116,4 @@ def test_client_abort_before_the_response_starts(
     assert span["request_model"] == "gpt-4o-mini"
     assert span["output_text"] is None
     assert span["response"] is None
+    gateway.wait_idle()

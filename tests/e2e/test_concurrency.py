@@ -70,3 +70,4 @@ async def test_concurrent_calls_produce_exactly_one_span_each(
             assert text == mock.CONTENT
             assert span["output_text"] == mock.CONTENT
         assert span["usage"]["total_tokens"] == mock.PROMPT_TOKENS + mock.COMPLETION_TOKENS
+    await asyncio.to_thread(gateway.wait_idle)
