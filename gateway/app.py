@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -66,15 +67,24 @@ def management_routes() -> list[BaseRoute]:
     ]
 
 
+# Libraries whose logs would carry what must not be logged: httpx and httpcore log
+# every upstream URL (query string included, and a client's ?api_key= goes upstream in
+# it); aiosqlite logs every SQL statement with its parameters (whole prompts).
+NOISY_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "aiosqlite": logging.INFO}
+
+
+def quiet_library_loggers() -> None:
+    """Raise the level of `NOISY_LOGGERS`, unless someone configured them on purpose."""
+    for name, level in NOISY_LOGGERS.items():
+        library_logger = logging.getLogger(name)
+        if library_logger.level == logging.NOTSET:
+            library_logger.setLevel(level)
+
+
 def build_client(
     settings: Settings, transport: httpx.AsyncBaseTransport | None
 ) -> httpx.AsyncClient:
-    # httpx logs every request's full URL at INFO, query string included, and a client's
-    # ?api_key= goes upstream in it. Spans and metrics already record each call; keep the
-    # library quiet unless someone configured its logger on purpose.
-    httpx_logger = logging.getLogger("httpx")
-    if httpx_logger.level == logging.NOTSET:
-        httpx_logger.setLevel(logging.WARNING)
+    quiet_library_loggers()
     timeout = httpx.Timeout(
         connect=settings.connect_timeout,
         read=settings.read_timeout,
@@ -139,6 +149,10 @@ def create_app(
         try:
             yield
         finally:
+            with anyio.move_on_after(5.0):
+                await pipeline.wait_idle()
+            if pipeline.in_flight:
+                logger.error("%d call(s) still running at shutdown", pipeline.in_flight)
             await writer.close()
             await client.aclose()
             await the_store.close()

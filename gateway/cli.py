@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import sys
 import time
@@ -116,7 +117,7 @@ def serve(
         # The access log would print query strings, which may hold keys.
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
         server_header=False,
     )
     server = uvicorn.Server(config)

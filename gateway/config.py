@@ -51,6 +51,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("log_level", "info", "Log level: debug, info, warning, error.", "server"),
     Setting(
+        "shutdown_grace_s",
+        30.0,
+        "On SIGTERM/SIGINT, seconds calls in progress get to finish before they are cut"
+        " (their spans then say interrupted). Spans are all stored either way.",
+        "server",
+    ),
+    Setting(
         "allowed_hosts",
         "",
         "Comma-separated host names accepted in the Host and Origin headers besides"
@@ -172,6 +179,7 @@ class Settings:
     db: str = "spanlab.db"
     log_level: str = "info"
     allowed_hosts: str = ""
+    shutdown_grace_s: float = 30.0
     default_provider: str = "openai"
     max_body_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 10.0

@@ -153,6 +153,16 @@ class ProxyPipeline:
         self.router = router
         self.metrics = metrics
         self.writer = writer if settings.capture else None
+        self.in_flight = 0
+
+    async def wait_idle(self) -> None:
+        """Wait until no call is in progress.
+
+        At shutdown the server cancels calls that outlived the grace period; each
+        still has to record its span, which takes a moment after the cancellation.
+        Polling (shutdown only) keeps the request path free of any signalling."""
+        while self.in_flight:  # noqa: ASYNC110
+            await anyio.sleep(0.01)
 
     async def handle(self, request: ProxyRequest, sink: ResponseSink) -> Span:
         ctx = request.context or SpanContext.from_headers(dict(request.headers))
@@ -169,6 +179,7 @@ class ProxyPipeline:
         # message may echo a key back); `to_record` adds the body's key fields.
         span.secrets = credential_values(request.headers) + query_secret_values(request.query)
         self.metrics.in_flight.inc()
+        self.in_flight += 1
         try:
             if self.writer is not None:
                 await self.writer.wait_for_room()
@@ -208,6 +219,7 @@ class ProxyPipeline:
             if span.end_us is None:
                 span.end_us = now_us()
             self.metrics.in_flight.dec()
+            self.in_flight -= 1
             self._observe(span)
             if self.writer is not None:
                 self.writer.submit(span)

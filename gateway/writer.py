@@ -55,6 +55,7 @@ class SpanWriter:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed = False
         self.written = 0
         metrics.bind_queue_depth(lambda: len(self._queue))
 
@@ -68,6 +69,12 @@ class SpanWriter:
 
     def submit(self, span: Span) -> None:
         """Queue a finished span. Synchronous so it also works from a cancelled task."""
+        if self._closed:
+            logger.error(
+                "span %s finished after the writer stopped; it is not stored",
+                span.context.span_id,
+            )
+            return
         self._queue.append(span)
         self._idle.clear()
         if len(self._queue) >= self.queue_max:
@@ -92,6 +99,7 @@ class SpanWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        self._closed = True
 
     async def _run(self) -> None:
         backoff = 0.05

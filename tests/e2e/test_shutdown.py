@@ -84,3 +84,57 @@ async def test_sigterm_with_calls_in_flight_loses_no_span(
         assert all(s["status"] == "ok" for s in stored), [s["status"] for s in stored]
     finally:
         await asyncio.to_thread(gateway.stop)
+
+
+async def test_calls_outliving_the_grace_period_are_stored_as_interrupted(
+    start_gateway: StartGateway, mock_upstream: MockUpstream, test_id: str
+) -> None:
+    """A stream still running when shutdown_grace_s ends is cut; its span says so and
+    keeps the output received until then."""
+    gateway = start_gateway(shutdown_grace_s=1.0)
+    async with httpx.AsyncClient(
+        base_url=gateway.base_url, headers={"authorization": f"Bearer {CLIENT_KEY}"}, timeout=15
+    ) as client:
+
+        async def long_stream() -> str | None:
+            body = {
+                "model": "gpt-4o-mini",
+                "stream": True,
+                "messages": [{"role": "user", "content": "tell me a long story"}],
+            }
+            headers = {
+                "x-thread-id": test_id,
+                "x-test-id": test_id,
+                "x-mock-scenario": "slow_stream",
+            }
+            span_id = None
+            try:
+                async with client.stream(
+                    "POST", "/v1/chat/completions", json=body, headers=headers
+                ) as r:
+                    span_id = r.headers["x-spanlab-span-id"]
+                    async for _ in r.aiter_bytes():
+                        pass
+            except httpx.TransportError:
+                pass  # cut off by the shutdown, as intended
+            return span_id
+
+        task = asyncio.create_task(long_stream())
+        deadline = time.monotonic() + 10.0
+        while mock_upstream.count_prefix(test_id) < 1:
+            assert time.monotonic() < deadline, "the call did not reach the upstream"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # a few chunks through
+        gateway.terminate()
+        span_id = await task
+    await asyncio.to_thread(gateway.stop_gracefully)
+    assert span_id is not None
+
+    gateway.start()
+    try:
+        stored = await asyncio.to_thread(gateway.spans, thread=test_id)
+        assert [s["span_id"] for s in stored] == [span_id]
+        assert stored[0]["status"] == "interrupted"
+        assert stored[0]["output_text"], "the partial output is kept"
+    finally:
+        await asyncio.to_thread(gateway.stop)
