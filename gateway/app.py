@@ -23,11 +23,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
+from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
 from gateway.capture import Span
 from gateway.config import Settings
 from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
 from gateway.events import Broadcaster
+from gateway.experiments import ExperimentService
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
 from gateway.providers import Router
@@ -63,6 +65,7 @@ def management_routes() -> list[BaseRoute]:
         Route("/events", system.events, methods=["GET"]),
         Route("/healthz", system.healthz, methods=["GET"]),
         Route("/metrics", system.metrics, methods=["GET"]),
+        *experiments_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
     ]
 
@@ -134,6 +137,7 @@ def create_app(
         client = build_client(settings, transport)
         router = Router(settings)
         pipeline = ProxyPipeline(settings, client, router, metrics, writer)
+        experiments = ExperimentService(settings, the_store, pipeline, writer, prices, router)
         app.state.spanlab = AppState(
             settings=settings,
             store=the_store,
@@ -144,11 +148,14 @@ def create_app(
             writer=writer,
             events=events,
             pipeline=pipeline,
+            experiments=experiments,
         )
         writer.start()
+        await experiments.recover()
         try:
             yield
         finally:
+            await experiments.close()  # runs in flight end (and are recorded) first
             with anyio.move_on_after(5.0):
                 await pipeline.wait_idle()
             if pipeline.in_flight:

@@ -324,5 +324,14 @@ def config_show(config_path: Path | None) -> None:
     print_json(out)
 
 
+def _register_commands() -> None:
+    from gateway import cli_experiments  # imports this module: registered after it loads
+
+    cli_experiments.register(cli)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli()

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from gateway.config import Settings
 from gateway.events import Broadcaster
+from gateway.experiments import ExperimentService
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
 from gateway.providers import Router
@@ -31,6 +32,7 @@ class AppState:
     writer: SpanWriter
     events: Broadcaster
     pipeline: ProxyPipeline
+    experiments: ExperimentService
 
 
 def app_state(conn: HTTPConnection) -> AppState:

@@ -1,4 +1,4 @@
-"""The store: one interface for spans (and, later, experiments), SQLite behind it.
+"""The store: one interface for spans and experiments, SQLite behind it.
 
 `Store` is the interface the rest of the gateway uses; `SQLiteStore` implements it
 with two aiosqlite connections: one writer (the background span writer and every
@@ -18,18 +18,21 @@ import logging
 import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
+import anyio
 import orjson
 
 from gateway.errors import InvalidRequest
+from gateway.experiment_store import ExperimentFilter, ExperimentPage, SQLiteExperimentStore
 
 logger = logging.getLogger(__name__)
 
@@ -236,16 +239,81 @@ class Store(ABC):
     async def delete_spans_before(self, before_us: int) -> int:
         """Delete spans that started before ``before_us``; return how many."""
 
+    # --- experiments (see gateway/experiment_store.py) ------------------------------
+
+    @abstractmethod
+    async def get_experiment(self, experiment_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def list_experiments(
+        self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
+    ) -> ExperimentPage: ...
+
+    @abstractmethod
+    async def insert_experiment(
+        self,
+        experiment: Mapping[str, Any],
+        *,
+        action: str = "created",
+        changes: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    async def import_experiments(
+        self,
+        bundles: Sequence[
+            tuple[Mapping[str, Any], Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]
+        ],
+        *,
+        on_conflict: Literal["error", "skip"] = "error",
+    ) -> list[str]: ...
+
+    @abstractmethod
+    async def update_experiment(
+        self,
+        experiment_id: str,
+        values: Mapping[str, Any],
+        *,
+        expected_version: int,
+        changes: Mapping[str, Any],
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def delete_experiment(self, experiment_id: str) -> bool: ...
+
+    @abstractmethod
+    async def start_experiment_run(
+        self, run: Mapping[str, Any], *, stale_before: str
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def finish_experiment_run(self, run: Mapping[str, Any]) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def fail_stale_experiment_runs(self, stale_before: str) -> int: ...
+
+    @abstractmethod
+    async def list_experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def get_experiment_run(self, run_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def experiment_history(self, experiment_id: str) -> list[dict[str, Any]]: ...
+
 
 def _ensure_parent(path: str) -> None:
     Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteExperimentStore, Store):
     def __init__(self, path: str) -> None:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        # Every write transaction holds this: the writer connection is shared by the
+        # span writer and management writes, and two interleaved BEGINs would merge.
+        self._write_lock = asyncio.Lock()
 
     # --- connections ---------------------------------------------------------------
 
@@ -289,6 +357,22 @@ class SQLiteStore(Store):
 
     async def _fetch_w(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return list(await self.writer.execute_fetchall(sql, params))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction on the writer connection, committed or rolled back
+        whole; the end is shielded so a cancelled caller cannot leave it open."""
+        async with self._write_lock:
+            conn = self.writer
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await conn.execute("ROLLBACK")
+                raise
+            with anyio.CancelScope(shield=True):
+                await conn.execute("COMMIT")
 
     # --- migrations ----------------------------------------------------------------
 
@@ -334,14 +418,8 @@ class SQLiteStore(Store):
 
     async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> None:
         rows = [tuple(record.get(c) for c in SPAN_COLUMNS) for record in records]
-        conn = self.writer
-        await conn.execute("BEGIN")
-        try:
+        async with self.transaction() as conn:
             await conn.executemany(self._INSERT_SPAN, rows)
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
 
     async def get_span(self, span_id: str) -> dict[str, Any] | None:
         rows = await self._fetch(
