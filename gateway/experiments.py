@@ -204,6 +204,9 @@ class ExperimentService:
                 param="original_span_id",
             )
         span = await self.store.get_span(span_id)
+        if span is None:
+            await self.writer.flush()  # a call made a moment ago may still be queued
+            span = await self.store.get_span(span_id)
         original = json_object(body.get("original_request"), "original_request", nullable=True)
         if original is None:
             if span is None:

@@ -120,6 +120,17 @@ async def test_create_keeps_a_bare_model_name_that_still_routes_there(gateway: G
     assert exp["original_request"]["model"] == "gpt-4o-mini"
 
 
+async def test_create_right_after_the_call_waits_for_its_span(gateway: Gateway) -> None:
+    """The span writer stores in the background: an experiment made the moment a call
+    returns (a UI's "Experiment" button) still finds its span."""
+    for _ in range(5):
+        r = await gateway.client.post("/v1/chat/completions", json=CHAT)
+        span_id = r.headers["x-spanlab-span-id"]
+        r = await gateway.client.post("/experiments", json={"original_span_id": span_id})
+        assert r.status_code == 201, r.text
+        assert r.json()["original_request"]["messages"] == CHAT["messages"]
+
+
 def _body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {**CURL_CREATE, "original_request": dict(CHAT)}
     body.pop("modified_request")
