@@ -501,10 +501,7 @@ class ExperimentService:
             secrets.append(key)
         if secrets:  # a credential typed into a prompt still never reaches the database
             run["request"] = orjson.loads(scrub_values(orjson.dumps(payload).decode(), secrets))
-        stale_before = (
-            datetime.now(UTC) - timedelta(seconds=self.settings.request_timeout + STALE_GRACE_S)
-        ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        await self.store.start_experiment_run(run, stale_before=stale_before)
+        await self.store.start_experiment_run(run, stale_before=self._stale_before())
         # The pipeline edits the body it sends (model prefix, stream options): its own copy.
         request = proxy_request(
             experiment, run, copy.deepcopy(payload), headers, credentials, original
@@ -588,10 +585,15 @@ class ExperimentService:
 
     async def recover(self) -> int:
         """Fail runs that a stopped gateway left running (older than any live run)."""
-        stale_before = (
-            datetime.now(UTC) - timedelta(seconds=self.settings.request_timeout + STALE_GRACE_S)
-        ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return await self.store.fail_stale_experiment_runs(stale_before)
+        return await self.store.fail_stale_experiment_runs(self._stale_before())
+
+    def _stale_before(self) -> str:
+        """Runs still marked running that started before this are orphans: no live run
+        lasts longer than ``request_timeout`` (the pipeline's deadline)."""
+        cutoff = datetime.now(UTC) - timedelta(
+            seconds=self.settings.request_timeout + STALE_GRACE_S
+        )
+        return cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     # --- comparing ------------------------------------------------------------------------
 
