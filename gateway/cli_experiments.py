@@ -163,7 +163,7 @@ async def gateway_client(settings: Settings, url: str | None) -> AsyncIterator[h
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=StreamingASGITransport(app), base_url="http://spanlab.local", timeout=timeout
+            transport=StreamingASGITransport(app), base_url="http://localhost", timeout=timeout
         ) as client,
     ):
         yield client

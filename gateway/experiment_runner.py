@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from gateway.capture import SpanContext, new_span_id, new_trace_id
-from gateway.errors import InvalidRequest, ValidationFailed
-from gateway.providers import PROVIDER_HEADER, Router
+from gateway.errors import InvalidRequest
+from gateway.providers import PROVIDER_HEADER
 from gateway.providers.base import CREDENTIAL_HEADERS
-from gateway.proxy import OPERATIONS, ProxyRequest
+from gateway.proxy import OPERATIONS, ProxyPipeline, ProxyRequest
 from gateway.sse import SSESplitter, parse_event
 
 LABEL = "experiment"
@@ -33,7 +33,7 @@ Delta = Callable[[str], Awaitable[None]]
 
 
 def check_route(
-    router: Router,
+    pipeline: ProxyPipeline,
     experiment: Mapping[str, Any],
     payload: Mapping[str, Any],
     headers: Mapping[str, str],
@@ -42,16 +42,11 @@ def check_route(
 ) -> str:
     """Where the run goes (a configured provider: routing never takes a URL), and
     whether it has a credential to go with it."""
-    route = router.resolve(payload["model"], headers.get(PROVIDER_HEADER))
+    route = pipeline.router.resolve(payload["model"], headers.get(PROVIDER_HEADER))
     provider = route.provider
-    operation = experiment["operation"]
-    if (provider.kind == "anthropic") != (operation == "messages"):
-        raise ValidationFailed(
-            f"Provider {provider.name!r} speaks the {provider.kind} API, which does not"
-            f" serve this experiment's {operation!r} request; pick a model on a provider"
-            " of the same dialect.",
-            param="modified_request.model",
-        )
+    # The pipeline's own rule (an OpenAI chat call may go to an Anthropic provider,
+    # translated; a Messages call only to one), so a run is refused before it starts.
+    pipeline._check_dialect(experiment["operation"], route)
     if provider.api_key() or credentials:
         return provider.name
     if provider.api_key_env:

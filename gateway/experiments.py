@@ -479,7 +479,7 @@ class ExperimentService:
         original = await self.store.get_span(experiment["original_span_id"])
         payload, headers = prepare_request(experiment, stream=stream)
         credentials = [(k.lower(), v) for k, v in credentials if k.lower() in CREDENTIAL_HEADERS]
-        provider = check_route(self.router, experiment, payload, headers, credentials, original)
+        provider = check_route(self.pipeline, experiment, payload, headers, credentials, original)
         run: dict[str, Any] = {
             "id": new_run_id(),
             "experiment_id": experiment_id,

@@ -51,7 +51,7 @@ class Setup:
             async with (
                 app.router.lifespan_context(app),
                 httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=app), base_url="http://t"
+                    transport=httpx.ASGITransport(app=app), base_url="http://localhost"
                 ) as client,
             ):
                 r = await client.post(
