@@ -294,9 +294,10 @@ def prepare_request(
 def replayable_request(span: Mapping[str, Any], router: Router) -> dict[str, Any]:
     """The captured request, addressed so a replay reaches the same provider and model.
 
-    The stored request is the body as sent upstream: its ``model`` is the provider's
-    name for it. The model the client asked for (``request_model``) is kept when it
-    still routes there; otherwise the replay names ``provider/model`` explicitly."""
+    The stored request is usually the body as sent upstream, its ``model`` the
+    provider's name for it (a translated call keeps the client's body instead). The
+    model the client asked for (``request_model``) is kept when it still routes to the
+    same provider and model; otherwise the replay names ``provider/model``."""
     request = span.get("request")
     if not isinstance(request, dict):
         raise ValidationFailed(
@@ -304,24 +305,25 @@ def replayable_request(span: Mapping[str, Any], router: Router) -> dict[str, Any
             param="original_span_id",
         )
     request = copy.deepcopy(request)
-    upstream_model = request.get("model")
+    stored_model = request.get("model")
     client_model = span.get("request_model")
     provider = span.get("provider")
-    if isinstance(upstream_model, str) and provider:
-        chosen = f"{provider}/{upstream_model}"
-        if isinstance(client_model, str):
-            try:
-                route = router.resolve(client_model)
-            except SpanlabError:
-                route = None
-            if (
-                route is not None
-                and route.provider.name == provider
-                and route.upstream_model == upstream_model
-            ):
-                chosen = client_model
-        if provider in router.providers:
-            request["model"] = chosen
+    if not isinstance(stored_model, str) or provider not in router.providers:
+        return request
+    route = None
+    if isinstance(client_model, str):
+        try:
+            route = router.resolve(client_model)
+        except SpanlabError:
+            route = None
+    if (
+        route is not None
+        and route.provider.name == provider
+        and stored_model in (route.upstream_model, client_model)
+    ):
+        request["model"] = client_model
+    elif stored_model != client_model:
+        request["model"] = f"{provider}/{stored_model}"
     return request
 
 

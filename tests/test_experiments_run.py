@@ -356,6 +356,14 @@ async def test_model_comparison_gpt_to_claude(make_gateway: GatewayFactory) -> N
     assert claude.last.body["model"] == "claude-3-5-sonnet-latest"
     cmp = (await gw.client.get(f"/experiments/{exp['id']}/compare")).json()
     assert cmp["model"]["changed"] is True
+
+    # And the other way: an experiment on the Claude result replays on Claude.
+    back = await create(gw, original_span_id=done["result_span_id"])
+    assert back["original_request"]["model"] == "anthropic/claude-3-5-sonnet-latest"
+    again = await run(gw, back["id"], authorization="Bearer sk-ant-replay-key")
+    assert again["status"] == "completed" and claude.last.body["model"] == (
+        "claude-3-5-sonnet-latest"
+    )
     assert cmp["original"]["provider"] == "openai" and cmp["result"]["provider"] == "anthropic"
     result = await gw.span(done["result_span_id"])
     assert cmp["metrics"]["completion_tokens"]["result"] == result["usage"]["completion_tokens"]
