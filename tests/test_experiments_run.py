@@ -145,6 +145,10 @@ async def test_run_renders_merges_and_links_the_result_span(gw: Gateway) -> None
     assert runs[0]["started_at"] <= runs[0]["ended_at"] and runs[0]["duration_ms"] > 0
     one = (await gw.client.get(f"/experiments/{exp['id']}/runs/{done['id']}")).json()
     assert one == runs[0]
+    # Counted by the pipeline like any call: the original and the replay.
+    metrics = (await gw.client.get("/metrics")).text
+    counted = 'spanlab_requests_total{model="gpt-4o-mini",provider="openai",status="ok"} 2.0'
+    assert counted in metrics
 
 
 async def test_every_run_is_kept(gw: Gateway) -> None:
