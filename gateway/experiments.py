@@ -132,6 +132,7 @@ TRANSITIONS = {
     "failed": {"failed", "draft"},
 }
 STALE_GRACE_S = 60.0
+CLOSE_GRACE_MAX_S = 10.0
 
 
 # --- the service ----------------------------------------------------------------------------
@@ -572,12 +573,15 @@ class ExperimentService:
         finalize(span, self.prices)
         return span_from_row(to_record(span))
 
-    async def close(self, grace_s: float = 10.0) -> None:
-        """At shutdown: let runs in flight finish for ``grace_s`` seconds, then fail
-        them (each is recorded as interrupted)."""
+    async def close(self, grace_s: float | None = None) -> None:
+        """At shutdown: let runs in flight finish for ``grace_s`` seconds (default:
+        ``shutdown_grace_s``, at most 10: the server has waited for its requests
+        already), then fail them, each recorded as interrupted."""
         tasks = list(self._tasks)
         if not tasks:
             return
+        if grace_s is None:
+            grace_s = min(self.settings.shutdown_grace_s, CLOSE_GRACE_MAX_S)
         _, pending = await asyncio.wait(tasks, timeout=grace_s)
         for task in pending:
             task.cancel()
