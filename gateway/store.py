@@ -532,8 +532,9 @@ class SQLiteStore(SQLiteExperimentStore, Store):
         return int(rows[0][0])
 
     async def delete_spans_before(self, before_us: int) -> int:
-        cursor = await self.writer.execute("DELETE FROM spans WHERE start_us < ?", (before_us,))
-        return int(cursor.rowcount)
+        async with self.transaction() as conn:
+            cursor = await conn.execute("DELETE FROM spans WHERE start_us < ?", (before_us,))
+            return int(cursor.rowcount)
 
 
 def span_from_row(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
