@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-fast lint format bench ui install serve clean
+.PHONY: test test-fast lint format bench ui ui-deps ui-check install serve clean
+
+UI_DEPS := ui/node_modules/.package-lock.json
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +14,9 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 
-# The whole suite: unit, in-process and end-to-end tests.
-test: install
+# The whole suite: unit, in-process, end-to-end and browser tests (the UI's Vitest
+# suite runs from pytest too).
+test: install ui-deps
 	$(BIN)/python -m pytest -q
 
 # In-process tests only (no spawned servers, no browser).
@@ -28,6 +31,24 @@ lint: install
 format: install
 	$(BIN)/ruff format gateway tests
 	$(BIN)/ruff check --fix gateway tests
+
+# The web UI's Node dependencies (for its tests and builds; not needed to serve it).
+$(UI_DEPS): ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+
+ui-deps:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(UI_DEPS); \
+	else echo "npm not found: the UI's own tests will be skipped"; fi
+
+# Rebuild the web UI into gateway/ui_dist, which the package ships: commit the result.
+ui: ui-deps
+	cd ui && npm run build
+
+# Fail when the committed build is not what the source builds to.
+ui-check: ui
+	git diff --exit-code --stat -- gateway/ui_dist
+	@test -z "$$(git status --porcelain -- gateway/ui_dist)" || \
+		{ git status --short -- gateway/ui_dist; echo "gateway/ui_dist is stale: commit it"; exit 1; }
 
 bench: install
 	$(BIN)/python -m bench

@@ -37,6 +37,7 @@ from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline
 from gateway.security import HostOriginGuard, allowed_hosts
 from gateway.state import AppState
 from gateway.store import SUMMARY_COLUMNS, SQLiteStore, Store, span_from_row
+from gateway.ui import ui_routes
 from gateway.writer import SpanWriter
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def create_app(
             logger.info("stopped; %d spans written", writer.written)
 
     app = Starlette(
-        routes=[*proxy_routes(), *management_routes(), *extra_routes],
+        routes=[*proxy_routes(), *management_routes(), *ui_routes(), *extra_routes],
         middleware=[
             Middleware(
                 HostOriginGuard, allowed=allowed_hosts(settings.host, settings.allowed_hosts)

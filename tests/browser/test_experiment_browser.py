@@ -1,0 +1,125 @@
+"""The whole experiment flow in a real browser, as a person does it: make a call with
+the openai SDK, see it arrive on the Traces page, open it, press Experiment, change the
+temperature and a message, Run, read the streamed output and the diff, then find the
+experiment on the Experiments page, duplicate it and delete it."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+try:
+    from playwright.sync_api import expect
+except ImportError:
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("the playwright package is not installed", allow_module_level=True)
+
+from tests.browser.conftest import Server, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+QUESTION = "Name three colours of the rainbow."
+EDITED = "Name three planets of the solar system."
+
+
+def require_experiments_api(server: Server) -> None:
+    if not server.has_experiments_api():
+        pytest.skip("the experiments API (issue 4) is not on this branch yet")
+
+
+def test_experiment_flow(server: Server, page: Any) -> None:
+    require_experiments_api(server)
+    page.goto(server.url + "/")
+    page.get_by_test_id("live-state").filter(has_text="Live").wait_for(timeout=10_000)
+
+    api = OpenAI(base_url=server.url + "/v1", api_key="sk-test-not-a-secret")
+    api.chat.completions.create(
+        model="fake-small",
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": QUESTION},
+        ],
+        temperature=0.2,
+    )
+    row = page.get_by_test_id("span-row").filter(has_text=QUESTION)
+    row.wait_for(timeout=10_000)
+    row.click()
+    page.get_by_test_id("experiment-button").click()
+
+    # the experiment page, loaded with the span's request
+    page.wait_for_url("**/ui/experiment?span_id=*")
+    page.get_by_test_id("experiment-page").wait_for()
+    temperature = page.get_by_label("temperature", exact=True)
+    assert temperature.input_value() == "0.2"
+    message = page.get_by_label("Message 2 content")
+    assert message.input_value() == QUESTION
+    assert page.get_by_label("Model", exact=True).input_value() == "fake-small"
+
+    temperature.fill("1.3")
+    message.fill(EDITED)
+
+    # JSON mode shows the same edits, and switching back keeps them
+    page.get_by_role("tab", name="JSON").click()
+    editor = page.get_by_test_id("json-editor")
+    editor.wait_for()
+    text = editor.inner_text()
+    assert '"temperature": 1.3' in text and EDITED in text
+    page.get_by_role("tab", name="Visual").click()
+    assert page.get_by_label("Message 2 content").input_value() == EDITED
+    screenshot(page, "05-experiment-edit")
+
+    page.get_by_test_id("run-button").click()
+    page.wait_for_url("**/ui/experiment?id=*")
+    expected = f"Reply at temperature 1.3 to: {EDITED}"
+    new_output = page.get_by_test_id("compare-result")
+    new_output.get_by_text(expected).wait_for(timeout=20_000)
+    original = page.get_by_test_id("compare-original")
+    assert f"Reply at temperature 0.2 to: {QUESTION}" in original.inner_text()
+    # usage and timings of the new call, once its span is stored
+    completion = page.get_by_test_id("metrics").locator("tr", has_text="Completion tokens")
+    expect(completion.locator("td").nth(1)).to_have_text(re.compile(r"^\d+$"), timeout=10_000)
+    expect(completion.locator("td").nth(2)).to_have_text(re.compile(r"^[+\u2212\u00b1]\d+ \("))
+    metrics = page.get_by_test_id("metrics").inner_text()
+    assert "Latency" in metrics and "TTFT" in metrics and "Cost" in metrics
+
+    page.get_by_test_id("diff-toggle").check()
+    inserted = page.get_by_test_id("diff-result").locator("ins").all_inner_texts()
+    removed = page.get_by_test_id("diff-original").locator("del").all_inner_texts()
+    assert any("planets" in t for t in inserted), inserted
+    assert any("colours" in t for t in removed), removed
+    page.get_by_test_id("run-history").locator("li").first.wait_for()
+    screenshot(page, "06-experiment-compare")
+    experiment_id = page.url.split("id=")[1]
+
+    # the Experiments page lists it; duplicate, then delete the copy with confirmation
+    page.get_by_role("link", name="Experiments").first.click()
+    page.wait_for_url("**/ui/experiments")
+    rows = page.get_by_test_id("experiment-row")
+    mine = page.locator(f"[data-experiment-id='{experiment_id}']")
+    mine.wait_for()
+    assert "completed" in mine.inner_text()
+    count = rows.count()
+    mine.get_by_role("button", name="Duplicate").click()
+    expect(rows).to_have_count(count + 1)
+    screenshot(page, "07-experiments")
+    copy = rows.filter(has_not=page.locator(f"[data-experiment-id='{experiment_id}']")).first
+    copy_id = copy.get_attribute("data-experiment-id")
+    assert copy_id and copy_id != experiment_id
+    copy.get_by_role("button", name="Delete").click()
+    confirm = copy.get_by_role("group", name="Confirm delete")
+    confirm.wait_for()
+    confirm.get_by_role("button", name="Delete").click()
+    page.locator(f"[data-experiment-id='{copy_id}']").wait_for(state="detached")
+    expect(rows).to_have_count(count)
+    assert server.get(f"/experiments/{copy_id}").status_code == 404
+
+    # and the span's detail lists the experiment made from it
+    page.goto(server.url + "/ui/")
+    page.get_by_test_id("span-row").filter(has_text=QUESTION).click()
+    page.get_by_test_id("span-experiments").get_by_role("link").first.wait_for()
+    assert not page.errors, page.errors

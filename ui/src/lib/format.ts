@@ -1,0 +1,67 @@
+// Display formatting. Missing values show as an en dash, never as 0.
+
+export const DASH = "\u2013";
+
+export function fmtMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return DASH;
+  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+
+export function fmtCost(usd: number | null | undefined): string {
+  if (usd === null || usd === undefined) return DASH;
+  if (usd === 0) return "$0";
+  if (Math.abs(usd) < 0.0001) return `$${usd.toExponential(1)}`;
+  if (Math.abs(usd) < 1) return `$${usd.toFixed(4)}`;
+  return `$${usd.toFixed(2)}`;
+}
+
+export function fmtInt(n: number | null | undefined): string {
+  if (n === null || n === undefined) return DASH;
+  return n.toLocaleString("en-US");
+}
+
+export function fmtTime(iso: string | null | undefined): string {
+  if (!iso) return DASH;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const now = new Date();
+  const sameDay = d.toDateString() === now.toDateString();
+  const time = d.toLocaleTimeString(undefined, { hour12: false });
+  return sameDay ? time : `${d.toLocaleDateString()} ${time}`;
+}
+
+export function fmtUs(us: number | null | undefined): string {
+  if (us === null || us === undefined) return DASH;
+  return fmtTime(new Date(us / 1000).toISOString());
+}
+
+export function fmtRelative(iso: string | null | undefined): string {
+  if (!iso) return DASH;
+  const d = new Date(iso);
+  const seconds = Math.round((Date.now() - d.getTime()) / 1000);
+  if (Number.isNaN(seconds)) return iso;
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return d.toLocaleDateString();
+}
+
+export function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}\u2026` : text;
+}
+
+/** Signed delta and percent change, e.g. "+12 (+8.5%)". */
+export function fmtDelta(
+  before: number | null | undefined,
+  after: number | null | undefined,
+  format: (n: number) => string = (n) => fmtInt(n),
+): string {
+  if (before === null || before === undefined || after === null || after === undefined) return DASH;
+  const delta = after - before;
+  const sign = delta > 0 ? "+" : delta < 0 ? "\u2212" : "\u00b1";
+  const pct = delta === 0 ? "0%" : before === 0 ? "n/a" : `${((delta / before) * 100).toFixed(1)}%`;
+  const pctSigned = pct.startsWith("-") ? `\u2212${pct.slice(1)}` : delta > 0 && pct !== "n/a" ? `+${pct}` : pct;
+  return `${sign}${format(Math.abs(delta))} (${pctSigned})`;
+}

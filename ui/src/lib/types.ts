@@ -1,0 +1,117 @@
+// Shapes of the gateway's JSON (see BRIEF: span JSON and the experiments contract).
+
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+export interface Usage {
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  total_tokens: number | null;
+  cached_tokens: number | null;
+}
+
+export type SpanStatus = "ok" | "error" | "client_aborted" | "interrupted";
+
+export interface SpanSummary {
+  span_id: string;
+  trace_id: string;
+  parent_span_id: string | null;
+  project_id: string | null;
+  thread_id: string | null;
+  run_id: string | null;
+  label: string | null;
+  tags: string[] | null;
+  operation: string | null;
+  method: string | null;
+  path: string | null;
+  provider: string | null;
+  request_model: string | null;
+  response_model: string | null;
+  stream: boolean | null;
+  status: SpanStatus;
+  http_status: number | null;
+  start_us: number;
+  end_us: number | null;
+  start_time: string;
+  end_time: string | null;
+  duration_ms: number | null;
+  ttft_ms: number | null;
+  input_preview: string | null;
+  output_text: string | null;
+  finish_reason: string | null;
+  usage: Usage | null;
+  cost_usd: number | null;
+  error: JsonValue;
+  attributes: JsonValue;
+  links: JsonValue;
+}
+
+export interface SpanDetail extends SpanSummary {
+  request: JsonValue;
+  request_headers: Record<string, string> | null;
+  query: JsonValue;
+  response: JsonValue;
+  response_headers: Record<string, string> | null;
+  otel_attributes: Record<string, JsonValue> | null;
+}
+
+export interface Page<T> {
+  data: T[];
+  next_cursor: string | null;
+}
+
+export interface ThreadSummary {
+  thread_id: string;
+  calls: number;
+  errors: number | null;
+  total_tokens: number | null;
+  cost_usd: number | null;
+  first_activity: string | null;
+  last_activity: string | null;
+  models: string[];
+  project_id: string | null;
+}
+
+export type ExperimentStatus = "draft" | "running" | "completed" | "failed";
+
+export interface Experiment {
+  id: string;
+  name: string;
+  description: string | null;
+  original_span_id: string;
+  original_trace_id: string;
+  original_request: JsonObject;
+  modified_request: JsonObject;
+  headers: Record<string, string> | null;
+  prompt_variables: Record<string, string> | null;
+  model_parameters: JsonObject | null;
+  result_span_id: string | null;
+  result_trace_id: string | null;
+  status: ExperimentStatus;
+  project_id: string | null;
+  created_at: string | null;
+  updated_at: string | null;
+  tags: string[] | null;
+  favorite: boolean | null;
+  error: JsonValue;
+}
+
+export interface ExperimentRun {
+  id: string;
+  experiment_id: string;
+  status: string;
+  request: JsonObject | null;
+  result_span_id: string | null;
+  result_trace_id: string | null;
+  output_text: string | null;
+  error: JsonValue;
+  started_at: string | null;
+  ended_at: string | null;
+  duration_ms: number | null;
+}

@@ -1,0 +1,482 @@
+// The experiment page: load a captured call's request (from ?span_id=) or a saved
+// experiment (?id=), edit it visually or as JSON, save, run (streaming the new output),
+// and compare the new output with the original; earlier runs stay listed.
+
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import useSWR, { useSWRConfig } from "swr";
+import { Comparison, emptySide, sideFromSpan, type Side } from "../components/Comparison";
+import { JsonEditor } from "../components/JsonEditor";
+import { VisualEditor } from "../components/VisualEditor";
+import { ErrorNote, StatusBadge } from "../components/common";
+import { ApiError, request as apiRequest, sendJson } from "../lib/api";
+import {
+  detectVariables,
+  modelParameters,
+  parseRequestJson,
+  reconcileVariables,
+  requestFormat,
+  toJsonText,
+  type ParseResult,
+} from "../lib/editor";
+import { fmtMs, fmtRelative, fmtTime, truncate } from "../lib/format";
+import { isObject } from "../lib/messages";
+import { Link, navigate, useLocation } from "../lib/router";
+import { readSse } from "../lib/sse";
+import type { Experiment, ExperimentRun, JsonObject, JsonValue, SpanDetail } from "../lib/types";
+
+interface Draft {
+  name: string;
+  description: string;
+  tags: string;
+  request: JsonObject;
+  headers: [string, string][];
+  variables: Record<string, string>;
+}
+
+function draftFromExperiment(exp: Experiment): Draft {
+  return {
+    name: exp.name,
+    description: exp.description ?? "",
+    tags: (exp.tags ?? []).join(", "),
+    request: structuredClone(exp.modified_request),
+    headers: Object.entries(exp.headers ?? {}),
+    variables: { ...(exp.prompt_variables ?? {}) },
+  };
+}
+
+function draftFromSpan(span: SpanDetail): Draft {
+  const request = isObject(span.request) ? structuredClone(span.request) : {};
+  const model = span.request_model ?? span.response_model ?? "model";
+  return {
+    name: `${model} experiment`,
+    description: "",
+    tags: "",
+    request,
+    headers: [],
+    variables: {},
+  };
+}
+
+function HeadersEditor({ rows, onChange }: { rows: [string, string][]; onChange: (rows: [string, string][]) => void }) {
+  return (
+    <div className="headers-editor">
+      {rows.map(([k, v], i) => (
+        <div key={i} className="header-row">
+          <input
+            type="text"
+            value={k}
+            placeholder="header name"
+            aria-label={`Header ${i + 1} name`}
+            onChange={(e) => onChange(rows.map((r, j) => (j === i ? [e.target.value, r[1]] : r)))}
+          />
+          <input
+            type="text"
+            value={v}
+            placeholder="value"
+            aria-label={`Header ${i + 1} value`}
+            onChange={(e) => onChange(rows.map((r, j) => (j === i ? [r[0], e.target.value] : r)))}
+          />
+          <button type="button" className="icon-btn danger" aria-label={`Remove header ${i + 1}`} onClick={() => onChange(rows.filter((_, j) => j !== i))}>
+            {"\u2715"}
+          </button>
+        </div>
+      ))}
+      <button type="button" className="btn btn-small" onClick={() => onChange([...rows, ["", ""]])}>
+        + header
+      </button>
+      <p className="muted small">Sent upstream with the run. Provider keys come from the gateway's configuration.</p>
+    </div>
+  );
+}
+
+function VariablesEditor({ names, values, onChange }: { names: string[]; values: Record<string, string>; onChange: (v: Record<string, string>) => void }) {
+  if (!names.length) {
+    return (
+      <p className="muted small">
+        No variables. Write <code>{"{{name}}"}</code> in a message to add one; its value is filled in when the experiment runs.
+      </p>
+    );
+  }
+  return (
+    <div className="variables" data-testid="variables">
+      {names.map((name) => (
+        <label key={name} className="variable">
+          <code>{`{{${name}}}`}</code>
+          <input type="text" value={values[name] ?? ""} aria-label={`Variable ${name}`} onChange={(e) => onChange({ ...values, [name]: e.target.value })} />
+        </label>
+      ))}
+    </div>
+  );
+}
+
+function RunHistory({
+  runs,
+  selected,
+  onSelect,
+}: {
+  runs: ExperimentRun[];
+  selected: string | null;
+  onSelect: (id: string) => void;
+}) {
+  if (!runs.length) return <p className="muted small">No runs yet.</p>;
+  return (
+    <ol className="run-history" data-testid="run-history">
+      {runs.map((run, i) => (
+        <li key={run.id} className={run.id === selected ? "selected" : ""}>
+          <button type="button" className="run-item" onClick={() => onSelect(run.id)} aria-pressed={run.id === selected}>
+            <span className="run-n">#{runs.length - i}</span> <StatusBadge status={run.status} />{" "}
+            <span className="muted small">
+              {fmtTime(run.started_at)} · {fmtMs(run.duration_ms)}
+            </span>
+            <span className="run-preview">{truncate(run.output_text ?? "", 90)}</span>
+          </button>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function useSpan(spanId: string | null | undefined, awaitWrite = false) {
+  return useSWR<SpanDetail>(spanId ? `/spans/${encodeURIComponent(spanId)}` : null, {
+    // A result span reaches the database a moment after the run ends (the writer
+    // batches): keep asking briefly instead of backing off.
+    onErrorRetry: (error, _key, _config, revalidate, { retryCount }) => {
+      const missing = error instanceof ApiError && error.status === 404;
+      if (!(awaitWrite && missing) && retryCount >= 2) return;
+      if (retryCount >= 40) return;
+      window.setTimeout(() => void revalidate({ retryCount }), awaitWrite && missing ? 250 : 3000);
+    },
+  });
+}
+
+export default function ExperimentPage() {
+  const { search } = useLocation();
+  const id = search.get("id");
+  const spanParam = search.get("span_id");
+  const { mutate } = useSWRConfig();
+
+  const experimentKey = id ? `/experiments/${encodeURIComponent(id)}` : null;
+  const { data: experiment, error: experimentError } = useSWR<Experiment>(experimentKey);
+  const originalSpanId = experiment?.original_span_id ?? spanParam;
+  const { data: originalSpan, error: spanError } = useSpan(originalSpanId);
+  const runsKey = id ? `/experiments/${encodeURIComponent(id)}/runs` : null;
+  const { data: runsPage } = useSWR<{ data: ExperimentRun[] }>(runsKey);
+  const { data: modelsPage } = useSWR<{ data: { id: string }[] }>("/v1/models", {
+    shouldRetryOnError: false,
+    revalidateIfStale: false,
+  });
+
+  const [draft, setDraft] = useState<Draft | null>(null);
+  const [dirty, setDirty] = useState(false);
+  const loadedFor = useRef<string | null>(null);
+
+  // Build the draft once per experiment (or per span for a new one).
+  useEffect(() => {
+    const key = id ?? (spanParam ? `span:${spanParam}` : null);
+    if (!key || loadedFor.current === key) return;
+    if (id && experiment) {
+      setDraft(draftFromExperiment(experiment));
+      loadedFor.current = key;
+      setDirty(false);
+    } else if (!id && originalSpan) {
+      setDraft(draftFromSpan(originalSpan));
+      loadedFor.current = key;
+      setDirty(false);
+    }
+  }, [id, spanParam, experiment, originalSpan]);
+
+  const [mode, setMode] = useState<"visual" | "json">("visual");
+  const [jsonText, setJsonText] = useState("");
+  const [jsonError, setJsonError] = useState<Extract<ParseResult, { ok: false }> | null>(null);
+  const [busy, setBusy] = useState<null | "saving" | "running">(null);
+  const [actionError, setActionError] = useState<unknown>(null);
+  const [streamText, setStreamText] = useState<string | null>(null);
+  const [selectedRunId, setSelectedRunId] = useState<string | null>(null);
+  const [savedAt, setSavedAt] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty]);
+
+  const update = useCallback((change: Partial<Draft>) => {
+    setDraft((d) => (d ? { ...d, ...change } : d));
+    setDirty(true);
+  }, []);
+
+  const format = draft ? requestFormat(draft.request, originalSpan?.operation) : "chat";
+  const variableNames = useMemo(() => (draft ? detectVariables(draft.request) : []), [draft]);
+  const variables = useMemo(() => reconcileVariables(variableNames, draft?.variables), [variableNames, draft?.variables]);
+
+  const switchMode = (next: "visual" | "json") => {
+    if (!draft || next === mode) return;
+    if (next === "json") {
+      setJsonText(toJsonText(draft.request));
+      setJsonError(null);
+      setMode("json");
+      return;
+    }
+    const parsed = parseRequestJson(jsonText);
+    if (!parsed.ok) {
+      setJsonError(parsed);
+      return;
+    }
+    update({ request: parsed.value });
+    setMode("visual");
+  };
+
+  const onJsonChange = (text: string) => {
+    setJsonText(text);
+    const parsed = parseRequestJson(text);
+    if (parsed.ok) {
+      setJsonError(null);
+      update({ request: parsed.value });
+    } else {
+      setJsonError(parsed);
+      setDirty(true);
+    }
+  };
+
+  const save = async (): Promise<Experiment> => {
+    if (!draft) throw new Error("Nothing to save yet.");
+    if (mode === "json" && jsonError) throw new Error(`Fix the JSON first: ${jsonError.error}`);
+    const body = {
+      name: draft.name.trim() || "Untitled experiment",
+      description: draft.description,
+      tags: draft.tags
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean),
+      modified_request: draft.request,
+      headers: Object.fromEntries(draft.headers.filter(([k]) => k.trim()).map(([k, v]) => [k.trim(), v])),
+      prompt_variables: variables,
+      model_parameters: modelParameters(draft.request),
+    };
+    let saved: Experiment;
+    if (experiment) {
+      saved = await sendJson<Experiment>("PUT", `/experiments/${encodeURIComponent(experiment.id)}`, body);
+    } else {
+      if (!originalSpan) throw new Error("The original call is not loaded.");
+      saved = await sendJson<Experiment>("POST", "/experiments", {
+        ...body,
+        original_span_id: originalSpan.span_id,
+        original_trace_id: originalSpan.trace_id,
+      });
+      loadedFor.current = saved.id;
+      navigate(`/experiment?id=${encodeURIComponent(saved.id)}`, { replace: true });
+    }
+    await mutate(`/experiments/${encodeURIComponent(saved.id)}`, saved, { revalidate: false });
+    void mutate((key) => typeof key === "string" && key.startsWith("/experiments?"));
+    setDirty(false);
+    setSavedAt(new Date().toISOString());
+    return saved;
+  };
+
+  const onSave = async () => {
+    setBusy("saving");
+    setActionError(null);
+    try {
+      await save();
+    } catch (err) {
+      setActionError(err);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const onRun = async () => {
+    setBusy("running");
+    setActionError(null);
+    setStreamText("");
+    setSelectedRunId(null);
+    let runId: string | null = null;
+    let expId: string | null = null;
+    try {
+      const saved = await save();
+      expId = saved.id;
+      const response = await apiRequest(`/experiments/${encodeURIComponent(saved.id)}/run?stream=true`, {
+        method: "POST",
+        headers: { accept: "text/event-stream" },
+      });
+      let run: ExperimentRun | null = null;
+      if ((response.headers.get("content-type") ?? "").includes("text/event-stream") && response.body) {
+        for await (const event of readSse(response.body)) {
+          if (event.event === "delta") {
+            const data = JSON.parse(event.data) as { content?: string };
+            if (data.content) setStreamText((t) => (t ?? "") + data.content);
+          } else if (event.event === "done") {
+            run = JSON.parse(event.data) as ExperimentRun;
+          } else if (event.event === "error") {
+            const data = JSON.parse(event.data) as JsonValue;
+            if (isObject(data) && typeof data.id === "string" && typeof data.experiment_id === "string") {
+              run = data as unknown as ExperimentRun;
+            } else {
+              const inner = isObject(data) && isObject(data.error) ? data.error : data;
+              setActionError(isObject(inner) && typeof inner.message === "string" ? inner.message : inner);
+            }
+          }
+        }
+      } else {
+        run = (await response.json()) as ExperimentRun;
+      }
+      if (run) {
+        runId = run.id;
+        if (runsKey || expId) {
+          const key = `/experiments/${encodeURIComponent(expId)}/runs`;
+          await mutate(key, (page?: { data: ExperimentRun[] }) => ({ data: [run!, ...(page?.data ?? []).filter((r) => r.id !== run!.id)] }), {
+            revalidate: true,
+          });
+        }
+      }
+    } catch (err) {
+      setActionError(err);
+    } finally {
+      if (expId) void mutate(`/experiments/${encodeURIComponent(expId)}`);
+      setSelectedRunId(runId);
+      setStreamText(null);
+      setBusy(null);
+    }
+  };
+
+  const runs = runsPage?.data ?? [];
+  const selectedRun = runs.find((r) => r.id === selectedRunId) ?? (selectedRunId === null && busy !== "running" ? runs[0] : undefined) ?? null;
+  const { data: resultSpan } = useSpan(selectedRun?.result_span_id, true);
+
+  const originalSide: Side | null = originalSpan ? sideFromSpan(originalSpan) : null;
+  let resultSide: Side | null = null;
+  if (streamText !== null) resultSide = { ...emptySide(streamText), model: draft && typeof draft.request.model === "string" ? draft.request.model : null, streaming: true };
+  else if (selectedRun && resultSpan && resultSpan.span_id === selectedRun.result_span_id) resultSide = sideFromSpan(resultSpan);
+  else if (selectedRun)
+    resultSide = {
+      ...emptySide(selectedRun.output_text ?? ""),
+      status: selectedRun.status,
+      error: selectedRun.error ?? null,
+      pending: Boolean(selectedRun.result_span_id),
+    };
+
+  const models = useMemo(() => {
+    const names = new Set<string>((modelsPage?.data ?? []).map((m) => m.id).filter(Boolean));
+    for (const m of [originalSpan?.request_model, originalSpan?.response_model]) if (m) names.add(m);
+    return [...names].sort();
+  }, [modelsPage, originalSpan]);
+
+  const loadError = experimentError ?? (!experiment && spanError ? spanError : null);
+  if (!id && !spanParam) {
+    return (
+      <div className="page">
+        <h1>Experiment</h1>
+        <p>
+          Open a call on the <Link to="/">Traces</Link> page and press <strong>Experiment</strong>, or pick one on the{" "}
+          <Link to="/experiments">Experiments</Link> page.
+        </p>
+      </div>
+    );
+  }
+  if (loadError) {
+    const noBackend = loadError instanceof ApiError && loadError.noRoute;
+    return (
+      <div className="page">
+        <h1>Experiment</h1>
+        <ErrorNote error={noBackend ? "The experiments API is not available on this gateway." : loadError} />
+      </div>
+    );
+  }
+  if (!draft) return <div className="page muted">Loading…</div>;
+
+  const blocked = mode === "json" && jsonError !== null;
+  return (
+    <div className="page experiment-page" data-testid="experiment-page">
+      <nav className="crumbs">
+        <Link to="/experiments">Experiments</Link> / {experiment ? experiment.name : "new"}
+      </nav>
+      <header className="experiment-head">
+        <input
+          className="title-input"
+          type="text"
+          value={draft.name}
+          onChange={(e) => update({ name: e.target.value })}
+          aria-label="Experiment name"
+        />
+        {experiment && <StatusBadge status={experiment.status} />}
+        <span className="muted small" data-testid="save-state">
+          {dirty ? "Unsaved changes" : savedAt ? `Saved ${fmtRelative(savedAt)}` : experiment ? "Saved" : "Not saved yet"}
+        </span>
+        <span className="spacer" />
+        {originalSpan && (
+          <Link to={`/spans/${encodeURIComponent(originalSpan.span_id)}`} className="btn">
+            Original call
+          </Link>
+        )}
+        <button type="button" className="btn" onClick={() => void onSave()} disabled={busy !== null || blocked}>
+          {busy === "saving" ? "Saving…" : "Save"}
+        </button>
+        <button type="button" className="btn btn-primary" onClick={() => void onRun()} disabled={busy !== null || blocked} data-testid="run-button">
+          {busy === "running" ? "Running…" : "\u25b6 Run"}
+        </button>
+      </header>
+      <ErrorNote error={actionError} />
+      {experiment?.error && experiment.status === "failed" && !actionError && <ErrorNote error={experiment.error} />}
+
+      <div className="experiment-grid">
+        <section className="panel editor-panel">
+          <div className="panel-head">
+            <div className="segmented" role="tablist" aria-label="Editor mode">
+              <button type="button" role="tab" aria-selected={mode === "visual"} className={`seg ${mode === "visual" ? "active" : ""}`} onClick={() => switchMode("visual")}>
+                Visual
+              </button>
+              <button type="button" role="tab" aria-selected={mode === "json"} className={`seg ${mode === "json" ? "active" : ""}`} onClick={() => switchMode("json")}>
+                JSON
+              </button>
+            </div>
+            <span className="muted small">{format === "anthropic" ? "Anthropic messages" : format === "chat" ? "OpenAI chat" : format}</span>
+          </div>
+          {mode === "visual" ? (
+            <VisualEditor request={draft.request} format={format} models={models} onChange={(request) => update({ request })} />
+          ) : (
+            <>
+              <JsonEditor value={jsonText} onChange={onJsonChange} label="Request JSON" />
+              {jsonError && (
+                <div className="field-error" role="alert" data-testid="json-error">
+                  {jsonError.error}
+                </div>
+              )}
+            </>
+          )}
+          <div className="field-block">
+            <h4>Variables</h4>
+            <VariablesEditor names={variableNames} values={variables} onChange={(v) => update({ variables: { ...draft.variables, ...v } })} />
+          </div>
+          <div className="field-block">
+            <h4>Headers</h4>
+            <HeadersEditor rows={draft.headers} onChange={(headers) => update({ headers })} />
+          </div>
+          <div className="field-block">
+            <h4>Notes</h4>
+            <label className="stack">
+              <span className="small muted">Description</span>
+              <textarea value={draft.description} rows={2} onChange={(e) => update({ description: e.target.value })} aria-label="Description" />
+            </label>
+            <label className="stack">
+              <span className="small muted">Tags (comma separated)</span>
+              <input type="text" value={draft.tags} onChange={(e) => update({ tags: e.target.value })} aria-label="Tags" />
+            </label>
+          </div>
+        </section>
+
+        <section className="panel results-panel">
+          <div className="panel-head">
+            <h3>Comparison</h3>
+          </div>
+          {!originalSpan && spanError ? <ErrorNote error="The original call is no longer stored; only the new output is shown." /> : null}
+          <Comparison original={originalSide} result={resultSide} />
+          <div className="field-block">
+            <h4>Run history</h4>
+            {id ? <RunHistory runs={runs} selected={selectedRun?.id ?? null} onSelect={setSelectedRunId} /> : <p className="muted small">Runs appear here once the experiment is saved and run.</p>}
+          </div>
+        </section>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,303 @@
+import { useEffect, useRef, useState } from "react";
+import useSWR from "swr";
+import { SpanDetailView } from "../components/SpanDetail";
+import { ErrorNote, StatusBadge } from "../components/common";
+import { fmtCost, fmtInt, fmtMs, fmtUs, truncate } from "../lib/format";
+import { useLiveSpans } from "../lib/live";
+import { Link, setSearch, useLocation } from "../lib/router";
+import { filtersFrom, RANGES, useSpanList, type SpanFilters } from "../lib/spanList";
+import type { SpanSummary } from "../lib/types";
+
+interface StatRow {
+  group: string | null;
+}
+
+function useValues(group: string): string[] {
+  const { data } = useSWR<{ data: StatRow[] }>(`/stats?group_by=${group}`, { shouldRetryOnError: false });
+  return (data?.data ?? []).map((r) => String(r.group ?? "")).filter(Boolean);
+}
+
+/** A text filter: typed locally, written to the URL after a pause or on Enter. */
+function TextFilter({ name, label, value, list }: { name: keyof SpanFilters; label: string; value: string; list?: string }) {
+  const [text, setText] = useState(value);
+  useEffect(() => setText(value), [value]);
+  useEffect(() => {
+    if (text === value) return;
+    const timer = window.setTimeout(() => setSearch({ [name]: text.trim() || null, span: null }), 350);
+    return () => window.clearTimeout(timer);
+  }, [text, value, name]);
+  return (
+    <label className="filter">
+      <span>{label}</span>
+      <input
+        type={name === "q" ? "search" : "text"}
+        value={text}
+        list={list}
+        placeholder={name === "q" ? "Search requests and outputs" : "any"}
+        onChange={(e) => setText(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === "Enter") setSearch({ [name]: text.trim() || null, span: null });
+        }}
+        aria-label={label}
+        name={name}
+      />
+    </label>
+  );
+}
+
+function toLocalInput(iso?: string): string {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function Filters({ filters }: { filters: SpanFilters }) {
+  const models = useValues("model");
+  const providers = useValues("provider");
+  const range = filters.range ?? (filters.since || filters.until ? "custom" : "");
+  const [custom, setCustom] = useState(range === "custom");
+  const active = Object.keys(filters).length > 0;
+  return (
+    <div className="filters" role="search">
+      <TextFilter name="q" label="Search" value={filters.q ?? ""} />
+      <TextFilter name="model" label="Model" value={filters.model ?? ""} list="models-list" />
+      <datalist id="models-list">
+        {models.map((m) => (
+          <option key={m} value={m} />
+        ))}
+      </datalist>
+      <label className="filter">
+        <span>Provider</span>
+        <select
+          value={filters.provider ?? ""}
+          onChange={(e) => setSearch({ provider: e.target.value || null, span: null })}
+          aria-label="Provider"
+        >
+          <option value="">any</option>
+          {[...new Set([...providers, ...(filters.provider ? [filters.provider] : [])])].map((p) => (
+            <option key={p} value={p}>
+              {p}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="filter">
+        <span>Status</span>
+        <select
+          value={filters.status ?? ""}
+          onChange={(e) => setSearch({ status: e.target.value || null, span: null })}
+          aria-label="Status"
+        >
+          <option value="">any</option>
+          <option value="ok">ok</option>
+          <option value="error">error</option>
+          <option value="client_aborted">client aborted</option>
+          <option value="interrupted">interrupted</option>
+        </select>
+      </label>
+      <TextFilter name="thread" label="Thread" value={filters.thread ?? ""} />
+      <TextFilter name="label" label="Label" value={filters.label ?? ""} />
+      <label className="filter">
+        <span>Time</span>
+        <select
+          value={custom ? "custom" : range}
+          onChange={(e) => {
+            const v = e.target.value;
+            setCustom(v === "custom");
+            if (v === "custom") setSearch({ range: null });
+            else setSearch({ range: v || null, since: null, until: null, span: null });
+          }}
+          aria-label="Time range"
+        >
+          <option value="">all time</option>
+          {Object.keys(RANGES).map((r) => (
+            <option key={r} value={r}>
+              last {r}
+            </option>
+          ))}
+          <option value="custom">custom…</option>
+        </select>
+      </label>
+      {custom && (
+        <>
+          <label className="filter">
+            <span>From</span>
+            <input
+              type="datetime-local"
+              value={toLocalInput(filters.since)}
+              onChange={(e) => setSearch({ since: e.target.value ? new Date(e.target.value).toISOString() : null })}
+              aria-label="From"
+            />
+          </label>
+          <label className="filter">
+            <span>To</span>
+            <input
+              type="datetime-local"
+              value={toLocalInput(filters.until)}
+              onChange={(e) => setSearch({ until: e.target.value ? new Date(e.target.value).toISOString() : null })}
+              aria-label="To"
+            />
+          </label>
+        </>
+      )}
+      {active && (
+        <button
+          type="button"
+          className="btn btn-small clear"
+          onClick={() => {
+            setCustom(false);
+            setSearch(Object.fromEntries(Object.keys(filters).map((k) => [k, null])));
+          }}
+        >
+          Clear filters
+        </button>
+      )}
+    </div>
+  );
+}
+
+function SpanRow({ span, fresh, selected }: { span: SpanSummary; fresh: boolean; selected: boolean }) {
+  const model = span.response_model ?? span.request_model ?? "\u2013";
+  const open = () => setSearch({ span: span.span_id }, { replace: false });
+  return (
+    <tr
+      className={`${fresh ? "fresh" : ""} ${selected ? "selected" : ""}`}
+      onClick={open}
+      data-span-id={span.span_id}
+      data-testid="span-row"
+    >
+      <td className="nowrap">
+        <a
+          href={`/ui/?span=${encodeURIComponent(span.span_id)}`}
+          onClick={(e) => {
+            e.preventDefault();
+            e.stopPropagation();
+            open();
+          }}
+        >
+          {fmtUs(span.start_us)}
+        </a>
+      </td>
+      <td className="model-cell" title={span.request_model !== span.response_model ? `requested ${span.request_model}` : undefined}>
+        {model}
+      </td>
+      <td>{span.provider ?? "\u2013"}</td>
+      <td>
+        <StatusBadge status={span.status} title={span.http_status ? `HTTP ${span.http_status}` : undefined} />
+      </td>
+      <td className="num">{fmtMs(span.duration_ms)}</td>
+      <td className="num">{fmtMs(span.ttft_ms)}</td>
+      <td
+        className="num"
+        title={span.usage ? `${fmtInt(span.usage.prompt_tokens)} in / ${fmtInt(span.usage.completion_tokens)} out` : undefined}
+      >
+        {fmtInt(span.usage?.total_tokens)}
+      </td>
+      <td className="num">{fmtCost(span.cost_usd)}</td>
+      <td className="preview">{span.input_preview ? truncate(span.input_preview, 140) : <span className="muted">{span.operation}</span>}</td>
+    </tr>
+  );
+}
+
+export function TracesPage() {
+  const { search } = useLocation();
+  const filters = filtersFrom(search);
+  const selected = search.get("span");
+  const list = useSpanList(filters);
+  useLiveSpans({ onSpan: list.addLive, onResync: list.resync });
+
+  const sentinel = useRef<HTMLDivElement>(null);
+  const loadMore = list.loadMore;
+  useEffect(() => {
+    const node = sentinel.current;
+    if (!node || typeof IntersectionObserver === "undefined") return;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) loadMore();
+    }, { rootMargin: "400px" });
+    observer.observe(node);
+    return () => observer.disconnect();
+  }, [loadMore]);
+
+  useEffect(() => {
+    if (!selected) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape") setSearch({ span: null });
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [selected]);
+
+  return (
+    <div className={`page traces-page ${selected ? "with-drawer" : ""}`}>
+      <header className="page-head">
+        <h1>Traces</h1>
+        <div className="segmented" role="tablist" aria-label="View">
+          <Link to={`/${search.toString() ? `?${search.toString()}` : ""}`} className="seg active" aria-selected="true" role="tab">
+            Calls
+          </Link>
+          <Link to="/threads" className="seg" role="tab" aria-selected="false">
+            Threads
+          </Link>
+        </div>
+      </header>
+      <Filters filters={filters} />
+      <div className="table-wrap">
+        <table className="spans-table" data-testid="spans-table">
+          <thead>
+            <tr>
+              <th>Time</th>
+              <th>Model</th>
+              <th>Provider</th>
+              <th>Status</th>
+              <th className="num">Latency</th>
+              <th className="num">TTFT</th>
+              <th className="num">Tokens</th>
+              <th className="num">Cost</th>
+              <th>First user message</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.items.map((span) => (
+              <SpanRow key={span.span_id} span={span} fresh={list.fresh.has(span.span_id)} selected={span.span_id === selected} />
+            ))}
+          </tbody>
+        </table>
+        {!list.loading && !list.error && list.items.length === 0 && (
+          <div className="empty">
+            {Object.keys(filters).length ? (
+              <p>No calls match these filters.</p>
+            ) : (
+              <>
+                <p>No calls yet. Point your app at this gateway and they appear here as they happen:</p>
+                <pre className="json">{`OPENAI_BASE_URL=${window.location.origin}/v1`}</pre>
+              </>
+            )}
+          </div>
+        )}
+        {list.error !== null && (
+          <div className="list-foot">
+            <ErrorNote error={list.error} />
+            <button type="button" className="btn" onClick={list.retry}>
+              Retry
+            </button>
+          </div>
+        )}
+        <div ref={sentinel} className="list-foot muted small" data-testid="list-foot">
+          {list.loading ? "Loading…" : list.done ? (list.items.length ? `${list.items.length} calls` : "") : ""}
+          {!list.loading && !list.done && !list.error && (
+            <button type="button" className="btn btn-small" onClick={list.loadMore}>
+              Load more
+            </button>
+          )}
+        </div>
+      </div>
+      {selected && (
+        <aside className="drawer" aria-label="Span detail">
+          <SpanDetailView spanId={selected} onClose={() => setSearch({ span: null })} />
+        </aside>
+      )}
+    </div>
+  );
+}
