@@ -90,6 +90,16 @@ def test_calls_arrive_live_and_open_in_detail(server: Server, page: Any) -> None
     page.goto(server.url + "/ui/threads")
     page.get_by_text("thread-live").first.wait_for()
     screenshot(page, "03-threads")
+
+    # the theme follows the system setting
+    light = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    page.emulate_media(color_scheme="dark")
+    page.goto(server.url + "/ui/?thread=thread-live")
+    page.get_by_test_id("span-row").first.click()
+    page.get_by_test_id("span-detail").wait_for()
+    dark = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert light != dark
+    screenshot(page, "08-traces-dark")
     assert not page.errors, page.errors
 
 

@@ -84,7 +84,7 @@ function HeadersEditor({ rows, onChange }: { rows: [string, string][]; onChange:
       <button type="button" className="btn btn-small" onClick={() => onChange([...rows, ["", ""]])}>
         + header
       </button>
-      <p className="muted small">Sent upstream with the run. Provider keys come from the gateway's configuration.</p>
+      <p className="muted small">Stored with the experiment and sent upstream with each run.</p>
     </div>
   );
 }
@@ -133,6 +133,23 @@ function RunHistory({
         </li>
       ))}
     </ol>
+  );
+}
+
+function SiblingExperiments({ spanId }: { spanId: string }) {
+  const { data } = useSWR<{ data: Experiment[] }>(`/experiments/by-span/${encodeURIComponent(spanId)}`, { shouldRetryOnError: false });
+  if (!data?.data.length) return null;
+  return (
+    <p className="muted small">
+      This call already has {data.data.length === 1 ? "an experiment" : `${data.data.length} experiments`}:{" "}
+      {data.data.slice(0, 5).map((e, i) => (
+        <span key={e.id}>
+          {i > 0 && ", "}
+          <Link to={`/experiment?id=${encodeURIComponent(e.id)}`}>{e.name}</Link>
+        </span>
+      ))}
+      . Running this page creates a new one.
+    </p>
   );
 }
 
@@ -193,6 +210,8 @@ export default function ExperimentPage() {
   const [streamText, setStreamText] = useState<string | null>(null);
   const [selectedRunId, setSelectedRunId] = useState<string | null>(null);
   const [savedAt, setSavedAt] = useState<string | null>(null);
+  // Held in memory for this page only: sent with runs, never saved.
+  const [apiKey, setApiKey] = useState("");
 
   useEffect(() => {
     if (!dirty) return;
@@ -296,9 +315,11 @@ export default function ExperimentPage() {
     try {
       const saved = await save();
       expId = saved.id;
+      const headers: Record<string, string> = { accept: "text/event-stream" };
+      if (apiKey.trim()) headers.authorization = `Bearer ${apiKey.trim()}`;
       const response = await apiRequest(`/experiments/${encodeURIComponent(saved.id)}/run?stream=true`, {
         method: "POST",
-        headers: { accept: "text/event-stream" },
+        headers,
       });
       let run: ExperimentRun | null = null;
       if ((response.headers.get("content-type") ?? "").includes("text/event-stream") && response.body) {
@@ -309,13 +330,11 @@ export default function ExperimentPage() {
           } else if (event.event === "done") {
             run = JSON.parse(event.data) as ExperimentRun;
           } else if (event.event === "error") {
+            // {"error": {...}, "run": {...}}: the run failed (and is kept in the history)
             const data = JSON.parse(event.data) as JsonValue;
-            if (isObject(data) && typeof data.id === "string" && typeof data.experiment_id === "string") {
-              run = data as unknown as ExperimentRun;
-            } else {
-              const inner = isObject(data) && isObject(data.error) ? data.error : data;
-              setActionError(isObject(inner) && typeof inner.message === "string" ? inner.message : inner);
-            }
+            if (isObject(data) && isObject(data.run)) run = data.run as unknown as ExperimentRun;
+            const inner = isObject(data) && data.error !== undefined ? data.error : data;
+            setActionError(isObject(inner) && typeof inner.message === "string" ? `Run failed: ${inner.message}` : inner);
           }
         }
       } else {
@@ -323,12 +342,12 @@ export default function ExperimentPage() {
       }
       if (run) {
         runId = run.id;
-        if (runsKey || expId) {
-          const key = `/experiments/${encodeURIComponent(expId)}/runs`;
-          await mutate(key, (page?: { data: ExperimentRun[] }) => ({ data: [run!, ...(page?.data ?? []).filter((r) => r.id !== run!.id)] }), {
-            revalidate: true,
-          });
-        }
+        const finished = run;
+        await mutate(
+          `/experiments/${encodeURIComponent(expId)}/runs`,
+          (page?: { data: ExperimentRun[] }) => ({ data: [finished, ...(page?.data ?? []).filter((r) => r.id !== finished.id)] }),
+          { revalidate: true },
+        );
       }
     } catch (err) {
       setActionError(err);
@@ -416,6 +435,7 @@ export default function ExperimentPage() {
           {busy === "running" ? "Running…" : "\u25b6 Run"}
         </button>
       </header>
+      {!experiment && originalSpan && <SiblingExperiments spanId={originalSpan.span_id} />}
       <ErrorNote error={actionError} />
       {experiment?.error && experiment.status === "failed" && !actionError && <ErrorNote error={experiment.error} />}
 
@@ -451,6 +471,10 @@ export default function ExperimentPage() {
           <div className="field-block">
             <h4>Headers</h4>
             <HeadersEditor rows={draft.headers} onChange={(headers) => update({ headers })} />
+            <label className="stack api-key">
+              <span className="small muted">API key for runs from this page (kept in memory only, never saved; not needed when the gateway has the provider's key)</span>
+              <input type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} aria-label="API key for runs" placeholder="sk-…" />
+            </label>
           </div>
           <div className="field-block">
             <h4>Notes</h4>

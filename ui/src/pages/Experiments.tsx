@@ -155,7 +155,8 @@ export function ExperimentsPage() {
     setActionError(null);
     try {
       const body: unknown = JSON.parse(await file.text());
-      await sendJson("POST", "/experiments/import", body);
+      // an experiment that already exists here is imported as a copy, never overwritten
+      await sendJson("POST", "/experiments/import?on_conflict=copy", body);
       await mutate();
     } catch (err) {
       setActionError(err instanceof SyntaxError ? `${file.name} is not valid JSON: ${err.message}` : err);
@@ -181,6 +182,18 @@ export function ExperimentsPage() {
         />
         <button type="button" className="btn" onClick={() => fileInput.current?.click()}>
           Import JSON
+        </button>
+        <button
+          type="button"
+          className="btn"
+          disabled={!experiments.length}
+          onClick={() =>
+            void getJson(`/experiments/export${query({ q, status, tag, favorite: favorite ? "true" : "" })}`)
+              .then((data) => download("experiments.json", data))
+              .catch(setActionError)
+          }
+        >
+          Export all
         </button>
       </header>
       <div className="filters" role="search">
