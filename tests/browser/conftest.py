@@ -146,16 +146,33 @@ def browser() -> Iterator[Any]:
             instance.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     errors: list[str] = []
+    console: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     page.errors = errors
     try:
         yield page
     finally:
+        if request.node.stash.get(FAILED, False):
+            # what the browser showed when the test failed, and what it logged
+            shot = screenshot(page, f"FAILED-{request.node.name}")
+            shot.with_suffix(".log").write_text("\n".join(console + errors))
         context.close()
 
 

@@ -20,11 +20,13 @@ except ImportError:
     pytest.skip("the playwright package is not installed", allow_module_level=True)
 
 from tests.browser.conftest import Server, screenshot
+from tests.browser.upstream import LoopbackUpstream
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 QUESTION = "Name three colours of the rainbow."
 EDITED = "Name three planets of the solar system."
+KEY = "sk-test-browser-key-1234"
 
 
 def require_experiments_api(server: Server) -> None:
@@ -32,12 +34,12 @@ def require_experiments_api(server: Server) -> None:
         pytest.skip("the experiments API (issue 4) is not on this branch yet")
 
 
-def test_experiment_flow(server: Server, page: Any) -> None:
+def test_experiment_flow(server: Server, upstream: LoopbackUpstream, page: Any) -> None:
     require_experiments_api(server)
     page.goto(server.url + "/")
     page.get_by_test_id("live-state").filter(has_text="Live").wait_for(timeout=10_000)
 
-    api = OpenAI(base_url=server.url + "/v1", api_key="sk-test-not-a-secret")
+    api = OpenAI(base_url=server.url + "/v1", api_key=KEY)
     api.chat.completions.create(
         model="fake-small",
         messages=[
@@ -73,6 +75,9 @@ def test_experiment_flow(server: Server, page: Any) -> None:
     assert page.get_by_label("Message 2 content").input_value() == EDITED
     screenshot(page, "05-experiment-edit")
 
+    # the app's key is not stored with the call, so the run gets one for this page only
+    page.get_by_label("API key for runs").fill(KEY)
+    calls_before = len(upstream.seen)
     page.get_by_test_id("run-button").click()
     page.wait_for_url("**/ui/experiment?id=*")
     expected = f"Reply at temperature 1.3 to: {EDITED}"
@@ -95,6 +100,16 @@ def test_experiment_flow(server: Server, page: Any) -> None:
     page.get_by_test_id("run-history").locator("li").first.wait_for()
     screenshot(page, "06-experiment-compare")
     experiment_id = page.url.split("id=")[1]
+
+    # the run reached the upstream with the edits and the key; the key was not saved
+    run_call = upstream.seen[calls_before]
+    assert run_call["authorization"] == f"Bearer {KEY}"
+    assert run_call["body"]["temperature"] == 1.3
+    assert run_call["body"]["messages"][1]["content"] == EDITED
+    stored = server.get(f"/experiments/{experiment_id}")
+    assert stored.status_code == 200
+    assert KEY not in stored.text
+    assert stored.json()["modified_request"]["temperature"] == 1.3
 
     # the Experiments page lists it; duplicate, then delete the copy with confirmation
     page.get_by_role("link", name="Experiments").first.click()

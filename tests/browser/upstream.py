@@ -51,6 +51,7 @@ def _words(text: str) -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    seen: list[dict[str, Any]]  # set per server: each chat request's body and auth
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -81,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.endswith("/chat/completions"):
             self._json(404, {"error": {"message": "not found"}})
             return
+        self.seen.append({"body": body, "authorization": self.headers.get("authorization")})
         text = reply_for(body)
         model = body.get("model") or "fake-small"
         prompt_tokens = sum(
@@ -137,7 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class LoopbackUpstream:
     def __init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.seen: list[dict[str, Any]] = []
+        handler = type("Handler", (_Handler,), {"seen": self.seen})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -84,7 +84,9 @@ function HeadersEditor({ rows, onChange }: { rows: [string, string][]; onChange:
       <button type="button" className="btn btn-small" onClick={() => onChange([...rows, ["", ""]])}>
         + header
       </button>
-      <p className="muted small">Stored with the experiment and sent upstream with each run.</p>
+      <p className="muted small">
+        Stored with the experiment and sent upstream with each run. Credentials are refused here: use the API key field below.
+      </p>
     </div>
   );
 }
@@ -212,6 +214,7 @@ export default function ExperimentPage() {
   const [savedAt, setSavedAt] = useState<string | null>(null);
   // Held in memory for this page only: sent with runs, never saved.
   const [apiKey, setApiKey] = useState("");
+  const apiKeyInput = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
     if (!dirty) return;
@@ -351,6 +354,7 @@ export default function ExperimentPage() {
       }
     } catch (err) {
       setActionError(err);
+      if (err instanceof ApiError && err.code === "missing_credential") apiKeyInput.current?.focus();
     } finally {
       if (expId) void mutate(`/experiments/${encodeURIComponent(expId)}`);
       setSelectedRunId(runId);
@@ -473,7 +477,7 @@ export default function ExperimentPage() {
             <HeadersEditor rows={draft.headers} onChange={(headers) => update({ headers })} />
             <label className="stack api-key">
               <span className="small muted">API key for runs from this page (kept in memory only, never saved; not needed when the gateway has the provider's key)</span>
-              <input type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} aria-label="API key for runs" placeholder="sk-…" />
+              <input ref={apiKeyInput} type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} aria-label="API key for runs" placeholder="sk-…" />
             </label>
           </div>
           <div className="field-block">
