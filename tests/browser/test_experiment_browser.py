@@ -138,3 +138,52 @@ def test_experiment_flow(server: Server, upstream: LoopbackUpstream, page: Any) 
     page.get_by_test_id("span-row").filter(has_text=QUESTION).click()
     page.get_by_test_id("span-experiments").get_by_role("link").first.wait_for()
     assert not page.errors, page.errors
+
+
+def test_editor_modes_and_variables(server: Server, page: Any) -> None:
+    """Needs only the span: JSON mode validates inline and refuses to switch back while
+    invalid; valid JSON edits show in the visual editor; {{variables}} are detected."""
+    api = OpenAI(base_url=server.url + "/v1", api_key=KEY)
+    api.chat.completions.create(
+        model="fake-small",
+        messages=[{"role": "user", "content": "Editor modes probe"}],
+        temperature=0.5,
+    )
+    span_id = server.get("/spans", params={"q": "Editor modes probe"}).json()["data"][0]["span_id"]
+    page.goto(f"{server.url}/ui/experiment?span_id={span_id}")
+    message = page.get_by_label("Message 1 content")
+    message.fill("Weather in {{city}} on {{ day }}?")
+    variables = page.get_by_test_id("variables")
+    variables.get_by_label("Variable city").fill("Lisbon")
+    expect(variables.get_by_label("Variable day")).to_be_visible()
+
+    page.get_by_role("tab", name="JSON").click()
+    editor = page.get_by_test_id("json-editor")
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type('{"model": "fake-large", "temperature": 0.9, "messages": [,]}')
+    error = page.get_by_test_id("json-error")
+    expect(error).to_contain_text("line 1, column")
+    expect(page.get_by_test_id("run-button")).to_be_disabled()
+    page.locator(".cm-lint-marker-error").first.wait_for()  # marked inline as well
+    page.get_by_role("tab", name="Visual").click()
+    expect(editor).to_be_visible()  # refused: still in JSON mode, text kept
+    assert "fake-large" in editor.inner_text()
+
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type(
+        '{"model": "fake-large", "temperature": 0.9, '
+        '"messages": [{"role": "user", "content": "Hi {{city}}"}], "seed": 7}'
+    )
+    expect(error).to_have_count(0)
+    page.get_by_role("tab", name="Visual").click()
+    expect(page.get_by_label("Model", exact=True)).to_have_value("fake-large")
+    expect(page.get_by_label("temperature", exact=True)).to_have_value("0.9")
+    expect(page.get_by_label("seed", exact=True)).to_have_value("7")
+    expect(page.get_by_label("Message 1 content")).to_have_value("Hi {{city}}")
+    # the value typed for a variable still in use is kept; the unused one is gone
+    expect(variables.get_by_label("Variable city")).to_have_value("Lisbon")
+    expect(variables.get_by_label("Variable day")).to_have_count(0)
+    screenshot(page, "09-experiment-json-roundtrip")
+    assert not page.errors, page.errors
