@@ -151,6 +151,8 @@ def test_editor_modes_and_variables(server: Server, page: Any) -> None:
     )
     span_id = server.get("/spans", params={"q": "Editor modes probe"}).json()["data"][0]["span_id"]
     page.goto(f"{server.url}/ui/experiment?span_id={span_id}")
+    # the model picker offers what the upstream's /v1/models lists
+    expect(page.locator("#experiment-models option[value='fake-large']")).to_have_count(1)
     message = page.get_by_label("Message 1 content")
     message.fill("Weather in {{city}} on {{ day }}?")
     variables = page.get_by_test_id("variables")

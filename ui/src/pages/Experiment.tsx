@@ -8,7 +8,7 @@ import { Comparison, emptySide, sideFromSpan, type Side } from "../components/Co
 import { JsonEditor } from "../components/JsonEditor";
 import { VisualEditor } from "../components/VisualEditor";
 import { ErrorNote, StatusBadge } from "../components/common";
-import { ApiError, request as apiRequest, sendJson } from "../lib/api";
+import { ApiError, getJson, request as apiRequest, sendJson } from "../lib/api";
 import {
   detectVariables,
   modelParameters,
@@ -180,10 +180,6 @@ export default function ExperimentPage() {
   const { data: originalSpan, error: spanError } = useSpan(originalSpanId);
   const runsKey = id ? `/experiments/${encodeURIComponent(id)}/runs` : null;
   const { data: runsPage } = useSWR<{ data: ExperimentRun[] }>(runsKey);
-  const { data: modelsPage } = useSWR<{ data: { id: string }[] }>("/v1/models", {
-    shouldRetryOnError: false,
-    revalidateIfStale: false,
-  });
 
   const [draft, setDraft] = useState<Draft | null>(null);
   const [dirty, setDirty] = useState(false);
@@ -215,6 +211,13 @@ export default function ExperimentPage() {
   // Held in memory for this page only: sent with runs, never saved.
   const [apiKey, setApiKey] = useState("");
   const apiKeyInput = useRef<HTMLInputElement>(null);
+  // The model list asks the upstream (one recorded call); with the key once it is entered.
+  const [modelsKey, setModelsKey] = useState("");
+  const { data: modelsPage } = useSWR<{ data: { id: string }[] }>(
+    ["/v1/models", modelsKey],
+    ([path, key]: [string, string]) => getJson(path, key ? { headers: { authorization: `Bearer ${key}` } } : {}),
+    { shouldRetryOnError: false, revalidateIfStale: false, revalidateOnReconnect: false },
+  );
 
   useEffect(() => {
     if (!dirty) return;
@@ -477,7 +480,7 @@ export default function ExperimentPage() {
             <HeadersEditor rows={draft.headers} onChange={(headers) => update({ headers })} />
             <label className="stack api-key">
               <span className="small muted">API key for runs from this page (kept in memory only, never saved; not needed when the gateway has the provider's key)</span>
-              <input ref={apiKeyInput} type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} aria-label="API key for runs" placeholder="sk-…" />
+              <input ref={apiKeyInput} type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} onBlur={() => setModelsKey(apiKey.trim())} aria-label="API key for runs" placeholder="sk-…" />
             </label>
           </div>
           <div className="field-block">
