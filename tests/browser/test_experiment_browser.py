@@ -9,6 +9,7 @@ import os
 import re
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -188,4 +189,50 @@ def test_editor_modes_and_variables(server: Server, page: Any) -> None:
     expect(variables.get_by_label("Variable city")).to_have_value("Lisbon")
     expect(variables.get_by_label("Variable day")).to_have_count(0)
     screenshot(page, "09-experiment-json-roundtrip")
+    assert not page.errors, page.errors
+
+
+def test_favourite_export_and_import(server: Server, page: Any, tmp_path: Any) -> None:
+    require_experiments_api(server)
+    api = OpenAI(base_url=server.url + "/v1", api_key=KEY)
+    api.chat.completions.create(
+        model="fake-small", messages=[{"role": "user", "content": "List page probe"}]
+    )
+    span_id = server.get("/spans", params={"q": "List page probe"}).json()["data"][0]["span_id"]
+    created = httpx.post(
+        server.url + "/experiments",
+        json={"name": "Shelf probe", "original_span_id": span_id, "tags": ["shelf"]},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    experiment_id = created.json()["id"]
+
+    page.goto(server.url + "/ui/experiments")
+    row = page.locator(f"[data-experiment-id='{experiment_id}']")
+    star = row.get_by_role("button", name="Add to favourites")
+    star.click()
+    expect(row.get_by_role("button", name="Remove from favourites")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    assert server.get(f"/experiments/{experiment_id}").json()["favorite"] is True
+    page.get_by_label("favourites only").check()
+    expect(page).to_have_url(re.compile(r"favorite=true"))
+    expect(page.get_by_test_id("experiment-row")).to_have_count(1)
+    page.get_by_label("favourites only").uncheck()
+
+    row.get_by_role("button", name="shelf", exact=True).click()  # a tag filters the list
+    expect(page).to_have_url(re.compile(r"tag=shelf"))
+    expect(page.get_by_test_id("experiment-row")).to_have_count(1)
+
+    with page.expect_download() as download_info:
+        row.get_by_role("button", name="Export").click()
+    exported = tmp_path / "exported.json"
+    download_info.value.save_as(exported)
+    assert "Shelf probe" in exported.read_text()
+
+    page.get_by_test_id("import-input").set_input_files(str(exported))
+    rows = page.get_by_test_id("experiment-row").filter(has_text="Shelf probe")
+    expect(rows).to_have_count(2)  # imported as a copy beside the original
+    listed = server.get("/experiments", params={"q": "Shelf probe"}).json()["data"]
+    assert len(listed) == 2 and len({e["id"] for e in listed}) == 2
     assert not page.errors, page.errors
