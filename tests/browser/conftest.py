@@ -59,6 +59,14 @@ class Server:
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=10, **kwargs)
 
+    def wait_span(self, span_id: str, timeout: float = 10.0) -> str:
+        """Wait until the background writer has stored ``span_id``; return it."""
+        deadline = time.monotonic() + timeout
+        while self.get(f"/spans/{span_id}").status_code != 200:
+            assert time.monotonic() < deadline, f"span {span_id} was never stored"
+            time.sleep(0.02)
+        return span_id
+
     def has_experiments_api(self) -> bool:
         response = self.get("/experiments")
         return response.status_code == 200

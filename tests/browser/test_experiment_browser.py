@@ -145,12 +145,12 @@ def test_editor_modes_and_variables(server: Server, page: Any) -> None:
     """Needs only the span: JSON mode validates inline and refuses to switch back while
     invalid; valid JSON edits show in the visual editor; {{variables}} are detected."""
     api = OpenAI(base_url=server.url + "/v1", api_key=KEY)
-    api.chat.completions.create(
+    raw = api.chat.completions.with_raw_response.create(
         model="fake-small",
         messages=[{"role": "user", "content": "Editor modes probe"}],
         temperature=0.5,
     )
-    span_id = server.get("/spans", params={"q": "Editor modes probe"}).json()["data"][0]["span_id"]
+    span_id = server.wait_span(raw.headers["x-spanlab-span-id"])
     page.goto(f"{server.url}/ui/experiment?span_id={span_id}")
     # the model picker offers what the upstream's /v1/models lists
     expect(page.locator("#experiment-models option[value='fake-large']")).to_have_count(1)
@@ -195,10 +195,10 @@ def test_editor_modes_and_variables(server: Server, page: Any) -> None:
 def test_favourite_export_and_import(server: Server, page: Any, tmp_path: Any) -> None:
     require_experiments_api(server)
     api = OpenAI(base_url=server.url + "/v1", api_key=KEY)
-    api.chat.completions.create(
+    raw = api.chat.completions.with_raw_response.create(
         model="fake-small", messages=[{"role": "user", "content": "List page probe"}]
     )
-    span_id = server.get("/spans", params={"q": "List page probe"}).json()["data"][0]["span_id"]
+    span_id = server.wait_span(raw.headers["x-spanlab-span-id"])
     created = httpx.post(
         server.url + "/experiments",
         json={"name": "Shelf probe", "original_span_id": span_id, "tags": ["shelf"]},
