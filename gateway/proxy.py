@@ -294,7 +294,8 @@ class ProxyPipeline:
         upstream = self.client.build_request(
             request.method,
             upstream_url(provider, operation, request.query),
-            headers=headers,
+            # latin-1: the bytes go on exactly as the client sent them (not ASCII-only).
+            headers=httpx.Headers(headers, encoding="latin-1"),
             content=body if request.method != "GET" else None,
         )
         deadline = anyio.CancelScope(deadline=anyio.current_time() + self.settings.request_timeout)
@@ -371,7 +372,10 @@ class ProxyPipeline:
         try:
             status = response.status_code
             span.http_status = status
-            received = [(k.lower(), v) for k, v in response.headers.multi_items()]
+            # Decoded as latin-1 so `_encode_headers` gives back the bytes received.
+            received = [
+                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers.raw
+            ]
             named_by_connection = connection_tokens(received)
             headers = [
                 (k, v)
