@@ -405,6 +405,8 @@ class ProxyPipeline:
                 raise UpstreamProtocol(
                     f"Provider {provider!r} broke off its response: {exc or type(exc).__name__}"
                 ) from None
+            except httpx.DecodingError as exc:
+                raise _undecodable(provider, exc) from None
             if translation is not None:
                 body = translation.response_body(status, body)
                 headers = [(k, v) for k, v in headers if k != "content-type"]
@@ -468,6 +470,8 @@ class ProxyPipeline:
                 f"Provider {span.provider!r} broke off the stream: {exc or type(exc).__name__}",
                 code="upstream_stream_truncated",
             )
+        except httpx.DecodingError as exc:
+            failure = _undecodable(span.provider, exc)
         if failure is None and not done and span.status != STATUS_ERROR:
             failure = UpstreamProtocol(
                 f"Provider {span.provider!r} ended the stream before it was complete"
@@ -535,6 +539,13 @@ def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
         if name == "connection"
         for token in value.split(",")
     }
+
+
+def _undecodable(provider: str | None, exc: httpx.DecodingError) -> UpstreamProtocol:
+    # Not a TransportError: the bytes arrived, but do not decode as their Content-Encoding.
+    return UpstreamProtocol(
+        f"Provider {provider!r} sent a body that does not decode as its Content-Encoding: {exc}"
+    )
 
 
 def parse_body(body: bytes) -> dict[str, Any]:

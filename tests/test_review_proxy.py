@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
+import orjson
 
 from tests.conftest import GatewayFactory
 from tests.fakes import FakeUpstream, chat_completion
@@ -27,3 +30,41 @@ async def test_non_ascii_header_bytes_are_forwarded_as_received(
     assert r.status_code == 200, r.text
     assert gw.upstream.last.headers.raw.count((b"x-note", sent)) == 1
     assert (b"x-note", returned) in r.headers.raw
+
+
+def _corrupt_gzip(request: httpx.Request) -> httpx.Response:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"this is not gzip"
+
+    streamed = orjson.loads(request.content).get("stream")
+    return httpx.Response(
+        200,
+        content=body(),
+        headers={
+            "content-encoding": "gzip",
+            "content-type": "text/event-stream" if streamed else "application/json",
+        },
+    )
+
+
+async def test_undecodable_upstream_body_is_a_502_not_an_internal_error(
+    make_gateway: GatewayFactory,
+) -> None:
+    """httpx.DecodingError is no TransportError: a body that does not match its
+    Content-Encoding used to end as a 500 "internal error" (and a stream without an
+    error event)."""
+    gw = await make_gateway(FakeUpstream(handler=_corrupt_gzip))
+    r = await gw.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["code"] == "upstream_protocol_error"
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["error"]["code"] == "upstream_protocol_error"
+
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200
+    last = [line for line in r.content.split(b"\n") if line.startswith(b"data: ")][-1]
+    assert orjson.loads(last[6:])["error"]["code"] == "upstream_protocol_error"
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["error"]["code"] == "upstream_protocol_error"
