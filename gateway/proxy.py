@@ -445,8 +445,6 @@ class ProxyPipeline:
             chunks = _translated_stream(chunks, translator)
         try:
             async for chunk in chunks:
-                if span.first_token_us is None:
-                    span.first_token_us = now_us()
                 out: list[bytes] = []
                 for raw in splitter.feed(chunk):
                     if done:
@@ -454,6 +452,9 @@ class ProxyPipeline:
                     forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
                     if forward:
                         out.append(raw)
+                # The first event with data, not a keep-alive comment sent while waiting.
+                if span.first_token_us is None and events:
+                    span.first_token_us = now_us()
                 if out:
                     await sink.send(b"".join(out) if len(out) > 1 else out[0])
                 if done:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import orjson
 
 from tests.conftest import GatewayFactory
-from tests.fakes import FakeUpstream, chat_completion
+from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -68,3 +69,25 @@ async def test_undecodable_upstream_body_is_a_502_not_an_internal_error(
     span = await gw.span(r.headers["x-spanlab-span-id"])
     assert span["status"] == "error"
     assert span["error"]["code"] == "upstream_protocol_error"
+
+
+async def test_ttft_is_not_taken_from_a_keep_alive_comment(make_gateway: GatewayFactory) -> None:
+    """Providers (OpenRouter, proxies) send SSE comments while the model has not started;
+    the time to first token used to be the time of that comment."""
+    wait_s = 0.3
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b": PROCESSING\n\n"
+        await asyncio.sleep(wait_s)
+        for event in sse(chat_chunks(["Hi"])):
+            yield event
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    gw = await make_gateway(FakeUpstream(handler=handler))
+    r = await gw.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.content.startswith(b": PROCESSING\n\n")  # still forwarded
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["output_text"] == "Hi"
+    assert span["ttft_ms"] >= wait_s * 1000
