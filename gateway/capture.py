@@ -163,9 +163,15 @@ def finalize(span: Span, prices: PriceTable) -> None:
             span.status = STATUS_ERROR
     elif span.response_body is not None:
         span.response = _parse_json_or_text(span.response_body)
-    if span.error is None and span.status == STATUS_ERROR and isinstance(span.response, dict):
-        err = span.response.get("error")
-        span.error = err if isinstance(err, dict) else {"message": str(err or span.response)}
+    if span.error is None and span.status == STATUS_ERROR:
+        if isinstance(span.response, dict):
+            err = span.response.get("error")
+            span.error = err if isinstance(err, dict) else {"message": str(err or span.response)}
+        else:  # not JSON (a load balancer's HTML page) or empty
+            message = f"Upstream answered HTTP {span.http_status}"
+            if isinstance(span.response, str) and span.response.strip():
+                message += f": {span.response.strip()[:500]}"
+            span.error = {"message": message}
     response = span.response if isinstance(span.response, dict) else None
     if response is not None:
         model = response.get("model")

@@ -91,3 +91,29 @@ async def test_ttft_is_not_taken_from_a_keep_alive_comment(make_gateway: Gateway
     span = await gw.span(r.headers["x-spanlab-span-id"])
     assert span["output_text"] == "Hi"
     assert span["ttft_ms"] >= wait_s * 1000
+
+
+async def test_an_upstream_error_that_is_not_json_still_gives_the_span_an_error(
+    make_gateway: GatewayFactory,
+) -> None:
+    """A load balancer's HTML 502 page, or an empty 503: the span said status error with
+    error null, so nothing told why the call failed."""
+    answers = iter(
+        [
+            httpx.Response(
+                502, text="<html>Bad Gateway</html>", headers={"content-type": "text/html"}
+            ),
+            httpx.Response(503),
+        ]
+    )
+    gw = await make_gateway(FakeUpstream(handler=lambda request: next(answers)))
+    first = await gw.client.post("/v1/chat/completions", json=CHAT)
+    second = await gw.client.post("/v1/chat/completions", json=CHAT)
+    assert first.text == "<html>Bad Gateway</html>"  # passed through as is
+    span = await gw.span(first.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert "502" in span["error"]["message"]
+    assert "Bad Gateway" in span["error"]["message"]
+    span = await gw.span(second.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert "503" in span["error"]["message"]
