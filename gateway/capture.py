@@ -232,8 +232,14 @@ def normalize_usage(
     return prompt, completion, total, cached
 
 
+# Larger counts are not counts (and SQLite could not store their sum): taken as unknown.
+_MAX_COUNT = 2**53
+
+
 def _int(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not -_MAX_COUNT <= value <= _MAX_COUNT:  # also false for NaN
         return None
     return int(value)
 

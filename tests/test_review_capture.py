@@ -1,0 +1,51 @@
+"""Review findings on capture and storage: each test pins a defect that was fixed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gateway.capture import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
+from gateway.pricing import PriceTable
+from gateway.store import SQLiteStore
+
+T0 = 1_700_000_000_000_000
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(str(tmp_path / "review.db"))
+    await s.open()
+    yield s
+    await s.close()
+
+
+def chat_span(response: dict[str, object], request: dict[str, object] | None = None) -> Span:
+    span = Span(
+        context=SpanContext(trace_id=new_trace_id(), span_id=new_span_id()),
+        operation="chat",
+        method="POST",
+        path="/v1/chat/completions",
+        start_us=T0,
+        request_model="gpt-4o-mini",
+        request=request or {"model": "gpt-4o-mini", "messages": []},
+        response_body=orjson.dumps(response),
+        http_status=200,
+    )
+    span.end_us = T0 + 1000
+    return span
+
+
+async def test_usage_counts_out_of_range_do_not_fail_the_write(store: SQLiteStore) -> None:
+    """An upstream's usage of 1e300 became a 1000-digit int that SQLite cannot bind: the
+    insert failed, and the writer retried that batch forever (no span stored after it,
+    then every call blocked on the full queue, and shutdown never finished)."""
+    span = chat_span({"model": "gpt-4o-mini", "usage": {"prompt_tokens": 1e300}})
+    finalize(span, PriceTable())
+    await store.insert_spans([to_record(span)])
+    stored = await store.get_span(span.context.span_id)
+    assert stored is not None
+    assert stored["usage"]["prompt_tokens"] is None
