@@ -301,7 +301,10 @@ def input_preview(request: Any, limit: int = 200) -> str | None:
         for message in reversed(messages):
             if isinstance(message, dict) and message.get("role") == "user":
                 content = message.get("content")
-                text = content if isinstance(content, str) else _join_text_parts(content or [])
+                if isinstance(content, str):
+                    text = content
+                elif isinstance(content, list):
+                    text = _join_text_parts(content)
                 break
     else:
         for key in ("input", "prompt"):

@@ -49,3 +49,15 @@ async def test_usage_counts_out_of_range_do_not_fail_the_write(store: SQLiteStor
     stored = await store.get_span(span.context.span_id)
     assert stored is not None
     assert stored["usage"]["prompt_tokens"] is None
+
+
+def test_a_message_content_that_is_not_text_or_parts_does_not_break_finalize() -> None:
+    """`input_preview` iterated any non-string content: a request with "content": 5
+    raised in `finalize` (the writer logged a failed write, and the span was stored on
+    the retry without its cost)."""
+    request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 5}]}
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    span = chat_span({"model": "gpt-4o-mini", "usage": usage}, request)
+    finalize(span, PriceTable())
+    assert span.input_preview is None
+    assert span.cost_usd == pytest.approx((10 * 0.15 + 5 * 0.6) / 1e6)
