@@ -498,7 +498,7 @@ class SQLiteStore(SQLiteExperimentStore, Store):
             )
         where, params = filters.where()
         # Nearest-rank percentiles with window functions: the smallest duration whose
-        # rank reaches p * n within its group.
+        # rank reaches p * n within its group (spans without a duration rank after n).
         sql = f"""
             WITH f AS (
                 SELECT {key} AS grp, status, duration_ms, ttft_ms, prompt_tokens,
@@ -506,7 +506,8 @@ class SQLiteStore(SQLiteExperimentStore, Store):
                 FROM spans WHERE {where}
             ),
             r AS (
-                SELECT *, ROW_NUMBER() OVER (PARTITION BY grp ORDER BY duration_ms) AS rn,
+                SELECT *,
+                       ROW_NUMBER() OVER (PARTITION BY grp ORDER BY duration_ms NULLS LAST) AS rn,
                        COUNT(duration_ms) OVER (PARTITION BY grp) AS n
                 FROM f
             )

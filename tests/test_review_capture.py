@@ -10,7 +10,7 @@ import pytest
 
 from gateway.capture import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
 from gateway.pricing import PriceTable
-from gateway.store import SQLiteStore
+from gateway.store import SpanFilter, SQLiteStore
 
 T0 = 1_700_000_000_000_000
 
@@ -61,3 +61,20 @@ def test_a_message_content_that_is_not_text_or_parts_does_not_break_finalize() -
     finalize(span, PriceTable())
     assert span.input_preview is None
     assert span.cost_usd == pytest.approx((10 * 0.15 + 5 * 0.6) / 1e6)
+
+
+async def test_percentiles_ignore_spans_without_a_duration(store: SQLiteStore) -> None:
+    """ROW_NUMBER() ordered by duration_ms put NULLs first, so they took the low ranks
+    while `n` counted only durations: p50 and p95 came out as the smallest value."""
+    records = []
+    for i in range(20):
+        span = chat_span({"model": "gpt-4o-mini"})
+        span.start_us = T0 + i
+        span.end_us = span.start_us + (i + 1) * 1000 if i < 10 else None  # 1..10 ms
+        finalize(span, PriceTable())
+        records.append(to_record(span))
+    await store.insert_spans(records)
+    [row] = await store.stats("model", SpanFilter())
+    assert row["calls"] == 20
+    assert row["latency_p50_ms"] == 5.0  # nearest rank: ceil(0.5 * 10) = 5th
+    assert row["latency_p95_ms"] == 10.0
