@@ -46,15 +46,22 @@ def query_int(request: Request, name: str, default: int, *, low: int, high: int)
     return value
 
 
+MAX_UNIX_SECONDS = 253_402_300_800  # 10000-01-01, past what ISO 8601 times can say
+
+
 def query_time_us(request: Request, name: str) -> int | None:
     """A time given as ISO 8601 (``2025-01-31T12:00:00Z``) or Unix seconds."""
     raw = query_str(request, name)
     if raw is None:
         return None
     try:
-        return int(float(raw) * 1_000_000)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        if not -MAX_UNIX_SECONDS <= seconds <= MAX_UNIX_SECONDS:  # also false for NaN
+            raise InvalidRequest(f"{name} is out of range, got {raw!r}", param=name)
+        return int(seconds * 1_000_000)
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
