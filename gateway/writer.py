@@ -138,6 +138,9 @@ class SpanWriter:
                         logger.exception("span written callback failed")
             self._idle.set()
             if self._closing and not self._queue:
+                # Closed from here on, in this same step: a span submitted before
+                # `close` resumes would otherwise sit in the queue unreported.
+                self._closed = True
                 return
 
     def _prepare(self, batch: list[Span]) -> list[dict[str, Any]]:
