@@ -47,6 +47,7 @@ from gateway.errors import (
     InvalidJSON,
     InvalidRequest,
     MissingModel,
+    ServiceUnavailable,
     SpanlabError,
     UpstreamProtocol,
     UpstreamTimeout,
@@ -358,6 +359,14 @@ class ProxyPipeline:
         provider = span.provider or "?"
         try:
             response = await self.client.send(upstream, stream=True)
+        except httpx.PoolTimeout:
+            # The gateway's own limit, not the provider: no connection came free.
+            raise ServiceUnavailable(
+                f"All {self.settings.max_connections} upstream connections (max_connections)"
+                f" stayed busy for {self.settings.connect_timeout:g}s (connect_timeout);"
+                " retry later, or raise max_connections.",
+                code="upstream_connections_busy",
+            ) from None
         except httpx.TimeoutException as exc:
             self.metrics.upstream_errors.labels(provider, "timeout").inc()
             raise UpstreamTimeout(

@@ -117,3 +117,22 @@ async def test_an_upstream_error_that_is_not_json_still_gives_the_span_an_error(
     span = await gw.span(second.headers["x-spanlab-span-id"])
     assert span["status"] == "error"
     assert "503" in span["error"]["message"]
+
+
+async def test_no_free_upstream_connection_is_not_blamed_on_the_provider(
+    make_gateway: GatewayFactory,
+) -> None:
+    """httpx.PoolTimeout (every one of max_connections busy) was reported as 504
+    "Provider 'openai' timed out", sending the operator after a healthy provider."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.PoolTimeout("no connection available")
+
+    gw = await make_gateway(FakeUpstream(handler=handler), max_connections=7)
+    r = await gw.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 503, r.text
+    error = r.json()["error"]
+    assert "max_connections" in error["message"] and "7" in error["message"]
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "error"
+    assert span["http_status"] == 503
