@@ -104,8 +104,9 @@ HOP_BY_HOP = frozenset(
 # Not forwarded upstream: hop-by-hop, what httpx sets itself, and the W3C parent
 # (replaced by one naming this span).
 DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding", "traceparent"}
-# Not forwarded to the client: the body is re-framed (and decoded) by this server.
-DROP_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding"}
+# Not forwarded to the client: the body is re-framed (and decoded) by this server, and
+# the server writes its own Date (a response may carry only one).
+DROP_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "date"}
 DRAIN_AFTER_DONE_S = 1.0
 
 
