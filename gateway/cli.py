@@ -24,6 +24,7 @@ from rich.table import Table
 from gateway import __version__
 from gateway.config import Settings, example_toml
 from gateway.errors import ConfigError
+from gateway.redaction import redact_url
 from gateway.store import SpanFilter, SQLiteStore
 
 T = TypeVar("T")
@@ -107,7 +108,9 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logger = logging.getLogger("gateway")
-    providers = ", ".join(f"{p.name} ({p.base_url})" for p in settings.providers.values())
+    providers = ", ".join(
+        f"{p.name} ({redact_url(p.base_url)})" for p in settings.providers.values()
+    )
     logger.info("spanlab %s: database %s; providers: %s", __version__, settings.db, providers)
     config = uvicorn.Config(
         create_app(settings),
@@ -314,7 +317,7 @@ def config_show(config_path: Path | None) -> None:
     out["providers"] = {
         name: {
             "kind": p.kind,
-            "base_url": p.base_url,
+            "base_url": redact_url(p.base_url),
             "api_key_env": p.api_key_env,
             "api_key_set": p.api_key() is not None,
         }

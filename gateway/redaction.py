@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 REDACTED = "[REDACTED]"
 
@@ -73,6 +73,14 @@ def redact_query(query: str) -> str:
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
     return urlencode([(k, REDACTED if _is_secret_param(k) else v) for k, v in pairs])
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo (basic-auth credentials, or a token) replaced."""
+    netloc = urlsplit(url).netloc
+    if "@" not in netloc:
+        return url
+    return url.replace(netloc, f"{REDACTED}@{netloc.rsplit('@', 1)[1]}", 1)
 
 
 def redact_body(value: Any) -> Any:
