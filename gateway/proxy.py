@@ -230,7 +230,9 @@ class ProxyPipeline:
     # --- the steps -------------------------------------------------------------------
 
     async def _handle(self, request: ProxyRequest, span: Span, sink: ResponseSink) -> None:
-        payload = request.payload
+        # A copy: the caller's own dict must come back as it was (the top-level fields are
+        # what changes on the way upstream), and the span keeps what was sent.
+        payload = dict(request.payload) if request.payload is not None else None
         if payload is None and request.body:
             payload = parse_body(request.body)
         elif payload is None and request.method == "POST":

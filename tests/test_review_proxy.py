@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 
-from tests.conftest import GatewayFactory
+from gateway.proxy import ProxyRequest
+from tests.conftest import Gateway, GatewayFactory
 from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -136,3 +137,44 @@ async def test_no_free_upstream_connection_is_not_blamed_on_the_provider(
     span = await gw.span(r.headers["x-spanlab-span-id"])
     assert span["status"] == "error"
     assert span["http_status"] == 503
+
+
+class _CollectingSink:
+    def __init__(self) -> None:
+        self.started = False
+        self.client_gone = False
+        self.status = 0
+        self.body = b""
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        self.status = status
+
+    async def send(self, data: bytes) -> None:
+        self.body += data
+
+    async def end(self) -> None:
+        pass
+
+
+async def test_an_in_process_payload_is_not_changed_by_the_call(gateway: Gateway) -> None:
+    """An in-process caller's payload (experiments, the playground) was edited in place:
+    its "local/" prefix removed and stream_options added. Sent again (a repeat, the next
+    input), "llama3" then went to the default provider."""
+    payload = {"model": "local/llama3", "messages": [{"role": "user", "content": "hi"}]}
+    payload["stream"] = True
+    original = orjson.loads(orjson.dumps(payload))
+    for _ in range(2):
+        sink = _CollectingSink()
+        request = ProxyRequest(
+            operation="chat",
+            method="POST",
+            path="/v1/chat/completions",
+            headers=[],
+            payload=payload,
+        )
+        span = await gateway.state.pipeline.handle(request, sink)
+        assert sink.status == 200
+        assert span.provider == "local"
+        assert str(gateway.upstream.last.url) == "http://local.test/v1/chat/completions"
+        assert payload == original
