@@ -259,6 +259,7 @@ class ProxyPipeline:
         key = provider.api_key()
         if key:
             span.secrets.append(key)
+        span.secrets += credential_values(provider.headers.items())  # e.g. Azure's api-key
 
         body = request.body
         modified = request.payload is not None

@@ -178,3 +178,33 @@ async def test_an_in_process_payload_is_not_changed_by_the_call(gateway: Gateway
         assert span.provider == "local"
         assert str(gateway.upstream.last.url) == "http://local.test/v1/chat/completions"
         assert payload == original
+
+
+async def test_a_key_in_a_provider_header_is_scrubbed_when_echoed_back(
+    make_gateway: GatewayFactory,
+) -> None:
+    """A key configured as a provider header (Azure's api-key) was not among the values
+    scrubbed from the span, so an upstream error repeating it was stored as is."""
+    secret = "azure-key-0123456789abcdef"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        message = f"Incorrect API key provided: {request.headers['api-key']}"
+        return httpx.Response(401, json={"error": {"message": message}})
+
+    gw = await make_gateway(
+        FakeUpstream(handler=echo),
+        providers={
+            "azure": {
+                "kind": "openai",
+                "base_url": "http://azure.test/v1",
+                "headers": {"api-key": secret},
+            }
+        },
+        default_provider="azure",
+    )
+    r = await gw.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 401
+    assert gw.upstream.last.headers["api-key"] == secret  # it did go upstream
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["error"]["message"].startswith("Incorrect API key provided")
+    assert secret not in orjson.dumps(span).decode()
