@@ -192,7 +192,7 @@ def _announce(
     """After a batch is stored: count its tokens and cost, tell the live listeners."""
     for span, record in zip(batch, records, strict=True):
         provider = span.provider or "none"
-        model = span.request_model or "none"
+        model = metrics.model_label(span.request_model)
         if span.prompt_tokens:
             metrics.tokens.labels(provider, model, "prompt").inc(span.prompt_tokens)
         if span.completion_tokens:

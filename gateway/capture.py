@@ -74,7 +74,8 @@ class SpanContext:
         tags: dict[str, str] = {}
         raw_tags = headers.get("x-tags")
         if raw_tags:
-            tags = {k: v for k, v in parse_qsl(raw_tags, keep_blank_values=True) if k}
+            pairs = parse_qsl(header_text(raw_tags), keep_blank_values=True)
+            tags = {k: v for k, v in pairs if k}
         return cls(
             trace_id=trace_id or new_trace_id(),
             span_id=new_span_id(),
@@ -94,8 +95,19 @@ class SpanContext:
 def _clean(value: str | None) -> str | None:
     if value is None:
         return None
-    value = value.strip()
+    value = header_text(value).strip()
     return value[:256] or None
+
+
+def header_text(value: str) -> str:
+    """A header value as text. ASGI servers hand over raw bytes, decoded here as latin-1
+    so they can be forwarded unchanged; clients send UTF-8 (``x-label: café``)."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+MAX_MODEL_LABELS = 200
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -16,6 +17,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._models: set[str] = set()
         r = self.registry
         self.requests = Counter(
             "spanlab_requests",
@@ -73,6 +75,20 @@ class Metrics:
         self.feedback = Counter(
             "spanlab_feedback", "Feedback recorded on runs, by kind.", ["kind"], registry=r
         )
+
+    def model_label(self, model: str | None) -> str:
+        """The ``model`` label value: the name as requested, while fewer than
+        `MAX_MODEL_LABELS` distinct names have been seen; ``other`` past that. The
+        model name comes from clients, and each new label value is a new series kept
+        for the life of the process."""
+        if model is None:
+            return "none"
+        if model in self._models:
+            return model
+        if len(self._models) >= MAX_MODEL_LABELS:
+            return "other"
+        self._models.add(model)
+        return model
 
     def bind_queue_depth(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

@@ -536,7 +536,8 @@ class ProxyPipeline:
 
     def _observe(self, span: Span) -> None:
         provider = span.provider or "none"
-        self.metrics.requests.labels(provider, span.request_model or "none", span.status).inc()
+        model = self.metrics.model_label(span.request_model)
+        self.metrics.requests.labels(provider, model, span.status).inc()
         duration = span.duration_ms
         if duration is not None:
             self.metrics.latency.labels(provider).observe(duration / 1000.0)

@@ -233,6 +233,10 @@ class Store(ABC):
     async def stats(self, group_by: str, filters: SpanFilter) -> list[dict[str, Any]]: ...
 
     @abstractmethod
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+
+    @abstractmethod
     async def count_spans(self, filters: SpanFilter | None = None) -> int: ...
 
     @abstractmethod
@@ -526,6 +530,9 @@ class SQLiteStore(SQLiteExperimentStore, Store):
         """
         rows = await self._fetch(sql, params)
         return [{"group": r["grp"], **{k: r[k] for k in r.keys() if k != "grp"}} for r in rows]  # noqa: SIM118
+
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1")
 
     async def count_spans(self, filters: SpanFilter | None = None) -> int:
         where, params = (filters or SpanFilter()).where()

@@ -154,3 +154,14 @@ async def test_events_stream_announces_each_stored_span(gateway: Gateway) -> Non
     assert data["status"] == "ok"
     assert data["usage"]["total_tokens"] == 15
     assert gateway.state.events.listeners == 0
+
+
+async def test_metrics_model_labels_are_bounded(gateway: Gateway) -> None:
+    from gateway.metrics import MAX_MODEL_LABELS
+
+    metrics = gateway.state.metrics
+    names = [metrics.model_label(f"client-invented-{i}") for i in range(MAX_MODEL_LABELS + 5)]
+    assert names[:MAX_MODEL_LABELS] == [f"client-invented-{i}" for i in range(MAX_MODEL_LABELS)]
+    assert set(names[MAX_MODEL_LABELS:]) == {"other"}
+    assert metrics.model_label("client-invented-3") == "client-invented-3"  # already seen
+    assert metrics.model_label(None) == "none"

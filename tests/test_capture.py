@@ -205,3 +205,14 @@ def test_grouping_headers() -> None:
     assert ctx.tags == {"a": "1", "b": "two words"}
     assert ctx.run_id == "r1"
     assert ctx.traceparent() == f"00-{ctx.trace_id}-{ctx.span_id}-01"
+
+
+def test_utf8_grouping_headers_are_read_as_text() -> None:
+    # What an ASGI server hands over for "x-label: café" (bytes decoded as latin-1).
+    raw = "café".encode().decode("latin-1")
+    ctx = SpanContext.from_headers(
+        {"x-label": raw, "x-thread-id": "plain", "x-tags": "lieu=" + raw}
+    )
+    assert ctx.label == "café"
+    assert ctx.tags == {"lieu": "café"}
+    assert SpanContext.from_headers({"x-label": "\xff\xfe"}).label == "\xff\xfe"
