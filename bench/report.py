@@ -1,0 +1,166 @@
+"""The one table, and the targets of issue 3 checked against the figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target: its figure, the limit, met or not, and by how much it is missed."""
+    out: list[dict[str, Any]] = []
+
+    def check(name: str, value: float | None, limit: float, kind: str) -> None:
+        if value is None:
+            return
+        ok = value <= limit if kind == "max" else value >= limit
+        miss = 0.0 if ok else (value - limit if kind == "max" else limit - value)
+        out.append({"target": name, "value": value, "limit": limit, "kind": kind, "ok": ok,
+                    "missed_by": miss})  # fmt: skip
+
+    lat = r.get("added_latency")
+    if lat:
+        check("added latency p50 ms (c=1)", lat["added_p50_ms"], 1.0, "max")
+        check("added latency p99 ms (c=1)", lat["added_p99_ms"], 3.0, "max")
+    tp = r.get("throughput")
+    if tp:
+        for level, limit in (("64", 0.90), ("256", 0.75)):
+            row = tp["levels"].get(level)
+            if row:
+                check(f"throughput ratio c={level}", row["ratio"], limit, "min")
+                check(f"proxied errors c={level}", row["errors"]["proxied"], 0, "max")
+    st = r.get("streaming")
+    if st:
+        check("added TTFT p50 ms", st["added_ttft_p50_ms"], 1.0, "max")
+        check("added inter-chunk gap p99 ms", st["added_gap_p99_ms"], 0.5, "max")
+        check("chunks lost", st["chunks_sent"] - st["chunks_received"], 0, "max")
+    ms = r.get("many_streams")
+    if ms:
+        check("1000 streams: incomplete", ms["streams"] - ms["complete"], 0, "max")
+        check("1000 streams: errors", ms["errors"], 0, "max")
+        check("RSS above idle MB per 1000 streams", ms["rss_above_idle_mb_per_1000"], 50, "max")
+    cap = r.get("capture")
+    if cap:
+        check("capture on/off ratio (c=64, 50 ms)", cap["loaded"]["ratio_on_off"], 0.95, "min")
+        check("capture on/off ratio (saturated)", cap["saturated"]["ratio_on_off"], 0.95, "min")
+        best = max(w["spans_per_s"] for w in cap["writer"])
+        check("writer spans/s (best batch size)", best, 20000, "min")
+    spans = r.get("spans")
+    if spans:
+        check("spans lost", spans["requests_sent"] - spans["spans_stored"], 0, "max")
+    return out
+
+
+def render(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    pk = m["packages"]
+    rows: list[tuple[str, str, str]] = []
+    verdicts = {t["target"]: t for t in r.get("targets", [])}
+
+    def verdict(*names: str) -> str:
+        found = [verdicts[n] for n in names if n in verdicts]
+        if not found:
+            return ""
+        if all(t["ok"] for t in found):
+            return "ok"
+        return "MISS " + ", ".join(f"by {t['missed_by']:.3g}" for t in found if not t["ok"])
+
+    lat = r.get("added_latency")
+    if lat:
+        rows.append(("1 added latency, c=1, 0 ms upstream: p50 / p99",
+                     f"{_f(lat['added_p50_ms'], 3)} / {_f(lat['added_p99_ms'], 3)} ms",
+                     "<=1 / <=3 ms  " + verdict("added latency p50 ms (c=1)",
+                                                "added latency p99 ms (c=1)")))  # fmt: skip
+        rows.append(("    (direct p50 / p99; gateway CPU per request)",
+                     f"{_f(lat['direct_p50_ms'], 3)} / {_f(lat['direct_p99_ms'], 3)} ms;"
+                     f" {_f(lat['gateway_cpu_us_per_request'], 0)} us", ""))  # fmt: skip
+    tp = r.get("throughput")
+    if tp:
+        rows.append((f"2 throughput proxied/direct, {tp['upstream_ms']:g} ms upstream", "", ""))
+        for level, row in tp["levels"].items():
+            target = {"64": ">=0.90, 0 errors  ", "256": ">=0.75  "}.get(level, "")
+            names = (f"throughput ratio c={level}", f"proxied errors c={level}")
+            rows.append((
+                f"    c={level}: ratio (proxied / direct rps; errors p/d)",
+                f"{_f(row['ratio'], 3)} ({_f(row['proxied_rps'], 0)} / {_f(row['direct_rps'], 0)};"
+                f" {row['errors']['proxied']}/{row['errors']['direct']})",
+                target + verdict(*names),
+            ))  # fmt: skip
+    st = r.get("streaming")
+    if st:
+        rows.append((f"3 streaming {st['chunks']} chunks x {st['interval_ms']:g} ms,"
+                     f" c={st['concurrency']}: added TTFT p50 / p99",
+                     f"{_f(st['added_ttft_p50_ms'], 3)} / {_f(st['added_ttft_p99_ms'], 3)} ms",
+                     "p50 <=1 ms  " + verdict("added TTFT p50 ms")))  # fmt: skip
+        rows.append(("    added inter-chunk gap p50 / p99",
+                     f"{_f(st['added_gap_p50_ms'], 3)} / {_f(st['added_gap_p99_ms'], 3)} ms",
+                     "p99 <=0.5 ms  " + verdict("added inter-chunk gap p99 ms")))  # fmt: skip
+        rows.append(("    chunks received / sent (streams complete)",
+                     f"{st['chunks_received']} / {st['chunks_sent']}"
+                     f" ({st['streams_complete']}/{st['streams_sent']})",
+                     "equal  " + verdict("chunks lost")))  # fmt: skip
+    ms = r.get("many_streams")
+    if ms:
+        rows.append((f"4 {ms['streams']} concurrent streams ({ms['chunks']} x"
+                     f" {ms['interval_ms']:g} ms): complete, errors",
+                     f"{ms['complete']}/{ms['streams']}, {ms['errors']} errors"
+                     f" (direct {ms['direct_complete']}, {ms['direct_errors']})",
+                     "all, 0  " + verdict("1000 streams: incomplete",
+                                          "1000 streams: errors")))  # fmt: skip
+        rows.append(("    gateway RSS above idle per 1000 streams (idle, peak)",
+                     f"{_f(ms['rss_above_idle_mb_per_1000'], 1)} MB ({_f(ms['idle_rss_mb'], 0)},"
+                     f" {_f(ms['peak_rss_mb'], 0)} MB)",
+                     "<=50 MB  " + verdict("RSS above idle MB per 1000 streams")))  # fmt: skip
+        rows.append(("    wall time proxied / direct",
+                     f"{_f(ms['wall_s']['proxied'], 2)} / {_f(ms['wall_s']['direct'], 2)} s",
+                     ""))  # fmt: skip
+    cap = r.get("capture")
+    if cap:
+        for key, name in (("loaded", "capture on/off ratio (c=64, 50 ms)"),
+                          ("saturated", "capture on/off ratio (saturated)")):  # fmt: skip
+            c = cap[key]
+            rows.append((
+                f"5 capture on/off throughput, c={c['concurrency']}, {c['upstream_ms']:g} ms"
+                if key == "loaded"
+                else f"    capture on/off throughput, c={c['concurrency']},"
+                f" {c['upstream_ms']:g} ms (saturated)",
+                f"{_f(c['ratio_on_off'], 3)} ({_f(c['rps_on'], 0)} / {_f(c['rps_off'], 0)} rps;"
+                f" CPU {_f(c['cpu_us_per_request_on'], 0)} / {_f(c['cpu_us_per_request_off'], 0)}"
+                " us/req)",
+                ">=0.95  " + verdict(name),
+            ))  # fmt: skip
+        writer = " / ".join(f"{w['spans_per_s']:.0f}" for w in cap["writer"])
+        sizes = "/".join(str(w["batch_size"]) for w in cap["writer"])
+        rows.append((f"    writer alone, spans/s at batch {sizes}", writer,
+                     ">=20000  " + verdict("writer spans/s (best batch size)")))  # fmt: skip
+        cd = cap["commit_delay"]
+        rows.append((f"    response end -> span committed, c={cd['concurrency']}: p50 / p99",
+                     f"{_f(cd['p50_ms'], 2)} / {_f(cd['p99_ms'], 2)} ms"
+                     f" ({cd['spans_not_seen']} not seen)", ""))  # fmt: skip
+    spans = r.get("spans")
+    if spans:
+        rows.append(("  requests sent = spans stored (capture on; after shutdown)",
+                     f"{spans['requests_sent']} = {spans['spans_stored']}"
+                     f" (capture off stored {spans['spans_stored_capture_off']})",
+                     "equal  " + verdict("spans lost")))  # fmt: skip
+
+    w0 = max(len(a) for a, _, _ in rows)
+    w1 = max(len(b) for _, b, _ in rows)
+    load = m.get("load_avg_start", [0])[0], (m.get("load_avg_end") or [0])[0]
+    head = [
+        f"Spanlab benchmark ({r['mode']}, {r['plan']['rounds']} measured rounds, medians;"
+        f" proxied vs direct interleaved in one run) {r['when']}",
+        f"commit {m['commit']}; {m['cpu']} x{m['cores']}; Python {m['python']};"
+        f" uvicorn {pk.get('uvicorn')}, starlette {pk.get('starlette')}, httpx {pk.get('httpx')},"
+        f" uvloop {pk.get('uvloop')}, httptools {pk.get('httptools')};"
+        f" load avg {load[0]:.2f} -> {load[1]:.2f}; loadgen CPU max"
+        f" {_f(r.get('loadgen_cpu_util_max'), 2)} core",
+        "",
+        f"{'figure':<{w0}}  {'measured':<{w1}}  target",
+        f"{'-' * w0}  {'-' * w1}  ------",
+    ]
+    body = [f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
+    return "\n".join(head + body)

@@ -1,0 +1,421 @@
+"""The benchmark's sections: every figure proxied against direct, interleaved.
+
+Each section runs ``rounds + 1`` rounds; round 0 warms up (connections, pools, caches)
+and is discarded. Within a round the direct run (load generator -> mock) and the
+proxied run (load generator -> gateway -> mock) follow each other, in alternating
+order from round to round, so a noisy neighbour hits both sides alike. A figure is
+the median over the measured rounds of the per-round difference (or ratio).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.procs import Gateway, LoadGenerator, MockUpstream, RSSSampler
+from bench.util import median
+from bench.writer_bench import REQUEST, run_writer_bench
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Plan:
+    rounds: int = 5
+    latency_requests: int = 2000
+    throughput_levels: tuple[int, ...] = (1, 16, 64, 256)
+    throughput_seconds: float = 4.0
+    upstream_ms: float = 50.0
+    stream_chunks: int = 64
+    stream_interval_ms: float = 20.0
+    stream_concurrency: int = 8
+    streams_per_round: int = 32
+    many_streams: int = 1000
+    many_chunks: int = 32
+    many_interval_ms: float = 100.0
+    capture_concurrency: int = 64
+    saturated_concurrency: int = 16
+    commit_seconds: float = 4.0
+    commit_concurrency: int = 16
+    writer_counts: dict[int, int] = field(
+        default_factory=lambda: {1: 3000, 100: 30000, 1000: 30000}
+    )
+    sections: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+
+QUICK = Plan(
+    rounds=2,
+    latency_requests=500,
+    throughput_seconds=2.0,
+    streams_per_round=16,
+    commit_seconds=2.0,
+    writer_counts={1: 1000, 100: 10000, 1000: 10000},
+)
+
+HEADERS = {
+    "authorization": "Bearer sk-bench-0123456789abcdef",
+    "user-agent": "spanlab-bench",
+}
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else us / 1000.0
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+class Bench:
+    def __init__(self, plan: Plan, workdir: Path, log: Any) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.log = log
+        self.mock = MockUpstream()
+        self.loadgen = LoadGenerator()
+        self.gateway = Gateway(workdir, "gateway", self.mock, capture=True)
+        self.gateways = [self.gateway]
+        self.loadgen_cpu: list[float] = []
+
+    def close(self) -> None:
+        for gw in self.gateways:
+            gw.stop()
+        self.loadgen.stop()
+        self.mock.stop()
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def job(self, kind: str, target: MockUpstream | Gateway, **spec: Any) -> dict[str, Any]:
+        spec.setdefault("path", "/v1/chat/completions")
+        spec.setdefault("body", REQUEST)
+        headers = dict(HEADERS)
+        headers.update(spec.pop("headers", {}))
+        job = {"kind": kind, "host": "127.0.0.1", "port": target.port, "headers": headers, **spec}
+        gc.collect()
+        cpu0 = target.cpu_seconds() if isinstance(target, Gateway) else 0.0
+        result = self.loadgen.run(job)
+        if result.get("cpu_util") is not None:
+            self.loadgen_cpu.append(result["cpu_util"])
+        if isinstance(target, Gateway):
+            target.requests_sent += result["sent"]
+            cpu = target.cpu_seconds() - cpu0
+            result["gateway_cpu_util"] = cpu / result["wall_s"] if result["wall_s"] else None
+            result["gateway_cpu_us_per_request"] = (
+                cpu * 1e6 / result["sent"] if result["sent"] else None
+            )
+        return result
+
+    def pair(
+        self, rnd: int, kind: str, proxied: Gateway | None = None, **spec: Any
+    ) -> dict[str, dict[str, Any]]:
+        """One direct and one proxied run, in an order that alternates by round."""
+        sides: list[tuple[str, MockUpstream | Gateway]] = [
+            ("direct", self.mock),
+            ("proxied", proxied or self.gateway),
+        ]
+        if rnd % 2:
+            sides.reverse()
+        return {name: self.job(kind, target, **spec) for name, target in sides}
+
+    def rounds(self) -> range:
+        return range(self.plan.rounds + 1)
+
+    # --- 1. added latency -------------------------------------------------------------
+
+    def added_latency(self) -> dict[str, Any]:
+        runs = []
+        for rnd in self.rounds():
+            runs.append(self.pair(rnd, "latency", n=self.plan.latency_requests))
+            self.log(f"  latency round {rnd}: " + _brief(runs[-1], "latency_us"))
+        measured = runs[1:]
+
+        def pick(side: str, p: str) -> list[float | None]:
+            return [r[side]["latency_us"][p] for r in measured]
+
+        return {
+            "requests_per_round": self.plan.latency_requests,
+            "direct_p50_ms": _ms(median(pick("direct", "p50"))),
+            "direct_p99_ms": _ms(median(pick("direct", "p99"))),
+            "proxied_p50_ms": _ms(median(pick("proxied", "p50"))),
+            "proxied_p99_ms": _ms(median(pick("proxied", "p99"))),
+            "added_p50_ms": _ms(
+                median(
+                    [
+                        _diff(r["proxied"]["latency_us"]["p50"], r["direct"]["latency_us"]["p50"])
+                        for r in measured
+                    ]
+                )
+            ),
+            "added_p99_ms": _ms(
+                median(
+                    [
+                        _diff(r["proxied"]["latency_us"]["p99"], r["direct"]["latency_us"]["p99"])
+                        for r in measured
+                    ]
+                )
+            ),
+            "errors": sum(r[s]["errors"] for r in runs for s in r),
+            "gateway_cpu_us_per_request": median(
+                [r["proxied"]["gateway_cpu_us_per_request"] for r in measured]
+            ),
+            "rounds": runs,
+        }
+
+    # --- 2. throughput ----------------------------------------------------------------
+
+    def throughput(self) -> dict[str, Any]:
+        levels: dict[str, Any] = {}
+        for concurrency in self.plan.throughput_levels:
+            runs = []
+            for rnd in self.rounds():
+                runs.append(
+                    self.pair(
+                        rnd,
+                        "throughput",
+                        concurrency=concurrency,
+                        duration=self.plan.throughput_seconds,
+                        headers={"x-mock-latency-ms": str(self.plan.upstream_ms)},
+                    )
+                )
+                self.log(f"  c={concurrency} round {rnd}: " + _brief_rps(runs[-1]))
+            levels[str(concurrency)] = _throughput_summary(runs, concurrency, self.plan)
+        return {"upstream_ms": self.plan.upstream_ms, "levels": levels}
+
+    # --- 3. streaming -----------------------------------------------------------------
+
+    def streaming(self) -> dict[str, Any]:
+        plan = self.plan
+        spec = {
+            "body": {**REQUEST, "stream": True},
+            "headers": {
+                "x-mock-chunks": str(plan.stream_chunks),
+                "x-mock-interval-ms": str(plan.stream_interval_ms),
+            },
+            "concurrency": plan.stream_concurrency,
+            "total": plan.streams_per_round,
+            "expected_events": plan.stream_chunks,
+        }
+        runs = []
+        for rnd in self.rounds():
+            runs.append(self.pair(rnd, "streams", **spec))
+            self.log(f"  streams round {rnd}: " + _brief(runs[-1], "ttft_us"))
+        measured = runs[1:]
+
+        def added(metric: str, p: str) -> float | None:
+            return _ms(
+                median([_diff(r["proxied"][metric][p], r["direct"][metric][p]) for r in measured])
+            )
+
+        return {
+            "chunks": plan.stream_chunks,
+            "interval_ms": plan.stream_interval_ms,
+            "concurrency": plan.stream_concurrency,
+            "streams_per_round": plan.streams_per_round,
+            "added_ttft_p50_ms": added("ttft_us", "p50"),
+            "added_ttft_p99_ms": added("ttft_us", "p99"),
+            "added_gap_p50_ms": added("gap_us", "p50"),
+            "added_gap_p99_ms": added("gap_us", "p99"),
+            "direct_ttft_p50_ms": _ms(median([r["direct"]["ttft_us"]["p50"] for r in measured])),
+            "proxied_ttft_p50_ms": _ms(median([r["proxied"]["ttft_us"]["p50"] for r in measured])),
+            "chunks_sent": sum(r["proxied"]["events_expected"] for r in runs),
+            "chunks_received": sum(r["proxied"]["events_received"] for r in runs),
+            "streams_complete": sum(r["proxied"]["complete"] for r in runs),
+            "streams_sent": sum(r["proxied"]["sent"] for r in runs),
+            "errors": {s: sum(r[s]["errors"] for r in runs) for s in ("direct", "proxied")},
+            "rounds": runs,
+        }
+
+    # --- 4. many concurrent streams ---------------------------------------------------
+
+    def many_streams(self) -> dict[str, Any]:
+        """On a fresh gateway, so its idle RSS is not inflated by the earlier sections."""
+        plan = self.plan
+        fresh = Gateway(self.workdir, "gateway-streams", self.mock, capture=True)
+        self.gateways.append(fresh)
+        spec = {
+            "body": {**REQUEST, "stream": True},
+            "headers": {
+                "x-mock-chunks": str(plan.many_chunks),
+                "x-mock-interval-ms": str(plan.many_interval_ms),
+            },
+            "expected_events": plan.many_chunks,
+            "timeout": 120.0,
+        }
+        # Warm up: pools, imports, caches; then idle RSS.
+        self.job("streams", fresh, concurrency=8, total=32, **spec)
+        self.job("throughput", fresh, concurrency=8, duration=0.5)
+        time.sleep(0.5)
+        idle = median([_sample(fresh) for _ in range(5)]) or 0
+        direct = self.job(
+            "streams", self.mock, concurrency=plan.many_streams, total=plan.many_streams, **spec
+        )
+        self.log("  1000 streams direct: " + _brief_streams(direct))
+        with RSSSampler(fresh) as sampler:
+            proxied = self.job(
+                "streams", fresh, concurrency=plan.many_streams, total=plan.many_streams, **spec
+            )
+        self.log("  1000 streams proxied: " + _brief_streams(proxied))
+        time.sleep(1.0)
+        after = fresh.rss()
+        per_1000 = (sampler.peak - idle) / MB * 1000.0 / plan.many_streams
+        return {
+            "streams": plan.many_streams,
+            "chunks": plan.many_chunks,
+            "interval_ms": plan.many_interval_ms,
+            "direct": direct,
+            "proxied": proxied,
+            "complete": proxied["complete"],
+            "errors": proxied["errors"],
+            "direct_complete": direct["complete"],
+            "direct_errors": direct["errors"],
+            "idle_rss_mb": idle / MB,
+            "peak_rss_mb": sampler.peak / MB,
+            "rss_after_mb": after / MB,
+            "rss_above_idle_mb_per_1000": per_1000,
+            "wall_s": {"direct": direct["wall_s"], "proxied": proxied["wall_s"]},
+        }
+
+    # --- 5. capture cost --------------------------------------------------------------
+
+    def capture_cost(self) -> dict[str, Any]:
+        plan = self.plan
+        off = Gateway(self.workdir, "gateway-nocapture", self.mock, capture=False)
+        self.gateways.append(off)
+        out: dict[str, Any] = {}
+        for label, concurrency, latency in (
+            ("loaded", plan.capture_concurrency, plan.upstream_ms),
+            ("saturated", plan.saturated_concurrency, 0.0),
+        ):
+            runs = []
+            for rnd in self.rounds():
+                spec = {
+                    "concurrency": concurrency,
+                    "duration": plan.throughput_seconds,
+                    "headers": {"x-mock-latency-ms": str(latency)},
+                }
+                sides = [("on", self.gateway), ("off", off)]
+                if rnd % 2:
+                    sides.reverse()
+                runs.append({name: self.job("throughput", gw, **spec) for name, gw in sides})
+                self.log(
+                    f"  capture {label} round {rnd}: on {runs[-1]['on']['rps']:.0f} rps,"
+                    f" off {runs[-1]['off']['rps']:.0f} rps"
+                )
+            measured = runs[1:]
+            out[label] = {
+                "concurrency": concurrency,
+                "upstream_ms": latency,
+                "ratio_on_off": median([r["on"]["rps"] / r["off"]["rps"] for r in measured]),
+                "rps_on": median([r["on"]["rps"] for r in measured]),
+                "rps_off": median([r["off"]["rps"] for r in measured]),
+                "cpu_us_per_request_on": median(
+                    [r["on"]["gateway_cpu_us_per_request"] for r in measured]
+                ),
+                "cpu_us_per_request_off": median(
+                    [r["off"]["gateway_cpu_us_per_request"] for r in measured]
+                ),
+                "errors": {s: sum(r[s]["errors"] for r in runs) for s in ("on", "off")},
+                "rounds": runs,
+            }
+        delay = self.job(
+            "commit_delay",
+            self.gateway,
+            events_path="/events",
+            concurrency=plan.commit_concurrency,
+            duration=plan.commit_seconds,
+            headers={"x-mock-latency-ms": str(plan.upstream_ms)},
+        )
+        self.log(f"  commit delay: {delay['commit_delay_us']}")
+        out["commit_delay"] = {
+            "concurrency": plan.commit_concurrency,
+            "upstream_ms": plan.upstream_ms,
+            "p50_ms": _ms(delay["commit_delay_us"]["p50"]),
+            "p99_ms": _ms(delay["commit_delay_us"]["p99"]),
+            "max_ms": _ms(delay["commit_delay_us"]["max"]),
+            "spans_tracked": delay["spans_tracked"],
+            "spans_not_seen": delay["spans_not_seen"],
+            "lagged_events": delay["lagged_events"],
+        }
+        writer = run_writer_bench(plan.writer_counts)
+        for result in writer:
+            self.log(f"  writer batch {result['batch_size']}: {result['spans_per_s']:.0f} spans/s")
+        out["writer"] = writer
+        return out
+
+    def spans_accounting(self) -> dict[str, Any]:
+        """After a graceful stop of every gateway: requests sent against spans stored."""
+        for gw in self.gateways:
+            gw.stop()
+        per = {
+            gw.name: {
+                "capture": gw.capture,
+                "requests_sent": gw.requests_sent,
+                "spans_stored": gw.spans_stored(),
+            }
+            for gw in self.gateways
+        }
+        captured = [v for v in per.values() if v["capture"]]
+        return {
+            "gateways": per,
+            "requests_sent": sum(v["requests_sent"] for v in captured),
+            "spans_stored": sum(v["spans_stored"] for v in captured),
+            "spans_stored_capture_off": sum(
+                v["spans_stored"] for v in per.values() if not v["capture"]
+            ),
+        }
+
+    def plan_dict(self) -> dict[str, Any]:
+        return asdict(self.plan)
+
+
+def _sample(gw: Gateway) -> float:
+    rss = gw.rss()
+    time.sleep(0.1)
+    return float(rss)
+
+
+def _throughput_summary(
+    runs: list[dict[str, dict[str, Any]]], concurrency: int, plan: Plan
+) -> dict[str, Any]:
+    measured = runs[1:]
+    ideal = concurrency / (plan.upstream_ms / 1000.0)
+    direct = median([r["direct"]["rps"] for r in measured])
+    return {
+        "ratio": median([r["proxied"]["rps"] / r["direct"]["rps"] for r in measured]),
+        "direct_rps": direct,
+        "proxied_rps": median([r["proxied"]["rps"] for r in measured]),
+        "ideal_rps": ideal,
+        "direct_vs_ideal": (direct or 0) / ideal,
+        "errors": {s: sum(r[s]["errors"] for r in runs) for s in ("direct", "proxied")},
+        "proxied_p50_ms": _ms(median([r["proxied"]["latency_us"]["p50"] for r in measured])),
+        "proxied_p99_ms": _ms(median([r["proxied"]["latency_us"]["p99"] for r in measured])),
+        "direct_p99_ms": _ms(median([r["direct"]["latency_us"]["p99"] for r in measured])),
+        "gateway_cpu_util": median([r["proxied"]["gateway_cpu_util"] for r in measured]),
+        "gateway_cpu_us_per_request": median(
+            [r["proxied"]["gateway_cpu_us_per_request"] for r in measured]
+        ),
+        "rounds": runs,
+    }
+
+
+def _brief(pair: dict[str, dict[str, Any]], metric: str) -> str:
+    return ", ".join(
+        f"{side} p50 {_ms(r[metric]['p50']) or 0:.3f} ms p99 {_ms(r[metric]['p99']) or 0:.3f} ms"
+        for side, r in pair.items()
+    )
+
+
+def _brief_rps(pair: dict[str, dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{side} {r['rps']:.0f} rps ({r['errors']} errors)" for side, r in pair.items()
+    )
+
+
+def _brief_streams(result: dict[str, Any]) -> str:
+    return (
+        f"{result['complete']}/{result['sent']} complete, {result['errors']} errors,"
+        f" {result['wall_s']:.1f} s, ttft p50 {_ms(result['ttft_us']['p50']) or 0:.1f} ms"
+    )

@@ -1,0 +1,99 @@
+"""Spans per second through the background writer alone, in process.
+
+`SpanWriter` on a `SQLiteStore` in a temporary file: ``count`` finished spans (a chat
+call as the proxy leaves it: parsed request, raw response bytes, headers, a client
+credential to scrub) are submitted at once, then ``flush`` waits until every one is
+committed. The time covers what the writer does in production: `finalize` (parse the
+response, usage, cost), `to_record` (redaction, JSON encoding) and the SQLite
+transactions, ``batch_size`` spans per transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from typing import Any
+
+from bench.mock_upstream import COMPLETION
+from gateway.capture import Span, SpanContext, now_us
+from gateway.metrics import Metrics
+from gateway.pricing import PriceTable
+from gateway.redaction import credential_values, redact_headers
+from gateway.store import SQLiteStore
+from gateway.writer import SpanWriter
+
+REQUEST: dict[str, Any] = {
+    "model": "gpt-4o-mini",
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant. Answer briefly."},
+        {"role": "user", "content": "Write one sentence about foxes and dogs, please."},
+    ],
+    "temperature": 0.2,
+}
+HEADERS = [
+    ("host", "127.0.0.1:8080"),
+    ("content-type", "application/json"),
+    ("authorization", "Bearer sk-bench-0123456789abcdef"),
+    ("user-agent", "spanlab-bench"),
+]
+
+
+def make_span() -> Span:
+    start = now_us()
+    span = Span(
+        context=SpanContext.from_headers(dict(HEADERS)),
+        operation="chat",
+        method="POST",
+        path="/v1/chat/completions",
+        start_us=start,
+    )
+    span.provider = "mock"
+    span.request_model = "gpt-4o-mini"
+    span.request = dict(REQUEST)
+    span.request_headers = redact_headers(HEADERS)
+    span.secrets = credential_values(HEADERS)
+    span.http_status = 200
+    span.response_headers = {"content-type": "application/json"}
+    span.response_body = COMPLETION
+    span.end_us = start + 1000
+    return span
+
+
+async def measure(batch_size: int, count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="spanlab-writer-") as tmp:
+        store = SQLiteStore(os.path.join(tmp, "spans.db"))
+        await store.open()
+        writer = SpanWriter(
+            store, PriceTable(), Metrics(), batch_size=batch_size, queue_max=count + 1
+        )
+        spans = [make_span() for _ in range(count)]
+        writer.start()
+        try:
+            t0 = time.perf_counter()
+            for span in spans:
+                writer.submit(span)
+            await writer.flush()
+            elapsed = time.perf_counter() - t0
+            stored = await store.count_spans()
+        finally:
+            await writer.close()
+            await store.close()
+    return {
+        "batch_size": batch_size,
+        "spans": count,
+        "stored": stored,
+        "seconds": elapsed,
+        "spans_per_s": count / elapsed,
+    }
+
+
+def run_writer_bench(counts: dict[int, int]) -> list[dict[str, Any]]:
+    """``{batch_size: span count}`` -> one result per batch size."""
+    return [asyncio.run(measure(size, n)) for size, n in counts.items()]
+
+
+if __name__ == "__main__":
+    for result in run_writer_bench({1: 2000, 100: 20000, 1000: 20000}):
+        print(result)
