@@ -245,6 +245,7 @@ async def job_latency(job: dict[str, Any]) -> dict[str, Any]:
         client.close()
     return {
         "latency_us": summary(latencies),
+        "raw_us": latencies if job.get("raw") else None,
         "errors": errors.count,
         "error_samples": errors.samples,
         "sent": sent,
@@ -322,8 +323,12 @@ async def job_streams(job: dict[str, Any]) -> dict[str, Any]:
     remaining = total
     start = now()
 
-    async def worker(client: Client) -> None:
+    stagger = job.get("stagger_s", 0.0)
+
+    async def worker(index: int, client: Client) -> None:
         nonlocal remaining, complete, events_received, sent
+        if stagger:
+            await asyncio.sleep(index * stagger)
         while remaining > 0:
             remaining -= 1
             sent += 1
@@ -346,7 +351,7 @@ async def job_streams(job: dict[str, Any]) -> dict[str, Any]:
             gaps.extend((b - a) / 1000.0 for a, b in itertools.pairwise(times))
 
     try:
-        await asyncio.gather(*(worker(c) for c in clients))
+        await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
     finally:
         for c in clients:
             c.close()

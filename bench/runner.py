@@ -197,6 +197,9 @@ class Bench:
             "concurrency": plan.stream_concurrency,
             "total": plan.streams_per_round,
             "expected_events": plan.stream_chunks,
+            # Streams start spread over one interval (as independent clients would),
+            # not in lockstep, so their events do not all land on the same instant.
+            "stagger_s": plan.stream_interval_ms / 1000.0 / plan.stream_concurrency,
         }
         runs = []
         for rnd in self.rounds():
