@@ -459,12 +459,21 @@ class ProxyPipeline:
         try:
             async for chunk in chunks:
                 out: list[bytes] = []
-                for raw in splitter.feed(chunk):
-                    if done:
-                        continue
-                    forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
-                    if forward:
-                        out.append(raw)
+                try:
+                    for raw in splitter.feed(chunk):
+                        if done:
+                            continue
+                        forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
+                        if forward:
+                            out.append(raw)
+                except _StreamFailure:
+                    # The good events read with the bad one still go out first: what
+                    # the client gets must not depend on how the bytes were chunked.
+                    if span.first_token_us is None and events:
+                        span.first_token_us = now_us()
+                    if out:
+                        await sink.send(b"".join(out))
+                    raise
                 # The first event with data, not a keep-alive comment sent while waiting.
                 if span.first_token_us is None and events:
                     span.first_token_us = now_us()
