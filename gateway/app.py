@@ -37,6 +37,7 @@ from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline
 from gateway.security import HostOriginGuard, allowed_hosts
 from gateway.state import AppState
 from gateway.store import SUMMARY_COLUMNS, SQLiteStore, Store, span_from_row
+from gateway.transport import AiohttpTransport
 from gateway.ui import ui_routes
 from gateway.writer import SpanWriter
 
@@ -100,6 +101,9 @@ def build_client(
         max_keepalive_connections=settings.max_connections,
         keepalive_expiry=30.0,
     )
+    if transport is None:
+        # httpx's own pool costs O(n^2) per call in the calls in flight (bench/).
+        transport = AiohttpTransport(limits=limits)
     return httpx.AsyncClient(
         timeout=timeout,
         limits=limits,

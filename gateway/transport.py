@@ -1,0 +1,185 @@
+"""An httpx transport on aiohttp's connection pool, for the upstream client.
+
+Why: httpx's own pool (httpcore 1.x) rescans every connection, and every connection
+again inside that scan, each time a request starts or ends, so its cost per call
+grows with the square of the calls in flight (about 12 ms of CPU per call at 64 in
+flight on the 2-core benchmark machine; see ``bench/``). aiohttp's pool keeps idle
+connections per host in a list and costs the same at 1 or 1,000 in flight.
+
+The proxy keeps talking to an ``httpx.AsyncClient`` (and tests keep injecting their
+own httpx transport); only the wire under it changes. What the proxy relies on is
+kept:
+
+* the response body streams as it arrives (``iter_any``), undecoded (httpx decodes
+  ``content-encoding`` as before);
+* closing a response before its end closes the connection, so the upstream sees the
+  call cancelled; a response read to its end returns its connection to the pool;
+* aiohttp's errors become the httpx errors httpcore raises for the same failure:
+  timeouts are ``httpx.TimeoutException`` subclasses, everything else a
+  ``httpx.TransportError`` that is not a timeout (a dropped connection is no timeout);
+* the request goes out with exactly the headers httpx built: aiohttp adds none of its
+  own and keeps no cookies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import httpx
+from multidict import CIMultiDict
+from yarl import URL
+
+__all__ = ["AiohttpTransport"]
+
+# Every header aiohttp would add when absent; the request carries what httpx built.
+_SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+
+
+def map_error(exc: BaseException, *, connecting: bool) -> httpx.TransportError | None:
+    """The httpx error httpcore would raise for the same failure, or None."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return httpx.ReadTimeout(message)
+    if isinstance(exc, TimeoutError):
+        return httpx.ConnectTimeout(message) if connecting else httpx.ReadTimeout(message)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(message)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(message)
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return httpx.UnsupportedProtocol(message)
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return httpx.ConnectError(message) if connecting else httpx.ReadError(message)
+    return None
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    return
+                yield chunk
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            mapped = map_error(exc, connecting=False)
+            if mapped is None:  # pragma: no cover  (map_error covers these types)
+                raise
+            raise mapped from exc
+
+    async def aclose(self) -> None:
+        response = self._response
+        if response.content.at_eof():
+            response.release()  # the whole body read: the connection goes back to the pool
+        else:
+            response.close()  # cut short: close it, so the upstream stops too
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """``httpx.AsyncClient(transport=AiohttpTransport(limits=...))``."""
+
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        limits = limits or httpx.Limits()
+        self._limit = limits.max_connections or 0
+        self._keepalive = limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0
+        self._ssl = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Created on first use: aiohttp binds its pool to the running event loop.
+        if self._ssl is None:
+            # The CA bundle httpx's own transport uses (certifi).
+            self._ssl = httpx.create_ssl_context(trust_env=False)
+        connector = aiohttp.TCPConnector(
+            limit=self._limit,
+            limit_per_host=0,
+            keepalive_timeout=self._keepalive,
+            ssl=self._ssl,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            timeout=aiohttp.ClientTimeout(total=None),
+            raise_for_status=False,
+        )
+        return self._session
+
+    def _timeout(self, spec: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (spec.get("connect"), spec.get("read"), spec.get("pool"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            connect, read, pool = key
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                # aiohttp's "connect" spans the wait for a pooled connection and the
+                # connect itself; httpx times them apart.
+                connect=None if pool is None or connect is None else pool + connect,
+                sock_connect=connect,
+                sock_read=read,
+            )
+            self._timeouts[key] = timeout
+        return timeout
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session or self._open()
+        headers = CIMultiDict(
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
+        )
+        try:
+            body: Any = request.content or None
+        except httpx.RequestNotRead:
+            body = request.stream  # a streamed body goes out chunked
+            headers.popall("transfer-encoding", None)
+        try:
+            response = await session.request(
+                request.method,
+                URL(str(request.url), encoded=True),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=self._timeout(request.extensions.get("timeout", {})),
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            mapped = map_error(exc, connecting=True)
+            if mapped is None:  # pragma: no cover
+                raise
+            raise mapped from exc
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+        return httpx.Response(
+            status_code=response.status,
+            headers=list(response.raw_headers),
+            stream=_ResponseStream(response),
+            request=request,
+            extensions=extensions,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+            # Let the connector's transports finish closing (aiohttp's advice).
+            await asyncio.sleep(0)
