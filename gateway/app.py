@@ -86,6 +86,20 @@ def quiet_library_loggers() -> None:
             library_logger.setLevel(level)
 
 
+def upstream_limits(settings: Settings) -> httpx.Limits:
+    return httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
+        keepalive_expiry=30.0,
+    )
+
+
+def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    # httpx's own pool (httpcore) costs O(n^2) per call in the calls in flight; see
+    # gateway/transport.py and bench/.
+    return AiohttpTransport(limits=upstream_limits(settings))
+
+
 def build_client(
     settings: Settings, transport: httpx.AsyncBaseTransport | None
 ) -> httpx.AsyncClient:
@@ -96,18 +110,10 @@ def build_client(
         write=settings.read_timeout,
         pool=settings.connect_timeout,
     )
-    limits = httpx.Limits(
-        max_connections=settings.max_connections,
-        max_keepalive_connections=settings.max_connections,
-        keepalive_expiry=30.0,
-    )
-    if transport is None:
-        # httpx's own pool costs O(n^2) per call in the calls in flight (bench/).
-        transport = AiohttpTransport(limits=limits)
     return httpx.AsyncClient(
         timeout=timeout,
-        limits=limits,
-        transport=transport,
+        limits=upstream_limits(settings),
+        transport=transport or build_transport(settings),
         follow_redirects=False,
         trust_env=False,
     )
@@ -139,9 +145,12 @@ def create_app(
             queue_max=settings.write_queue_max,
             on_written=lambda batch, records: _announce(metrics, events, batch, records),
         )
-        client = build_client(settings, transport)
+        upstream_transport = transport or build_transport(settings)
+        client = build_client(settings, upstream_transport)
         router = Router(settings)
-        pipeline = ProxyPipeline(settings, client, router, metrics, writer)
+        pipeline = ProxyPipeline(
+            settings, client, router, metrics, writer, transport=upstream_transport
+        )
         experiments = ExperimentService(settings, the_store, pipeline, writer, prices, router)
         app.state.spanlab = AppState(
             settings=settings,

@@ -61,6 +61,15 @@ def map_error(exc: BaseException, *, connecting: bool) -> httpx.TransportError |
     return None
 
 
+def _wire_url(url: httpx.URL) -> URL:
+    """The URL for aiohttp, without any user:password: as with httpx's own transport,
+    credentials travel only in the headers the client built (aiohttp would otherwise
+    add its own Authorization, or refuse the one given)."""
+    if url.userinfo:
+        url = url.copy_with(username=None, password=None)
+    return URL(str(url), encoded=True)
+
+
 class _ResponseStream(httpx.AsyncByteStream):
     __slots__ = ("_response",)
 
@@ -155,7 +164,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await session.request(
                 request.method,
-                URL(str(request.url), encoded=True),
+                _wire_url(request.url),
                 headers=headers,
                 data=body,
                 allow_redirects=False,
