@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
@@ -33,7 +33,7 @@ from gateway.experiments import ExperimentService
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
 from gateway.providers import Router
-from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline
+from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline, ProxyRoutes
 from gateway.security import HostOriginGuard, allowed_hosts
 from gateway.state import AppState
 from gateway.store import SUMMARY_COLUMNS, SQLiteStore, Store, span_from_row
@@ -49,12 +49,17 @@ def _pipeline(scope: Scope) -> ProxyPipeline:
     return state.pipeline
 
 
-def proxy_routes() -> list[BaseRoute]:
-    routes: list[BaseRoute] = []
+def proxy_routes() -> list[Route]:
+    routes: list[Route] = []
     for path, operation in OPERATIONS.items():
         methods = ["GET"] if operation == "models" else ["POST"]
         routes.append(Route(path, ProxyEndpoint(operation, _pipeline), methods=methods))
     return routes
+
+
+def proxy_endpoints(routes: Sequence[Route]) -> dict[str, tuple[frozenset[str], ASGIApp]]:
+    """Path -> (methods, endpoint) of the proxy routes, for `ProxyRoutes`."""
+    return {route.path: (frozenset(route.methods or ()), route.app) for route in routes}
 
 
 def management_routes() -> list[BaseRoute]:
@@ -179,12 +184,14 @@ def create_app(
             await the_store.close()
             logger.info("stopped; %d spans written", writer.written)
 
+    proxied = proxy_routes()
     app = Starlette(
-        routes=[*proxy_routes(), *management_routes(), *ui_routes(), *extra_routes],
+        routes=[*proxied, *management_routes(), *ui_routes(), *extra_routes],
         middleware=[
             Middleware(
                 HostOriginGuard, allowed=allowed_hosts(settings.host, settings.allowed_hosts)
-            )
+            ),
+            Middleware(ProxyRoutes, endpoints=proxy_endpoints(proxied)),
         ],
         lifespan=lifespan,
         exception_handlers={

@@ -22,6 +22,7 @@ What the path does, and what it deliberately does not:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import math
@@ -32,7 +33,7 @@ from typing import Any, Protocol
 import anyio
 import httpx
 import orjson
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.capture import (
     STATUS_CLIENT_ABORTED,
@@ -852,21 +853,55 @@ class ProxyEndpoint:
             await pipeline.reject(request, exc, sink)
             return
 
-        async with anyio.create_task_group() as tg:
+        # The client may hang up at any point: a watcher task waits for the disconnect
+        # and cancels this one, which cancels the upstream call. Plain asyncio tasks,
+        # not an anyio task group: the group's scope, handles and bookkeeping cost
+        # about as much CPU per call as the rest of this method.
+        task = asyncio.current_task()
+        assert task is not None
+        finished = False
 
-            async def watch_disconnect() -> None:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        # Servers also report "disconnect" once the response is
-                        # complete; only a disconnect before that is an abort.
-                        if not sink.ended:
-                            sink.client_gone = True
-                            tg.cancel_scope.cancel()
-                        return
+        async def watch_disconnect() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    # Servers also report "disconnect" once the response is complete;
+                    # only a disconnect before that is an abort.
+                    if not sink.ended and not finished:
+                        sink.client_gone = True
+                        task.cancel()
+                    return
 
-            tg.start_soon(watch_disconnect)
-            try:
-                await pipeline.handle(request, sink)
-            finally:
-                tg.cancel_scope.cancel()
+        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
+        try:
+            await pipeline.handle(request, sink)
+        except asyncio.CancelledError:
+            # Our own cancellation (the span says client_aborted) ends the call here;
+            # any other (the server stopping) goes on up.
+            if not sink.client_gone or task.uncancel() > 0:
+                raise
+        finally:
+            finished = True
+            watcher.cancel()
+
+
+class ProxyRoutes:
+    """ASGI middleware: a proxied path goes straight to its endpoint.
+
+    The proxy's own error handling answers every call on these paths, so Starlette's
+    router and exception middleware (a route scan and two wrappers around every
+    message sent) have nothing to add there; any other path, or a method the route
+    does not take (405), goes on to the router as before.
+    """
+
+    def __init__(self, app: ASGIApp, endpoints: dict[str, tuple[frozenset[str], ASGIApp]]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            hit = self.endpoints.get(scope["path"])
+            if hit is not None and scope["method"] in hit[0]:
+                await hit[1](scope, receive, send)
+                return
+        await self.app(scope, receive, send)
