@@ -36,14 +36,21 @@ class PriceTable:
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self._prices = shipped_prices()
         self._prices.update(overrides or {})
+        self._found: dict[str, Price | None] = {}  # model name -> price, as looked up
 
     def lookup(self, model: str | None) -> Price | None:
         if not model:
             return None
+        try:
+            return self._found[model]
+        except KeyError:
+            pass
         name = model.split("/", 1)[1] if "/" in model else model
         price = self._prices.get(name) or self._prices.get(model)
         if price is None:
             price = self._prices.get(_SNAPSHOT_SUFFIX.sub("", name))
+        if len(self._found) < 10_000:  # model names come from clients: stay bounded
+            self._found[model] = price
         return price
 
     def cost(

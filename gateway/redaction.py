@@ -11,6 +11,7 @@ Three layers, because a secret can hide in any of them:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -48,7 +49,9 @@ SECRET_QUERY_PARAMS = frozenset({"key", "token", "sig", "signature", "code", "au
 _MIN_SECRET_VALUE = 8
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
+    # Cached: the same few dozen header and field names come by on every call.
     lowered = name.lower()
     if lowered in SECRET_HEADERS or lowered.startswith(SECRET_HEADER_PREFIXES):
         return True
@@ -83,9 +86,16 @@ def redact_url(url: str) -> str:
     return url.replace(netloc, f"{REDACTED}@{netloc.rsplit('@', 1)[1]}", 1)
 
 
+# JSON's leaves: tested first, with the cheap exact-type check, because an isinstance
+# check against the Mapping ABC is slow and most values of a request are leaves.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def redact_body(value: Any) -> Any:
     """A copy of a JSON value with secret-named fields replaced, at any depth."""
-    if isinstance(value, Mapping):
+    if type(value) in _LEAVES:
+        return value
+    if type(value) is dict or isinstance(value, Mapping):
         return {
             # Only string values: a secret is a string, while a dict under a key-like
             # name is more likely a tool's JSON schema, which must survive for replays.
@@ -95,6 +105,23 @@ def redact_body(value: Any) -> Any:
     if isinstance(value, list):
         return [redact_body(v) for v in value]
     return value
+
+
+def has_secret_fields(value: Any) -> bool:
+    """Whether `redact_body` would replace anything in ``value`` (no copy made)."""
+    if type(value) in _LEAVES:
+        return False
+    if type(value) is dict or isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(v, str):
+                if v and is_secret_name(k):
+                    return True
+            elif has_secret_fields(v):
+                return True
+        return False
+    if isinstance(value, list):
+        return any(has_secret_fields(v) for v in value)
+    return False
 
 
 def scrub_values(text: str, secrets: Iterable[str]) -> str:
@@ -116,7 +143,9 @@ def body_secret_values(value: Any) -> list[str]:
     """The string values of secret-named fields of a JSON value, at any depth (the
     fields `redact_body` replaces): an upstream may echo them back in its response."""
     found: list[str] = []
-    if isinstance(value, Mapping):
+    if type(value) in _LEAVES:
+        return found
+    if type(value) is dict or isinstance(value, Mapping):
         for k, v in value.items():
             if isinstance(v, str) and v and is_secret_name(k):
                 found.append(v)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import operator
 import re
 import sqlite3
 from abc import ABC, abstractmethod
@@ -421,7 +422,17 @@ class SQLiteStore(SQLiteExperimentStore, Store):
     )
 
     async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> None:
-        rows = [tuple(record.get(c) for c in SPAN_COLUMNS) for record in records]
+        rows = span_rows(records)
+        run_on_thread = getattr(self.writer, "_execute", None)
+        if run_on_thread is not None:
+            # The whole transaction in one trip to aiosqlite's thread. Each trip costs
+            # about 100 us of hand-over between the threads; a span written alone (an
+            # idle writer) took three: BEGIN, INSERT, COMMIT. `_execute` is aiosqlite's
+            # own queue (private, stable since 0.11); without it, `transaction()`. The
+            # thread runs the transaction to its end even if this caller is cancelled.
+            async with self._write_lock:
+                await run_on_thread(_insert_rows, self.writer, self._INSERT_SPAN, rows)
+            return
         async with self.transaction() as conn:
             await conn.executemany(self._INSERT_SPAN, rows)
 
@@ -543,6 +554,29 @@ class SQLiteStore(SQLiteExperimentStore, Store):
         async with self.transaction() as conn:
             cursor = await conn.execute("DELETE FROM spans WHERE start_us < ?", (before_us,))
             return int(cursor.rowcount)
+
+
+_SPAN_ROW = operator.itemgetter(*SPAN_COLUMNS)
+
+
+def span_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Records as rows in `SPAN_COLUMNS` order; a missing column is NULL."""
+    try:
+        return [_SPAN_ROW(record) for record in records]  # every column present: C speed
+    except KeyError:
+        return [tuple(record.get(c) for c in SPAN_COLUMNS) for record in records]
+
+
+def _insert_rows(conn: aiosqlite.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """One transaction, on the connection's own thread."""
+    raw: sqlite3.Connection = conn._conn
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        raw.executemany(sql, rows)
+        raw.execute("COMMIT")
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
 
 
 def span_from_row(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:

@@ -106,42 +106,75 @@ class SpanWriter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._queue:
-                batch = [
-                    self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))
-                ]
-                try:
-                    records = self._prepare(batch)
-                    await self.store.insert_spans(records)
-                except asyncio.CancelledError:
-                    self._queue.extendleft(reversed(batch))
-                    raise
-                except Exception:
-                    # Put the batch back at the front: order and completeness are kept.
-                    self._queue.extendleft(reversed(batch))
-                    self.metrics.write_errors.inc()
-                    logger.exception(
-                        "storing %d spans failed; retrying in %.2fs", len(batch), backoff
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                backoff = 0.05
-                self.written += len(batch)
-                self.metrics.spans_written.inc(len(batch))
-                if len(self._queue) < self.queue_max:
-                    self._room.set()
-                if self.on_written is not None:
+            # Two batches in hand: while the store commits one (on its own thread, where
+            # SQLite runs without the GIL), the next is prepared here. Order is kept: a
+            # batch that fails goes back to the front, ahead of the one prepared after it.
+            storing: tuple[list[Span], list[dict[str, Any]], asyncio.Task[None]] | None = None
+            while self._queue or storing is not None:
+                batch = self._take()
+                records: list[dict[str, Any]] = []
+                failure: BaseException | None = None
+                if batch:
                     try:
-                        self.on_written(batch, records)
-                    except Exception:
-                        logger.exception("span written callback failed")
+                        records = self._prepare(batch)
+                    except Exception as exc:
+                        failure = exc
+                if storing is not None:
+                    stored_batch, stored_records, task = storing
+                    storing = None
+                    try:
+                        await task
+                    except asyncio.CancelledError:
+                        self._requeue(batch, stored_batch)
+                        raise
+                    except Exception as exc:
+                        self._requeue(batch, stored_batch)
+                        backoff = await self._retry_after(exc, len(stored_batch), backoff)
+                        continue
+                    self._stored(stored_batch, stored_records)
+                    backoff = 0.05
+                if failure is not None:
+                    self._requeue(batch)
+                    backoff = await self._retry_after(failure, len(batch), backoff)
+                    continue
+                if batch:
+                    storing = (
+                        batch,
+                        records,
+                        asyncio.create_task(self.store.insert_spans(records)),
+                    )
             self._idle.set()
             if self._closing and not self._queue:
                 # Closed from here on, in this same step: a span submitted before
                 # `close` resumes would otherwise sit in the queue unreported.
                 self._closed = True
                 return
+
+    def _take(self) -> list[Span]:
+        queue = self._queue
+        return [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
+
+    def _requeue(self, *batches: list[Span]) -> None:
+        """Put batches back at the front, the last one given first in line."""
+        for batch in batches:
+            self._queue.extendleft(reversed(batch))
+
+    async def _retry_after(self, exc: BaseException, count: int, backoff: float) -> float:
+        self.metrics.write_errors.inc()
+        logger.error("storing %d spans failed; retrying in %.2fs", count, backoff, exc_info=exc)
+        await asyncio.sleep(backoff)
+        return min(backoff * 2, 5.0)
+
+    def _stored(self, batch: list[Span], records: list[dict[str, Any]]) -> None:
+        self.written += len(batch)
+        self.metrics.spans_written.inc(len(batch))
+        if len(self._queue) < self.queue_max:
+            self._room.set()
+        if self.on_written is not None:
+            try:
+                self.on_written(batch, records)
+            except Exception:
+                logger.exception("span written callback failed")
 
     def _prepare(self, batch: list[Span]) -> list[dict[str, Any]]:
         records = []

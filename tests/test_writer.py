@@ -1,0 +1,110 @@
+"""The background writer: every span submitted is stored once, in order, whatever fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.capture import Span, SpanContext, new_span_id, new_trace_id, now_us
+from gateway.metrics import Metrics
+from gateway.pricing import PriceTable
+from gateway.store import SQLiteStore
+from gateway.writer import SpanWriter
+
+
+def make_span(i: int) -> Span:
+    span = Span(
+        context=SpanContext(trace_id=new_trace_id(), span_id=new_span_id()),
+        operation="chat",
+        method="POST",
+        path="/v1/chat/completions",
+        start_us=now_us() + i,  # submit order = start order
+        request={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]},
+        response_body=b'{"choices": [{"message": {"content": "a"}}]}',
+        http_status=200,
+    )
+    span.end_us = span.start_us + 1000
+    return span
+
+
+class FlakyStore(SQLiteStore):
+    """Fails the insert calls whose number is in ``fail``; records each batch stored."""
+
+    def __init__(self, path: str, fail: set[int], delay: float = 0.0) -> None:
+        super().__init__(path)
+        self.fail = fail
+        self.delay = delay
+        self.calls = 0
+        self.batches: list[list[str]] = []
+
+    async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> None:
+        self.calls += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.calls in self.fail:
+            raise OSError("disk on fire")
+        await super().insert_spans(records)
+        self.batches.append([r["span_id"] for r in records])
+
+
+async def stored_ids(store: SQLiteStore) -> list[str]:
+    rows = await store._fetch("SELECT span_id FROM spans ORDER BY start_us")
+    return [row[0] for row in rows]
+
+
+async def run_writer(
+    tmp_path: Path, spans: list[Span], *, fail: set[int], batch_size: int, delay: float = 0.0
+) -> tuple[FlakyStore, SpanWriter]:
+    store = FlakyStore(str(tmp_path / "w.db"), fail, delay)
+    await store.open()
+    writer = SpanWriter(store, PriceTable(), Metrics(), batch_size=batch_size)
+    writer.start()
+    for i, span in enumerate(spans):
+        writer.submit(span)
+        if i % 7 == 0:
+            await asyncio.sleep(0)  # let batches form while spans keep coming
+    await asyncio.wait_for(writer.flush(), 30)
+    await writer.close()
+    return store, writer
+
+
+async def test_every_span_is_stored_once_in_order_through_failures(tmp_path: Path) -> None:
+    spans = [make_span(i) for i in range(300)]
+    store, writer = await run_writer(tmp_path, spans, fail={2, 3, 6}, batch_size=16, delay=0.001)
+    try:
+        want = [s.context.span_id for s in spans]
+        assert await stored_ids(store) == want
+        # Batches were committed in submit order, each span exactly once.
+        assert [i for batch in store.batches for i in batch] == want
+        assert writer.written == len(spans)
+        assert all(len(b) <= 16 for b in store.batches)
+        assert writer.metrics.write_errors._value.get() == 3
+    finally:
+        await store.close()
+
+
+async def test_a_lone_span_is_stored_at_once(tmp_path: Path) -> None:
+    span = make_span(0)
+    store, writer = await run_writer(tmp_path, [span], fail=set(), batch_size=500)
+    try:
+        assert store.batches == [[span.context.span_id]]
+        assert writer.written == 1
+    finally:
+        await store.close()
+
+
+async def test_close_stores_what_is_still_queued(tmp_path: Path) -> None:
+    store = FlakyStore(str(tmp_path / "w.db"), {1}, delay=0.001)
+    await store.open()
+    writer = SpanWriter(store, PriceTable(), Metrics(), batch_size=10)
+    writer.start()
+    spans = [make_span(i) for i in range(55)]
+    for span in spans:
+        writer.submit(span)
+    await asyncio.wait_for(writer.close(), 30)
+    try:
+        assert await stored_ids(store) == [s.context.span_id for s in spans]
+    finally:
+        await store.close()
