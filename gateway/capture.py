@@ -139,7 +139,8 @@ class Span:
     response_headers: dict[str, str] = field(default_factory=dict)
     response_body: bytes | None = None  # non-stream response, raw
     stream_format: str | None = None  # chat, completions, responses, anthropic
-    stream_events: list[dict[str, Any]] | None = None  # each stream event, parsed
+    # each stream event: its JSON data as received (or already parsed); `finalize` parses
+    stream_events: list[bytes] | list[dict[str, Any]] | None = None
     error: dict[str, Any] | None = None
     secrets: list[str] = field(default_factory=list)  # values to scrub; never stored
     # derived by finalize()
@@ -174,7 +175,11 @@ def finalize(span: Span, prices: PriceTable) -> None:
         return
     span.finalized = True
     if span.stream_events is not None:
-        assembled, stream_error = assemble_stream(span.stream_format or "chat", span.stream_events)
+        events = [
+            orjson.loads(event) if isinstance(event, bytes) else event
+            for event in span.stream_events
+        ]
+        assembled, stream_error = assemble_stream(span.stream_format or "chat", events)
         span.response = assembled
         if stream_error is not None and span.error is None:
             span.error = stream_error

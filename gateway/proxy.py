@@ -509,7 +509,7 @@ class ProxyPipeline:
     ) -> None:
         fmt = "chat" if translator else STREAM_FORMATS.get(span.operation, "chat")
         span.stream_format = fmt
-        events: list[dict[str, Any]] = []
+        events: list[bytes] = []
         span.stream_events = events
         splitter = SSESplitter()
         done = False
@@ -646,7 +646,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 
 def _inspect_event(
-    raw: bytes, fmt: str, events: list[dict[str, Any]], span: Span, inject_usage: bool
+    raw: bytes, fmt: str, events: list[bytes], span: Span, inject_usage: bool
 ) -> tuple[bool, bool]:
     """(forward this event?, is the stream complete?) for one whole SSE event."""
     if raw.startswith(b"data: ") and raw.count(b"\n") <= 2 and b"\r" not in raw:
@@ -674,7 +674,9 @@ def _inspect_event(
                 code="upstream_stream_malformed",
             )
         )
-    events.append(obj)
+    # The span keeps the event's JSON text, not the parsed object: a fifth of the
+    # memory for each stream in flight; the writer parses it again (`finalize`).
+    events.append(data)
     if fmt == "chat" or fmt == "completions":
         if "error" in obj and "choices" not in obj:
             span.status = STATUS_ERROR
