@@ -92,7 +92,7 @@ def render(r: dict[str, Any]) -> str:
     st = r.get("streaming")
     if st:
         rows.append((f"3 streaming {st['chunks']} chunks x {st['interval_ms']:g} ms,"
-                     f" c={st['concurrency']}: added TTFT p50 / p99",
+                     f" c={st['concurrency']} staggered: added TTFT p50 / p99",
                      f"{_f(st['added_ttft_p50_ms'], 3)} / {_f(st['added_ttft_p99_ms'], 3)} ms",
                      "p50 <=1 ms  " + verdict("added TTFT p50 ms")))  # fmt: skip
         rows.append(("    added inter-chunk gap p50 / p99",
