@@ -8,6 +8,8 @@ and its throughput at several concurrencies, for:
 * ``httpx+aiohttp``: the same ``httpx.AsyncClient`` on an aiohttp-backed transport
   (`gateway.transport.AiohttpTransport`, the gateway's; ``httpx-aiohttp``'s package
   when installed, as ``httpx+httpx_aiohttp``);
+* ``httpx-transport``: an ``httpx.Request`` handed straight to that transport, as the
+  proxy sends (no client layers);
 * ``aiohttp``: ``aiohttp.ClientSession`` directly, the floor.
 
 Each client does what the proxy does: send with the response streamed, read the
@@ -62,6 +64,27 @@ async def make_client(kind: str, url: str) -> tuple[Call, Callable[[], Awaitable
 
         transport = ThirdParty(limits=_limits())
     client = httpx.AsyncClient(limits=_limits(), transport=transport, trust_env=False)
+    if kind == "httpx-transport":
+        # What the proxy does: the request built once per call, sent to the transport.
+        from gateway.transport import AiohttpTransport
+
+        direct = AiohttpTransport(limits=_limits())
+        parsed = httpx.URL(url)
+        timeout = client.timeout.as_dict()
+
+        async def call_transport() -> int:
+            request = httpx.Request(
+                "POST", parsed, headers=list(HEADERS.items()), content=BODY,
+                extensions={"timeout": timeout},
+            )  # fmt: skip
+            response = await direct.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            return response.status_code
+
+        return call_transport, direct.aclose
 
     async def call_httpx() -> int:
         request = client.build_request("POST", url, headers=HEADERS, content=BODY)

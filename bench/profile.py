@@ -62,7 +62,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", type=Path, help="keep py-spy's raw (collapsed) output here")
     args = parser.parse_args()
-    spy = shutil.which("py-spy")
+    beside = Path(sys.executable).parent / "py-spy"
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if spy is None:
         sys.exit("py-spy is not installed: pip install py-spy")
     with tempfile.TemporaryDirectory(prefix="spanlab-profile-") as tmp:

@@ -9,7 +9,7 @@ response waits for that work.
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -37,12 +37,15 @@ STATUS_INTERRUPTED = "interrupted"
 SPAN_STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_CLIENT_ABORTED, STATUS_INTERRUPTED)
 
 
+# Ids only need to be unique and unpredictable enough to never collide (W3C trace
+# context): the process's Mersenne Twister, seeded from the OS at start (and again
+# after a fork), gives that without a system call per id as os.urandom does.
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    return f"{random.getrandbits(128) or 1:032x}"  # all zeros is not a valid id
 
 
 def new_span_id() -> str:
-    return os.urandom(8).hex()
+    return f"{random.getrandbits(64) or 1:016x}"
 
 
 def now_us() -> int:

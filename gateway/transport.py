@@ -178,10 +178,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+        stream: httpx.AsyncByteStream
+        if response.content.is_eof():
+            # The whole body came with the headers (most non-streamed answers): take it
+            # now and free the connection, instead of reading it through the stream
+            # layers later. It is handed over undecoded, as the stream would have been.
+            try:
+                body = await response.read()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                response.close()
+                mapped = map_error(exc, connecting=False)
+                if mapped is None:  # pragma: no cover
+                    raise
+                raise mapped from exc
+            response.release()
+            stream = httpx.ByteStream(body)
+        else:
+            stream = _ResponseStream(response)
         return httpx.Response(
             status_code=response.status,
             headers=list(response.raw_headers),
-            stream=_ResponseStream(response),
+            stream=stream,
             request=request,
             extensions=extensions,
         )
