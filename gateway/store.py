@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import operator
 import re
@@ -431,7 +432,7 @@ class SQLiteStore(SQLiteExperimentStore, Store):
             # own queue (private, stable since 0.11); without it, `transaction()`. The
             # thread runs the transaction to its end even if this caller is cancelled.
             async with self._write_lock:
-                await run_on_thread(_insert_rows, self.writer, self._INSERT_SPAN, rows)
+                await run_on_thread(_insert_rows, self.writer, rows)
             return
         async with self.transaction() as conn:
             await conn.executemany(self._INSERT_SPAN, rows)
@@ -567,12 +568,31 @@ def span_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         return [tuple(record.get(c) for c in SPAN_COLUMNS) for record in records]
 
 
-def _insert_rows(conn: aiosqlite.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+# Rows per INSERT statement. One statement per row (executemany) lets go of the GIL
+# and takes it back for every row; while the event loop is busy each taking-back waits
+# up to the interpreter's switch interval (5 ms), so under load the writer stored a
+# few hundred spans a second and fell minutes behind. Many rows per statement: a few
+# GIL hand-overs per batch. 64 x 37 parameters stays far below SQLite's limit.
+ROWS_PER_INSERT = 64
+
+
+@functools.lru_cache(maxsize=ROWS_PER_INSERT)
+def _insert_sql(count: int) -> str:
+    row = "(" + ", ".join("?" for _ in SPAN_COLUMNS) + ")"
+    return (
+        f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)})"
+        f" VALUES {', '.join(row for _ in range(count))}"
+    )
+
+
+def _insert_rows(conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]) -> None:
     """One transaction, on the connection's own thread."""
     raw: sqlite3.Connection = conn._conn
     raw.execute("BEGIN IMMEDIATE")
     try:
-        raw.executemany(sql, rows)
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start : start + ROWS_PER_INSERT]
+            raw.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
         raw.execute("COMMIT")
     except BaseException:
         raw.execute("ROLLBACK")
