@@ -7,6 +7,7 @@ does), so they work whether or not a server is running.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import re
@@ -84,6 +85,21 @@ def cli() -> None:
     """Spanlab: an OpenAI-compatible gateway that records every LLM call as a span."""
 
 
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running server.
+
+    A proxied call allocates thousands of objects (uvicorn, aiohttp, httpx, the span),
+    so the default thresholds ran a young collection several times per call and a
+    full one, over every object of the process, every few dozen calls: about a
+    quarter of the gateway's CPU per call in process. Everything loaded at start is
+    frozen out of the collector's view, and collections run less often; reference
+    counting still frees all non-cyclic garbage at once.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 @cli.command()
 @CONFIG_OPTION
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
@@ -136,6 +152,7 @@ def serve(
         f"  (OPENAI_BASE_URL=http://{settings.host}:{settings.port}/v1)",
         err=True,
     )
+    tune_gc()
     server.run()
     if not server.started:
         sys.exit(1)

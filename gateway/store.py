@@ -572,11 +572,13 @@ def span_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
 # and takes it back for every row; while the event loop is busy each taking-back waits
 # up to the interpreter's switch interval (5 ms), so under load the writer stored a
 # few hundred spans a second and fell minutes behind. Many rows per statement: a few
-# GIL hand-overs per batch. 64 x 37 parameters stays far below SQLite's limit.
-ROWS_PER_INSERT = 64
+# GIL hand-overs per batch. Only these sizes (a batch is cut greedily into them), so
+# SQLite prepares and caches four statements, not one per batch size (a prepared
+# 64-row statement is large). 64 x 37 parameters stays far below SQLite's limit.
+INSERT_SIZES = (64, 16, 4, 1)
 
 
-@functools.lru_cache(maxsize=ROWS_PER_INSERT)
+@functools.lru_cache(maxsize=len(INSERT_SIZES))
 def _insert_sql(count: int) -> str:
     row = "(" + ", ".join("?" for _ in SPAN_COLUMNS) + ")"
     return (
@@ -590,9 +592,12 @@ def _insert_rows(conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]) -> Non
     raw: sqlite3.Connection = conn._conn
     raw.execute("BEGIN IMMEDIATE")
     try:
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            chunk = rows[start : start + ROWS_PER_INSERT]
-            raw.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
+        start = 0
+        for size in INSERT_SIZES:
+            while len(rows) - start >= size:
+                chunk = rows[start : start + size]
+                raw.execute(_insert_sql(size), [v for row in chunk for v in row])
+                start += size
         raw.execute("COMMIT")
     except BaseException:
         raw.execute("ROLLBACK")
