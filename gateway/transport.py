@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -71,10 +71,11 @@ def _wire_url(url: httpx.URL) -> URL:
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    __slots__ = ("_response",)
+    __slots__ = ("_done", "_response")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, done: Callable[[], None]) -> None:
         self._response = response
+        self._done: Callable[[], None] | None = done  # frees the call's pool slot
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
@@ -96,6 +97,9 @@ class _ResponseStream(httpx.AsyncByteStream):
             response.release()  # the whole body read: the connection goes back to the pool
         else:
             response.close()  # cut short: close it, so the upstream stops too
+        done, self._done = self._done, None
+        if done is not None:
+            done()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -113,9 +117,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        # One slot per call in progress, as httpx's pool counts them: past
+        # max_connections a call waits up to the pool timeout, then gets PoolTimeout
+        # (aiohttp's own wait would end in a connect timeout, blaming the upstream).
+        self._slots: asyncio.Semaphore | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use: aiohttp binds its pool to the running event loop.
+        self._slots = asyncio.Semaphore(self._limit) if self._limit else None
         if self._ssl is None:
             # The CA bundle httpx's own transport uses (certifi).
             self._ssl = httpx.create_ssl_context(trust_env=False)
@@ -136,15 +145,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     def _timeout(self, spec: dict[str, float | None]) -> aiohttp.ClientTimeout:
-        key = (spec.get("connect"), spec.get("read"), spec.get("pool"))
+        key = (spec.get("connect"), spec.get("read"))
         timeout = self._timeouts.get(key)
         if timeout is None:
-            connect, read, pool = key
+            connect, read = key
             timeout = aiohttp.ClientTimeout(
                 total=None,
-                # aiohttp's "connect" spans the wait for a pooled connection and the
-                # connect itself; httpx times them apart.
-                connect=None if pool is None or connect is None else pool + connect,
+                # The wait for a free connection is the slots' (pool timeout); what is
+                # left of aiohttp's "connect" is the connect itself.
+                connect=connect,
                 sock_connect=connect,
                 sock_read=read,
             )
@@ -153,6 +162,38 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
+        spec = request.extensions.get("timeout", {})
+        slots = self._slots
+        if slots is not None:
+            if slots.locked():
+                try:
+                    async with asyncio.timeout(spec.get("pool")):
+                        await slots.acquire()
+                except TimeoutError:
+                    raise httpx.PoolTimeout(f"all {self._limit} connections stayed busy") from None
+            else:
+                await slots.acquire()  # free: no wait
+        released = False
+
+        def release() -> None:  # once per call, whichever way it ends
+            nonlocal released
+            if not released and slots is not None:
+                released = True
+                slots.release()
+
+        try:
+            return await self._send(session, request, spec, release)
+        except BaseException:
+            release()
+            raise
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        request: httpx.Request,
+        spec: dict[str, Any],
+        release: Callable[[], None],
+    ) -> httpx.Response:
         headers = CIMultiDict(
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
         )
@@ -168,7 +209,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=headers,
                 data=body,
                 allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
+                timeout=self._timeout(spec),
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             mapped = map_error(exc, connecting=True)
@@ -186,15 +227,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             try:
                 body = await response.read()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                response.close()
+                response.close()  # the slot is freed by handle_async_request
                 mapped = map_error(exc, connecting=False)
                 if mapped is None:  # pragma: no cover
                     raise
                 raise mapped from exc
             response.release()
+            release()
             stream = httpx.ByteStream(body)
         else:
-            stream = _ResponseStream(response)
+            stream = _ResponseStream(response, release)
         return httpx.Response(
             status_code=response.status,
             headers=list(response.raw_headers),

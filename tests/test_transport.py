@@ -264,3 +264,23 @@ async def test_a_compressed_body_is_decoded_by_httpx(server: ServerFactory) -> N
         response = await c.send(c.build_request("GET", url), stream=True)
         assert await response.aread() == b'{"hello":"world"}'
         await response.aclose()
+
+
+async def test_past_max_connections_a_call_waits_then_gets_pool_timeout(
+    server: ServerFactory,
+) -> None:
+    url, seen = await server(serve_stream)
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=1))
+    async with httpx.AsyncClient(
+        transport=transport, timeout=httpx.Timeout(5.0, pool=0.2), trust_env=False
+    ) as c:
+        first = await c.send(c.build_request("POST", url, content=b"{}"), stream=True)
+        # The one connection is busy: the next call waits for it, then gives up.
+        with pytest.raises(httpx.PoolTimeout):
+            await c.send(c.build_request("POST", url, content=b"{}"), stream=True)
+        await first.aclose()
+        # Closed, the connection is free again.
+        seen.release.set()
+        second = await c.send(c.build_request("POST", url, content=b"{}"), stream=True)
+        assert await anext(second.aiter_bytes()) == b"data: first\n\n"
+        await second.aclose()
