@@ -51,6 +51,7 @@ ui-check: ui
 		{ git status --short -- gateway/ui_dist; echo "gateway/ui_dist is stale: commit it"; exit 1; }
 
 bench: install
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python -m bench
 
 serve: install
