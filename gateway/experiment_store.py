@@ -13,7 +13,6 @@ disagree with the row.
 
 from __future__ import annotations
 
-import base64
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,8 @@ from typing import Any, Literal
 import aiosqlite
 import orjson
 
-from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.errors import Conflict, NotFound
+from gateway.pagination import Page, SortKey, keyset_page
 
 EXPERIMENT_STATUSES = ("draft", "running", "completed", "failed")
 RUN_STATUSES = ("running", "completed", "failed")
@@ -54,6 +54,8 @@ EXPERIMENT_COLUMNS = (
     "operation",
     "version",
 )
+# Newest first; a NULL created_at (imported rows may lack one) sorts as "".
+EXPERIMENT_ORDER = (SortKey("COALESCE(created_at, '')", "created_at", ""), SortKey("id", "id"))
 EXPERIMENT_JSON = frozenset(
     {
         "original_request",
@@ -131,28 +133,6 @@ class ExperimentFilter:
             clauses.append("(" + " OR ".join(f"{f} {like}" for f in fields) + ")")
             params += [pattern] * len(fields)
         return (" AND ".join(clauses) or "1"), params
-
-
-@dataclass(frozen=True, slots=True)
-class ExperimentPage:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-def _encode_cursor(created_at: str, experiment_id: str) -> str:
-    raw = f"{created_at}\n{experiment_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, sep, experiment_id = base64.urlsafe_b64decode(padded).decode().partition("\n")
-    except (ValueError, UnicodeDecodeError):
-        sep = ""
-    if not sep:
-        raise InvalidRequest(f"Invalid cursor {cursor!r}", param="cursor")
-    return created_at, experiment_id
 
 
 def _dump(value: Any) -> str | None:
@@ -257,23 +237,18 @@ class SQLiteExperimentStore:
 
     async def list_experiments(
         self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
-    ) -> ExperimentPage:
+    ) -> Page:
         where, params = filters.where()
-        if cursor:
-            created_at, experiment_id = _decode_cursor(cursor)
-            where += " AND (COALESCE(created_at, ''), id) < (?, ?)"
-            params += [created_at, experiment_id]
-        rows = await self._fetch(
-            f"{_SELECT_EXPERIMENT} WHERE {where}"
-            " ORDER BY COALESCE(created_at, '') DESC, id DESC LIMIT ?",
-            (*params, limit + 1),
+        return await keyset_page(
+            self._fetch,
+            _SELECT_EXPERIMENT,
+            where,
+            params,
+            EXPERIMENT_ORDER,
+            limit=limit,
+            cursor=cursor,
+            convert=experiment_from_row,
         )
-        items = [experiment_from_row(r) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = _encode_cursor(last["created_at"] or "", last["id"])
-        return ExperimentPage(items, next_cursor)
 
     async def list_experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
         rows = await self._fetch(

@@ -68,9 +68,9 @@ from gateway.experiment_runner import CollectingSink, Delta, check_route, proxy_
 from gateway.experiment_store import (
     EXPERIMENT_STATUSES,
     ExperimentFilter,
-    ExperimentPage,
     now_iso,
 )
+from gateway.pagination import Page
 from gateway.pricing import PriceTable
 from gateway.providers import Router
 from gateway.providers.base import CREDENTIAL_HEADERS
@@ -164,7 +164,7 @@ class ExperimentService:
 
     async def list_experiments(
         self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
-    ) -> ExperimentPage:
+    ) -> Page:
         return await self.store.list_experiments(filters, limit=limit, cursor=cursor)
 
     async def by_span(self, span_id: str) -> list[dict[str, Any]]:

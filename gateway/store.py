@@ -13,7 +13,6 @@ each is applied once, in order, in its own transaction, and recorded in
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import logging
 import operator
@@ -34,7 +33,8 @@ import anyio
 import orjson
 
 from gateway.errors import InvalidRequest
-from gateway.experiment_store import ExperimentFilter, ExperimentPage, SQLiteExperimentStore
+from gateway.experiment_store import ExperimentFilter, SQLiteExperimentStore
+from gateway.pagination import Page, SortKey, keyset_page
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ SUMMARY_COLUMNS = tuple(
     for c in SPAN_COLUMNS
     if c not in {"request", "request_headers", "response", "response_headers", "query"}
 )
+SPAN_ORDER = (SortKey("start_us", "start_us"), SortKey("span_id", "span_id"))
 STATS_GROUPS = {
     "model": "COALESCE(request_model, response_model)",
     "provider": "provider",
@@ -174,25 +175,6 @@ class SpanFilter:
         return (" AND ".join(clauses) or "1"), params
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-def encode_cursor(start_us: int, span_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{start_us}:{span_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        start, _, span_id = base64.urlsafe_b64decode(padded).decode().partition(":")
-        return int(start), span_id
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest(f"Invalid cursor {cursor!r}", param="cursor") from None
-
-
 def iso_from_us(value: int | None) -> str | None:
     if value is None:
         return None
@@ -253,7 +235,7 @@ class Store(ABC):
     @abstractmethod
     async def list_experiments(
         self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
-    ) -> ExperimentPage: ...
+    ) -> Page: ...
 
     @abstractmethod
     async def insert_experiment(
@@ -447,21 +429,16 @@ class SQLiteStore(SQLiteExperimentStore, Store):
         self, filters: SpanFilter, *, limit: int, cursor: str | None = None
     ) -> Page:
         where, params = filters.where()
-        if cursor:
-            start_us, span_id = decode_cursor(cursor)
-            where += " AND (start_us, span_id) < (?, ?)"
-            params += [start_us, span_id]
-        rows = await self._fetch(
-            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM spans WHERE {where}"
-            " ORDER BY start_us DESC, span_id DESC LIMIT ?",
-            (*params, limit + 1),
+        return await keyset_page(
+            self._fetch,
+            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM spans",
+            where,
+            params,
+            SPAN_ORDER,
+            limit=limit,
+            cursor=cursor,
+            convert=span_from_row,
         )
-        items = [span_from_row(r) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = encode_cursor(last["start_us"], last["span_id"])
-        return Page(items, next_cursor)
 
     async def get_trace(self, trace_id: str) -> list[dict[str, Any]]:
         rows = await self._fetch(

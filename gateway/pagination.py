@@ -1,0 +1,80 @@
+"""Keyset (cursor) pagination, newest first, for every list the store serves.
+
+A page is read with ``ORDER BY k1 DESC, k2 DESC`` and the cursor is the last row's
+``(k1, k2)``: the next page is the rows strictly below it. Unlike OFFSET, a page stays
+right while rows are added at the top (a live list), and costs the same at any depth.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.errors import InvalidRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """A sort column: the SQL expression ordered on, and the row field it reads back."""
+
+    sql: str
+    field: str
+    default: Any = None  # stands in for NULL in the cursor (matches a COALESCE in sql)
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        key = None
+    if not isinstance(key, list) or len(key) != size:
+        raise InvalidRequest(f"Invalid cursor {cursor!r}", param="cursor")
+    return key
+
+
+Fetch = Callable[[str, Sequence[Any]], Awaitable[list[sqlite3.Row]]]
+
+
+async def keyset_page(
+    fetch: Fetch,
+    select: str,
+    where: str,
+    params: Sequence[Any],
+    keys: tuple[SortKey, SortKey],
+    *,
+    limit: int,
+    cursor: str | None,
+    convert: Callable[[sqlite3.Row], dict[str, Any]],
+) -> Page:
+    """Rows of ``select ... WHERE where`` newest first by ``keys``, ``limit`` of them
+    after ``cursor``."""
+    args = list(params)
+    if cursor:
+        where += f" AND ({keys[0].sql}, {keys[1].sql}) < (?, ?)"
+        args += decode_cursor(cursor, 2)
+    rows = await fetch(
+        f"{select} WHERE {where} ORDER BY {keys[0].sql} DESC, {keys[1].sql} DESC LIMIT ?",
+        (*args, limit + 1),
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(
+            [last[k.field] if last[k.field] is not None else k.default for k in keys]
+        )
+    return Page([convert(row) for row in rows[:limit]], next_cursor)
