@@ -13,7 +13,6 @@ disagree with the row.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -26,6 +25,7 @@ import orjson
 
 from gateway.errors import Conflict, NotFound
 from gateway.pagination import Page, SortKey, keyset_page
+from gateway.sqlwhere import Where
 
 EXPERIMENT_STATUSES = ("draft", "running", "completed", "failed")
 RUN_STATUSES = ("running", "completed", "failed")
@@ -110,29 +110,18 @@ class ExperimentFilter:
     span: str | None = None
 
     def where(self) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("project_id", self.project),
-            ("status", self.status),
-            ("original_span_id", self.span),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
+        where = Where()
+        where.equals("project_id", self.project)
+        where.equals("status", self.status)
+        where.equals("original_span_id", self.span)
         if self.tag is not None:
-            clauses.append("EXISTS (SELECT 1 FROM json_each(experiments.tags) WHERE value = ?)")
-            params.append(self.tag)
+            where.add(
+                "EXISTS (SELECT 1 FROM json_each(experiments.tags) WHERE value = ?)", self.tag
+            )
         if self.favorite is not None:
-            clauses.append("favorite = ?")
-            params.append(int(self.favorite))
-        if self.text:
-            pattern = "%" + re.sub(r"([%_\\])", r"\\\1", self.text) + "%"
-            like = "LIKE ? ESCAPE '\\'"
-            fields = ("name", "description", "modified_request", "tags", "id")
-            clauses.append("(" + " OR ".join(f"{f} {like}" for f in fields) + ")")
-            params += [pattern] * len(fields)
-        return (" AND ".join(clauses) or "1"), params
+            where.add("favorite = ?", int(self.favorite))
+        where.contains_text(("name", "description", "modified_request", "tags", "id"), self.text)
+        return where.sql()
 
 
 def _dump(value: Any) -> str | None:

@@ -35,6 +35,7 @@ import orjson
 from gateway.errors import InvalidRequest
 from gateway.experiment_store import ExperimentFilter, SQLiteExperimentStore
 from gateway.pagination import Page, SortKey, keyset_page
+from gateway.sqlwhere import Where
 
 logger = logging.getLogger(__name__)
 
@@ -141,38 +142,23 @@ class SpanFilter:
     until_us: int | None = None
 
     def where(self) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("project_id", self.project),
-            ("thread_id", self.thread),
-            ("run_id", self.run),
-            ("trace_id", self.trace),
-            ("provider", self.provider),
-            ("status", self.status),
-            ("label", self.label),
-            ("operation", self.operation),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
+        where = Where()
+        where.equals("project_id", self.project)
+        where.equals("thread_id", self.thread)
+        where.equals("run_id", self.run)
+        where.equals("trace_id", self.trace)
+        where.equals("provider", self.provider)
+        where.equals("status", self.status)
+        where.equals("label", self.label)
+        where.equals("operation", self.operation)
         if self.model is not None:
-            clauses.append("(request_model = ? OR response_model = ?)")
-            params += [self.model, self.model]
-        if self.text:
-            pattern = "%" + re.sub(r"([%_\\])", r"\\\1", self.text) + "%"
-            like = "LIKE ? ESCAPE '\\'"
-            clauses.append(
-                f"(input_preview {like} OR output_text {like} OR request {like} OR response {like})"
-            )
-            params += [pattern] * 4
+            where.add("(request_model = ? OR response_model = ?)", self.model, self.model)
+        where.contains_text(("input_preview", "output_text", "request", "response"), self.text)
         if self.since_us is not None:
-            clauses.append("start_us >= ?")
-            params.append(self.since_us)
+            where.add("start_us >= ?", self.since_us)
         if self.until_us is not None:
-            clauses.append("start_us < ?")
-            params.append(self.until_us)
-        return (" AND ".join(clauses) or "1"), params
+            where.add("start_us < ?", self.until_us)
+        return where.sql()
 
 
 def iso_from_us(value: int | None) -> str | None:

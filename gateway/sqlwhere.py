@@ -1,0 +1,39 @@
+"""Building the WHERE clause of a filtered list, the same way for every list."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_LIKE_SPECIAL = re.compile(r"([%_\\])")
+
+
+class Where:
+    """Clauses joined with AND, and their parameters in order."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, clause: str, *params: Any) -> None:
+        self.clauses.append(clause)
+        self.params.extend(params)
+
+    def equals(self, column: str, value: Any) -> None:
+        """``column = value``, unless ``value`` is None (no filter)."""
+        if value is not None:
+            self.add(f"{column} = ?", value)
+
+    def contains_text(self, columns: tuple[str, ...], text: str | None) -> None:
+        """Any of ``columns`` contains ``text``: case-insensitive (ASCII), with LIKE's
+        wildcards in ``text`` taken literally."""
+        if not text:
+            return
+        pattern = "%" + _LIKE_SPECIAL.sub(r"\\\1", text) + "%"
+        like = "LIKE ? ESCAPE '\\'"
+        self.add(
+            "(" + " OR ".join(f"{c} {like}" for c in columns) + ")", *([pattern] * len(columns))
+        )
+
+    def sql(self) -> tuple[str, list[Any]]:
+        return (" AND ".join(self.clauses) or "1"), self.params
