@@ -202,10 +202,10 @@ class ProxyPipeline:
         while self.in_flight:  # noqa: ASYNC110
             await anyio.sleep(0.01)
 
-    async def handle(self, request: ProxyRequest, sink: ResponseSink) -> Span:
-        ctx = request.context or SpanContext.from_headers(dict(request.headers))
+    @staticmethod
+    def _start_span(request: ProxyRequest) -> Span:
         span = Span(
-            context=ctx,
+            context=request.context or SpanContext.from_headers(dict(request.headers)),
             operation=request.operation,
             method=request.method,
             path=request.path,
@@ -216,6 +216,10 @@ class ProxyPipeline:
         # Known secret values are scrubbed wherever they turn up (an upstream's error
         # message may echo a key back); `to_record` adds the body's key fields.
         span.secrets = credential_values(request.headers) + query_secret_values(request.query)
+        return span
+
+    async def handle(self, request: ProxyRequest, sink: ResponseSink) -> Span:
+        span = self._start_span(request)
         self.metrics.in_flight.inc()
         self.in_flight += 1
         try:
@@ -578,16 +582,7 @@ class ProxyPipeline:
 
     async def reject(self, request: ProxyRequest, exc: SpanlabError, sink: ResponseSink) -> None:
         """Answer a request refused before it could be read (body too large), as a span."""
-        span = Span(
-            context=SpanContext.from_headers(dict(request.headers)),
-            operation=request.operation,
-            method=request.method,
-            path=request.path,
-            start_us=now_us(),
-            query=request.query,
-        )
-        span.request_headers = redact_headers(request.headers)
-        span.secrets = credential_values(request.headers) + query_secret_values(request.query)
+        span = self._start_span(request)
         self._fail(span, exc)
         await send_error(sink, exc, span)
         span.end_us = now_us()
