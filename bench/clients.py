@@ -1,16 +1,15 @@
 """Upstream HTTP clients compared alone: what each costs the gateway per call.
 
-The gateway's upstream client is one ``httpx.AsyncClient``. This measures, in one
+This measures, in one
 process against the mock upstream in another, the client's CPU time per request
 and its throughput at several concurrencies, for:
 
 * ``httpx``: httpx's own transport (httpcore's connection pool);
-* ``httpx+aiohttp``: the same ``httpx.AsyncClient`` on an aiohttp-backed transport
-  (`gateway.transport.AiohttpTransport`, the gateway's; ``httpx-aiohttp``'s package
-  when installed, as ``httpx+httpx_aiohttp``);
-* ``httpx-transport``: an ``httpx.Request`` handed straight to that transport, as the
-  proxy sends (no client layers);
-* ``aiohttp``: ``aiohttp.ClientSession`` directly, the floor.
+* ``httpx+httpx_aiohttp``: the same ``httpx.AsyncClient`` on ``httpx-aiohttp``'s
+  aiohttp-backed transport (when that package is installed);
+* ``aiohttp``: ``aiohttp.ClientSession`` directly;
+* ``spanlab``: the gateway's own client, `gateway.http_client.ConnectionPool`, called
+  as the proxy calls it.
 
 Each client does what the proxy does: send with the response streamed, read the
 body, close. ``python -m bench.clients [--seconds 3] [--levels 1,64,256]``.
@@ -30,6 +29,8 @@ import httpx
 
 from bench.procs import MockUpstream
 from bench.util import run
+from gateway.http_client import ConnectionPool
+from gateway.upstream import Timeouts, UpstreamRequest, UpstreamURL
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench-0123456789"}
@@ -42,6 +43,21 @@ def _limits() -> httpx.Limits:
 
 
 async def make_client(kind: str, url: str) -> tuple[Call, Callable[[], Awaitable[None]]]:
+    if kind == "spanlab":
+        pool = ConnectionPool(max_connections=1000)
+        request = UpstreamRequest(
+            "POST", UpstreamURL.parse(url), list(HEADERS.items()), BODY, Timeouts()
+        )
+
+        async def call_spanlab() -> int:
+            response = await pool.send(request)
+            try:
+                await response.read()
+            finally:
+                await response.aclose()
+            return response.status
+
+        return call_spanlab, pool.aclose
     if kind == "aiohttp":
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=30),
@@ -55,36 +71,11 @@ async def make_client(kind: str, url: str) -> tuple[Call, Callable[[], Awaitable
 
         return call_aiohttp, session.close
     transport: httpx.AsyncBaseTransport | None = None
-    if kind == "httpx+aiohttp":
-        from gateway.transport import AiohttpTransport
+    if kind == "httpx+httpx_aiohttp":
+        from httpx_aiohttp import AiohttpTransport
 
         transport = AiohttpTransport(limits=_limits())
-    elif kind == "httpx+httpx_aiohttp":
-        from httpx_aiohttp import AiohttpTransport as ThirdParty
-
-        transport = ThirdParty(limits=_limits())
     client = httpx.AsyncClient(limits=_limits(), transport=transport, trust_env=False)
-    if kind == "httpx-transport":
-        # What the proxy does: the request built once per call, sent to the transport.
-        from gateway.transport import AiohttpTransport
-
-        direct = AiohttpTransport(limits=_limits())
-        parsed = httpx.URL(url)
-        timeout = client.timeout.as_dict()
-
-        async def call_transport() -> int:
-            request = httpx.Request(
-                "POST", parsed, headers=list(HEADERS.items()), content=BODY,
-                extensions={"timeout": timeout},
-            )  # fmt: skip
-            response = await direct.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-            return response.status_code
-
-        return call_transport, direct.aclose
 
     async def call_httpx() -> int:
         request = client.build_request("POST", url, headers=HEADERS, content=BODY)
@@ -138,7 +129,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--levels", default="1,64,256")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--clients", default="httpx,httpx+aiohttp,aiohttp")
+    parser.add_argument("--clients", default="httpx,aiohttp,spanlab")
     args = parser.parse_args()
     mock = MockUpstream()
     try:

@@ -30,6 +30,7 @@ from gateway.config import Settings
 from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
 from gateway.events import Broadcaster
 from gateway.experiments import ExperimentService
+from gateway.http_client import ConnectionPool
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
 from gateway.providers import Router
@@ -37,8 +38,8 @@ from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline, ProxyRoutes
 from gateway.security import HostOriginGuard, allowed_hosts
 from gateway.state import AppState
 from gateway.store import SUMMARY_COLUMNS, SQLiteStore, Store, span_from_row
-from gateway.transport import AiohttpTransport
 from gateway.ui import ui_routes
+from gateway.upstream import HttpxUpstream, UpstreamClient
 from gateway.writer import SpanWriter
 
 logger = logging.getLogger(__name__)
@@ -91,37 +92,14 @@ def quiet_library_loggers() -> None:
             library_logger.setLevel(level)
 
 
-def upstream_limits(settings: Settings) -> httpx.Limits:
-    return httpx.Limits(
-        max_connections=settings.max_connections,
-        max_keepalive_connections=settings.max_connections,
-        keepalive_expiry=30.0,
-    )
-
-
-def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    # httpx's own pool (httpcore) costs O(n^2) per call in the calls in flight; see
-    # gateway/transport.py and bench/.
-    return AiohttpTransport(limits=upstream_limits(settings))
-
-
-def build_client(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None
-) -> httpx.AsyncClient:
+def build_upstream(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> UpstreamClient:
+    """The client for upstream calls: the gateway's own pool, or (tests) a transport."""
     quiet_library_loggers()
-    timeout = httpx.Timeout(
-        connect=settings.connect_timeout,
-        read=settings.read_timeout,
-        write=settings.read_timeout,
-        pool=settings.connect_timeout,
-    )
-    return httpx.AsyncClient(
-        timeout=timeout,
-        limits=upstream_limits(settings),
-        transport=transport or build_transport(settings),
-        follow_redirects=False,
-        trust_env=False,
-    )
+    if transport is not None:
+        return HttpxUpstream(transport)
+    return ConnectionPool(max_connections=settings.max_connections, keepalive_expiry=30.0)
 
 
 def create_app(
@@ -150,17 +128,14 @@ def create_app(
             queue_max=settings.write_queue_max,
             on_written=lambda batch, records: _announce(metrics, events, batch, records),
         )
-        upstream_transport = transport or build_transport(settings)
-        client = build_client(settings, upstream_transport)
+        upstream = build_upstream(settings, transport)
         router = Router(settings)
-        pipeline = ProxyPipeline(
-            settings, client, router, metrics, writer, transport=upstream_transport
-        )
+        pipeline = ProxyPipeline(settings, upstream, router, metrics, writer)
         experiments = ExperimentService(settings, the_store, pipeline, writer, prices, router)
         app.state.spanlab = AppState(
             settings=settings,
             store=the_store,
-            client=client,
+            upstream=upstream,
             router=router,
             metrics=metrics,
             prices=prices,
@@ -180,7 +155,7 @@ def create_app(
             if pipeline.in_flight:
                 logger.error("%d call(s) still running at shutdown", pipeline.in_flight)
             await writer.close()
-            await client.aclose()
+            await upstream.aclose()
             await the_store.close()
             logger.info("stopped; %d spans written", writer.written)
 

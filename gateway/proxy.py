@@ -23,7 +23,6 @@ What the path does, and what it deliberately does not:
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
@@ -67,6 +66,13 @@ from gateway.providers.base import (
 )
 from gateway.redaction import credential_values, query_secret_values, redact_headers
 from gateway.sse import SSESplitter, parse_event
+from gateway.upstream import (
+    Timeouts,
+    UpstreamClient,
+    UpstreamRequest,
+    UpstreamResponse,
+    UpstreamURL,
+)
 from gateway.writer import SpanWriter
 
 logger = logging.getLogger(__name__)
@@ -137,26 +143,6 @@ class ResponseSink(Protocol):
     async def end(self) -> None: ...
 
 
-def _parse_url(url: str) -> tuple[httpx.URL, str | None]:
-    """The URL, and the Basic credentials httpx's client sends for a user:password in
-    it (a base_url like https://user:pass@host/v1)."""
-    parsed = httpx.URL(url)
-    if not (parsed.username or parsed.password):
-        return parsed, None
-    userpass = f"{parsed.username}:{parsed.password}".encode()
-    return parsed, "Basic " + base64.b64encode(userpass).decode()
-
-
-class _ClientSend(httpx.AsyncBaseTransport):
-    """A pipeline built on a client alone sends through `client.send`."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.client.send(request, stream=True)
-
-
 class _StreamFailure(Exception):
     def __init__(self, error: SpanlabError) -> None:
         super().__init__(error.message)
@@ -167,30 +153,23 @@ class ProxyPipeline:
     def __init__(
         self,
         settings: Settings,
-        client: httpx.AsyncClient,
+        upstream: UpstreamClient,
         router: Router,
         metrics: Metrics,
         writer: SpanWriter | None,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
-        self.client = client
+        self.upstream = upstream
         self.router = router
         self.metrics = metrics
         self.writer = writer if settings.capture else None
-        # The call goes straight to the client's transport (``transport``, the one the
-        # client was built on), as `client.send` would send it: the client's default
-        # headers and timeouts, no redirects. What is skipped is the client's per-call
-        # machinery the proxy has no use for (about a tenth of its CPU per call): auth
-        # and redirect hooks, and the cookie jar, which would also keep an upstream's
-        # cookies and send them on every later call, whoever made it.
-        self.transport = transport or _ClientSend(client)
-        self._default_headers = [
-            (k, v) for k, v in client.headers.multi_items() if k not in ("host", "content-length")
-        ]
-        self._extensions: dict[str, Any] = {"timeout": client.timeout.as_dict()}
-        self._urls: dict[str, tuple[httpx.URL, str | None]] = {}
+        self._default_headers = list(upstream.default_headers)
+        self._timeouts = Timeouts(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            pool=settings.connect_timeout,
+        )
+        self._urls: dict[str, UpstreamURL] = {}
         self.in_flight = 0
 
     async def wait_idle(self) -> None:
@@ -337,6 +316,7 @@ class ProxyPipeline:
         if translation is not None:
             headers = anthropic_credentials(headers)
         upstream = self._build_request(
+            provider.name,
             request.method,
             upstream_url(provider, operation, request.query),
             headers,
@@ -354,32 +334,34 @@ class ProxyPipeline:
             )
 
     def _build_request(
-        self, method: str, url: str, headers: list[tuple[str, str]], content: bytes | None
-    ) -> httpx.Request:
-        """The request `client.build_request` would build: the client's default headers
-        under the call's own (names compared case-insensitively)."""
-        known = self._urls.get(url)
-        if known is None:
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes | None,
+    ) -> UpstreamRequest:
+        """The client's default headers under the call's own (names compared
+        case-insensitively)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
             if len(self._urls) >= 1024:  # query strings vary: stay bounded
                 self._urls.clear()
-            known = self._urls[url] = _parse_url(url)
-        parsed, basic_auth = known
+            try:
+                parsed = self._urls[url] = UpstreamURL.parse(url)
+            except httpx.TransportError as exc:
+                raise UpstreamUnreachable(
+                    f"Provider {provider!r} has an unusable URL: {exc}"
+                ) from None
         present = {name.lower() for name, _ in headers}
         merged = [(k, v) for k, v in self._default_headers if k not in present]
-        if basic_auth is None:
+        if parsed.basic_auth is None:
             merged += headers
         else:
-            # As the client does for credentials in the URL: they replace the caller's.
+            # Credentials in a base_url (https://user:pass@host/v1) replace the caller's.
             merged += [(k, v) for k, v in headers if k.lower() != "authorization"]
-            merged.append(("authorization", basic_auth))
-        return httpx.Request(
-            method,
-            parsed,
-            # latin-1: the bytes go on exactly as the client sent them (not ASCII-only).
-            headers=httpx.Headers(merged, encoding="latin-1"),
-            content=content,
-            extensions=self._extensions,
-        )
+            merged.append(("authorization", parsed.basic_auth))
+        return UpstreamRequest(method, parsed, merged, content, self._timeouts)
 
     def _check_dialect(self, operation: str, route: Route) -> None:
         kind = route.provider.kind
@@ -421,7 +403,7 @@ class ProxyPipeline:
 
     async def _exchange(
         self,
-        upstream: httpx.Request,
+        upstream: UpstreamRequest,
         span: Span,
         sink: ResponseSink,
         inject_usage: bool,
@@ -429,7 +411,7 @@ class ProxyPipeline:
     ) -> None:
         provider = span.provider or "?"
         try:
-            response = await self.transport.handle_async_request(upstream)
+            response = await self.upstream.send(upstream)
         except httpx.PoolTimeout:
             # The gateway's own limit, not the provider: no connection came free.
             raise ServiceUnavailable(
@@ -446,15 +428,15 @@ class ProxyPipeline:
         except httpx.TransportError as exc:
             self.metrics.upstream_errors.labels(provider, "unreachable").inc()
             raise UpstreamUnreachable(
-                f"Could not reach provider {provider!r} at {upstream.url.scheme}://"
-                f"{upstream.url.netloc.decode()}: {exc or type(exc).__name__}"
+                f"Could not reach provider {provider!r} at {upstream.url.origin}:"
+                f" {exc or type(exc).__name__}"
             ) from None
         try:
-            status = response.status_code
+            status = response.status
             span.http_status = status
             # Decoded as latin-1 so `_encode_headers` gives back the bytes received.
             received = [
-                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers.raw
+                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers
             ]
             named_by_connection = connection_tokens(received)
             headers = [
@@ -466,7 +448,7 @@ class ProxyPipeline:
             if status >= 400:
                 span.status = STATUS_ERROR
                 self.metrics.upstream_errors.labels(provider, str(status)).inc()
-            content_type = response.headers.get("content-type", "")
+            content_type = response.content_type
             if span.stream and status == 200 and content_type.startswith("text/event-stream"):
                 if translation is not None:
                     translator = translation.stream_translator()
@@ -476,7 +458,7 @@ class ProxyPipeline:
                 await self._relay_stream(response, headers, span, sink, inject_usage, translator)
                 return
             try:
-                body = await response.aread()
+                body = await response.read()
             except httpx.TimeoutException:
                 raise UpstreamTimeout(
                     f"Provider {provider!r} stopped sending its response."
@@ -504,7 +486,7 @@ class ProxyPipeline:
 
     async def _relay_stream(
         self,
-        response: httpx.Response,
+        response: UpstreamResponse,
         headers: list[tuple[str, str]],
         span: Span,
         sink: ResponseSink,
@@ -519,7 +501,7 @@ class ProxyPipeline:
         done = False
         failure: SpanlabError | None = None
         await sink.start(200, _encode_headers(headers, span))
-        chunks = response.aiter_bytes()
+        chunks = response.chunks()
         if translator is not None:
             # An Anthropic stream for an OpenAI client: from here on it is a chat stream.
             chunks = _translated_stream(chunks, translator)

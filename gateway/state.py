@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from starlette.requests import HTTPConnection
 
 from gateway.config import Settings
@@ -18,6 +17,7 @@ from gateway.pricing import PriceTable
 from gateway.providers import Router
 from gateway.proxy import ProxyPipeline
 from gateway.store import Store
+from gateway.upstream import UpstreamClient
 from gateway.writer import SpanWriter
 
 
@@ -25,7 +25,7 @@ from gateway.writer import SpanWriter
 class AppState:
     settings: Settings
     store: Store
-    client: httpx.AsyncClient
+    upstream: UpstreamClient
     router: Router
     metrics: Metrics
     prices: PriceTable
