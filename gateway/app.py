@@ -17,11 +17,10 @@ import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
@@ -102,13 +101,41 @@ def build_upstream(
     return ConnectionPool(max_connections=settings.max_connections, keepalive_expiry=30.0)
 
 
+class Gateway(Starlette):
+    """The ASGI app: every HTTP request passes the Host/Origin guard first; a proxied
+    path then goes straight to its endpoint, anything else to Starlette's stack.
+
+    Why not as Starlette middleware: Starlette puts its ServerErrorMiddleware outside
+    all middleware, wrapping every message sent, and the proxy's own error handling
+    answers every call on its paths already (see `ProxyRoutes`)."""
+
+    def __init__(
+        self,
+        endpoints: dict[str, tuple[frozenset[str], ASGIApp]],
+        allowed: frozenset[str] | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._front = HostOriginGuard(ProxyRoutes(self._starlette, endpoints), allowed)
+
+    async def _starlette(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["app"] = self
+            await self._front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     store: Store | None = None,
     extra_routes: Sequence[BaseRoute] = (),
-) -> Starlette:
+) -> Gateway:
     """Build the gateway. ``transport`` replaces the network for upstream calls (tests
     inject a fake upstream here); ``store`` replaces the SQLite store."""
     settings = settings or Settings.load()
@@ -160,14 +187,10 @@ def create_app(
             logger.info("stopped; %d spans written", writer.written)
 
     proxied = proxy_routes()
-    app = Starlette(
+    app = Gateway(
+        proxy_endpoints(proxied),
+        allowed_hosts(settings.host, settings.allowed_hosts),
         routes=[*proxied, *management_routes(), *ui_routes(), *extra_routes],
-        middleware=[
-            Middleware(
-                HostOriginGuard, allowed=allowed_hosts(settings.host, settings.allowed_hosts)
-            ),
-            Middleware(ProxyRoutes, endpoints=proxy_endpoints(proxied)),
-        ],
         lifespan=lifespan,
         exception_handlers={
             SpanlabError: _spanlab_error,

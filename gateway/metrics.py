@@ -4,11 +4,13 @@ apps in one process (tests) never share counters."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 MAX_MODEL_LABELS = 200
+MAX_CACHED_SERIES = 4096
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -18,6 +20,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._models: set[str] = set()
+        self._call_series: dict[tuple[str, str | None, str], tuple[Any, Any, Any]] = {}
         r = self.registry
         self.requests = Counter(
             "spanlab_requests",
@@ -89,6 +92,34 @@ class Metrics:
             return "other"
         self._models.add(model)
         return model
+
+    def observe_call(
+        self,
+        provider: str,
+        model: str | None,
+        status: str,
+        duration_s: float | None,
+        ttft_s: float | None,
+    ) -> None:
+        """Count one proxied call, and its duration and time to first token."""
+        key = (provider, model, status)
+        series = self._call_series.get(key)
+        if series is None:
+            # Looking the labelled series up costs more than the update itself; they
+            # are kept per (provider, model, status), a bounded number of them.
+            series = (
+                self.requests.labels(provider, self.model_label(model), status),
+                self.latency.labels(provider),
+                self.ttft.labels(provider),
+            )
+            if len(self._call_series) < MAX_CACHED_SERIES:
+                self._call_series[key] = series
+        requests, latency, ttft = series
+        requests.inc()
+        if duration_s is not None:
+            latency.observe(duration_s)
+        if ttft_s is not None:
+            ttft.observe(ttft_s)
 
     def bind_queue_depth(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

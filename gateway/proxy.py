@@ -23,6 +23,7 @@ What the path does, and what it deliberately does not:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
@@ -322,16 +323,20 @@ class ProxyPipeline:
             headers,
             body if request.method != "GET" else None,
         )
-        deadline = anyio.CancelScope(deadline=anyio.current_time() + self.settings.request_timeout)
-        with deadline:
-            await self._exchange(upstream, span, sink, inject_usage, translation)
-        # Past the end of the response (draining the upstream after [DONE]) the deadline
-        # only stops the drain: the call is complete.
-        if deadline.cancelled_caught and span.end_us is None:
-            raise UpstreamTimeout(
-                f"Provider {provider.name!r} did not finish within request_timeout"
-                f" ({self.settings.request_timeout:g}s)."
-            )
+        deadline = asyncio.timeout(self.settings.request_timeout)
+        try:
+            async with deadline:
+                await self._exchange(upstream, span, sink, inject_usage, translation)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # not this deadline's
+            # Past the end of the response (draining the upstream after [DONE]) the
+            # deadline only stops the drain: the call is complete.
+            if span.end_us is None:
+                raise UpstreamTimeout(
+                    f"Provider {provider.name!r} did not finish within request_timeout"
+                    f" ({self.settings.request_timeout:g}s)."
+                ) from None
 
     def _build_request(
         self,
@@ -558,9 +563,10 @@ class ProxyPipeline:
         span.end_us = now_us()
         if done:
             # Read the (normally empty) rest so the connection goes back to the pool.
-            with anyio.move_on_after(DRAIN_AFTER_DONE_S):
-                async for _ in chunks:
-                    pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_AFTER_DONE_S):
+                    async for _ in chunks:
+                        pass
 
     async def reject(self, request: ProxyRequest, exc: SpanlabError, sink: ResponseSink) -> None:
         """Answer a request refused before it could be read (body too large), as a span."""
@@ -584,15 +590,15 @@ class ProxyPipeline:
         span.error = {"type": exc.error_type, "code": exc.code, "message": exc.message}
 
     def _observe(self, span: Span) -> None:
-        provider = span.provider or "none"
-        model = self.metrics.model_label(span.request_model)
-        self.metrics.requests.labels(provider, model, span.status).inc()
         duration = span.duration_ms
-        if duration is not None:
-            self.metrics.latency.labels(provider).observe(duration / 1000.0)
         ttft = span.ttft_ms
-        if ttft is not None:
-            self.metrics.ttft.labels(provider).observe(ttft / 1000.0)
+        self.metrics.observe_call(
+            span.provider or "none",
+            span.request_model,
+            span.status,
+            duration / 1000.0 if duration is not None else None,
+            ttft / 1000.0 if ttft is not None else None,
+        )
 
 
 def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
