@@ -578,6 +578,19 @@ class ProxyPipeline:
         if self.writer is not None:
             self.writer.submit(span)
 
+    def abandoned(self, request: ProxyRequest) -> None:
+        """Record a call whose client hung up while still sending its request."""
+        span = self._start_span(request)
+        span.status = STATUS_CLIENT_ABORTED
+        span.error = {
+            "type": STATUS_CLIENT_ABORTED,
+            "message": "the client went away before its request was fully sent",
+        }
+        span.end_us = now_us()
+        self._observe(span)
+        if self.writer is not None:
+            self.writer.submit(span)
+
     # --- bookkeeping -----------------------------------------------------------------
 
     @staticmethod
@@ -833,6 +846,7 @@ class ProxyEndpoint:
         try:
             request.body = await read_body(receive, headers, pipeline.settings.max_body_bytes)
         except _ClientGone:
+            pipeline.abandoned(request)
             return
         except SpanlabError as exc:
             await pipeline.reject(request, exc, sink)

@@ -425,6 +425,50 @@ async def test_body_over_the_limit_is_413_before_any_upstream_call(
     assert span["http_status"] == 413
 
 
+async def test_a_client_gone_mid_upload_is_recorded_as_aborted(gateway: Gateway) -> None:
+    """Raw ASGI: the body announces 4096 bytes, 100 arrive, then the client hangs up."""
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"model": "gpt-4o-mini", "mess', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-length", b"4096"),
+            (b"authorization", b"Bearer sk-upload-secret-0123456789"),
+        ],
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
+    await gateway.app(scope, receive, send)
+    assert sent == []  # nobody is left to answer
+    assert gateway.upstream.requests == []
+    await gateway.state.writer.flush()
+    r = await gateway.client.get("/spans", params={"status": "client_aborted"})
+    [span] = r.json()["data"]
+    assert span["operation"] == "chat"
+    assert "before its request was fully sent" in span["error"]["message"]
+    detail = await gateway.span(span["span_id"])
+    assert "sk-upload-secret" not in orjson.dumps(detail).decode()
+
+
 @pytest.mark.parametrize(
     ("path", "operation", "payload"),
     [
