@@ -88,7 +88,7 @@ def cli() -> None:
 def tune_gc() -> None:
     """Make the cyclic garbage collector cheap for a long-running server.
 
-    A proxied call allocates thousands of objects (uvicorn, aiohttp, httpx, the span),
+    A proxied call allocates hundreds of objects (uvicorn, the client, the span),
     so the default thresholds ran a young collection several times per call and a
     full one, over every object of the process, every few dozen calls: about a
     quarter of the gateway's CPU per call in process. Everything loaded at start is
