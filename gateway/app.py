@@ -35,11 +35,12 @@ from gateway.pricing import PriceTable
 from gateway.providers import Router
 from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline, ProxyRoutes
 from gateway.security import HostOriginGuard, allowed_hosts
+from gateway.span_table import SUMMARY_COLUMNS
 from gateway.state import AppState
-from gateway.store import SUMMARY_COLUMNS, SQLiteStore, Store, span_from_row
+from gateway.store import SQLiteStore, Store, span_from_row
 from gateway.ui import ui_routes
 from gateway.upstream import HttpxUpstream, UpstreamClient
-from gateway.writer import SpanWriter
+from gateway.writer import SpanWriter, writer_process_db
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def create_app(
             batch_size=settings.write_batch_size,
             queue_max=settings.write_queue_max,
             on_written=lambda batch, records: _announce(metrics, events, batch, records),
+            process_db=writer_process_db(the_store),
         )
         upstream = build_upstream(settings, transport)
         router = Router(settings)
@@ -209,14 +211,15 @@ def _announce(
 ) -> None:
     """After a batch is stored: count its tokens and cost, tell the live listeners."""
     for span, record in zip(batch, records, strict=True):
+        # Derived values from the record: the writer process derived them, not `span`.
         provider = span.provider or "none"
         model = metrics.model_label(span.request_model)
-        if span.prompt_tokens:
-            metrics.tokens.labels(provider, model, "prompt").inc(span.prompt_tokens)
-        if span.completion_tokens:
-            metrics.tokens.labels(provider, model, "completion").inc(span.completion_tokens)
-        if span.cost_usd:
-            metrics.cost.labels(provider, model).inc(span.cost_usd)
+        if prompt_tokens := record.get("prompt_tokens"):
+            metrics.tokens.labels(provider, model, "prompt").inc(prompt_tokens)
+        if completion_tokens := record.get("completion_tokens"):
+            metrics.tokens.labels(provider, model, "completion").inc(completion_tokens)
+        if cost_usd := record.get("cost_usd"):
+            metrics.cost.labels(provider, model).inc(cost_usd)
         if events.listeners:
             events.publish(span_from_row({c: record.get(c) for c in SUMMARY_COLUMNS}))
 

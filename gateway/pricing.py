@@ -38,6 +38,10 @@ class PriceTable:
         self._prices.update(overrides or {})
         self._found: dict[str, Price | None] = {}  # model name -> price, as looked up
 
+    def entries(self) -> dict[str, Price]:
+        """The whole table, overrides applied (the writer process gets a copy)."""
+        return dict(self._prices)
+
     def lookup(self, model: str | None) -> Price | None:
         if not model:
             return None

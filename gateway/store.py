@@ -13,9 +13,7 @@ each is applied once, in order, in its own transaction, and recorded in
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import operator
 import re
 import sqlite3
 from abc import ABC, abstractmethod
@@ -35,69 +33,19 @@ import orjson
 from gateway.errors import InvalidRequest
 from gateway.experiment_store import ExperimentFilter, SQLiteExperimentStore
 from gateway.pagination import Page, SortKey, keyset_page
+from gateway.span_table import (
+    JSON_COLUMNS,
+    SPAN_COLUMNS,
+    SUMMARY_COLUMNS,
+    insert_rows,
+    span_rows,
+)
 from gateway.sqlwhere import Where
 
 logger = logging.getLogger(__name__)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
-SPAN_COLUMNS = (
-    "span_id",
-    "trace_id",
-    "parent_span_id",
-    "project_id",
-    "thread_id",
-    "run_id",
-    "label",
-    "tags",
-    "operation",
-    "method",
-    "path",
-    "provider",
-    "request_model",
-    "response_model",
-    "stream",
-    "status",
-    "http_status",
-    "start_us",
-    "end_us",
-    "duration_ms",
-    "ttft_ms",
-    "request",
-    "request_headers",
-    "query",
-    "response",
-    "response_headers",
-    "input_preview",
-    "output_text",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "cost_usd",
-    "error",
-    "attributes",
-    "links",
-)
-JSON_COLUMNS = frozenset(
-    {
-        "tags",
-        "request",
-        "request_headers",
-        "response",
-        "response_headers",
-        "error",
-        "attributes",
-        "links",
-    }
-)
-# Columns a span list returns: everything but the bodies and headers.
-SUMMARY_COLUMNS = tuple(
-    c
-    for c in SPAN_COLUMNS
-    if c not in {"request", "request_headers", "response", "response_headers", "query"}
-)
 SPAN_ORDER = (SortKey("start_us", "start_us"), SortKey("span_id", "span_id"))
 STATS_GROUPS = {
     "model": "COALESCE(request_model, response_model)",
@@ -520,51 +468,8 @@ class SQLiteStore(SQLiteExperimentStore, Store):
             return int(cursor.rowcount)
 
 
-_SPAN_ROW = operator.itemgetter(*SPAN_COLUMNS)
-
-
-def span_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """Records as rows in `SPAN_COLUMNS` order; a missing column is NULL."""
-    try:
-        return [_SPAN_ROW(record) for record in records]  # every column present: C speed
-    except KeyError:
-        return [tuple(record.get(c) for c in SPAN_COLUMNS) for record in records]
-
-
-# Rows per INSERT statement. One statement per row (executemany) lets go of the GIL
-# and takes it back for every row; while the event loop is busy each taking-back waits
-# up to the interpreter's switch interval (5 ms), so under load the writer stored a
-# few hundred spans a second and fell minutes behind. Many rows per statement: a few
-# GIL hand-overs per batch. Only these sizes (a batch is cut greedily into them), so
-# SQLite prepares and caches four statements, not one per batch size (a prepared
-# 64-row statement is large). 64 x 37 parameters stays far below SQLite's limit.
-INSERT_SIZES = (64, 16, 4, 1)
-
-
-@functools.lru_cache(maxsize=len(INSERT_SIZES))
-def _insert_sql(count: int) -> str:
-    row = "(" + ", ".join("?" for _ in SPAN_COLUMNS) + ")"
-    return (
-        f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)})"
-        f" VALUES {', '.join(row for _ in range(count))}"
-    )
-
-
 def _insert_rows(conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """One transaction, on the connection's own thread."""
-    raw: sqlite3.Connection = conn._conn
-    raw.execute("BEGIN IMMEDIATE")
-    try:
-        start = 0
-        for size in INSERT_SIZES:
-            while len(rows) - start >= size:
-                chunk = rows[start : start + size]
-                raw.execute(_insert_sql(size), [v for row in chunk for v in row])
-                start += size
-        raw.execute("COMMIT")
-    except BaseException:
-        raw.execute("ROLLBACK")
-        raise
+    insert_rows(conn._conn, rows)
 
 
 def span_from_row(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:

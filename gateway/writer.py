@@ -3,10 +3,20 @@
 The proxy hands a finished `Span` to `submit` (synchronous, never blocks, never drops)
 and returns to its client. The writer task drains the queue: after a quiet spell it
 stores a span at once; under load a transaction starts at most every
-``MIN_INTERVAL_S`` and takes what arrived meanwhile (up to ``write_batch_size``), and
-the next batch is prepared while the previous one commits. Deriving the assembled
-response, usage, cost and redaction (`capture.finalize` / `capture.to_record`) happens
-here too, off the request path, in slices that hand the loop back every millisecond.
+``MIN_INTERVAL_S`` and takes what arrived meanwhile (up to ``write_batch_size``).
+
+Two ways to store, one interface:
+
+* with ``process_db`` (the gateway on a SQLite file), a writer process
+  (`gateway.writer_child`) derives the assembled response, usage and cost
+  (`capture.finalize`), redacts and encodes (`capture.to_record`) and runs the
+  transactions, on another core and under its own GIL. This side only encodes the
+  spans' raw fields (`marshal`, a few microseconds a span) and reads back what the
+  live view needs. A process that dies is restarted and its unacknowledged batches
+  sent again (``INSERT OR REPLACE`` makes that harmless).
+* otherwise (another `Store`, an in-memory database), here: the next batch is
+  prepared, in slices that hand the loop back every millisecond, while the previous
+  one commits on the store's thread.
 
 A failed write is retried with back-off, never dropped; while the queue is above
 ``write_queue_max``, new calls wait at their start (`wait_for_room`) instead.
@@ -17,20 +27,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import marshal
+import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from gateway.capture import Span, finalize, to_record
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
-from gateway.store import Store
+from gateway.span_table import SUMMARY_COLUMNS
+from gateway.store import SQLiteStore, Store
+from gateway.writer_child import ACK, FAILED, HEADER, encode_prices, encode_spans
 
 logger = logging.getLogger(__name__)
 
 PREPARE_SLICE_S = 0.001
 MIN_INTERVAL_S = 0.005
+# Spans per frame to the writer process: encoding one takes ~0.5 ms of the loop.
+FRAME_SPANS = 128
 
 WrittenCallback = Callable[[Sequence[Span], Sequence[dict[str, Any]]], None]
 
@@ -45,6 +63,7 @@ class SpanWriter:
         batch_size: int = 500,
         queue_max: int = 100_000,
         on_written: WrittenCallback | None = None,
+        process_db: str | None = None,
     ) -> None:
         self.store = store
         self.prices = prices
@@ -63,11 +82,19 @@ class SpanWriter:
         self._closed = False
         self._last_batch = 0.0  # loop time the last batch was taken
         self.written = 0
-        metrics.bind_queue_depth(lambda: len(self._queue))
+        self.process_db = process_db
+        self._child: _ChildProcess | None = None
+        self._in_flight: dict[int, list[Span]] = {}  # sent to the process, not yet stored
+        self._in_flight_spans = 0
+        self._max_in_flight = max(2 * self.batch_size, 4 * FRAME_SPANS)
+        self._acked = asyncio.Event()
+        self._seq = 0
+        metrics.bind_queue_depth(lambda: self.depth)
 
     @property
     def depth(self) -> int:
-        return len(self._queue)
+        """Spans submitted and not stored yet."""
+        return len(self._queue) + self._in_flight_spans
 
     def start(self) -> None:
         if self._task is None:
@@ -83,7 +110,7 @@ class SpanWriter:
             return
         self._queue.append(span)
         self._idle.clear()
-        if len(self._queue) >= self.queue_max:
+        if self.depth >= self.queue_max:
             self._room.clear()
         self._wakeup.set()
 
@@ -108,6 +135,12 @@ class SpanWriter:
         self._closed = True
 
     async def _run(self) -> None:
+        if self.process_db is not None:
+            await self._run_process(self.process_db)
+        else:
+            await self._run_local()
+
+    async def _run_local(self) -> None:
         backoff = 0.05
         loop = asyncio.get_running_loop()
         while True:
@@ -187,7 +220,7 @@ class SpanWriter:
     def _stored(self, batch: list[Span], records: list[dict[str, Any]]) -> None:
         self.written += len(batch)
         self.metrics.spans_written.inc(len(batch))
-        if len(self._queue) < self.queue_max:
+        if self.depth < self.queue_max:
             self._room.set()
         if self.on_written is not None:
             try:
@@ -209,3 +242,163 @@ class SpanWriter:
                 await asyncio.sleep(0)
                 resume = clock() + PREPARE_SLICE_S
         return records
+
+    # --- the writer process --------------------------------------------------------
+
+    async def _run_process(self, db: str) -> None:
+        backoff = 0.05
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                clock = time.perf_counter
+                resume = clock() + PREPARE_SLICE_S
+                while self._queue or self._in_flight:
+                    child = self._child
+                    if child is None or child.exited:
+                        if child is not None:
+                            backoff = await self._child_lost(child, backoff)
+                        try:
+                            self._child = await _ChildProcess.start(self, db)
+                        except OSError as exc:
+                            backoff = await self._retry_after(exc, self.depth, backoff)
+                        continue
+                    if not self._queue or not self._may_send():
+                        # Batches form while the process stores the ones it has.
+                        self._acked.clear()
+                        await self._acked.wait()
+                        backoff = 0.05 if not child.exited else backoff
+                        continue
+                    self._send(child)
+                    if clock() > resume:
+                        await asyncio.sleep(0)
+                        resume = clock() + PREPARE_SLICE_S
+                self._idle.set()
+                if self._closing and not self._queue:
+                    self._closed = True
+                    return
+        finally:
+            if self._child is not None:
+                await self._child.stop()
+                if self._in_flight:  # only when cancelled: what it had is stored or not
+                    logger.error(
+                        "%d spans sent to the writer process unconfirmed", self._in_flight_spans
+                    )
+                self._child = None
+
+    def _may_send(self) -> bool:
+        if not self._in_flight:
+            return True
+        # Under load, keep the process fed with full frames (it prepares the next while
+        # it stores one); otherwise let a batch form while it stores.
+        return self._in_flight_spans < self._max_in_flight and len(self._queue) >= min(
+            self.batch_size, FRAME_SPANS
+        )
+
+    def _send(self, child: _ChildProcess) -> None:
+        queue = self._queue
+        size = min(FRAME_SPANS, self.batch_size, len(queue))
+        batch = [queue.popleft() for _ in range(size)]
+        self._seq += 1
+        child.send(encode_spans(self._seq, batch))
+        self._in_flight[self._seq] = batch
+        self._in_flight_spans += len(batch)
+
+    def _on_ack(self, seq: int, summaries: list[tuple[Any, ...]]) -> None:
+        batch = self._in_flight.pop(seq)
+        self._in_flight_spans -= len(batch)
+        records = [dict(zip(SUMMARY_COLUMNS, s, strict=True)) for s in summaries]
+        self._stored(batch, records)
+        self._acked.set()
+
+    def _on_failed(self, message: str) -> None:
+        self.metrics.write_errors.inc()
+        logger.error("the writer process failed to store spans (retrying): %s", message)
+
+    async def _child_lost(self, child: _ChildProcess, backoff: float) -> float:
+        """The process ended with spans unconfirmed: send them again to a new one."""
+        self._child = None
+        batches = [self._in_flight[seq] for seq in sorted(self._in_flight, reverse=True)]
+        self._in_flight.clear()
+        self._in_flight_spans = 0
+        self._requeue(*batches)
+        exc = RuntimeError(f"the span writer process exited (code {child.returncode})")
+        return await self._retry_after(exc, sum(len(b) for b in batches), backoff)
+
+
+# Where `gateway` is imported from: the process imports the same code.
+_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class _ChildProcess:
+    """The running ``python -m gateway.writer_child`` and the task reading its answers."""
+
+    def __init__(self, writer: SpanWriter, proc: asyncio.subprocess.Process) -> None:
+        self.writer = writer
+        self.proc = proc
+        self.exited = False
+        self.returncode: int | None = None
+        self.reader = asyncio.create_task(self._read(), name="spanlab-writer-process")
+
+    @classmethod
+    async def start(cls, writer: SpanWriter, db: str) -> _ChildProcess:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.writer_child",
+            db,
+            str(writer.batch_size),
+            logging.getLevelName(logging.getLogger(__name__).getEffectiveLevel()),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            # Its own session: a Ctrl-C at the terminal stops the gateway, which then
+            # drains the writer; the process ends when its input does.
+            start_new_session=True,
+        )
+        child = cls(writer, proc)
+        child.send(encode_prices(writer.prices))
+        return child
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        try:
+            while True:
+                head = await stdout.readexactly(HEADER.size)
+                length, kind = HEADER.unpack(head)
+                payload = await stdout.readexactly(length)
+                if kind == ACK:
+                    seq, summaries = marshal.loads(payload)
+                    self.writer._on_ack(seq, summaries)
+                elif kind == FAILED:
+                    self.writer._on_failed(marshal.loads(payload))
+        except asyncio.IncompleteReadError:
+            pass  # the process ended
+        except Exception:
+            logger.exception("reading from the writer process failed")
+            self.proc.kill()
+        finally:
+            self.returncode = await self.proc.wait()
+            self.exited = True
+            self.writer._acked.set()
+
+    async def stop(self) -> None:
+        """End its input: it stores what it has read, answers, and exits."""
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.close()
+        await asyncio.shield(self.reader)
+
+
+def writer_process_db(store: Store) -> str | None:
+    """The database file a writer process can store into for ``store``, if any."""
+    if type(store) is SQLiteStore and store.path != ":memory:":
+        return store.path
+    return None

@@ -1,0 +1,248 @@
+"""The span writer process: finished spans in, stored rows out, off the gateway's GIL.
+
+`SpanWriter` (gateway/writer.py) starts ``python -m gateway.writer_child DB`` and is
+its only client. Everything a span costs after the call (parsing the response, usage
+and cost: `capture.finalize`; redaction and JSON encoding: `capture.to_record`; the
+SQLite transaction) runs here, on another core, instead of on the gateway's event
+loop, where it took a fifth of a saturated gateway's CPU and its thread fought the
+loop for the GIL. The gateway's part is `encode_spans`: the spans' fields as tuples,
+`marshal`led (a few microseconds a span).
+
+The protocol, on the child's stdin and stdout, is frames: a 4-byte little-endian
+length, a kind byte, a payload.
+
+* parent -> child: ``INIT`` (the price table), then ``BATCH`` frames (a sequence
+  number and encoded spans; ``BATCH_PICKLED`` when a value is not marshallable).
+* child -> parent: ``ACK`` per batch once it is committed (its sequence number and,
+  for each span, the stored values of `SUMMARY_COLUMNS`, redacted: what the live
+  view and the token and cost metrics need), ``FAILED`` when a transaction failed
+  (it is retried here, with back-off; nothing is dropped).
+
+Spans arriving while a transaction runs are stored together in the next one, at most
+one transaction per ``MIN_INTERVAL_S`` under load (group commit), up to ``batch_size``
+spans. On end of input the child stores what it has read and exits: closing its stdin
+is how the gateway stops it. Only the standard library and `gateway.capture` are
+imported, so it starts in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import marshal
+import operator
+import os
+import pickle
+import queue
+import select
+import signal
+import sqlite3
+import struct
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, BinaryIO
+
+from gateway.capture import Span, SpanContext, finalize, to_record
+from gateway.config import Price
+from gateway.pricing import PriceTable
+from gateway.span_table import SUMMARY_COLUMNS, insert_rows, span_rows
+
+logger = logging.getLogger("gateway.writer")
+
+HEADER = struct.Struct("<IB")
+INIT, BATCH, BATCH_PICKLED, ACK, FAILED = range(5)
+MIN_INTERVAL_S = 0.005
+
+_CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(SpanContext))
+# Everything but the context, in the order `Span.__init__` takes it.
+_SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(Span) if f.name != "context")
+_context_values = operator.attrgetter(*_CONTEXT_FIELDS)
+_span_values = operator.attrgetter(*_SPAN_FIELDS)
+_summary_values = operator.itemgetter(*SUMMARY_COLUMNS)
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return HEADER.pack(len(payload), kind) + payload
+
+
+def encode_spans(seq: int, spans: Iterable[Span]) -> bytes:
+    """One ``BATCH`` frame. C speed: attribute getters and `marshal` (pickle would
+    spend ~20 us a span on a dataclass with slots; tuples of plain values ~1 us)."""
+    values = [(_context_values(s.context), _span_values(s)) for s in spans]
+    try:
+        return frame(BATCH, marshal.dumps((seq, values)))
+    except ValueError:  # a value of a type marshal does not know (not from JSON)
+        return frame(BATCH_PICKLED, pickle.dumps((seq, values), pickle.HIGHEST_PROTOCOL))
+
+
+def decode_spans(kind: int, payload: bytes) -> tuple[int, list[Span]]:
+    seq, values = marshal.loads(payload) if kind == BATCH else pickle.loads(payload)
+    return seq, [Span(SpanContext(*context), *rest) for context, rest in values]
+
+
+def encode_prices(prices: PriceTable) -> bytes:
+    table = {name: (p.input, p.output, p.cached_input) for name, p in prices.entries().items()}
+    return frame(INIT, marshal.dumps(table))
+
+
+def decode_prices(payload: bytes) -> PriceTable:
+    table = marshal.loads(payload)
+    return PriceTable({name: Price(*values) for name, values in table.items()})
+
+
+class FrameReader:
+    """Frames from a pipe, without blocking when asked whether one is ready."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.eof = False
+
+    def _complete(self) -> bool:
+        if len(self.buffer) < HEADER.size:
+            return False
+        length: int = HEADER.unpack_from(self.buffer)[0]
+        return len(self.buffer) >= HEADER.size + length
+
+    def _fill(self, timeout: float | None) -> None:
+        if timeout is not None:
+            ready, _, _ = select.select([self.fd], [], [], max(timeout, 0.0))
+            if not ready:
+                return
+        data = os.read(self.fd, 1 << 20)
+        if data:
+            self.buffer += data
+        else:
+            self.eof = True
+
+    def next(self, timeout: float | None = None) -> tuple[int, bytes] | None:
+        """The next frame; None at end of input or when ``timeout`` passes first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._complete():
+            if self.eof:
+                return None
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self._fill(left)
+        length, kind = HEADER.unpack_from(self.buffer)
+        end = HEADER.size + length
+        payload = bytes(self.buffer[HEADER.size : end])
+        del self.buffer[:end]
+        return kind, payload
+
+
+class ChildWriter:
+    """Two threads: this one reads frames and prepares rows (Python: the GIL), the
+    store thread runs the transactions (SQLite: mostly without the GIL), so a batch is
+    prepared while the one before it commits."""
+
+    def __init__(self, db: str, reader: FrameReader, out: BinaryIO, batch_size: int) -> None:
+        self.conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout = 5000")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.reader = reader
+        self.out = out
+        self.batch_size = batch_size
+        self.prices = PriceTable()
+        # Prepared frames waiting for the store thread; bounded, so that a slow disk
+        # holds frames in the pipe and the gateway's queue (where back-pressure acts).
+        self.prepared: queue.Queue[_Prepared | None] = queue.Queue(maxsize=8)
+
+    def run(self) -> None:
+        store = threading.Thread(target=self._store_loop, name="spanlab-store")
+        store.start()
+        try:
+            while (item := self.reader.next()) is not None:
+                kind, payload = item
+                if kind == INIT:
+                    self.prices = decode_prices(payload)
+                    continue
+                seq, spans = decode_spans(kind, payload)
+                records = []
+                for span in spans:
+                    finalize(span, self.prices)
+                    records.append(to_record(span))
+                summaries = [_summary_values(r) for r in records]
+                self.prepared.put(_Prepared(seq, span_rows(records), summaries))
+        finally:
+            self.prepared.put(None)
+            store.join()
+
+    def _store_loop(self) -> None:
+        last = 0.0
+        while (first := self.prepared.get()) is not None:
+            group = [first]
+            count = len(first.rows)
+            end = False
+            # Group commit: under load, frames arriving meanwhile share a transaction,
+            # one transaction per MIN_INTERVAL_S at most.
+            while count < self.batch_size:
+                wait = last + MIN_INTERVAL_S - time.monotonic()
+                try:
+                    more = (
+                        self.prepared.get(timeout=wait) if wait > 0 else self.prepared.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if more is None:
+                    end = True
+                    break
+                group.append(more)
+                count += len(more.rows)
+            last = time.monotonic()
+            self._commit(group)
+            if end:
+                return
+
+    def _commit(self, group: Sequence[_Prepared]) -> None:
+        rows = [row for item in group for row in item.rows]
+        backoff = 0.05
+        while True:
+            try:
+                insert_rows(self.conn, rows)
+                break
+            except Exception as exc:  # retried, never dropped; the gateway logs it
+                self._send(FAILED, marshal.dumps(f"{type(exc).__name__}: {exc}"))
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        for item in group:
+            self._send(ACK, marshal.dumps((item.seq, item.summaries)))
+
+    def _send(self, kind: int, payload: bytes) -> None:
+        self.out.write(frame(kind, payload))
+        self.out.flush()
+
+
+@dataclasses.dataclass(slots=True)
+class _Prepared:
+    seq: int
+    rows: list[tuple[Any, ...]]
+    summaries: list[tuple[Any, ...]]
+
+
+def main(argv: Sequence[str]) -> None:
+    db, batch_size, level = argv[0], int(argv[1]), argv[2]
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Few objects here outlive a batch, and spans make no cycles: a rare collection
+    # instead of one every few hundred spans rescanning the batch in hand.
+    gc.set_threshold(100_000, 50, 100)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopped by the end of its input
+    # The store thread takes the GIL back after each statement: without a short switch
+    # interval it would wait up to 5 ms for this thread each time.
+    sys.setswitchinterval(0.0005)
+    out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    os.dup2(2, 1)  # a stray print must not corrupt the frames
+    try:
+        ChildWriter(db, FrameReader(0), out, batch_size).run()
+    finally:
+        out.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
