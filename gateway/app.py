@@ -9,7 +9,7 @@ stop loses no span.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -207,21 +207,35 @@ def _announce(
     metrics: Metrics,
     events: Broadcaster,
     batch: Sequence[Span],
-    records: Sequence[dict[str, Any]],
+    records: Sequence[Mapping[str, Any]],
 ) -> None:
     """After a batch is stored: count its tokens and cost, tell the live listeners."""
+    # Derived values come from the records (the writer process derived them, not
+    # `span`), summed per label set: one metric update per batch, not per span.
+    totals: dict[tuple[str, str | None], list[float]] = {}
+    listening = bool(events.listeners)
     for span, record in zip(batch, records, strict=True):
-        # Derived values from the record: the writer process derived them, not `span`.
-        provider = span.provider or "none"
-        model = metrics.model_label(span.request_model)
-        if prompt_tokens := record.get("prompt_tokens"):
-            metrics.tokens.labels(provider, model, "prompt").inc(prompt_tokens)
-        if completion_tokens := record.get("completion_tokens"):
-            metrics.tokens.labels(provider, model, "completion").inc(completion_tokens)
-        if cost_usd := record.get("cost_usd"):
-            metrics.cost.labels(provider, model).inc(cost_usd)
-        if events.listeners:
+        prompt = record.get("prompt_tokens")
+        completion = record.get("completion_tokens")
+        cost = record.get("cost_usd")
+        if prompt or completion or cost:
+            key = (span.provider or "none", span.request_model)
+            total = totals.get(key)
+            if total is None:
+                total = totals[key] = [0, 0, 0.0]
+            total[0] += prompt or 0
+            total[1] += completion or 0
+            total[2] += cost or 0.0
+        if listening:
             events.publish(span_from_row({c: record.get(c) for c in SUMMARY_COLUMNS}))
+    for (provider, request_model), (prompt, completion, cost) in totals.items():
+        model = metrics.model_label(request_model)
+        if prompt:
+            metrics.tokens.labels(provider, model, "prompt").inc(prompt)
+        if completion:
+            metrics.tokens.labels(provider, model, "completion").inc(completion)
+        if cost:
+            metrics.cost.labels(provider, model).inc(cost)
 
 
 async def _spanlab_error(request: Request, exc: Exception) -> Response:

@@ -32,7 +32,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ MIN_INTERVAL_S = 0.005
 # Spans per frame to the writer process: encoding one takes ~0.5 ms of the loop.
 FRAME_SPANS = 128
 
-WrittenCallback = Callable[[Sequence[Span], Sequence[dict[str, Any]]], None]
+WrittenCallback = Callable[[Sequence[Span], Sequence[Mapping[str, Any]]], None]
 
 
 class SpanWriter:

@@ -57,8 +57,12 @@ INIT, BATCH, BATCH_PICKLED, ACK, FAILED = range(5)
 MIN_INTERVAL_S = 0.005
 
 _CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(SpanContext))
-# Everything but the context, in the order `Span.__init__` takes it.
-_SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(Span) if f.name != "context")
+# What the proxy recorded, in the order `Span.__init__` takes it: the fields before
+# the derived ones, which `finalize` fills here (again, if the gateway did already:
+# it derives the same values from the same raw fields).
+_SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(Span))[
+    1 : [f.name for f in dataclasses.fields(Span)].index("response")
+]
 _context_values = operator.attrgetter(*_CONTEXT_FIELDS)
 _span_values = operator.attrgetter(*_SPAN_FIELDS)
 _summary_values = operator.itemgetter(*SUMMARY_COLUMNS)
