@@ -111,6 +111,8 @@ def has_secret_fields(value: Any) -> bool:
     """Whether `redact_body` would replace anything in ``value`` (no copy made)."""
     if type(value) in _LEAVES:
         return False
+    if type(value) is list:  # before the Mapping check, which is slow for a list
+        return any(has_secret_fields(v) for v in value)
     if type(value) is dict or isinstance(value, Mapping):
         for k, v in value.items():
             if isinstance(v, str):
@@ -145,7 +147,10 @@ def body_secret_values(value: Any) -> list[str]:
     found: list[str] = []
     if type(value) in _LEAVES:
         return found
-    if type(value) is dict or isinstance(value, Mapping):
+    if type(value) is list:  # before the Mapping check, which is slow for a list
+        for v in value:
+            found += body_secret_values(v)
+    elif type(value) is dict or isinstance(value, Mapping):
         for k, v in value.items():
             if isinstance(v, str) and v and is_secret_name(k):
                 found.append(v)

@@ -86,6 +86,7 @@ class SpanWriter:
         self._child: _ChildProcess | None = None
         self._in_flight: dict[int, list[Span]] = {}  # sent to the process, not yet stored
         self._in_flight_spans = 0
+        self._frame_size = min(FRAME_SPANS, self.batch_size)
         self._max_in_flight = max(2 * self.batch_size, 4 * FRAME_SPANS)
         self._acked = asyncio.Event()
         self._seq = 0
@@ -247,6 +248,7 @@ class SpanWriter:
 
     async def _run_process(self, db: str) -> None:
         backoff = 0.05
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await self._wakeup.wait()
@@ -269,6 +271,15 @@ class SpanWriter:
                         await self._acked.wait()
                         backoff = 0.05 if not child.exited else backoff
                         continue
+                    if not self._in_flight and len(self._queue) < self._frame_size:
+                        # Group commit, as in `_run_local`: one frame per MIN_INTERVAL_S
+                        # under load, so the costs of a frame (its encoding, two pipe
+                        # writes and reads, the announcement) are shared by its spans.
+                        wait = self._last_batch + MIN_INTERVAL_S - loop.time()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                            continue
+                    self._last_batch = loop.time()
                     self._send(child)
                     if clock() > resume:
                         await asyncio.sleep(0)
@@ -291,13 +302,11 @@ class SpanWriter:
             return True
         # Under load, keep the process fed with full frames (it prepares the next while
         # it stores one); otherwise let a batch form while it stores.
-        return self._in_flight_spans < self._max_in_flight and len(self._queue) >= min(
-            self.batch_size, FRAME_SPANS
-        )
+        return self._in_flight_spans < self._max_in_flight and len(self._queue) >= self._frame_size
 
     def _send(self, child: _ChildProcess) -> None:
         queue = self._queue
-        size = min(FRAME_SPANS, self.batch_size, len(queue))
+        size = min(self._frame_size, len(queue))
         batch = [queue.popleft() for _ in range(size)]
         self._seq += 1
         child.send(encode_spans(self._seq, batch))
