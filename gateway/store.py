@@ -1,9 +1,12 @@
 """The store: one interface for spans and experiments, SQLite behind it.
 
 `Store` is the interface the rest of the gateway uses; `SQLiteStore` implements it
-with two aiosqlite connections: one writer (the background span writer and every
-management write go through it, so SQLite never sees two writers) and one reader.
-A PostgreSQL store can implement the same interface.
+with two aiosqlite connections: one writer (management writes, and spans when the
+span writer runs in the gateway's process) and one reader. On a database file the
+spans are stored by the writer process (`gateway.writer_child`) on its own
+connection; SQLite serializes its transactions with this connection's (WAL,
+``BEGIN IMMEDIATE``, a 5 s busy timeout on both sides). A PostgreSQL store can
+implement the same interface.
 
 Migrations are numbered SQL files (``0001_spans.sql``...) shipped inside the package;
 each is applied once, in order, in its own transaction, and recorded in

@@ -262,7 +262,7 @@ class SpanWriter:
                             backoff = await self._child_lost(child, backoff)
                         try:
                             self._child = await _ChildProcess.start(self, db)
-                        except OSError as exc:
+                        except Exception as exc:
                             backoff = await self._retry_after(exc, self.depth, backoff)
                         continue
                     if not self._queue or not self._may_send():
@@ -280,7 +280,11 @@ class SpanWriter:
                             await asyncio.sleep(wait)
                             continue
                     self._last_batch = loop.time()
-                    self._send(child)
+                    try:
+                        self._send(child)
+                    except Exception as exc:
+                        backoff = await self._retry_after(exc, self._frame_size, backoff)
+                        continue
                     if clock() > resume:
                         await asyncio.sleep(0)
                         resume = clock() + PREPARE_SLICE_S
@@ -305,13 +309,22 @@ class SpanWriter:
         return self._in_flight_spans < self._max_in_flight and len(self._queue) >= self._frame_size
 
     def _send(self, child: _ChildProcess) -> None:
+        """Send a frame. Raises (the spans back in the queue) if they cannot be encoded."""
         queue = self._queue
         size = min(self._frame_size, len(queue))
         batch = [queue.popleft() for _ in range(size)]
         self._seq += 1
-        child.send(encode_spans(self._seq, batch))
+        try:
+            data = encode_spans(self._seq, batch)
+        except Exception:
+            self._requeue(batch)
+            raise
         self._in_flight[self._seq] = batch
         self._in_flight_spans += len(batch)
+        try:
+            child.send(data)
+        except Exception:  # a process gone: its reader notices, and the frame is resent
+            logger.debug("writing to the writer process failed", exc_info=True)
 
     def _on_ack(self, seq: int, summaries: list[tuple[Any, ...]]) -> None:
         batch = self._in_flight.pop(seq)
