@@ -210,14 +210,10 @@ def _announce(
     records: Sequence[Mapping[str, Any]],
 ) -> None:
     """After a batch is stored: count its tokens and cost, tell the live listeners."""
-    # Derived values come from the records (the writer process derived them, not
-    # `span`), summed per label set: one metric update per batch, not per span.
+    # Summed per label set: one metric update per batch, not per span.
     totals: dict[tuple[str, str | None], list[float]] = {}
-    listening = bool(events.listeners)
-    for span, record in zip(batch, records, strict=True):
-        prompt = record.get("prompt_tokens")
-        completion = record.get("completion_tokens")
-        cost = record.get("cost_usd")
+    for span in batch:
+        prompt, completion, cost = span.prompt_tokens, span.completion_tokens, span.cost_usd
         if prompt or completion or cost:
             key = (span.provider or "none", span.request_model)
             total = totals.get(key)
@@ -226,16 +222,17 @@ def _announce(
             total[0] += prompt or 0
             total[1] += completion or 0
             total[2] += cost or 0.0
-        if listening:
+    if events.listeners:  # records are decoded only then
+        for record in records:
             events.publish(span_from_row({c: record.get(c) for c in SUMMARY_COLUMNS}))
-    for (provider, request_model), (prompt, completion, cost) in totals.items():
+    for (provider, request_model), (prompt_sum, completion_sum, cost_sum) in totals.items():
         model = metrics.model_label(request_model)
-        if prompt:
-            metrics.tokens.labels(provider, model, "prompt").inc(prompt)
-        if completion:
-            metrics.tokens.labels(provider, model, "completion").inc(completion)
-        if cost:
-            metrics.cost.labels(provider, model).inc(cost)
+        if prompt_sum:
+            metrics.tokens.labels(provider, model, "prompt").inc(prompt_sum)
+        if completion_sum:
+            metrics.tokens.labels(provider, model, "completion").inc(completion_sum)
+        if cost_sum:
+            metrics.cost.labels(provider, model).inc(cost_sum)
 
 
 async def _spanlab_error(request: Request, exc: Exception) -> Response:

@@ -32,9 +32,9 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from gateway.capture import Span, finalize, to_record
 from gateway.metrics import Metrics
@@ -218,7 +218,7 @@ class SpanWriter:
         await asyncio.sleep(backoff)
         return min(backoff * 2, 5.0)
 
-    def _stored(self, batch: list[Span], records: list[dict[str, Any]]) -> None:
+    def _stored(self, batch: list[Span], records: Sequence[Mapping[str, Any]]) -> None:
         self.written += len(batch)
         self.metrics.spans_written.inc(len(batch))
         if self.depth < self.queue_max:
@@ -326,11 +326,18 @@ class SpanWriter:
         except Exception:  # a process gone: its reader notices, and the frame is resent
             logger.debug("writing to the writer process failed", exc_info=True)
 
-    def _on_ack(self, seq: int, summaries: list[tuple[Any, ...]]) -> None:
+    def _on_ack(self, seq: int, derived: list[tuple[Any, ...]], summaries: bytes) -> None:
         batch = self._in_flight.pop(seq)
         self._in_flight_spans -= len(batch)
-        records = [dict(zip(SUMMARY_COLUMNS, s, strict=True)) for s in summaries]
-        self._stored(batch, records)
+        for span, values in zip(batch, derived, strict=True):
+            (
+                span.prompt_tokens,
+                span.completion_tokens,
+                span.total_tokens,
+                span.cached_tokens,
+                span.cost_usd,
+            ) = values
+        self._stored(batch, SummaryRecords(summaries, len(batch)))
         self._acked.set()
 
     def _on_failed(self, message: str) -> None:
@@ -350,6 +357,35 @@ class SpanWriter:
 
 # Where `gateway` is imported from: the process imports the same code.
 _SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class SummaryRecords(Sequence[Mapping[str, Any]]):
+    """The stored summary columns of a batch, decoded on first use: most batches are
+    announced to no one."""
+
+    def __init__(self, encoded: bytes, count: int) -> None:
+        self._encoded = encoded
+        self._count = count
+        self._records: list[dict[str, Any]] | None = None
+
+    def _decoded(self) -> list[dict[str, Any]]:
+        if self._records is None:
+            rows = marshal.loads(self._encoded)
+            self._records = [dict(zip(SUMMARY_COLUMNS, row, strict=True)) for row in rows]
+        return self._records
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> Mapping[str, Any] | Sequence[Mapping[str, Any]]:
+        return self._decoded()[index]
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return self._count
 
 
 class _ChildProcess:
@@ -397,8 +433,7 @@ class _ChildProcess:
                 length, kind = HEADER.unpack(head)
                 payload = await stdout.readexactly(length)
                 if kind == ACK:
-                    seq, summaries = marshal.loads(payload)
-                    self.writer._on_ack(seq, summaries)
+                    self.writer._on_ack(*marshal.loads(payload))
                 elif kind == FAILED:
                     self.writer._on_failed(marshal.loads(payload))
         except asyncio.IncompleteReadError:

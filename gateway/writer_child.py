@@ -13,9 +13,10 @@ length, a kind byte, a payload.
 
 * parent -> child: ``INIT`` (the price table), then ``BATCH`` frames (a sequence
   number and encoded spans; ``BATCH_PICKLED`` when a value is not marshallable).
-* child -> parent: ``ACK`` per batch once it is committed (its sequence number and,
-  for each span, the stored values of `SUMMARY_COLUMNS`, redacted: what the live
-  view and the token and cost metrics need), ``FAILED`` when a transaction failed
+* child -> parent: ``ACK`` per batch once it is committed: its sequence number, for
+  each span its `DERIVED_FIELDS` (tokens and cost, for the metrics) and, marshalled
+  apart, the stored values of `SUMMARY_COLUMNS` (redacted; for the live view, which
+  decodes them only when someone is watching), ``FAILED`` when a transaction failed
   (it is retried here, with back-off; nothing is dropped).
 
 Spans arriving while a transaction runs are stored together in the next one, at most
@@ -66,6 +67,9 @@ _SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(Span))[
 _context_values = operator.attrgetter(*_CONTEXT_FIELDS)
 _span_values = operator.attrgetter(*_SPAN_FIELDS)
 _summary_values = operator.itemgetter(*SUMMARY_COLUMNS)
+# Derived values the gateway sets on its own `Span` when the batch is stored.
+DERIVED_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd")
+_derived_values = operator.attrgetter(*DERIVED_FIELDS)
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -170,8 +174,10 @@ class ChildWriter:
                 for span in spans:
                     finalize(span, self.prices)
                     records.append(to_record(span))
-                summaries = [_summary_values(r) for r in records]
-                self.prepared.put(_Prepared(seq, span_rows(records), summaries))
+                # Encoded apart: the gateway decodes them only if someone reads them.
+                summaries = marshal.dumps([_summary_values(r) for r in records])
+                derived = [_derived_values(span) for span in spans]
+                self.prepared.put(_Prepared(seq, span_rows(records), derived, summaries))
         finally:
             self.prepared.put(None)
             store.join()
@@ -214,7 +220,7 @@ class ChildWriter:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         for item in group:
-            self._send(ACK, marshal.dumps((item.seq, item.summaries)))
+            self._send(ACK, marshal.dumps((item.seq, item.derived, item.summaries)))
 
     def _send(self, kind: int, payload: bytes) -> None:
         self.out.write(frame(kind, payload))
@@ -225,7 +231,8 @@ class ChildWriter:
 class _Prepared:
     seq: int
     rows: list[tuple[Any, ...]]
-    summaries: list[tuple[Any, ...]]
+    derived: list[tuple[Any, ...]]
+    summaries: bytes
 
 
 def main(argv: Sequence[str]) -> None:

@@ -119,6 +119,9 @@ async def test_every_span_is_stored_and_announced_with_what_the_process_derived(
     assert (first["prompt_tokens"], first["completion_tokens"]) == (10, 5)
     assert first["cost_usd"] is not None and first["cost_usd"] > 0
     assert "request" not in first  # the summary columns only
+    # The gateway's own spans get the derived tokens and cost (for the metrics).
+    assert (written.spans[0].prompt_tokens, written.spans[0].total_tokens) == (10, 15)
+    assert written.spans[0].cost_usd == first["cost_usd"]
     stored = await store.get_span(spans[7].context.span_id)
     assert stored is not None and stored["output_text"] == "a7"
     assert stored["response"]["usage"]["total_tokens"] == 15
