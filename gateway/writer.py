@@ -2,8 +2,9 @@
 
 The proxy hands a finished `Span` to `submit` (synchronous, never blocks, never drops)
 and returns to its client. The writer task drains the queue: after a quiet spell it
-stores a span at once; under load a transaction starts at most every
-``MIN_INTERVAL_S`` and takes what arrived meanwhile (up to ``write_batch_size``).
+stores a span at once; under load a batch is taken at most every ``MIN_INTERVAL_S``
+(in the gateway's process) or ``FRAME_INTERVAL_S`` (to the writer process) with what
+arrived meanwhile (up to ``write_batch_size``; `flush` does not wait for it).
 
 Two ways to store, one interface:
 
@@ -49,6 +50,10 @@ PREPARE_SLICE_S = 0.001
 MIN_INTERVAL_S = 0.005
 # Spans per frame to the writer process: encoding one takes ~0.5 ms of the loop.
 FRAME_SPANS = 128
+# Under load, a frame to the writer process at most this often (unless full, or
+# someone waits in `flush`): each costs the loop pipe writes and reads and an
+# announcement, and the process a transaction.
+FRAME_INTERVAL_S = 0.02
 
 WrittenCallback = Callable[[Sequence[Span], Sequence[Mapping[str, Any]]], None]
 
@@ -90,6 +95,7 @@ class SpanWriter:
         self._max_in_flight = max(2 * self.batch_size, 4 * FRAME_SPANS)
         self._acked = asyncio.Event()
         self._seq = 0
+        self._flushing = 0  # callers waiting in `flush`: frames go at once
         metrics.bind_queue_depth(lambda: self.depth)
 
     @property
@@ -123,8 +129,12 @@ class SpanWriter:
     async def flush(self) -> None:
         """Wait until every span submitted so far is stored."""
         if self._queue or not self._idle.is_set():
-            self._wakeup.set()
-            await self._idle.wait()
+            self._flushing += 1
+            try:
+                self._wakeup.set()
+                await self._idle.wait()
+            finally:
+                self._flushing -= 1
 
     async def close(self) -> None:
         """Store everything queued, then stop."""
@@ -275,8 +285,8 @@ class SpanWriter:
                         # Group commit, as in `_run_local`: one frame per MIN_INTERVAL_S
                         # under load, so the costs of a frame (its encoding, two pipe
                         # writes and reads, the announcement) are shared by its spans.
-                        wait = self._last_batch + MIN_INTERVAL_S - loop.time()
-                        if wait > 0:
+                        wait = self._last_batch + FRAME_INTERVAL_S - loop.time()
+                        if wait > 0 and not (self._flushing or self._closing):
                             await asyncio.sleep(wait)
                             continue
                     self._last_batch = loop.time()
@@ -389,7 +399,7 @@ class SummaryRecords(Sequence[Mapping[str, Any]]):
 
 
 class _ChildProcess:
-    """The running ``python -m gateway.writer_child`` and the task reading its answers."""
+    """The running writer process (`gateway.writer_child`) and the task reading its answers."""
 
     def __init__(self, writer: SpanWriter, proc: asyncio.subprocess.Process) -> None:
         self.writer = writer
@@ -404,8 +414,10 @@ class _ChildProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE_ROOT, env.get("PYTHONPATH")) if p)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "gateway.writer_child",
+            # Not `-m gateway.writer_child`: a module run as __main__ is compiled at
+            # every start, an imported one comes from its cached bytecode.
+            "-c",
+            "import sys; from gateway.writer_child import main; main(sys.argv[1:])",
             db,
             str(writer.batch_size),
             logging.getLevelName(logging.getLogger(__name__).getEffectiveLevel()),

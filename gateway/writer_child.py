@@ -1,6 +1,6 @@
 """The span writer process: finished spans in, stored rows out, off the gateway's GIL.
 
-`SpanWriter` (gateway/writer.py) starts ``python -m gateway.writer_child DB`` and is
+`SpanWriter` (gateway/writer.py) starts it (`main`, with the database path) and is
 its only client. Everything a span costs after the call (parsing the response, usage
 and cost: `capture.finalize`; redaction and JSON encoding: `capture.to_record`; the
 SQLite transaction) runs here, on another core, instead of on the gateway's event
@@ -19,11 +19,12 @@ length, a kind byte, a payload.
   decodes them only when someone is watching), ``FAILED`` when a transaction failed
   (it is retried here, with back-off; nothing is dropped).
 
-Spans arriving while a transaction runs are stored together in the next one, at most
-one transaction per ``MIN_INTERVAL_S`` under load (group commit), up to ``batch_size``
-spans. On end of input the child stores what it has read and exits: closing its stdin
-is how the gateway stops it. Only the standard library and `gateway.capture` are
-imported, so it starts in a few tens of milliseconds.
+Frames prepared while a transaction runs are stored together in the next one, up to
+``batch_size`` spans (group commit; the gateway sends a frame at most every
+``FRAME_INTERVAL_S`` unless it has full ones). On end of input the child stores what
+it has read and exits: closing its stdin is how the gateway stops it. Only the
+standard library and `gateway.capture` are imported, so it starts in a few tens of
+milliseconds.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ logger = logging.getLogger("gateway.writer")
 
 HEADER = struct.Struct("<IB")
 INIT, BATCH, BATCH_PICKLED, ACK, FAILED = range(5)
-MIN_INTERVAL_S = 0.005
 
 _CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(SpanContext))
 # What the proxy recorded, in the order `Span.__init__` takes it: the fields before
@@ -183,19 +183,16 @@ class ChildWriter:
             store.join()
 
     def _store_loop(self) -> None:
-        last = 0.0
         while (first := self.prepared.get()) is not None:
             group = [first]
             count = len(first.rows)
             end = False
-            # Group commit: under load, frames arriving meanwhile share a transaction,
-            # one transaction per MIN_INTERVAL_S at most.
+            # Frames prepared while the last transaction ran share the next one. (No
+            # waiting for more: the gateway sends a frame per FRAME_INTERVAL_S at most
+            # unless it has full frames to send.)
             while count < self.batch_size:
-                wait = last + MIN_INTERVAL_S - time.monotonic()
                 try:
-                    more = (
-                        self.prepared.get(timeout=wait) if wait > 0 else self.prepared.get_nowait()
-                    )
+                    more = self.prepared.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
@@ -203,7 +200,6 @@ class ChildWriter:
                     break
                 group.append(more)
                 count += len(more.rows)
-            last = time.monotonic()
             self._commit(group)
             if end:
                 return
