@@ -1,11 +1,13 @@
-"""Spans per second through the background writer alone, in process.
+"""Spans per second through the background writer alone.
 
-`SpanWriter` on a `SQLiteStore` in a temporary file: ``count`` finished spans (a chat
-call as the proxy leaves it: parsed request, raw response bytes, headers, a client
-credential to scrub) are submitted at once, then ``flush`` waits until every one is
-committed. The time covers what the writer does in production: `finalize` (parse the
-response, usage, cost), `to_record` (redaction, JSON encoding) and the SQLite
-transactions, ``batch_size`` spans per transaction.
+`SpanWriter` on a `SQLiteStore` in a temporary file, with its writer process as in
+production (``--in-process``: the writer in this process, as for other stores):
+``count`` finished spans (a chat call as the proxy leaves it: parsed request, raw
+response bytes, headers, a client credential to scrub) are submitted at once, then
+``flush`` waits until every one is committed. The time covers what the writer does in
+production: encoding the spans for the process, `finalize` (parse the response, usage,
+cost), `to_record` (redaction, JSON encoding) and the SQLite transactions,
+``batch_size`` spans per transaction. The process starts before the clock does.
 """
 
 from __future__ import annotations
