@@ -117,6 +117,7 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.http_server import CoalescingHttpToolsProtocol
 
     settings = load_settings(config_path, host=host, port=port, db=db, log_level=log_level)
     logging.basicConfig(
@@ -139,9 +140,10 @@ def serve(
         timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
         server_header=False,
         # Named rather than "auto": both are dependencies, and a silent fallback to
-        # the pure-Python loop or parser would cost a good part of the throughput.
+        # the pure-Python loop or parser would cost a good part of the throughput. The
+        # protocol is uvicorn's httptools one, sending a response in one write.
         loop="asyncio" if sys.platform == "win32" else "uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         # Nothing here reads the client address or scheme, so X-Forwarded-* rewriting
         # (a middleware around every request) has nothing to do.
         proxy_headers=False,
