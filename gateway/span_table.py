@@ -7,6 +7,7 @@ Kept apart from `gateway.store` (aiosqlite, the query side) so the writer proces
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -97,6 +98,65 @@ def _insert_sql(count: int) -> str:
     return (
         f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)})"
         f" VALUES {', '.join(row for _ in range(count))}"
+    )
+
+
+def insert_sql(count: int) -> str:
+    """The INSERT statement for ``count`` rows."""
+    return _insert_sql(count)
+
+
+# What is kept of a span that cannot be stored whole (see `outline_row`): what
+# identifies, places and times the call. The bodies, headers and derived values go.
+OUTLINE_COLUMNS = frozenset(
+    {
+        "span_id",
+        "trace_id",
+        "parent_span_id",
+        "project_id",
+        "thread_id",
+        "run_id",
+        "label",
+        "operation",
+        "method",
+        "path",
+        "provider",
+        "request_model",
+        "stream",
+        "status",
+        "http_status",
+        "start_us",
+        "end_us",
+        "duration_ms",
+        "ttft_ms",
+    }
+)
+
+
+def _storable(value: Any) -> Any:
+    """``value`` as SQLite takes it, or None: text made valid UTF-8, integers in range."""
+    if value is None or isinstance(value, float):
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return None
+
+
+def outline_row(values: Mapping[str, Any], reason: str) -> tuple[Any, ...]:
+    """A row for a span whose whole record could not be built or stored: its
+    `OUTLINE_COLUMNS`, made storable, and an error saying why the rest is missing."""
+    error = {"type": "capture_error", "code": "span_not_stored_whole", "message": reason}
+    return tuple(
+        json.dumps(error)
+        if column == "error"
+        else _storable(values.get(column))
+        if column in OUTLINE_COLUMNS
+        else None
+        for column in SPAN_COLUMNS
     )
 
 

@@ -50,11 +50,22 @@ from typing import Any, BinaryIO
 from gateway.capture import Span, SpanContext, finalize, to_record
 from gateway.config import Price
 from gateway.pricing import PriceTable
-from gateway.span_table import SUMMARY_COLUMNS, insert_rows, span_rows
+from gateway.span_table import (
+    OUTLINE_COLUMNS,
+    SPAN_COLUMNS,
+    SUMMARY_COLUMNS,
+    insert_rows,
+    insert_sql,
+    outline_row,
+    span_rows,
+)
 
 logger = logging.getLogger("gateway.writer")
 
 HEADER = struct.Struct("<IB")
+# Failed attempts at a transaction before its rows are probed one by one for a span
+# that cannot be stored (`ChildWriter._outline_poison`).
+ISOLATE_AFTER = 3
 INIT, BATCH, BATCH_PICKLED, ACK, FAILED = range(5)
 
 _CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(SpanContext))
@@ -170,10 +181,7 @@ class ChildWriter:
                     self.prices = decode_prices(payload)
                     continue
                 seq, spans = decode_spans(kind, payload)
-                records = []
-                for span in spans:
-                    finalize(span, self.prices)
-                    records.append(to_record(span))
+                records = [self._record(span) for span in spans]
                 # Encoded apart: the gateway decodes them only if someone reads them.
                 summaries = marshal.dumps([_summary_values(r) for r in records])
                 derived = [_derived_values(span) for span in spans]
@@ -204,19 +212,73 @@ class ChildWriter:
             if end:
                 return
 
+    def _record(self, span: Span) -> dict[str, Any]:
+        try:
+            finalize(span, self.prices)
+            return to_record(span)
+        except Exception as exc:
+            # A span whose record cannot be built (a value that does not encode) would
+            # otherwise stop this process at every restart, and every span behind it.
+            reason = f"the call's record could not be built ({type(exc).__name__})"
+            logger.error("span %s: %s; storing its outline", span.context.span_id, reason)
+            values = {c: getattr(span.context, c, None) for c in OUTLINE_COLUMNS}
+            values.update((c, getattr(span, c)) for c in OUTLINE_COLUMNS if hasattr(span, c))
+            return dict(zip(SPAN_COLUMNS, outline_row(values, reason), strict=True))
+
     def _commit(self, group: Sequence[_Prepared]) -> None:
         rows = [row for item in group for row in item.rows]
         backoff = 0.05
+        failures = 0
         while True:
             try:
                 insert_rows(self.conn, rows)
                 break
             except Exception as exc:  # retried, never dropped; the gateway logs it
                 self._send(FAILED, marshal.dumps(f"{type(exc).__name__}: {exc}"))
+                failures += 1
+                if failures % ISOLATE_AFTER == 0:
+                    rows = self._outline_poison(rows)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         for item in group:
             self._send(ACK, marshal.dumps((item.seq, item.derived, item.summaries)))
+
+    def _outline_poison(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Rows that SQLite refuses alone while their outline goes in (a value it cannot
+        take: text that is not UTF-8, an integer past 64 bits) are replaced by their
+        outline, so one bad span does not hold back the rest for ever. A failure that is
+        not the rows' (a full disk, a lock: their outlines fail too) changes nothing:
+        the batch is retried whole, as before. Probed in a transaction rolled back."""
+        conn = self.conn
+        replaced: dict[int, tuple[Any, ...]] = {}
+        one = insert_sql(1)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except Exception:
+            return rows
+        try:
+            for i, row in enumerate(rows):
+                conn.execute("SAVEPOINT probe")
+                try:
+                    conn.execute(one, row)
+                except Exception as exc:
+                    values = dict(zip(SPAN_COLUMNS, row, strict=True))
+                    outline = outline_row(
+                        values, f"the call could not be stored whole ({type(exc).__name__})"
+                    )
+                    conn.execute("ROLLBACK TO probe")
+                    try:
+                        conn.execute(one, outline)
+                        replaced[i] = outline
+                    except Exception:
+                        pass  # not this row's fault: left as it is
+                conn.execute("ROLLBACK TO probe")
+                conn.execute("RELEASE probe")
+        finally:
+            conn.execute("ROLLBACK")
+        for i in replaced:
+            logger.error("span %s could not be stored whole; storing its outline", rows[i][0])
+        return [replaced.get(i, row) for i, row in enumerate(rows)]
 
     def _send(self, kind: int, payload: bytes) -> None:
         self.out.write(frame(kind, payload))

@@ -203,6 +203,36 @@ async def test_a_failing_transaction_is_retried_and_holds_back_new_calls(
     await asyncio.wait_for(writer.close(), 30)
 
 
+async def test_a_span_that_cannot_be_stored_whole_keeps_its_outline_and_holds_nothing_back(
+    store: SQLiteStore,
+) -> None:
+    spans = [make_span(i) for i in range(6)]
+    # SQLite refuses an integer past 64 bits (found when the transaction runs) ...
+    spans[1].http_status = 2**70
+    # ... and JSON cannot encode a lone surrogate (found when the record is built).
+    spans[3].request = {"model": "gpt-4o-mini", "messages": [{"content": "\ud800"}]}
+    spans[3].request_model = "model-\ud800"
+    writer = process_writer(store)
+    for span in spans:
+        writer.submit(span)
+    await asyncio.wait_for(writer.flush(), 30)
+    assert await stored_ids(store) == [s.context.span_id for s in spans]
+    rows = await store._fetch(
+        "SELECT span_id, http_status, request_model, request, output_text, error"
+        " FROM spans ORDER BY start_us"
+    )
+    outlined = {row[0]: row for row in rows if row[5] and "span_not_stored_whole" in row[5]}
+    assert set(outlined) == {spans[1].context.span_id, spans[3].context.span_id}
+    _, status, model, request, output, _ = outlined[spans[1].context.span_id]
+    assert (status, model, request, output) == (None, "gpt-4o-mini", None, None)
+    _, status, model, request, _, _ = outlined[spans[3].context.span_id]
+    assert (status, model, request) == (200, "model-?", None)
+    # The others are whole.
+    assert all(row[4] and row[5] is None for row in rows if row[0] not in outlined)
+    assert writer.depth == 0
+    await asyncio.wait_for(writer.close(), 30)
+
+
 async def test_close_stores_everything_and_stops_the_process(store: SQLiteStore) -> None:
     writer = process_writer(store, batch_size=7)
     spans = [make_span(i) for i in range(500)]
