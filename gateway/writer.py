@@ -37,12 +37,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from gateway.capture import Span, finalize, to_record
+from gateway.capture import Span
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
 from gateway.span_table import SUMMARY_COLUMNS
 from gateway.store import SQLiteStore, Store
-from gateway.writer_child import ACK, FAILED, HEADER, encode_prices, encode_spans
+from gateway.writer_child import (
+    ACK,
+    FAILED,
+    HEADER,
+    encode_prices,
+    encode_spans,
+    record_or_outline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -247,8 +254,7 @@ class SpanWriter:
         clock = time.perf_counter
         resume = clock() + PREPARE_SLICE_S
         for span in batch:
-            finalize(span, self.prices)
-            records.append(to_record(span))
+            records.append(record_or_outline(span, self.prices))
             if clock() > resume:
                 await asyncio.sleep(0)
                 resume = clock() + PREPARE_SLICE_S

@@ -154,6 +154,21 @@ class FrameReader:
         return kind, payload
 
 
+def record_or_outline(span: Span, prices: PriceTable) -> dict[str, Any]:
+    """The span's record (`finalize`, then `to_record`), or, if it cannot be built (a
+    value that does not encode), its outline with an error saying so: such a span
+    would otherwise stop the writer at every retry, and every span behind it."""
+    try:
+        finalize(span, prices)
+        return to_record(span)
+    except Exception as exc:
+        reason = f"the call's record could not be built ({type(exc).__name__})"
+        logger.error("span %s: %s; storing its outline", span.context.span_id, reason)
+        values = {c: getattr(span.context, c, None) for c in OUTLINE_COLUMNS}
+        values.update((c, getattr(span, c)) for c in OUTLINE_COLUMNS if hasattr(span, c))
+        return dict(zip(SPAN_COLUMNS, outline_row(values, reason), strict=True))
+
+
 class ChildWriter:
     """Two threads: this one reads frames and prepares rows (Python: the GIL), the
     store thread runs the transactions (SQLite: mostly without the GIL), so a batch is
@@ -213,17 +228,7 @@ class ChildWriter:
                 return
 
     def _record(self, span: Span) -> dict[str, Any]:
-        try:
-            finalize(span, self.prices)
-            return to_record(span)
-        except Exception as exc:
-            # A span whose record cannot be built (a value that does not encode) would
-            # otherwise stop this process at every restart, and every span behind it.
-            reason = f"the call's record could not be built ({type(exc).__name__})"
-            logger.error("span %s: %s; storing its outline", span.context.span_id, reason)
-            values = {c: getattr(span.context, c, None) for c in OUTLINE_COLUMNS}
-            values.update((c, getattr(span, c)) for c in OUTLINE_COLUMNS if hasattr(span, c))
-            return dict(zip(SPAN_COLUMNS, outline_row(values, reason), strict=True))
+        return record_or_outline(span, self.prices)
 
     def _commit(self, group: Sequence[_Prepared]) -> None:
         rows = [row for item in group for row in item.rows]

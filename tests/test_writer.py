@@ -108,3 +108,25 @@ async def test_close_stores_what_is_still_queued(tmp_path: Path) -> None:
         assert await stored_ids(store) == [s.context.span_id for s in spans]
     finally:
         await store.close()
+
+
+async def test_a_span_whose_record_cannot_be_built_is_stored_as_its_outline(
+    tmp_path: Path,
+) -> None:
+    """The in-process path (a store other than a plain SQLite file): a value JSON cannot
+    encode (a lone surrogate) costs that span its bodies, not the writer its progress."""
+    spans = [make_span(i) for i in range(3)]
+    spans[1].request = {"model": "gpt-4o-mini", "messages": [{"content": "\ud800"}]}
+    store, writer = await run_writer(tmp_path, spans, fail=set(), batch_size=16)
+    try:
+        assert await stored_ids(store) == [s.context.span_id for s in spans]
+        assert writer.written == 3
+        rows = await store._fetch("SELECT span_id, request, error FROM spans ORDER BY start_us")
+        assert [row[2] is not None and "span_not_stored_whole" in row[2] for row in rows] == [
+            False,
+            True,
+            False,
+        ]
+        assert rows[1][1] is None and rows[0][1] is not None
+    finally:
+        await store.close()
