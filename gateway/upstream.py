@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -96,8 +96,10 @@ class UpstreamURL:
             target += "?" + parts.query
         basic_auth = None
         if parts.username is not None or parts.password is not None:
-            userpass = f"{parts.username or ''}:{parts.password or ''}".encode()
-            basic_auth = "Basic " + base64.b64encode(userpass).decode()
+            # Percent-decoded, as httpx's client does (p%40ss is the password p@ss).
+            userpass = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            userpass_bytes = userpass.encode()
+            basic_auth = "Basic " + base64.b64encode(userpass_bytes).decode()
         return cls(url, scheme, host, port or default_port, target, host_header, basic_auth)
 
 

@@ -567,7 +567,7 @@ def test_urls_are_split_for_the_request_line() -> None:
     assert (parsed.scheme, parsed.host, parsed.port) == ("https", "::1", 8443)
     assert parsed.host_header == "[::1]:8443"
     assert parsed.target == "/v1/chat?x=1"
-    assert parsed.basic_auth == "Basic dXNlcjpwJTQwc3M="  # user:p%40ss, as httpx sends it
+    assert parsed.basic_auth == "Basic dXNlcjpwQHNz"  # user:p@ss, decoded as httpx does
     plain = UpstreamURL.parse("http://api.example.com")
     assert (plain.port, plain.host_header, plain.target) == (80, "api.example.com", "/")
     for bad in ("ftp://example.com/", "http:///path", "http://example.com:99999/"):
