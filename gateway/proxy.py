@@ -885,12 +885,13 @@ class ProxyEndpoint:
 
 
 class ProxyRoutes:
-    """ASGI middleware: a proxied path goes straight to its endpoint.
+    """A proxied path goes straight to its endpoint (`gateway.app.Gateway` puts this in
+    front of Starlette, behind the Host/Origin guard).
 
     The proxy's own error handling answers every call on these paths, so Starlette's
-    router and exception middleware (a route scan and two wrappers around every
-    message sent) have nothing to add there; any other path, or a method the route
-    does not take (405), goes on to the router as before.
+    router and its error and exception middleware (a route scan and wrappers around
+    every message sent) have nothing to add there; any other path, or a method the
+    route does not take (405), goes on to Starlette.
     """
 
     def __init__(self, app: ASGIApp, endpoints: dict[str, tuple[frozenset[str], ASGIApp]]) -> None:
