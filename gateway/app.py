@@ -33,7 +33,8 @@ from gateway.http_client import ConnectionPool
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
 from gateway.providers import Router
-from gateway.proxy import OPERATIONS, ProxyEndpoint, ProxyPipeline, ProxyRoutes
+from gateway.proxy import OPERATIONS, ProxyPipeline
+from gateway.proxy_http import ProxyEndpoint, ProxyRoutes
 from gateway.security import HostOriginGuard, allowed_hosts
 from gateway.span_table import SUMMARY_COLUMNS
 from gateway.state import AppState
