@@ -73,6 +73,7 @@ def management_routes() -> list[BaseRoute]:
         Route("/stats", spans.stats, methods=["GET"]),
         Route("/events", system.events, methods=["GET"]),
         Route("/healthz", system.healthz, methods=["GET"]),
+        Route("/models", system.models, methods=["GET"]),
         Route("/metrics", system.metrics, methods=["GET"]),
         *experiments_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),

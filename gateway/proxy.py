@@ -126,6 +126,7 @@ class ProxyRequest:
     query: str = ""
     context: SpanContext | None = None
     payload: dict[str, Any] | None = None  # already parsed (in-process callers)
+    capture: bool = True  # False: the gateway's own call (e.g. the UI's model list)
 
 
 class ResponseSink(Protocol):
@@ -199,9 +200,10 @@ class ProxyPipeline:
         span = self._start_span(request)
         self.metrics.in_flight.inc()
         self.in_flight += 1
+        writer = self.writer if request.capture else None
         try:
-            if self.writer is not None:
-                await self.writer.wait_for_room()
+            if writer is not None:
+                await writer.wait_for_room()
             await self._handle(request, span, sink)
         except SpanlabError as exc:
             self._fail(span, exc, responded=sink.started)
@@ -240,8 +242,8 @@ class ProxyPipeline:
             self.metrics.in_flight.dec()
             self.in_flight -= 1
             self._observe(span)
-            if self.writer is not None:
-                self.writer.submit(span)
+            if writer is not None:
+                writer.submit(span)
         return span
 
     # --- the steps -------------------------------------------------------------------

@@ -509,6 +509,41 @@ async def test_models_list_is_forwarded(make_gateway: GatewayFactory) -> None:
     assert span["operation"] == "models"
 
 
+async def test_the_uis_model_list_is_not_recorded(make_gateway: GatewayFactory) -> None:
+    models = {"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]}
+    gw = await make_gateway(FakeUpstream(handler=lambda request: httpx.Response(200, json=models)))
+    r = await gw.client.get(
+        "/models", headers={"authorization": "Bearer sk-ui-key-0123456789", "x-other": "no"}
+    )
+    assert r.status_code == 200
+    assert r.json() == models
+    sent = gw.upstream.last
+    assert (sent.method, str(sent.url)) == ("GET", "http://upstream.test/v1/models")
+    assert sent.headers["authorization"] == "Bearer sk-ui-key-0123456789"
+    assert "x-other" not in sent.headers  # only credentials and the provider choice
+    # The same list through the proxy is a span; this one is not.
+    r = await gw.client.get("/v1/models")
+    await gw.flush()
+    listed = (await gw.client.get("/spans")).json()["data"]
+    assert [s["span_id"] for s in listed] == [r.headers["x-spanlab-span-id"]]
+
+
+async def test_the_uis_model_list_reports_upstream_errors_in_the_usual_shape(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway(
+        FakeUpstream(handler=lambda request: httpx.Response(401, json={"error": "no key"}))
+    )
+    r = await gw.client.get("/models")
+    assert r.status_code == 401
+    assert r.json() == {"error": "no key"}  # the upstream's answer, as /v1/models gives it
+    r = await gw.client.get("/models", headers={"x-spanlab-provider": "nope"})
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "provider_not_found"
+    await gw.flush()
+    assert (await gw.client.get("/spans")).json()["data"] == []
+
+
 async def test_responses_api_stream_is_assembled(make_gateway: GatewayFactory) -> None:
     final = {
         "id": "resp_1",

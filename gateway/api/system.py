@@ -1,4 +1,4 @@
-"""Health, metrics and the live event stream."""
+"""Health, metrics, the live event stream, and the model list for the UI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from starlette.responses import Response, StreamingResponse
 from gateway import __version__
 from gateway.api import json_response
 from gateway.events import LAGGED
+from gateway.experiment_runner import CollectingSink
 from gateway.metrics import CONTENT_TYPE_LATEST
+from gateway.proxy import ProxyRequest
 from gateway.state import app_state
 
 
@@ -27,6 +29,30 @@ async def healthz(request: Request) -> Response:
             "spans_written": state.writer.written,
         }
     )
+
+
+# What a model list request passes on: credentials, and the choice of provider.
+_MODELS_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "anthropic-version", "x-spanlab-provider"}
+)
+
+
+async def models(request: Request) -> Response:
+    """The upstream's model list, as ``GET /v1/models`` answers it, but not recorded as
+    a span: the experiment page asks for it each time it opens, and those calls would
+    fill the trace list with the UI's own traffic."""
+    state = app_state(request)
+    headers = [
+        (name.decode("latin-1").lower(), value.decode("latin-1"))
+        for name, value in request.headers.raw
+        if name.decode("latin-1").lower() in _MODELS_HEADERS
+    ]
+    sink = CollectingSink("models")
+    call = ProxyRequest(
+        operation="models", method="GET", path="/v1/models", headers=headers, capture=False
+    )
+    await state.pipeline.handle(call, sink)
+    return Response(bytes(sink.body), status_code=sink.status or 502, media_type="application/json")
 
 
 async def metrics(request: Request) -> Response:

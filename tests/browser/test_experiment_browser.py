@@ -152,8 +152,10 @@ def test_editor_modes_and_variables(server: Server, page: Any) -> None:
     )
     span_id = server.wait_span(raw.headers["x-spanlab-span-id"])
     page.goto(f"{server.url}/ui/experiment?span_id={span_id}")
-    # the model picker offers what the upstream's /v1/models lists
+    # the model picker offers what the upstream's /v1/models lists, asked through
+    # /models: the UI's own call is no span in the trace list
     expect(page.locator("#experiment-models option[value='fake-large']")).to_have_count(1)
+    assert server.get("/spans", params={"operation": "models"}).json()["data"] == []
     message = page.get_by_label("Message 1 content")
     message.fill("Weather in {{city}} on {{ day }}?")
     variables = page.get_by_test_id("variables")

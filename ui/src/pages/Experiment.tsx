@@ -211,10 +211,11 @@ export default function ExperimentPage() {
   // Held in memory for this page only: sent with runs, never saved.
   const [apiKey, setApiKey] = useState("");
   const apiKeyInput = useRef<HTMLInputElement>(null);
-  // The model list asks the upstream (one recorded call); with the key once it is entered.
+  // The model list asks the upstream through /models (the gateway's own call, not
+  // recorded as a span); with the key once it is entered.
   const [modelsKey, setModelsKey] = useState("");
   const { data: modelsPage } = useSWR<{ data: { id: string }[] }>(
-    ["/v1/models", modelsKey],
+    ["/models", modelsKey],
     ([path, key]: [string, string]) => getJson(path, key ? { headers: { authorization: `Bearer ${key}` } } : {}),
     { shouldRetryOnError: false, revalidateIfStale: false, revalidateOnReconnect: false },
   );
