@@ -20,9 +20,10 @@ What the proxy relies on, and the tests pin (`tests/test_http_client.py`):
   ``keepalive_expiry``); one closed before its end closes the connection, so the
   upstream sees the call cancelled;
 * failures are httpx's exception types (see `gateway.upstream`): a dropped connection
-  is never a timeout. A reused connection the server had closed just before the
-  request (the keep-alive race: nothing of a response came back) is retried once on a
-  new connection; nothing else is retried;
+  is never a timeout. A reused connection the server had closed just as the request
+  went out (the keep-alive race: it ended within ``KEEPALIVE_RACE_S``, nothing of a
+  response came back) is retried once on a new connection; nothing else is retried,
+  since a provider may already be generating (and billing) the first;
 * at most ``max_connections`` calls at once; past that a call waits up to the pool
   timeout, then gets ``PoolTimeout`` (the gateway's limit, not the provider's fault).
 
@@ -51,6 +52,12 @@ __all__ = ["ConnectionPool"]
 # no longer read (TCP pushes back on the upstream) until the caller is below LOW.
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+
+# A reused connection that ends this soon after the request, with nothing of a
+# response, was closed by the server as the request went out (the keep-alive race):
+# the request is sent once more, on a new connection. Later, the server may have been
+# working on it (an LLM call costs money), so the failure is the caller's to see.
+KEEPALIVE_RACE_S = 0.5
 
 _OriginKey = tuple[str, str, int]
 
@@ -406,11 +413,17 @@ class ConnectionPool(UpstreamClient):
             conn.begin(head_request=head_request)
             assert conn.transport is not None
             conn.transport.write(message)
+            sent_at = conn.loop.time()
             try:
                 await conn.wait_head(timeouts.read)
             except (httpx.RemoteProtocolError, httpx.ReadError):
                 conn.close()
-                if reused and not conn.got_bytes and attempt == 1:
+                if (
+                    reused
+                    and attempt == 1
+                    and not conn.got_bytes
+                    and conn.loop.time() - sent_at < KEEPALIVE_RACE_S
+                ):
                     continue  # the keep-alive race: the server had closed it already
                 raise
             except BaseException:

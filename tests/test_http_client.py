@@ -500,6 +500,53 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced(
     assert seen.connections == 3
 
 
+def serve_then_drop(delay: float) -> Handler:
+    """The first connection answers one request, then takes the next one and closes
+    after ``delay`` without a word; later connections answer everything."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen
+    ) -> None:
+        first_connection = seen.connections == 1
+        answered = 0
+        while await read_head(reader, seen) is not None:
+            if first_connection and answered == 1:
+                await asyncio.sleep(delay)
+                return  # closed (by the fixture) with the request unanswered
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            answered += 1
+
+    return handler
+
+
+async def test_the_keep_alive_race_is_retried_on_a_new_connection(
+    server: ServerFactory, pool: ConnectionPool
+) -> None:
+    url, seen = await server(serve_then_drop(0.0))
+    for _ in range(2):
+        response = await pool.send(request(url))
+        assert await response.read() == b"ok"
+        await response.aclose()
+    assert seen.connections == 2
+    assert len(seen.heads) == 3  # the second call went out twice: once into the race
+
+
+async def test_a_connection_dropped_after_the_race_window_is_not_retried(
+    server: ServerFactory, pool: ConnectionPool
+) -> None:
+    """The provider may have been generating (and billing) for a while: sending the
+    call again would do it twice."""
+    url, seen = await server(serve_then_drop(0.8))
+    response = await pool.send(request(url))
+    await response.read()
+    await response.aclose()
+    with pytest.raises(httpx.RemoteProtocolError):
+        await pool.send(request(url))
+    assert seen.connections == 1
+    assert len(seen.heads) == 2
+
+
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     folder = tmp_path_factory.mktemp("tls")
