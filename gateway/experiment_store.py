@@ -14,7 +14,7 @@ disagree with the row.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -157,28 +157,30 @@ def snapshot_of(experiment: Mapping[str, Any]) -> dict[str, Any]:
     return {field: experiment.get(field) for field in SNAPSHOT_FIELDS}
 
 
-def _experiment_values(experiment: Mapping[str, Any]) -> tuple[Any, ...]:
+def _row_values(
+    record: Mapping[str, Any],
+    columns: Sequence[str],
+    json_columns: Collection[str],
+    flag_column: str,
+) -> tuple[Any, ...]:
+    """``record`` as a row: JSON columns encoded, the boolean column as 0/1."""
     values = []
-    for column in EXPERIMENT_COLUMNS:
-        value = experiment.get(column)
-        if column in EXPERIMENT_JSON:
+    for column in columns:
+        value = record.get(column)
+        if column in json_columns:
             value = _dump(value)
-        elif column == "favorite":
+        elif column == flag_column:
             value = int(bool(value))
         values.append(value)
     return tuple(values)
+
+
+def _experiment_values(experiment: Mapping[str, Any]) -> tuple[Any, ...]:
+    return _row_values(experiment, EXPERIMENT_COLUMNS, EXPERIMENT_JSON, "favorite")
 
 
 def _run_values(run: Mapping[str, Any]) -> tuple[Any, ...]:
-    values = []
-    for column in RUN_COLUMNS:
-        value = run.get(column)
-        if column in RUN_JSON:
-            value = _dump(value)
-        elif column == "stream":
-            value = int(bool(value))
-        values.append(value)
-    return tuple(values)
+    return _row_values(run, RUN_COLUMNS, RUN_JSON, "stream")
 
 
 async def _fetch_all(

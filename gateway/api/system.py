@@ -42,11 +42,8 @@ async def models(request: Request) -> Response:
     a span: the experiment page asks for it each time it opens, and those calls would
     fill the trace list with the UI's own traffic."""
     state = app_state(request)
-    headers = [
-        (name.decode("latin-1").lower(), value.decode("latin-1"))
-        for name, value in request.headers.raw
-        if name.decode("latin-1").lower() in _MODELS_HEADERS
-    ]
+    received = ((k.decode("latin-1").lower(), v) for k, v in request.headers.raw)
+    headers = [(k, v.decode("latin-1")) for k, v in received if k in _MODELS_HEADERS]
     sink = CollectingSink("models")
     call = ProxyRequest(
         operation="models", method="GET", path="/v1/models", headers=headers, capture=False
