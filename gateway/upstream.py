@@ -63,7 +63,6 @@ class Timeouts:
 class UpstreamURL:
     """A parsed absolute http(s) URL, split the way a request needs it."""
 
-    url: str  # as given, for httpx and for messages
     scheme: str
     host: str  # without brackets for IPv6
     port: int
@@ -100,7 +99,7 @@ class UpstreamURL:
             userpass = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
             userpass_bytes = userpass.encode()
             basic_auth = "Basic " + base64.b64encode(userpass_bytes).decode()
-        return cls(url, scheme, host, port or default_port, target, host_header, basic_auth)
+        return cls(scheme, host, port or default_port, target, host_header, basic_auth)
 
 
 @dataclass(slots=True)
