@@ -33,7 +33,7 @@ from gateway.http_client import ConnectionPool
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
 from gateway.providers import Router
-from gateway.proxy import OPERATIONS, ProxyPipeline
+from gateway.proxy import MODEL_PATH, OPERATIONS, ProxyPipeline
 from gateway.proxy_http import ProxyEndpoint, ProxyRoutes
 from gateway.security import HostOriginGuard, allowed_hosts
 from gateway.span_table import SUMMARY_COLUMNS
@@ -56,12 +56,20 @@ def proxy_routes() -> list[Route]:
     for path, operation in OPERATIONS.items():
         methods = ["GET"] if operation == "models" else ["POST"]
         routes.append(Route(path, ProxyEndpoint(operation, _pipeline), methods=methods))
+    # One model's details; the id may hold a "/" (openai/gpt-4o). Not a hot path, so
+    # Starlette's router matches it rather than `ProxyRoutes`' exact-path table.
+    model = ProxyEndpoint("models", _pipeline)
+    routes.append(Route(MODEL_PATH + "{model_id:path}", model, methods=["GET"]))
     return routes
 
 
 def proxy_endpoints(routes: Sequence[Route]) -> dict[str, tuple[frozenset[str], ASGIApp]]:
-    """Path -> (methods, endpoint) of the proxy routes, for `ProxyRoutes`."""
-    return {route.path: (frozenset(route.methods or ()), route.app) for route in routes}
+    """Path -> (methods, endpoint) of the proxy routes with a fixed path, for `ProxyRoutes`."""
+    return {
+        route.path: (frozenset(route.methods or ()), route.app)
+        for route in routes
+        if "{" not in route.path
+    }
 
 
 def management_routes() -> list[BaseRoute]:

@@ -102,6 +102,14 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "models_timeout",
+        10.0,
+        "Seconds each provider gets to answer the merged model list (GET /v1/models"
+        " without x-spanlab-provider, and the UI's GET /models); a provider slower than"
+        " that is left out of the list.",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",
@@ -186,6 +194,7 @@ class Settings:
     read_timeout: float = 120.0
     request_timeout: float = 600.0
     max_connections: int = 1000
+    models_timeout: float = 10.0
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000

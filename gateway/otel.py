@@ -15,6 +15,7 @@ OPERATION_NAMES = {
     "completions": "text_completion",
     "embeddings": "embeddings",
     "models": "models",
+    "count_tokens": "count_tokens",
 }
 REQUEST_PARAMETERS = {
     "temperature": "gen_ai.request.temperature",

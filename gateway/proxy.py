@@ -60,8 +60,10 @@ from gateway.providers.base import (
     ANTHROPIC_VERSION,
     CREDENTIAL_HEADERS,
     auth_headers,
+    model_url,
     upstream_url,
 )
+from gateway.providers.model_list import ListSink, ModelLists
 from gateway.redaction import credential_values, query_secret_values, redact_headers
 from gateway.sse import SSESplitter, parse_event
 from gateway.upstream import (
@@ -82,9 +84,14 @@ OPERATIONS = {
     "/v1/embeddings": "embeddings",
     "/v1/responses": "responses",
     "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
     "/v1/models": "models",
 }
-MODEL_REQUIRED = frozenset({"chat", "completions", "embeddings", "responses", "messages"})
+# GET /v1/models/{id} (a model's details) is the "models" operation too.
+MODEL_PATH = "/v1/models/"
+MODEL_REQUIRED = frozenset(
+    {"chat", "completions", "embeddings", "responses", "messages", "count_tokens"}
+)
 STREAM_FORMATS = {
     "chat": "chat",
     "completions": "completions",
@@ -170,6 +177,7 @@ class ProxyPipeline:
         )
         self._urls: dict[str, UpstreamURL] = {}
         self.in_flight = 0
+        self.model_lists = ModelLists(router, settings.models_timeout)
 
     async def wait_idle(self) -> None:
         """Wait until no call is in progress.
@@ -258,6 +266,16 @@ class ProxyPipeline:
             raise InvalidJSON("Request body is empty; send a JSON object.")
         span.request = payload
         model = payload.get("model") if payload is not None else None
+        hint = next((v for k, v in request.headers if k == PROVIDER_HEADER), None)
+        retrieve = False
+        if request.operation == "models":
+            if request.path.startswith(MODEL_PATH):  # GET /v1/models/{id}
+                model, retrieve = request.path[len(MODEL_PATH) :], True
+                if not model:
+                    raise MissingModel("Name a model: GET /v1/models/{model}.", param="model")
+            elif hint is None:
+                await self._list_models(request, span, sink)
+                return
         if request.operation in MODEL_REQUIRED:
             if model is None or model == "":
                 raise MissingModel(
@@ -270,7 +288,6 @@ class ProxyPipeline:
         span.request_model = model if isinstance(model, str) else None
         span.stream = bool(payload.get("stream")) if payload is not None else False
 
-        hint = next((v for k, v in request.headers if k == PROVIDER_HEADER), None)
         route = self.router.resolve(span.request_model, hint)
         provider = route.provider
         span.provider = provider.name
@@ -315,10 +332,14 @@ class ProxyPipeline:
         headers = self._upstream_headers(request, route, span.context)
         if translation is not None:
             headers = anthropic_credentials(headers)
+        if retrieve:
+            url = model_url(provider, route.upstream_model or "", request.query)
+        else:
+            url = upstream_url(provider, operation, request.query)
         upstream = self._build_request(
             provider.name,
             request.method,
-            upstream_url(provider, operation, request.query),
+            url,
             headers,
             body if request.method != "GET" else None,
         )
@@ -336,6 +357,27 @@ class ProxyPipeline:
                     f"Provider {provider.name!r} did not finish within request_timeout"
                     f" ({self.settings.request_timeout:g}s)."
                 ) from None
+
+    async def _list_models(self, request: ProxyRequest, span: Span, sink: ResponseSink) -> None:
+        """The merged model list (gateway/providers/model_list.py): one span for the
+        client's call, naming what each provider answered; each provider is asked
+        through `handle` (routing, credentials, errors) without a span of its own."""
+
+        async def fetch(
+            provider: str, headers: list[tuple[str, str]], query: str, out: ListSink
+        ) -> None:
+            call = ProxyRequest(
+                "models",
+                "GET",
+                "/v1/models",
+                [*headers, (PROVIDER_HEADER, provider)],
+                query=query,
+                context=span.context,  # upstream traceparents name the recorded span
+                capture=False,
+            )
+            await self.handle(call, out)
+
+        await self.model_lists.respond(request.headers, request.query, fetch, span, sink)
 
     def _build_request(
         self,
@@ -369,17 +411,18 @@ class ProxyPipeline:
 
     def _check_dialect(self, operation: str, route: Route) -> None:
         kind = route.provider.kind
-        if kind == "anthropic" and operation not in ("messages", "models", "chat"):
+        if kind == "anthropic" and operation not in ("messages", "count_tokens", "models", "chat"):
             raise InvalidRequest(
                 f"Provider {route.provider.name!r} speaks the Anthropic Messages API; send"
                 " this call to /v1/chat/completions (translated) or /v1/messages"
                 " (OpenAI-format translation is not available for this endpoint).",
                 param="model",
             )
-        if kind == "openai" and operation == "messages":
+        if kind == "openai" and operation in ("messages", "count_tokens"):
             raise InvalidRequest(
-                f"Provider {route.provider.name!r} speaks the OpenAI API; /v1/messages needs"
-                " a provider of kind 'anthropic'.",
+                f"Provider {route.provider.name!r} speaks the OpenAI API; the Messages API"
+                " (/v1/messages, /v1/messages/count_tokens) needs a provider of kind"
+                " 'anthropic'.",
                 param="model",
             )
 

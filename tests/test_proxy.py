@@ -497,12 +497,17 @@ async def test_other_endpoints_are_forwarded_and_captured(
     assert span["input_preview"] == (payload.get("input") or payload.get("prompt"))
 
 
-async def test_models_list_is_forwarded(make_gateway: GatewayFactory) -> None:
+async def test_models_list_of_one_provider_is_forwarded(make_gateway: GatewayFactory) -> None:
+    # Named by x-spanlab-provider, one provider's list passes through as it is (the
+    # merged list of every provider: tests/test_model_list.py).
     models = {"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]}
     gw = await make_gateway(FakeUpstream(handler=lambda request: httpx.Response(200, json=models)))
-    r = await gw.client.get("/v1/models", headers={"authorization": "Bearer sk-x"})
+    r = await gw.client.get(
+        "/v1/models", headers={"authorization": "Bearer sk-x", "x-spanlab-provider": "openai"}
+    )
     assert r.status_code == 200
     assert r.json() == models
+    assert len(gw.upstream.requests) == 1
     assert gw.upstream.last.method == "GET"
     assert str(gw.upstream.last.url) == "http://upstream.test/v1/models"
     span = await gw.span(r.headers["x-spanlab-span-id"])
@@ -511,7 +516,10 @@ async def test_models_list_is_forwarded(make_gateway: GatewayFactory) -> None:
 
 async def test_the_uis_model_list_is_not_recorded(make_gateway: GatewayFactory) -> None:
     models = {"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]}
-    gw = await make_gateway(FakeUpstream(handler=lambda request: httpx.Response(200, json=models)))
+    gw = await make_gateway(
+        FakeUpstream(handler=lambda request: httpx.Response(200, json=models)),
+        providers={"openai": {"kind": "openai", "base_url": "http://upstream.test/v1"}},
+    )
     r = await gw.client.get(
         "/models", headers={"authorization": "Bearer sk-ui-key-0123456789", "x-other": "no"}
     )

@@ -21,6 +21,9 @@ What it answers is derived from the request, so tests can check the whole path:
 
 Usage: input tokens are the words of the request's text, output tokens the words
 produced; a system prompt with ``cache_control`` reports cache writes and reads.
+``POST /v1/messages/count_tokens`` answers those input tokens; ``GET /v1/models``
+lists `MODELS`, paged as the real API pages (``limit``, default 20, and
+``after_id``), and ``GET /v1/models/{id}`` answers one of them.
 
 The same logic serves in-process tests (`MockAnthropic.httpx_handler`) and e2e tests
 (`MockAnthropicServer`, a threaded HTTP server on loopback that streams with chunked
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +74,28 @@ MESSAGES_FIELDS = frozenset(
 BLOCK_TYPES = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking"})
 CACHE_READ_TOKENS = 1200
 CACHE_WRITE_TOKENS = 300
+MODELS = [
+    {
+        "type": "model",
+        "id": "claude-sonnet-4-5-20250929",
+        "display_name": "Claude Sonnet 4.5",
+        "created_at": "2025-09-29T00:00:00Z",
+    },
+    {
+        "type": "model",
+        "id": "claude-3-5-haiku-20241022",
+        "display_name": "Claude Haiku 3.5",
+        "created_at": "2024-10-22T00:00:00Z",
+    },
+    {
+        "type": "model",
+        "id": "claude-3-opus-20240229",
+        "display_name": "Claude Opus 3",
+        "created_at": "2024-02-29T00:00:00Z",
+    },
+]
+# What count_tokens takes: a Messages request without the generation settings.
+COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 
 
 @dataclass
@@ -115,8 +141,15 @@ class MockAnthropic:
             self.requests.append(ReceivedRequest(path, headers, body))
             self._counter += 1
             number = self._counter
+        route, _, query = path.partition("?")
         try:
-            if method != "POST" or path.split("?")[0] != "/v1/messages":
+            if method == "GET" and route.startswith("/v1/models"):
+                self._check_headers(headers)
+                return _models(route, dict(urllib.parse.parse_qsl(query)))
+            if method == "POST" and route == "/v1/messages/count_tokens":
+                self._check_headers(headers)
+                return _count_tokens(body)
+            if method != "POST" or route != "/v1/messages":
                 raise MockError(404, "not_found_error", f"{method} {path} not found")
             self._check_headers(headers)
             validate(body)
@@ -242,6 +275,37 @@ class MockAnthropic:
             "cache_creation_input_tokens": CACHE_WRITE_TOKENS if cached else 0,
             "cache_read_input_tokens": CACHE_READ_TOKENS if cached else 0,
         }
+
+
+def _models(route: str, query: Mapping[str, str]) -> MockReply:
+    if route.rstrip("/") != "/v1/models":
+        model_id = urllib.parse.unquote(route[len("/v1/models/") :])
+        found = [m for m in MODELS if m["id"] == model_id]
+        if not found:
+            raise MockError(404, "not_found_error", f"model: {model_id}")
+        return MockReply(200, "application/json", [orjson.dumps(found[0])])
+    ids = [m["id"] for m in MODELS]
+    limit = int(query.get("limit") or 20)
+    start = ids.index(query["after_id"]) + 1 if query.get("after_id") in ids else 0
+    page = MODELS[start : start + limit]
+    body = {
+        "data": page,
+        "has_more": start + len(page) < len(MODELS),
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+    }
+    return MockReply(200, "application/json", [orjson.dumps(body)])
+
+
+def _count_tokens(body: Mapping[str, Any]) -> MockReply:
+    extra = sorted(set(body) - COUNT_FIELDS)
+    if extra:
+        raise MockError(400, "invalid_request_error", f"{extra[0]}: Extra inputs are not permitted")
+    if not isinstance(body.get("model"), str) or not body.get("messages"):
+        raise MockError(400, "invalid_request_error", "model and messages are required")
+    words = len(_all_text(body.get("system")).split())
+    words += sum(len(_all_text(m.get("content")).split()) for m in body["messages"])
+    return MockReply(200, "application/json", [orjson.dumps({"input_tokens": words})])
 
 
 def _served_model(requested: str) -> str:
@@ -473,10 +537,15 @@ def _make_handler(mock: MockAnthropic) -> type[http.server.BaseHTTPRequestHandle
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def do_GET(self) -> None:
+            self._reply(mock.handle("GET", self.path, dict(self.headers.items()), b""))
+
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
-            reply = mock.handle("POST", self.path, dict(self.headers.items()), raw)
+            self._reply(mock.handle("POST", self.path, dict(self.headers.items()), raw))
+
+        def _reply(self, reply: MockReply) -> None:
             self.send_response(reply.status)
             self.send_header("content-type", reply.content_type)
             self.send_header("request-id", "req_mock")

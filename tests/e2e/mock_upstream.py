@@ -30,6 +30,9 @@ arrived for it. Scenarios:
 ``crlf``                a stream whose lines end in CRLF, several events per write
 ``slow_end``            a whole stream, ``[DONE]`` included, but the end of the HTTP
                         body only ``x-mock-delay`` s later
+
+``GET /v1/models`` lists `MODELS`; ``GET /v1/models/{id}`` (the id percent-decoded)
+answers that model, or 404 for one it does not list.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
@@ -57,6 +60,8 @@ TOOL_ARGUMENTS = "".join(TOOL_ARGUMENT_PARTS)
 SLOW_STREAM_INTERVAL_S = 0.1
 SLOW_STREAM_CHUNKS = 100
 MODEL_SNAPSHOT = "-2024-07-18"
+# What GET /v1/models lists; the last one holds a "/" (as on OpenRouter or vLLM).
+MODELS = ["mock-gpt-small", "mock-gpt-large", "org/mock-tuned"]
 
 
 def response_model(model: str) -> str:
@@ -229,6 +234,9 @@ class MockUpstream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         delay = float(request.header("x-mock-delay") or 5.0)
 
+        if request.method == "GET" and request.path.startswith("/v1/models"):
+            await _models(writer, request.path)
+            return True
         if scenario == "rate_limit":
             error = _error("Rate limit reached for requests", "requests", "rate_limit_exceeded")
             await _send_json(writer, 429, error, [("retry-after", "7")])
@@ -390,7 +398,13 @@ async def _send_json(
     extra_headers: list[tuple[str, str]] | None = None,
 ) -> None:
     body = orjson.dumps(payload)
-    reasons = {200: "OK", 401: "Unauthorized", 429: "Too Many Requests", 500: "Server Error"}
+    reasons = {
+        200: "OK",
+        401: "Unauthorized",
+        404: "Not Found",
+        429: "Too Many Requests",
+        500: "Server Error",
+    }
     lines = [
         f"HTTP/1.1 {status} {reasons.get(status, 'Status')}",
         "content-type: application/json",
@@ -400,6 +414,21 @@ async def _send_json(
     lines += [f"{k}: {v}" for k, v in extra_headers or []]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
     await writer.drain()
+
+
+async def _models(writer: asyncio.StreamWriter, path: str) -> None:
+    def entry(model: str) -> dict[str, Any]:
+        return {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "mock"}
+
+    if path.rstrip("/") == "/v1/models":
+        await _send_json(writer, 200, {"object": "list", "data": [entry(m) for m in MODELS]})
+        return
+    model = unquote(path[len("/v1/models/") :])
+    if model in MODELS:
+        await _send_json(writer, 200, entry(model))
+        return
+    message = f"The model '{model}' does not exist"
+    await _send_json(writer, 404, _error(message, "invalid_request_error", "model_not_found"))
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
