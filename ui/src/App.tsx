@@ -7,6 +7,7 @@ import { ThreadsPage } from "./pages/Threads";
 import { SpanPage } from "./pages/SpanPage";
 import { ExperimentsPage } from "./pages/Experiments";
 import { LiveProvider, LiveBadge } from "./lib/live";
+import { ErrorBoundary } from "./components/ErrorBoundary";
 
 // The experiment page carries the code editor and the diff library: loaded on demand,
 // so the traces page (the first page) stays small.
@@ -74,7 +75,10 @@ export function App() {
           </nav>
           <main className="content">
             <Suspense fallback={<div className="page muted">Loading…</div>}>
-              <Route path={path} />
+              {/* keyed by path: moving to another page clears the error */}
+              <ErrorBoundary key={path}>
+                <Route path={path} />
+              </ErrorBoundary>
             </Suspense>
           </main>
         </div>

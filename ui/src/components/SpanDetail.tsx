@@ -1,6 +1,6 @@
 import useSWR from "swr";
 import { ApiError, getJson } from "../lib/api";
-import { fmtCost, fmtInt, fmtMs, fmtRelative, fmtTime } from "../lib/format";
+import { fmtCost, fmtInt, fmtMs, fmtRelative, fmtTags, fmtTime } from "../lib/format";
 import { isObject, requestMessages, responseOutput } from "../lib/messages";
 import { Link } from "../lib/router";
 import type { Experiment, JsonValue, SpanDetail as Span } from "../lib/types";
@@ -168,7 +168,7 @@ export function SpanDetailView({ spanId, onClose }: { spanId: string; onClose?: 
             ["run", span.run_id ?? "\u2013"],
             ["project", span.project_id ?? "\u2013"],
             ["label", span.label ?? "\u2013"],
-            ["tags", span.tags?.join(", ") || "\u2013"],
+            ["tags", <span key="tags" data-testid="span-tags">{fmtTags(span.tags)}</span>],
             ["endpoint", `${span.method ?? ""} ${span.path ?? ""}`],
             ["HTTP status", span.http_status ?? "\u2013"],
           ]}

@@ -48,6 +48,18 @@ export function fmtRelative(iso: string | null | undefined): string {
   return d.toLocaleDateString();
 }
 
+/** A span's tags as "k=v, k2=v2". Tolerant of what an older or odd record may hold
+ * (a list, a non-string value), so one record can never break the page. */
+export function fmtTags(tags: unknown): string {
+  if (tags === null || tags === undefined) return DASH;
+  let parts: string[];
+  if (Array.isArray(tags)) parts = tags.map((t) => (typeof t === "string" ? t : JSON.stringify(t)));
+  else if (typeof tags === "object")
+    parts = Object.entries(tags).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
+  else parts = [String(tags)];
+  return parts.length ? parts.join(", ") : DASH;
+}
+
 export function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}\u2026` : text;
 }

@@ -26,7 +26,8 @@ export interface SpanSummary {
   thread_id: string | null;
   run_id: string | null;
   label: string | null;
-  tags: string[] | null;
+  /** `x-tags: k=v&k2=v2`, as the API gives it: an object of strings. */
+  tags: Record<string, string> | null;
   operation: string | null;
   method: string | null;
   path: string | null;

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import useSWR from "swr";
 import { SpanDetailView } from "../components/SpanDetail";
+import { ErrorBoundary } from "../components/ErrorBoundary";
 import { ErrorNote, StatusBadge } from "../components/common";
 import { fmtCost, fmtInt, fmtMs, fmtUs, truncate } from "../lib/format";
 import { useLiveSpans } from "../lib/live";
@@ -295,7 +296,9 @@ export function TracesPage() {
       </div>
       {selected && (
         <aside className="drawer" aria-label="Span detail">
-          <SpanDetailView spanId={selected} onClose={() => setSearch({ span: null })} />
+          <ErrorBoundary key={selected}>
+            <SpanDetailView spanId={selected} onClose={() => setSearch({ span: null })} />
+          </ErrorBoundary>
         </aside>
       )}
     </div>
