@@ -182,7 +182,9 @@ class MockAnthropic:
     # --- behaviour ---------------------------------------------------------------------
 
     def _check_headers(self, headers: Mapping[str, str]) -> None:
-        key = headers.get("x-api-key")
+        # The key in x-api-key, or as a bearer token: the anthropic SDK (2.x) sends it so.
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        key = headers.get("x-api-key") or (token.strip() if scheme.lower() == "bearer" else "")
         if not key or (self.api_key is not None and key != self.api_key):
             raise MockError(401, "authentication_error", "invalid x-api-key")
         if not VERSION.match(headers.get("anthropic-version", "")):
