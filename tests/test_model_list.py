@@ -211,6 +211,26 @@ async def test_a_slow_provider_is_left_out_after_models_timeout(
     )
 
 
+async def test_a_provider_that_breaks_the_gateway_is_left_out_too(
+    make_gateway: GatewayFactory,
+) -> None:
+    upstreams = Upstreams()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "local.test":
+            raise RuntimeError("a bug on the way to this provider")
+        return upstreams(request)
+
+    gw = await make_gateway(FakeUpstream(handler=handler), providers=PROVIDERS)
+    r = await gw.client.get("/v1/models")
+    assert r.status_code == 200
+    assert [m["id"] for m in r.json()["data"]][:2] == ["gpt-4o", "shared-model"]
+    span = await gw.span(r.headers["x-spanlab-span-id"])
+    assert span["attributes"]["spanlab.model_list"]["local"] == {
+        "error": "internal error (RuntimeError)"
+    }
+
+
 async def test_when_every_provider_fails_the_home_providers_answer_is_returned(
     make_gateway: GatewayFactory,
 ) -> None:

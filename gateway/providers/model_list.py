@@ -201,6 +201,9 @@ class ModelLists:
         except TimeoutError:
             listing.error = f"no answer within models_timeout ({self.timeout:g}s)"
             listing.failure = None
+        except Exception as exc:  # logged by the pipeline; one provider, not the list
+            listing.error = f"internal error ({type(exc).__name__})"
+            listing.failure = None
         return listing
 
     async def _pages(self, fetch: Fetch, listing: Listing, headers: Headers) -> None:
