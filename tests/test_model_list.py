@@ -250,6 +250,15 @@ async def test_when_every_provider_fails_the_home_providers_answer_is_returned(
     assert r.status_code == 401  # no home provider: the first in order
     assert r.json() == {"error": {"message": "no key for upstream"}}
 
+    def silent(request: httpx.Request) -> httpx.Response:
+        return stream_response([b"{}"], delay=5.0)
+
+    gw = await make_gateway(FakeUpstream(handler=silent), providers=PROVIDERS, models_timeout=0.2)
+    r = await gw.client.get("/v1/models")
+    assert r.status_code == 504
+    assert r.json()["error"]["code"] == "upstream_timeout"
+    assert "'local': no answer within models_timeout (0.2s)" in r.json()["error"]["message"]
+
 
 async def test_anthropic_sdk_requests_get_the_anthropic_providers_in_anthropic_shape(
     make_gateway: GatewayFactory,

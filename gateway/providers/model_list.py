@@ -12,7 +12,9 @@ back to them:
 * a provider that fails (an error status, a body that is no model list, no answer in
   time) is left out, with one log line naming the provider and what went wrong (a
   status and an error code: never a body, which may echo a key). When every provider
-  fails, the first failure is the answer, as a single-provider list gave it before;
+  fails, the home provider's error answer (else the first one's) is the answer, as a
+  single-provider list gave it before; with no answer at all, 504 (all timed out) or
+  502;
 * a client's own credential goes only to its home provider, the one its bare calls go
   to (``default_provider``; for the Anthropic shape, the provider bare ``claude-*``
   names reach): listing models must not hand one provider's key to every upstream.
@@ -44,7 +46,7 @@ import orjson
 
 from gateway.capture import STATUS_ERROR, Span, now_us
 from gateway.config import ProviderConfig
-from gateway.errors import InvalidRequest, SpanlabError, UpstreamTimeout
+from gateway.errors import InvalidRequest, SpanlabError, UpstreamError, UpstreamTimeout
 from gateway.providers import Router
 from gateway.providers.base import CREDENTIAL_HEADERS
 
@@ -105,6 +107,7 @@ class Listing:
     models: list[dict[str, Any]] = field(default_factory=list)
     failure: ListSink | None = None  # its error answer, when it gave one
     error: str | None = None  # why it is left out (for the log and the span)
+    timed_out: bool = False
 
 
 @dataclass(slots=True)
@@ -155,16 +158,18 @@ class ModelLists:
                 report[listing.provider.name] = {"models": len(listing.models)}
         failed = [item for item in listings if item.error is not None]
         if listings and len(failed) == len(listings):
-            # The home provider's failure, else the first that answered at all.
+            # The home provider's answer, else the first provider's that answered at all
+            # (an upstream's own error passes through, as it would for any one call).
             answered = [item for item in failed if item.failure is not None]
-            first = next((item for item in failed if item.provider.name == home), None)
-            first = first or (answered[0] if answered else failed[0])
-            if first.failure is None:
-                raise UpstreamTimeout(
-                    f"No provider listed its models; {first.provider.name!r}: {first.error}."
-                )
-            kept = [(k, v) for k, v in first.failure.headers if k not in DROPPED_FAILURE_HEADERS]
-            return ModelListAnswer(first.failure.status, bytes(first.failure.body), kept, report)
+            answered.sort(key=lambda item: item.provider.name != home)
+            if not answered:
+                reasons = "; ".join(f"{i.provider.name!r}: {i.error}" for i in failed)
+                error = UpstreamTimeout if all(i.timed_out for i in failed) else UpstreamError
+                raise error(f"No provider listed its models ({reasons}).")
+            failure = answered[0].failure
+            assert failure is not None
+            kept = [(k, v) for k, v in failure.headers if k not in DROPPED_FAILURE_HEADERS]
+            return ModelListAnswer(failure.status, bytes(failure.body), kept, report)
         entries = self._merge(listings, anthropic)
         if page is not None:
             body = _anthropic_body(entries, *page)
@@ -200,7 +205,7 @@ class ModelLists:
                 await self._pages(fetch, listing, headers)
         except TimeoutError:
             listing.error = f"no answer within models_timeout ({self.timeout:g}s)"
-            listing.failure = None
+            listing.failure, listing.timed_out = None, True
         except Exception as exc:  # logged by the pipeline; one provider, not the list
             listing.error = f"internal error ({type(exc).__name__})"
             listing.failure = None
