@@ -60,10 +60,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "allowed_hosts",
         "",
-        "Comma-separated host names accepted in the Host and Origin headers besides"
-        ' localhost, 127.0.0.1, ::1 and the bind address ("*": any). Guards a loopback'
-        " gateway against DNS rebinding and cross-site requests from web pages. With a"
-        " public bind address and nothing set, any host is accepted.",
+        "Comma-separated host names accepted in the Host header besides localhost,"
+        ' 127.0.0.1, ::1 and the bind address ("*": any host), and in the Origin header'
+        " of a state-changing request (any Origin must be one of these or the gateway's"
+        " own; Origin: null never is). Guards against DNS rebinding and cross-site"
+        " requests from web pages. With a public bind address and nothing set, any Host"
+        " is accepted, but the Origin check stays.",
         "server",
     ),
     Setting(

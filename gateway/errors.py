@@ -23,6 +23,7 @@ one parser.
     ├── MethodNotAllowed        405 method_not_allowed
     ├── Conflict                409 conflict
     ├── BodyTooLarge            413 request_too_large
+    ├── UnsupportedMediaType    415 unsupported_media_type
     ├── UpstreamError           502 upstream_error
     │   ├── UpstreamUnreachable 502 upstream_unreachable
     │   ├── UpstreamProtocol    502 upstream_protocol_error
@@ -135,6 +136,12 @@ class BodyTooLarge(SpanlabError):
     status_code = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"
+
+
+class UnsupportedMediaType(SpanlabError):
+    status_code = 415
+    error_type = "invalid_request_error"
+    default_code = "unsupported_media_type"
 
 
 class UpstreamError(SpanlabError):
