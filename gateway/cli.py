@@ -100,6 +100,9 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 50, 100)
 
 
+KEEPALIVE_TIMEOUT_S = 5
+
+
 @cli.command()
 @CONFIG_OPTION
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
@@ -117,7 +120,7 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.http_server import CoalescingHttpToolsProtocol
+    from gateway.http_server import ClientLimits, fit_to_file_limit, guarded_protocol
 
     settings = load_settings(config_path, host=host, port=port, db=db, log_level=log_level)
     logging.basicConfig(
@@ -129,6 +132,11 @@ def serve(
         f"{p.name} ({redact_url(p.base_url)})" for p in settings.providers.values()
     )
     logger.info("spanlab %s: database %s; providers: %s", __version__, settings.db, providers)
+    limits = ClientLimits(
+        max_connections=fit_to_file_limit(settings.max_client_connections),
+        header_timeout=settings.client_header_timeout,
+        body_timeout=settings.client_body_timeout,
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -141,9 +149,14 @@ def serve(
         server_header=False,
         # Named rather than "auto": both are dependencies, and a silent fallback to
         # the pure-Python loop or parser would cost a good part of the throughput. The
-        # protocol is uvicorn's httptools one, sending a response in one write.
+        # protocol is uvicorn's httptools one, sending a response in one write, with
+        # deadlines for slow clients and a connection limit (gateway/http_server.py;
+        # uvicorn's own limit_concurrency stays off: slow connections would hold it).
         loop="asyncio" if sys.platform == "win32" else "uvloop",
-        http=CoalescingHttpToolsProtocol,
+        http=guarded_protocol(limits),
+        # An idle kept-alive connection is closed after this many seconds (uvicorn's
+        # default, stated here because the protocol's deadlines leave idle time to it).
+        timeout_keep_alive=KEEPALIVE_TIMEOUT_S,
         # Nothing here reads the client address or scheme, so X-Forwarded-* rewriting
         # (a middleware around every request) has nothing to do.
         proxy_headers=False,

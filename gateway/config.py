@@ -69,6 +69,30 @@ SETTINGS: tuple[Setting, ...] = (
         "server",
     ),
     Setting(
+        "max_client_connections",
+        2048,
+        "Most client connections held open at once. Past it, the connections idle or"
+        " stalled longest (keep-alive, or a request head still arriving) are closed to make"
+        " room; with none of those, a new request gets 503. Lowered at start if the"
+        " open-file limit (ulimit -n) cannot hold it.",
+        "server",
+    ),
+    Setting(
+        "client_header_timeout",
+        10.0,
+        "Seconds a client gets to send a request's line and headers, from its connection"
+        " (or its first byte on a kept-alive one); past it 408 and the connection is"
+        " closed.",
+        "server",
+    ),
+    Setting(
+        "client_body_timeout",
+        60.0,
+        "Seconds a client gets to send a request body once its headers are in; past it"
+        " 408 and the connection is closed.",
+        "server",
+    ),
+    Setting(
         "default_provider",
         "openai",
         "Provider for a bare model name that neither a provider prefix nor [models] routes."
@@ -132,6 +156,9 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+# Settings that make no sense at 0 or below (a limit of no connections, a deadline
+# already past).
+POSITIVE_SETTINGS = ("max_client_connections", "client_header_timeout", "client_body_timeout")
 
 
 @dataclass(frozen=True)
@@ -182,6 +209,9 @@ class Settings:
     log_level: str = "info"
     allowed_hosts: str = ""
     shutdown_grace_s: float = 30.0
+    max_client_connections: int = 2048
+    client_header_timeout: float = 10.0
+    client_body_timeout: float = 60.0
     default_provider: str = "openai"
     max_body_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 10.0
@@ -248,6 +278,9 @@ class Settings:
             only = list(values["providers"])
             values["default_provider"] = only[0] if len(only) == 1 else ""
         settings = cls(**values, source=source)
+        for name in POSITIVE_SETTINGS:
+            if getattr(settings, name) <= 0:
+                raise ConfigError(f"{where}: {name} must be above 0")
         if settings.default_provider and settings.default_provider not in settings.providers:
             raise ConfigError(
                 f"{where}: default_provider {settings.default_provider!r} is not a configured"

@@ -21,6 +21,7 @@ one parser.
     │   ├── UnknownModel        404 model_not_found
     │   └── UnknownProvider     404 provider_not_found
     ├── MethodNotAllowed        405 method_not_allowed
+    ├── RequestTimeout          408 request_timeout
     ├── Conflict                409 conflict
     ├── BodyTooLarge            413 request_too_large
     ├── UnsupportedMediaType    415 unsupported_media_type
@@ -124,6 +125,14 @@ class MethodNotAllowed(SpanlabError):
     status_code = 405
     error_type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class RequestTimeout(SpanlabError):
+    """The client was too slow sending its request (headers or body)."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
 
 
 class Conflict(SpanlabError):
