@@ -11,6 +11,7 @@ import gc
 import logging
 import math
 import re
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from gateway import __version__
 from gateway.config import Settings, example_toml
 from gateway.errors import ConfigError
 from gateway.redaction import redact_url
+from gateway.security import is_loopback
 from gateway.store import SpanFilter, SQLiteStore
 
 T = TypeVar("T")
@@ -103,6 +105,31 @@ def tune_gc() -> None:
 KEEPALIVE_TIMEOUT_S = 5
 
 
+def binds_loopback_only(host: str) -> bool:
+    """Whether binding ``host`` listens on loopback addresses only. A name counts when
+    every address it resolves to is loopback; "" (every interface) and a name that does
+    not resolve do not."""
+    if not host:
+        return False
+    if is_loopback(host):
+        return True
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(addresses) and all(is_loopback(str(address)) for address in addresses)
+
+
+def public_bind_warning(host: str) -> str:
+    return (
+        f"listening on {host or 'every interface'}, not only on loopback: every captured"
+        " trace (prompts, answers, headers) is readable, and calls can be made with the"
+        " configured provider keys, by anyone who can reach this address. Spanlab has no"
+        " authentication yet. Bind to 127.0.0.1 (--host 127.0.0.1), or put the gateway"
+        " behind a reverse proxy that authenticates."
+    )
+
+
 @cli.command()
 @CONFIG_OPTION
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
@@ -132,6 +159,10 @@ def serve(
         f"{p.name} ({redact_url(p.base_url)})" for p in settings.providers.values()
     )
     logger.info("spanlab %s: database %s; providers: %s", __version__, settings.db, providers)
+    if not binds_loopback_only(settings.host):
+        warning = public_bind_warning(settings.host)
+        logger.warning("%s", warning)
+        click.echo(f"WARNING: {warning}", err=True)
     limits = ClientLimits(
         max_connections=fit_to_file_limit(settings.max_client_connections),
         header_timeout=settings.client_header_timeout,
