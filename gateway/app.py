@@ -35,7 +35,7 @@ from gateway.pricing import PriceTable
 from gateway.providers import Router
 from gateway.proxy import MODEL_PATH, OPERATIONS, ProxyPipeline
 from gateway.proxy_http import ProxyEndpoint, ProxyRoutes
-from gateway.security import HostOriginGuard, allowed_hosts
+from gateway.security import AllowedHosts, HostOriginGuard, allowed_hosts
 from gateway.span_table import SUMMARY_COLUMNS
 from gateway.state import AppState
 from gateway.store import SQLiteStore, Store, span_from_row
@@ -123,7 +123,7 @@ class Gateway(Starlette):
     def __init__(
         self,
         endpoints: dict[str, tuple[frozenset[str], ASGIApp]],
-        allowed: frozenset[str] | None,
+        allowed: AllowedHosts,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -11,6 +11,7 @@ import gc
 import logging
 import math
 import re
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from gateway import __version__
 from gateway.config import Settings, example_toml
 from gateway.errors import ConfigError
 from gateway.redaction import redact_url
+from gateway.security import is_loopback
 from gateway.store import SpanFilter, SQLiteStore
 
 T = TypeVar("T")
@@ -100,6 +102,34 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 50, 100)
 
 
+KEEPALIVE_TIMEOUT_S = 5
+
+
+def binds_loopback_only(host: str) -> bool:
+    """Whether binding ``host`` listens on loopback addresses only. A name counts when
+    every address it resolves to is loopback; "" (every interface) and a name that does
+    not resolve do not."""
+    if not host:
+        return False
+    if is_loopback(host):
+        return True
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(addresses) and all(is_loopback(str(address)) for address in addresses)
+
+
+def public_bind_warning(host: str) -> str:
+    return (
+        f"listening on {host or 'every interface'}, not only on loopback: every captured"
+        " trace (prompts, answers, headers) is readable, and calls can be made with the"
+        " configured provider keys, by anyone who can reach this address. Spanlab has no"
+        " authentication yet. Bind to 127.0.0.1 (--host 127.0.0.1), or put the gateway"
+        " behind a reverse proxy that authenticates."
+    )
+
+
 @cli.command()
 @CONFIG_OPTION
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
@@ -117,7 +147,7 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.http_server import CoalescingHttpToolsProtocol
+    from gateway.http_server import ClientLimits, fit_to_file_limit, guarded_protocol
 
     settings = load_settings(config_path, host=host, port=port, db=db, log_level=log_level)
     logging.basicConfig(
@@ -129,6 +159,15 @@ def serve(
         f"{p.name} ({redact_url(p.base_url)})" for p in settings.providers.values()
     )
     logger.info("spanlab %s: database %s; providers: %s", __version__, settings.db, providers)
+    if not binds_loopback_only(settings.host):
+        warning = public_bind_warning(settings.host)
+        logger.warning("%s", warning)
+        click.echo(f"WARNING: {warning}", err=True)
+    limits = ClientLimits(
+        max_connections=fit_to_file_limit(settings.max_client_connections),
+        header_timeout=settings.client_header_timeout,
+        body_timeout=settings.client_body_timeout,
+    )
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -141,9 +180,14 @@ def serve(
         server_header=False,
         # Named rather than "auto": both are dependencies, and a silent fallback to
         # the pure-Python loop or parser would cost a good part of the throughput. The
-        # protocol is uvicorn's httptools one, sending a response in one write.
+        # protocol is uvicorn's httptools one, sending a response in one write, with
+        # deadlines for slow clients and a connection limit (gateway/http_server.py;
+        # uvicorn's own limit_concurrency stays off: slow connections would hold it).
         loop="asyncio" if sys.platform == "win32" else "uvloop",
-        http=CoalescingHttpToolsProtocol,
+        http=guarded_protocol(limits),
+        # An idle kept-alive connection is closed after this many seconds (uvicorn's
+        # default, stated here because the protocol's deadlines leave idle time to it).
+        timeout_keep_alive=KEEPALIVE_TIMEOUT_S,
         # Nothing here reads the client address or scheme, so X-Forwarded-* rewriting
         # (a middleware around every request) has nothing to do.
         proxy_headers=False,

@@ -60,10 +60,36 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "allowed_hosts",
         "",
-        "Comma-separated host names accepted in the Host and Origin headers besides"
-        ' localhost, 127.0.0.1, ::1 and the bind address ("*": any). Guards a loopback'
-        " gateway against DNS rebinding and cross-site requests from web pages. With a"
-        " public bind address and nothing set, any host is accepted.",
+        "Comma-separated host names accepted in the Host header besides localhost,"
+        ' 127.0.0.1, ::1 and the bind address ("*": any host), and in the Origin header'
+        " of a state-changing request (any Origin must be one of these or the gateway's"
+        " own; Origin: null never is). Guards against DNS rebinding and cross-site"
+        " requests from web pages. With a public bind address and nothing set, any Host"
+        " is accepted, but the Origin check stays.",
+        "server",
+    ),
+    Setting(
+        "max_client_connections",
+        2048,
+        "Most client connections held open at once. Past it, the connections idle or"
+        " stalled longest (keep-alive, or a request head still arriving) are closed to make"
+        " room; with none of those, a new request gets 503. Lowered at start if the"
+        " open-file limit (ulimit -n) cannot hold it.",
+        "server",
+    ),
+    Setting(
+        "client_header_timeout",
+        10.0,
+        "Seconds a client gets to send a request's line and headers, from its connection"
+        " (or its first byte on a kept-alive one); past it 408 and the connection is"
+        " closed.",
+        "server",
+    ),
+    Setting(
+        "client_body_timeout",
+        60.0,
+        "Seconds a client gets to send a request body once its headers are in; past it"
+        " 408 and the connection is closed.",
         "server",
     ),
     Setting(
@@ -138,6 +164,9 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+# Settings that make no sense at 0 or below (a limit of no connections, a deadline
+# already past).
+POSITIVE_SETTINGS = ("max_client_connections", "client_header_timeout", "client_body_timeout")
 
 
 @dataclass(frozen=True)
@@ -188,6 +217,9 @@ class Settings:
     log_level: str = "info"
     allowed_hosts: str = ""
     shutdown_grace_s: float = 30.0
+    max_client_connections: int = 2048
+    client_header_timeout: float = 10.0
+    client_body_timeout: float = 60.0
     default_provider: str = "openai"
     max_body_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 10.0
@@ -255,6 +287,9 @@ class Settings:
             only = list(values["providers"])
             values["default_provider"] = only[0] if len(only) == 1 else ""
         settings = cls(**values, source=source)
+        for name in POSITIVE_SETTINGS:
+            if getattr(settings, name) <= 0:
+                raise ConfigError(f"{where}: {name} must be above 0")
         if settings.default_provider and settings.default_provider not in settings.providers:
             raise ConfigError(
                 f"{where}: default_provider {settings.default_provider!r} is not a configured"

@@ -21,8 +21,10 @@ one parser.
     │   ├── UnknownModel        404 model_not_found
     │   └── UnknownProvider     404 provider_not_found
     ├── MethodNotAllowed        405 method_not_allowed
+    ├── RequestTimeout          408 request_timeout
     ├── Conflict                409 conflict
     ├── BodyTooLarge            413 request_too_large
+    ├── UnsupportedMediaType    415 unsupported_media_type
     ├── UpstreamError           502 upstream_error
     │   ├── UpstreamUnreachable 502 upstream_unreachable
     │   ├── UpstreamProtocol    502 upstream_protocol_error
@@ -125,6 +127,14 @@ class MethodNotAllowed(SpanlabError):
     default_code = "method_not_allowed"
 
 
+class RequestTimeout(SpanlabError):
+    """The client was too slow sending its request (headers or body)."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
 class Conflict(SpanlabError):
     status_code = 409
     error_type = "invalid_request_error"
@@ -135,6 +145,12 @@ class BodyTooLarge(SpanlabError):
     status_code = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"
+
+
+class UnsupportedMediaType(SpanlabError):
+    status_code = 415
+    error_type = "invalid_request_error"
+    default_code = "unsupported_media_type"
 
 
 class UpstreamError(SpanlabError):

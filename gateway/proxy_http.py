@@ -1,7 +1,8 @@
 """The proxy's HTTP side: the ASGI endpoint of each proxied path, and the dispatch that
 sends those paths to it ahead of Starlette.
 
-`ProxyEndpoint` reads the request (up to ``max_body_bytes``), watches for the client
+`ProxyEndpoint` reads the request (up to ``max_body_bytes``, within
+``client_body_timeout``), watches for the client
 hanging up (which cancels the call, and so the upstream request), and hands the call
 to `ProxyPipeline` (gateway/proxy.py) with an `ASGISink` to answer through.
 """
@@ -14,10 +15,10 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import BodyTooLarge, InvalidRequest, SpanlabError
+from gateway.errors import BodyTooLarge, InvalidRequest, RequestTimeout, SpanlabError
 from gateway.proxy import ProxyPipeline, ProxyRequest
 
-__all__ = ["ASGISink", "ProxyEndpoint", "ProxyRoutes", "read_body"]
+__all__ = ["ASGISink", "ProxyEndpoint", "ProxyRoutes", "body_timeout", "read_body"]
 
 
 class ASGISink:
@@ -53,8 +54,15 @@ class _ClientGone(Exception):
     pass
 
 
-async def read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:
-    """The whole request body, or `BodyTooLarge` as soon as it passes ``limit``."""
+async def read_body(
+    receive: Receive, headers: list[tuple[str, str]], limit: int, deadline_s: float
+) -> bytes:
+    """The whole request body; `BodyTooLarge` as soon as it passes ``limit``, and
+    `RequestTimeout` when it is not all in within ``deadline_s`` seconds.
+
+    The deadline costs nothing when the body comes with the headers (the usual case:
+    the first message is the whole of it); only a body still arriving gets a timer.
+    """
     for name, value in headers:
         if name == "content-length":
             try:
@@ -63,8 +71,24 @@ async def read_body(receive: Receive, headers: list[tuple[str, str]], limit: int
                 raise InvalidRequest("Invalid Content-Length header.") from None
             if declared > limit:
                 raise BodyTooLarge(_too_large(limit))
-    chunks: list[bytes] = []
-    size = 0
+    message: Message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _ClientGone()
+    chunk: bytes = message.get("body", b"")
+    if len(chunk) > limit:
+        raise BodyTooLarge(_too_large(limit))
+    if not message.get("more_body", False):
+        return chunk
+    try:
+        async with asyncio.timeout(deadline_s):
+            return await _read_rest(receive, chunk, limit)
+    except TimeoutError:
+        raise body_timeout() from None
+
+
+async def _read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
+    chunks = [first]
+    size = len(first)
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
@@ -76,8 +100,16 @@ async def read_body(receive: Receive, headers: list[tuple[str, str]], limit: int
                 raise BodyTooLarge(_too_large(limit))
             chunks.append(chunk)
         if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
+
+
+def body_timeout() -> RequestTimeout:
+    """The error for a body that did not arrive in time; the connection is closed after
+    it (the rest of the body may still be on its way)."""
+    return RequestTimeout(
+        "The request body did not arrive within client_body_timeout.",
+        headers={"connection": "close"},
+    )
 
 
 def _too_large(limit: int) -> str:
@@ -105,7 +137,10 @@ class ProxyEndpoint:
             query=scope.get("query_string", b"").decode("latin-1"),
         )
         try:
-            request.body = await read_body(receive, headers, pipeline.settings.max_body_bytes)
+            settings = pipeline.settings
+            request.body = await read_body(
+                receive, headers, settings.max_body_bytes, settings.client_body_timeout
+            )
         except _ClientGone:
             pipeline.abandoned(request)
             return

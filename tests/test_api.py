@@ -35,7 +35,21 @@ async def call(gateway: Gateway, **headers: str) -> str:
         ("GET", "/spans?since=2025-01-01T00:00:00", {}, 400, "invalid_request"),
         ("GET", "/spans?cursor=@@", {}, 400, "invalid_request"),
         ("GET", "/stats?group_by=colour", {}, 400, "invalid_request"),
-        ("POST", "/v1/chat/completions", {"content": b"{"}, 400, "invalid_json"),
+        (
+            "POST",
+            "/v1/chat/completions",
+            {"content": b"{", "headers": {"content-type": "application/json"}},
+            400,
+            "invalid_json",
+        ),
+        ("POST", "/v1/chat/completions", {"content": b"{"}, 415, "unsupported_media_type"),
+        (
+            "POST",
+            "/v1/chat/completions",
+            {"json": {}, "headers": {"origin": "null"}},
+            403,
+            "origin_not_allowed",
+        ),
         ("POST", "/v1/chat/completions", {"json": {"messages": []}}, 400, "missing_model"),
     ],
 )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
+import uvicorn
 from click.testing import CliRunner, Result
 
+from gateway import cli as cli_module
 from gateway.cli import cli
 from gateway.config import example_toml
 from tests.conftest import GatewayFactory
@@ -130,3 +134,52 @@ async def test_prune_deletes_only_older_spans(make_gateway: GatewayFactory) -> N
     result = await runner.invoke(cli, ["prune", "--older-than", "soon", "--db", db])
     assert result.exit_code == 2
     assert "duration" in result.output
+
+
+class NoServer:
+    """Stands in for uvicorn.Server.run: serve's start-up runs, nothing listens."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.hosts: list[str] = []
+
+        def run(server: uvicorn.Server) -> None:
+            self.hosts.append(server.config.host)
+            server.started = True
+
+        monkeypatch.setattr(uvicorn.Server, "run", run)
+        # serve freezes the collector for a server's life: not for the test process
+        monkeypatch.setattr(cli_module, "tune_gc", lambda: None)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", ""])
+def test_serve_on_a_non_loopback_address_warns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, host: str
+) -> None:
+    server = NoServer(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="gateway"):
+        result = CliRunner().invoke(
+            cli, ["serve", "--host", host, "--port", "8080", "--db", str(tmp_path / "s.db")]
+        )
+    assert result.exit_code == 0, result.output
+    assert server.hosts == [host]
+    warning = result.stderr
+    assert "WARNING" in warning and "not only on loopback" in warning
+    assert "provider keys" in warning and "every captured trace" in warning
+    assert "--host 127.0.0.1" in warning and "authenticat" in warning
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("no authentication yet" in message for message in logged), logged
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_serve_on_loopback_does_not_warn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, host: str
+) -> None:
+    server = NoServer(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="gateway"):
+        result = CliRunner().invoke(
+            cli, ["serve", "--host", host, "--port", "8080", "--db", str(tmp_path / "s.db")]
+        )
+    assert result.exit_code == 0, result.output
+    assert server.hosts == [host]
+    assert "loopback" not in result.stderr
+    assert not [r for r in caplog.records if "no authentication" in r.getMessage()]

@@ -81,6 +81,9 @@ def test_precedence_file_then_env_then_overrides(tmp_path: Path) -> None:
         ("default_provider = 'missing'", "default_provider"),
         ("port = ", "invalid TOML"),
         ("[prices]\nm = { input = 'cheap' }", "prices"),
+        ("max_client_connections = 0", "max_client_connections must be above 0"),
+        ("client_header_timeout = -1.0", "client_header_timeout must be above 0"),
+        ("client_body_timeout = 0", "client_body_timeout must be above 0"),
     ],
 )
 def test_bad_configuration_says_what_is_wrong(tmp_path: Path, text: str, needle: str) -> None:

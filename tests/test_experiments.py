@@ -203,7 +203,9 @@ async def test_create_errors_are_clear_and_write_nothing(
 
 
 async def test_malformed_body_and_span_trace_mismatch(gateway: Gateway) -> None:
-    r = await gateway.client.post("/experiments", content=b"{", headers={"content-type": "x"})
+    r = await gateway.client.post(
+        "/experiments", content=b"{", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and error_of(r)["code"] == "invalid_json"
     r = await gateway.client.post("/experiments", json=[1, 2])
     assert r.status_code == 422

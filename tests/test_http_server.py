@@ -1,12 +1,26 @@
-"""The coalescing transport under `spanlab serve`: a response's writes in one loop turn
-go out as one write, in order; closing sends what is pending, aborting drops it."""
+"""The server protocol under `spanlab serve`: a response's writes in one loop turn go
+out as one write, in order (closing sends what is pending, aborting drops it); slow
+clients meet deadlines, and past the connection limit the connections waiting longest
+make room."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
-from gateway.http_server import CoalescingTransport
+import orjson
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from gateway.http_server import (
+    RESERVED_FILES,
+    ClientLimits,
+    CoalescingTransport,
+    GuardedHttpToolsProtocol,
+    guarded_protocol,
+)
 
 
 class RecordingTransport:
@@ -58,3 +72,190 @@ async def test_close_sends_what_is_pending_and_abort_drops_it() -> None:
     transport.abort()
     await asyncio.sleep(0)
     assert real.writes == [] and real.aborted
+
+
+# --- slow clients and the connection limit (GuardedHttpToolsProtocol) --------------------
+
+
+class FakeSocket(RecordingTransport):
+    """What uvicorn's protocol asks of a transport, recording what it is sent."""
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 5000)}.get(name, default)
+
+    @property
+    def sent(self) -> bytes:
+        return b"".join(self.writes)
+
+
+class Server:
+    """Connections of one guarded protocol class over fake sockets, to an app that
+    answers at once, or holds its answer until ``release`` is set."""
+
+    def __init__(self, limit: int, header_timeout: float = 10.0) -> None:
+        release = self.release = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["path"] == "/hold":
+                await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        self.cls = guarded_protocol(ClientLimits(limit, header_timeout, 10.0))
+        self.config = Config(app=app, http=self.cls, lifespan="off", access_log=False)
+        self.config.load()
+        self.state = ServerState()
+
+    def connect(self) -> tuple[GuardedHttpToolsProtocol, FakeSocket]:
+        protocol = self.cls(
+            config=self.config,
+            server_state=self.state,
+            app_state={},
+            _loop=asyncio.get_running_loop(),
+        )
+        sock = FakeSocket()
+        protocol.connection_made(sock)  # type: ignore[arg-type]
+        return protocol, sock
+
+    def lose(self, *pairs: tuple[GuardedHttpToolsProtocol, FakeSocket]) -> None:
+        """What the loop does after a close: report the connection lost."""
+        for protocol, sock in pairs:
+            if sock.closed:
+                protocol.connection_lost(None)
+
+
+PARTIAL = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+WHOLE = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def test_past_the_limit_the_connection_waiting_longest_is_closed() -> None:
+    server = Server(limit=3)
+    stalled, stalled_sock = server.connect()
+    stalled.data_received(PARTIAL)
+    idle, idle_sock = server.connect()
+    idle.data_received(WHOLE)
+    await asyncio.sleep(0.01)  # answered; kept alive, idle
+    assert idle_sock.sent.startswith(b"HTTP/1.1 200 ")
+    busy, busy_sock = server.connect()
+    busy.data_received(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.01)
+
+    # Each newcomer closes one, the one waited on longest: the stalled head first...
+    first, first_sock = server.connect()
+    assert stalled_sock.closed and b" 503 " in stalled_sock.sent
+    assert b"too_many_connections" in stalled_sock.sent
+    assert not idle_sock.closed
+    server.lose((stalled, stalled_sock))
+    # ...then the idle kept-alive one (nothing to answer there).
+    second, second_sock = server.connect()
+    assert idle_sock.closed and idle_sock.sent.count(b"HTTP/1.1") == 1
+    server.lose((idle, idle_sock))
+    # A request in progress is never closed for room; the newcomers are served.
+    for protocol, sock in ((first, first_sock), (second, second_sock)):
+        protocol.data_received(WHOLE)
+        await asyncio.sleep(0.01)
+        assert sock.sent.startswith(b"HTTP/1.1 200 ")
+    assert not busy_sock.closed
+    server.release.set()
+    await asyncio.sleep(0.01)
+    assert busy_sock.sent.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_unread_connections_are_closed_only_past_twice_the_limit() -> None:
+    server = Server(limit=2)
+    pairs = [server.connect() for _ in range(4)]  # a burst, not read yet: allowed
+    assert not any(sock.closed for _, sock in pairs)
+    fifth = server.connect()
+    assert pairs[0][1].closed and pairs[0][1].sent == b""  # the oldest unread
+    assert not any(sock.closed for _, sock in pairs[1:]) and not fifth[1].closed
+
+
+async def test_when_every_connection_is_busy_a_newcomer_gets_503() -> None:
+    server = Server(limit=1)
+    busy = [server.connect(), server.connect()]
+    for protocol, _ in busy:
+        protocol.data_received(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    newcomer, sock = server.connect()
+    newcomer.data_received(WHOLE)
+    await asyncio.sleep(0.01)
+    head, _, body = sock.sent.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ") and b"retry-after: 1" in head
+    assert orjson.loads(body)["error"]["code"] == "too_many_connections"
+    assert sock.closed
+    assert not any(s.closed for _, s in busy)
+    server.release.set()
+    await asyncio.sleep(0.01)
+
+
+async def test_a_head_deadline_holds_however_the_bytes_trickle() -> None:
+    server = Server(limit=10, header_timeout=0.2)
+    protocol, sock = server.connect()
+    protocol.data_received(PARTIAL)
+    for _ in range(5):
+        await asyncio.sleep(0.05)
+        protocol.data_received(b"X-Slow: 1\r\n")
+    await asyncio.sleep(0.05)
+    assert sock.closed and sock.sent.startswith(b"HTTP/1.1 408 ")
+    silent, silent_sock = server.connect()
+    await asyncio.sleep(0.25)
+    assert silent_sock.closed and silent_sock.sent == b""
+    server.lose((protocol, sock), (silent, silent_sock))
+    assert not server.cls.table.waiting and not server.cls.table.unread
+
+
+async def test_a_request_in_progress_has_no_head_deadline() -> None:
+    server = Server(limit=10, header_timeout=0.1)
+    protocol, sock = server.connect()
+    protocol.data_received(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0.3)  # the app takes its time: not the client's fault
+    assert not sock.closed
+    server.release.set()
+    await asyncio.sleep(0.01)
+    assert sock.sent.startswith(b"HTTP/1.1 200 ")
+    await asyncio.sleep(0.15)  # idle after: uvicorn's keep-alive timer's business
+    assert not sock.closed
+    protocol.data_received(b"GET /")  # the next head has a deadline again
+    await asyncio.sleep(0.15)
+    assert sock.closed and sock.sent.count(b"HTTP/1.1 408 ") == 1
+
+
+FIT = """
+import resource, sys
+from gateway.http_server import fit_to_file_limit
+resource.setrlimit(resource.RLIMIT_NOFILE, (100, 256))
+print(fit_to_file_limit(50), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+print(fit_to_file_limit(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+
+
+def test_the_file_limit_is_raised_to_fit_or_the_connection_limit_lowered() -> None:
+    # In a process of its own: a hard limit once lowered cannot be raised again.
+    done = subprocess.run([sys.executable, "-c", FIT], capture_output=True, text=True, check=True)
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert lines[0] == ["50", str(3 * 50 + RESERVED_FILES)]  # raised: it fits
+    assert lines[1] == [str((256 - RESERVED_FILES) // 3), "256"]  # at the hard limit: lowered
+    assert "max_client_connections lowered from 1000" in done.stderr
+
+
+async def test_a_head_after_a_slow_body_still_has_its_own_deadline() -> None:
+    """The timer, re-armed for the body's (later) backstop while a body was arriving,
+    is brought forward when the next head begins."""
+    server = Server(limit=10, header_timeout=0.1)
+    protocol, sock = server.connect()
+    protocol.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
+    await asyncio.sleep(0.15)  # the head's deadline passes while the body is due
+    protocol.data_received(b"ok")
+    await asyncio.sleep(0.01)
+    assert sock.sent.startswith(b"HTTP/1.1 200 ") and not sock.closed
+    protocol.data_received(PARTIAL)
+    await asyncio.sleep(0.2)
+    assert sock.closed and sock.sent.count(b"HTTP/1.1 408 ") == 1

@@ -449,6 +449,7 @@ async def test_a_client_gone_mid_upload_is_recorded_as_aborted(gateway: Gateway)
         "query_string": b"",
         "headers": [
             (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
             (b"content-length", b"4096"),
             (b"authorization", b"Bearer sk-upload-secret-0123456789"),
         ],

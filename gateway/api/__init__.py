@@ -7,6 +7,7 @@ call the store, and answer with `json_response`.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import InvalidRequest
+from gateway.proxy_http import body_timeout
 
 
 class JSONResponse(Response):
@@ -73,8 +75,19 @@ def query_time_us(request: Request, name: str) -> int | None:
     return int(moment.timestamp() * 1_000_000)
 
 
+async def read_body(request: Request) -> bytes:
+    """The request body, read within ``client_body_timeout`` (else 408, and the
+    connection closes: the rest of the body may still be on its way)."""
+    timeout: float = request.app.state.spanlab.settings.client_body_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.body()
+    except TimeoutError:
+        raise body_timeout() from None
+
+
 async def read_json(request: Request) -> Any:
-    body = await request.body()
+    body = await read_body(request)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from gateway.api import json_response, query_int, query_str, read_json
+from gateway.api import json_response, query_int, query_str, read_body, read_json
 from gateway.errors import InvalidRequest, SpanlabError
 from gateway.experiment_io import OnConflict
 from gateway.experiment_store import EXPERIMENT_STATUSES, ExperimentFilter
@@ -103,7 +103,7 @@ async def delete_experiment(request: Request) -> Response:
 
 
 async def duplicate_experiment(request: Request) -> Response:
-    body = await read_json(request) if await request.body() else None
+    body = await read_json(request) if await read_body(request) else None
     return json_response(await service(request).duplicate(_id(request), body), status_code=201)
 
 

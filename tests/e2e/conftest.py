@@ -9,6 +9,7 @@ thread id) and reads back only its own spans. Tests that need a gateway of their
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -72,8 +73,15 @@ class _PortTaken(Exception):
 class GatewayProcess:
     """``python -m gateway serve`` on a free loopback port, its output in a log file."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        env: dict[str, str],
+        max_open_files: int | None = None,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.max_open_files = max_open_files  # the process's ulimit -n, if set
         self.workdir = workdir
         self.config_path = workdir / "spanlab.toml"
         self.config_path.write_text(to_toml(config), encoding="utf-8")
@@ -124,7 +132,12 @@ class GatewayProcess:
         ]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_files if self.max_open_files else None,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -142,6 +155,16 @@ class GatewayProcess:
                 self.stop()
                 raise RuntimeError(f"gateway did not answer /healthz:\n{self.log()}")
             time.sleep(0.05)
+
+    def _limit_files(self) -> None:
+        """In the child, before exec: its open-file limit, soft and hard."""
+        assert self.max_open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_open_files, self.max_open_files))
+
+    def open_files(self) -> int:
+        """How many files the gateway process has open now (Linux)."""
+        assert self.proc is not None
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def terminate(self) -> None:
         """Send SIGTERM and return at once."""
@@ -287,15 +310,19 @@ def start_gateway(
     make_httpserver: HTTPServer,
     dead_port: int,
 ) -> Iterator[StartGateway]:
-    """Start a gateway of one's own: ``start_gateway(env={...}, **config_overrides)``."""
+    """Start a gateway of one's own: ``start_gateway(env={...}, **config_overrides)``;
+    ``max_open_files`` sets its ``ulimit -n``."""
     started: list[GatewayProcess] = []
 
-    def start(env: dict[str, str] | None = None, **overrides: Any) -> GatewayProcess:
+    def start(
+        env: dict[str, str] | None = None, max_open_files: int | None = None, **overrides: Any
+    ) -> GatewayProcess:
         config = gateway_config(mock_upstream, make_httpserver, dead_port, **overrides)
         process = GatewayProcess(
             tmp_path_factory.mktemp("gateway"),
             config,
             {PROVIDER_KEY_ENV: PROVIDER_KEY, **(env or {})},
+            max_open_files,
         )
         started.append(process)
         process.start()
