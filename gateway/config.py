@@ -102,6 +102,16 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "max_response_bytes",
+        256 * 1024 * 1024,
+        "Largest response (decoded) relayed to a client; 0: no limit. A larger one fails:"
+        " 502 response_too_large if it is not a stream and nothing was sent yet, an"
+        " error event ending a stream, and a cut connection (no complete body) if a"
+        " large non-stream body was already being relayed. Responses pass through as"
+        " they arrive; memory held per call is bounded by max_capture_bytes.",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",
@@ -125,6 +135,17 @@ SETTINGS: tuple[Setting, ...] = (
         "events_heartbeat_s",
         15.0,
         "Seconds between keep-alive comments on the /events stream.",
+        "capture",
+    ),
+    Setting(
+        "max_capture_bytes",
+        8 * 1024 * 1024,
+        "Most response bytes a span keeps (a body, or a stream's event data); 0: no"
+        " limit. Past it the client still gets the whole response, the span keeps its"
+        " first bytes (for a stream: its first events, and the final ones carrying usage)"
+        ' and says so in attributes["truncated_capture"]. A non-stream response up to'
+        " this size is read whole before it is sent; a larger one is relayed as it comes."
+        " A single stream event larger than this fails the stream.",
         "capture",
     ),
 )
@@ -186,10 +207,12 @@ class Settings:
     read_timeout: float = 120.0
     request_timeout: float = 600.0
     max_connections: int = 1000
+    max_response_bytes: int = 256 * 1024 * 1024
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000
     events_heartbeat_s: float = 15.0
+    max_capture_bytes: int = 8 * 1024 * 1024
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)
@@ -246,6 +269,9 @@ class Settings:
             only = list(values["providers"])
             values["default_provider"] = only[0] if len(only) == 1 else ""
         settings = cls(**values, source=source)
+        for name in ("max_response_bytes", "max_capture_bytes"):
+            if getattr(settings, name) < 0:
+                raise ConfigError(f"{where}: {name} must be 0 (no limit) or more")
         if settings.default_provider and settings.default_provider not in settings.providers:
             raise ConfigError(
                 f"{where}: default_provider {settings.default_provider!r} is not a configured"

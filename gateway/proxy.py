@@ -17,7 +17,15 @@ What the path does, and what it deliberately does not:
 * a client that goes away cancels the upstream call (`ProxyEndpoint` watches for the
   disconnect), and the span says ``client_aborted`` with the output so far;
 * nothing on this path waits for the disk: the finished span goes to the writer's
-  queue, and parsing the response for usage and cost happens there.
+  queue, and parsing the response for usage and cost happens there;
+* what one call holds in memory is bounded: a non-stream body is read whole (and
+  sent with its length) only up to ``max_capture_bytes``, a larger one is relayed as
+  it arrives; the span keeps at most ``max_capture_bytes`` of a response and says
+  when it kept less (``attributes["truncated_capture"]``); a response past
+  ``max_response_bytes`` fails (502 ``response_too_large``, or an error event);
+* a call the server cuts at shutdown (``shutdown_grace_s`` ran out) ends like one
+  whose upstream broke: an error event ends its stream (a 503 if nothing was sent),
+  and its span says ``interrupted``.
 """
 
 from __future__ import annotations
@@ -114,6 +122,14 @@ DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding"
 # the server writes its own Date (a response may carry only one).
 DROP_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "date"}
 DRAIN_AFTER_DONE_S = 1.0
+# A limit of 0 ("no limit") compares as this: more than any response.
+NO_LIMIT = 1 << 62
+# Past max_capture_bytes, a stream's span still keeps its final events (usage, finish
+# reason, error: what cost and status come from) when they are at most this size.
+FINAL_EVENT_MAX = 64 * 1024
+# At shutdown, how long telling a cut call's client may take (a stalled client must
+# not hold the shutdown).
+INTERRUPT_NOTICE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -169,7 +185,13 @@ class ProxyPipeline:
             pool=settings.connect_timeout,
         )
         self._urls: dict[str, UpstreamURL] = {}
+        self._capture_limit = settings.max_capture_bytes or NO_LIMIT
+        self._response_limit = settings.max_response_bytes or NO_LIMIT
+        # What one call may hold in memory at once: a non-stream body read whole
+        # before it is sent, one stream event.
+        self._buffer_limit = min(self._capture_limit, self._response_limit)
         self.in_flight = 0
+        self.interrupted = 0  # calls the server cut at shutdown
 
     async def wait_idle(self) -> None:
         """Wait until no call is in progress.
@@ -179,6 +201,15 @@ class ProxyPipeline:
         Polling (shutdown only) keeps the request path free of any signalling."""
         while self.in_flight:  # noqa: ASYNC110
             await anyio.sleep(0.01)
+        if self.interrupted:
+            # One line for all of them (each used to log a traceback).
+            logger.warning(
+                "shutdown cut %d call(s) still running after shutdown_grace_s (%gs): their"
+                " clients got an error, their spans say interrupted",
+                self.interrupted,
+                self.settings.shutdown_grace_s,
+            )
+            self.interrupted = 0
 
     @staticmethod
     def _start_span(request: ProxyRequest) -> Span:
@@ -209,11 +240,14 @@ class ProxyPipeline:
             self._fail(span, exc, responded=sink.started)
             if not sink.started:
                 await send_error(sink, exc, span)
-            elif span.end_us is None:
+            elif span.end_us is None and span.stream_format is not None:
                 # The stream had started (e.g. the overall deadline hit mid-stream):
                 # end it with an error event so the client never takes it as complete.
-                await sink.send(error_event(span.stream_format or "chat", exc))
+                await sink.send(error_event(span.stream_format, exc))
                 await sink.end()
+            # A non-stream body cut while being relayed (past max_capture_bytes) is
+            # left unfinished: the client sees the connection close before the body's
+            # end, never a shorter body that looks complete.
         except BaseException as exc:
             if span.end_us is not None:
                 raise  # the response was complete; what follows is no abort
@@ -226,6 +260,8 @@ class ProxyPipeline:
                         if sink.client_gone
                         else "the gateway stopped before the response ended",
                     }
+                if not sink.client_gone and not isinstance(exc, OSError):
+                    await self._end_interrupted(span, sink)
             else:
                 logger.exception("unexpected error proxying %s", request.path)
                 self._fail(
@@ -245,6 +281,26 @@ class ProxyPipeline:
             if writer is not None:
                 writer.submit(span)
         return span
+
+    async def _end_interrupted(self, span: Span, sink: ResponseSink) -> None:
+        """The server cut this call (at shutdown, past ``shutdown_grace_s``): end its
+        response as a broken upstream's ends, so the client never takes it for whole."""
+        self.interrupted += 1
+        error = ServiceUnavailable(
+            "The gateway is shutting down and stopped this call before its response"
+            " ended; retry it.",
+            code="gateway_shutting_down",
+        )
+        try:
+            async with asyncio.timeout(INTERRUPT_NOTICE_S):
+                if not sink.started:
+                    span.http_status = error.status_code
+                    await send_error(sink, error, span)
+                elif span.stream_format is not None:
+                    await sink.send(error_event(span.stream_format, error))
+                    await sink.end()
+        except (OSError, TimeoutError):
+            pass  # the client is gone or stalled: nothing more to tell it
 
     # --- the steps -------------------------------------------------------------------
 
@@ -461,18 +517,25 @@ class ProxyPipeline:
                     translator = None
                 await self._relay_stream(response, headers, span, sink, inject_usage, translator)
                 return
+            limit = self._buffer_limit
             try:
-                body = await response.read()
-            except httpx.TimeoutException:
-                raise UpstreamTimeout(
-                    f"Provider {provider!r} stopped sending its response."
-                ) from None
-            except httpx.TransportError as exc:
-                raise UpstreamProtocol(
-                    f"Provider {provider!r} broke off its response: {exc or type(exc).__name__}"
-                ) from None
-            except httpx.DecodingError as exc:
-                raise _undecodable(provider, exc) from None
+                body = await response.read(limit)
+            except httpx.HTTPError as exc:
+                raise _read_failure(provider, exc) from None
+            if len(body) > limit:
+                # More than may be held: relayed as it comes, without a length.
+                if len(body) > self._response_limit or translation is not None:
+                    # Nothing was sent yet: a plain error. (A translated body is whole.)
+                    limit = self._response_limit if translation is None else 0
+                    raise _too_large(provider, limit)
+                span.response_body = body[: self._capture_limit]
+                _mark_truncated(span, self._capture_limit)
+                await sink.start(status, _encode_headers(headers, span))
+                await sink.send(body)
+                sent = len(body)
+                del body  # not held while the rest is relayed
+                await self._relay_body(response, sent, span, sink)
+                return
             if translation is not None:
                 body = translation.response_body(status, body)
                 headers = [(k, v) for k, v in headers if k != "content-type"]
@@ -488,6 +551,30 @@ class ProxyPipeline:
         finally:
             await response.aclose()
 
+    async def _relay_body(
+        self,
+        response: UpstreamResponse,
+        received: int,
+        span: Span,
+        sink: ResponseSink,
+    ) -> None:
+        """The rest of a non-stream body larger than ``max_capture_bytes``, sent as it
+        arrives; its start (``received`` bytes) has gone out already."""
+        provider = span.provider
+        limit = self._response_limit
+        try:
+            async for chunk in response.chunks():
+                received += len(chunk)
+                if received > limit:
+                    raise _too_large(provider, limit)
+                await sink.send(chunk)
+        except httpx.HTTPError as exc:
+            raise _read_failure(provider, exc) from None
+        finally:
+            span.context.attributes["truncated_capture"]["response_bytes"] = received
+        await sink.end()
+        span.end_us = now_us()
+
     async def _relay_stream(
         self,
         response: UpstreamResponse,
@@ -499,11 +586,14 @@ class ProxyPipeline:
     ) -> None:
         fmt = "chat" if translator else STREAM_FORMATS.get(span.operation, "chat")
         span.stream_format = fmt
-        events: list[bytes] = []
-        span.stream_events = events
+        capture = _StreamCapture(span, self._capture_limit)
+        events = span.stream_events = capture.events
         splitter = SSESplitter()
         done = False
         failure: SpanlabError | None = None
+        received = 0
+        response_limit = self._response_limit
+        event_limit = self._buffer_limit
         await sink.start(200, _encode_headers(headers, span))
         chunks = response.chunks()
         if translator is not None:
@@ -511,14 +601,26 @@ class ProxyPipeline:
             chunks = _translated_stream(chunks, translator)
         try:
             async for chunk in chunks:
+                received += len(chunk)
+                if received > response_limit:
+                    raise _StreamFailure(_too_large(span.provider, response_limit))
                 out: list[bytes] = []
                 try:
                     for raw in splitter.feed(chunk):
                         if done:
                             continue
-                        forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
+                        forward, done = _inspect_event(raw, fmt, capture, span, inject_usage)
                         if forward:
                             out.append(raw)
+                    if len(splitter.tail) > event_limit:
+                        raise _StreamFailure(
+                            UpstreamProtocol(
+                                f"Provider {span.provider!r} sent a stream event larger than"
+                                f" {_limit_name(event_limit, self._capture_limit)}"
+                                f" ({event_limit} bytes).",
+                                code="response_too_large",
+                            )
+                        )
                 except _StreamFailure:
                     # The good events read with the bad one still go out first: what
                     # the client gets must not depend on how the bytes were chunked.
@@ -548,6 +650,9 @@ class ProxyPipeline:
             )
         except httpx.DecodingError as exc:
             failure = _undecodable(span.provider, exc)
+        finally:
+            if capture.mark is not None:
+                capture.mark["response_bytes"] = received
         if failure is None and not done and span.status != STATUS_ERROR:
             failure = UpstreamProtocol(
                 f"Provider {span.provider!r} ended the stream before it was complete"
@@ -623,6 +728,89 @@ def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
     }
 
 
+def _read_failure(provider: str | None, exc: httpx.HTTPError) -> SpanlabError:
+    """What a failure while reading a (non-stream) response body is to the client."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"Provider {provider!r} stopped sending its response.")
+    if isinstance(exc, httpx.DecodingError):
+        return _undecodable(provider, exc)
+    return UpstreamProtocol(
+        f"Provider {provider!r} broke off its response: {exc or type(exc).__name__}"
+    )
+
+
+def _limit_name(limit: int, capture_limit: int) -> str:
+    return "max_capture_bytes" if limit == capture_limit else "max_response_bytes"
+
+
+def _too_large(provider: str | None, limit: int) -> UpstreamProtocol:
+    """A response past ``limit`` (0: past max_capture_bytes, and to be translated)."""
+    if not limit:
+        return UpstreamProtocol(
+            f"Provider {provider!r} sent a response larger than max_capture_bytes, too"
+            " large to translate to the OpenAI format (a translated body is read whole).",
+            code="response_too_large",
+        )
+    return UpstreamProtocol(
+        f"Provider {provider!r} sent a response larger than max_response_bytes"
+        f" ({limit} bytes, decoded).",
+        code="response_too_large",
+    )
+
+
+def _mark_truncated(span: Span, limit: int) -> dict[str, int]:
+    """Say in the span that it keeps only part of the response (``response_bytes``,
+    what the client was sent, is filled in when the response ends)."""
+    mark = {"max_capture_bytes": limit}
+    span.context.attributes["truncated_capture"] = mark
+    return mark
+
+
+class _StreamCapture:
+    """The event data a stream's span keeps: at most ``room`` bytes of it, then only
+    the small final events (usage, finish reason, errors)."""
+
+    __slots__ = ("events", "limit", "mark", "room", "span")
+
+    def __init__(self, span: Span, limit: int) -> None:
+        self.events: list[bytes] = []
+        self.span = span
+        self.limit = limit
+        self.room = limit
+        self.mark: dict[str, int] | None = None
+
+    def overflow(self, data: bytes, obj: dict[str, Any], fmt: str) -> None:
+        """An event past the limit: kept only if it is a small final one."""
+        if self.mark is None:
+            self.room = -1  # nothing after a dropped event is kept in order either
+            self.mark = _mark_truncated(self.span, self.limit)
+        if not _is_final_event(obj, fmt):
+            return
+        response = obj.get("response")
+        if len(data) > FINAL_EVENT_MAX and isinstance(response, dict):
+            # A Responses API final event repeats the whole output: its status and
+            # usage are kept without it.
+            response = {k: v for k, v in response.items() if k != "output"}
+            data = orjson.dumps({**obj, "response": response})
+        if len(data) <= FINAL_EVENT_MAX:
+            self.events.append(data)
+
+
+def _is_final_event(obj: dict[str, Any], fmt: str) -> bool:
+    """Whether a stream event carries usage, a finish reason or an error."""
+    if fmt == "chat" or fmt == "completions":
+        if "error" in obj or obj.get("usage"):
+            return True
+        choices = obj.get("choices")
+        return isinstance(choices, list) and any(
+            isinstance(c, dict) and c.get("finish_reason") for c in choices
+        )
+    kind = obj.get("type")
+    if fmt == "responses":
+        return kind in RESPONSES_TERMINAL or kind == "error"
+    return kind in ("message_delta", "message_stop", "error")
+
+
 def _undecodable(provider: str | None, exc: httpx.DecodingError) -> UpstreamProtocol:
     # Not a TransportError: the bytes arrived, but do not decode as their Content-Encoding.
     return UpstreamProtocol(
@@ -641,7 +829,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 
 def _inspect_event(
-    raw: bytes, fmt: str, events: list[bytes], span: Span, inject_usage: bool
+    raw: bytes, fmt: str, capture: _StreamCapture, span: Span, inject_usage: bool
 ) -> tuple[bool, bool]:
     """(forward this event?, is the stream complete?) for one whole SSE event."""
     if raw.startswith(b"data: ") and raw.count(b"\n") <= 2 and b"\r" not in raw:
@@ -671,7 +859,12 @@ def _inspect_event(
         )
     # The span keeps the event's JSON text, not the parsed object: a fifth of the
     # memory for each stream in flight; the writer parses it again (`finalize`).
-    events.append(data)
+    room = capture.room - len(data)
+    if room >= 0:
+        capture.room = room
+        capture.events.append(data)
+    else:
+        capture.overflow(data, obj, fmt)
     if fmt == "chat" or fmt == "completions":
         if "error" in obj and "choices" not in obj:
             span.status = STATUS_ERROR

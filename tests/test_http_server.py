@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway.http_server import CoalescingTransport
+from gateway.http_server import FLUSH_AT, CoalescingTransport
 
 
 class RecordingTransport:
@@ -58,3 +58,19 @@ async def test_close_sends_what_is_pending_and_abort_drops_it() -> None:
     transport.abort()
     await asyncio.sleep(0)
     assert real.writes == [] and real.aborted
+
+
+async def test_a_turn_writing_more_than_flush_at_hands_it_on_at_once() -> None:
+    """The real transport's flow control counts only what it holds: a relay that never
+    yields the loop (a gzip bomb inflating from one read) must not pile up here."""
+    real = RecordingTransport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    piece = b"x" * (FLUSH_AT // 4)
+    for _ in range(4):
+        transport.write(piece)
+    assert real.writes == []  # not past FLUSH_AT yet
+    transport.write(b"y")
+    assert real.writes == [piece * 4 + b"y"]
+    transport.write(b"z")
+    await asyncio.sleep(0)
+    assert real.writes[1:] == [b"z"]
