@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -71,7 +70,19 @@ from gateway.providers.base import (
     upstream_url,
 )
 from gateway.redaction import credential_values, query_secret_values, redact_headers
-from gateway.sse import SSESplitter, parse_event
+from gateway.relay import (
+    StreamCapture,
+    StreamFailure,
+    error_event,
+    inspect_event,
+    limit_name,
+    mark_truncated,
+    read_failure,
+    too_large,
+    translated_stream,
+    undecodable,
+)
+from gateway.sse import SSESplitter
 from gateway.upstream import (
     Timeouts,
     UpstreamClient,
@@ -99,8 +110,6 @@ STREAM_FORMATS = {
     "responses": "responses",
     "messages": "anthropic",
 }
-RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -124,9 +133,6 @@ DROP_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "dat
 DRAIN_AFTER_DONE_S = 1.0
 # A limit of 0 ("no limit") compares as this: more than any response.
 NO_LIMIT = 1 << 62
-# Past max_capture_bytes, a stream's span still keeps its final events (usage, finish
-# reason, error: what cost and status come from) when they are at most this size.
-FINAL_EVENT_MAX = 64 * 1024
 # At shutdown, how long telling a cut call's client may take (a stalled client must
 # not hold the shutdown).
 INTERRUPT_NOTICE_S = 1.0
@@ -156,12 +162,6 @@ class ResponseSink(Protocol):
     async def send(self, data: bytes) -> None: ...
 
     async def end(self) -> None: ...
-
-
-class _StreamFailure(Exception):
-    def __init__(self, error: SpanlabError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 class ProxyPipeline:
@@ -521,15 +521,15 @@ class ProxyPipeline:
             try:
                 body = await response.read(limit)
             except httpx.HTTPError as exc:
-                raise _read_failure(provider, exc) from None
+                raise read_failure(provider, exc) from None
             if len(body) > limit:
                 # More than may be held: relayed as it comes, without a length.
                 if len(body) > self._response_limit or translation is not None:
                     # Nothing was sent yet: a plain error. (A translated body is whole.)
                     limit = self._response_limit if translation is None else 0
-                    raise _too_large(provider, limit)
+                    raise too_large(provider, limit)
                 span.response_body = body[: self._capture_limit]
-                _mark_truncated(span, self._capture_limit)
+                mark_truncated(span, self._capture_limit)
                 await sink.start(status, _encode_headers(headers, span))
                 await sink.send(body)
                 sent = len(body)
@@ -566,10 +566,10 @@ class ProxyPipeline:
             async for chunk in response.chunks():
                 received += len(chunk)
                 if received > limit:
-                    raise _too_large(provider, limit)
+                    raise too_large(provider, limit)
                 await sink.send(chunk)
         except httpx.HTTPError as exc:
-            raise _read_failure(provider, exc) from None
+            raise read_failure(provider, exc) from None
         finally:
             span.context.attributes["truncated_capture"]["response_bytes"] = received
         await sink.end()
@@ -586,7 +586,7 @@ class ProxyPipeline:
     ) -> None:
         fmt = "chat" if translator else STREAM_FORMATS.get(span.operation, "chat")
         span.stream_format = fmt
-        capture = _StreamCapture(span, self._capture_limit)
+        capture = StreamCapture(span, self._capture_limit)
         events = span.stream_events = capture.events
         splitter = SSESplitter()
         done = False
@@ -598,30 +598,30 @@ class ProxyPipeline:
         chunks = response.chunks()
         if translator is not None:
             # An Anthropic stream for an OpenAI client: from here on it is a chat stream.
-            chunks = _translated_stream(chunks, translator)
+            chunks = translated_stream(chunks, translator)
         try:
             async for chunk in chunks:
                 received += len(chunk)
                 if received > response_limit:
-                    raise _StreamFailure(_too_large(span.provider, response_limit))
+                    raise StreamFailure(too_large(span.provider, response_limit))
                 out: list[bytes] = []
                 try:
                     for raw in splitter.feed(chunk):
                         if done:
                             continue
-                        forward, done = _inspect_event(raw, fmt, capture, span, inject_usage)
+                        forward, done = inspect_event(raw, fmt, capture, span, inject_usage)
                         if forward:
                             out.append(raw)
                     if len(splitter.tail) > event_limit:
-                        raise _StreamFailure(
+                        raise StreamFailure(
                             UpstreamProtocol(
                                 f"Provider {span.provider!r} sent a stream event larger than"
-                                f" {_limit_name(event_limit, self._capture_limit)}"
+                                f" {limit_name(event_limit, self._capture_limit)}"
                                 f" ({event_limit} bytes).",
                                 code="response_too_large",
                             )
                         )
-                except _StreamFailure:
+                except StreamFailure:
                     # The good events read with the bad one still go out first: what
                     # the client gets must not depend on how the bytes were chunked.
                     if span.first_token_us is None and events:
@@ -636,7 +636,7 @@ class ProxyPipeline:
                     await sink.send(b"".join(out) if len(out) > 1 else out[0])
                 if done:
                     break
-        except _StreamFailure as exc:
+        except StreamFailure as exc:
             failure = exc.error
         except httpx.TimeoutException:
             failure = UpstreamTimeout(
@@ -649,7 +649,7 @@ class ProxyPipeline:
                 code="upstream_stream_truncated",
             )
         except httpx.DecodingError as exc:
-            failure = _undecodable(span.provider, exc)
+            failure = undecodable(span.provider, exc)
         finally:
             if capture.mark is not None:
                 capture.mark["response_bytes"] = received
@@ -728,96 +728,6 @@ def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
     }
 
 
-def _read_failure(provider: str | None, exc: httpx.HTTPError) -> SpanlabError:
-    """What a failure while reading a (non-stream) response body is to the client."""
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeout(f"Provider {provider!r} stopped sending its response.")
-    if isinstance(exc, httpx.DecodingError):
-        return _undecodable(provider, exc)
-    return UpstreamProtocol(
-        f"Provider {provider!r} broke off its response: {exc or type(exc).__name__}"
-    )
-
-
-def _limit_name(limit: int, capture_limit: int) -> str:
-    return "max_capture_bytes" if limit == capture_limit else "max_response_bytes"
-
-
-def _too_large(provider: str | None, limit: int) -> UpstreamProtocol:
-    """A response past ``limit`` (0: past max_capture_bytes, and to be translated)."""
-    if not limit:
-        return UpstreamProtocol(
-            f"Provider {provider!r} sent a response larger than max_capture_bytes, too"
-            " large to translate to the OpenAI format (a translated body is read whole).",
-            code="response_too_large",
-        )
-    return UpstreamProtocol(
-        f"Provider {provider!r} sent a response larger than max_response_bytes"
-        f" ({limit} bytes, decoded).",
-        code="response_too_large",
-    )
-
-
-def _mark_truncated(span: Span, limit: int) -> dict[str, int]:
-    """Say in the span that it keeps only part of the response (``response_bytes``,
-    what the client was sent, is filled in when the response ends)."""
-    mark = {"max_capture_bytes": limit}
-    span.context.attributes["truncated_capture"] = mark
-    return mark
-
-
-class _StreamCapture:
-    """The event data a stream's span keeps: at most ``room`` bytes of it, then only
-    the small final events (usage, finish reason, errors)."""
-
-    __slots__ = ("events", "limit", "mark", "room", "span")
-
-    def __init__(self, span: Span, limit: int) -> None:
-        self.events: list[bytes] = []
-        self.span = span
-        self.limit = limit
-        self.room = limit
-        self.mark: dict[str, int] | None = None
-
-    def overflow(self, data: bytes, obj: dict[str, Any], fmt: str) -> None:
-        """An event past the limit: kept only if it is a small final one."""
-        if self.mark is None:
-            self.room = -1  # nothing after a dropped event is kept in order either
-            self.mark = _mark_truncated(self.span, self.limit)
-        if not _is_final_event(obj, fmt):
-            return
-        response = obj.get("response")
-        if len(data) > FINAL_EVENT_MAX and isinstance(response, dict):
-            # A Responses API final event repeats the whole output: its status and
-            # usage are kept without it.
-            response = {k: v for k, v in response.items() if k != "output"}
-            data = orjson.dumps({**obj, "response": response})
-        if len(data) <= FINAL_EVENT_MAX:
-            self.events.append(data)
-
-
-def _is_final_event(obj: dict[str, Any], fmt: str) -> bool:
-    """Whether a stream event carries usage, a finish reason or an error."""
-    if fmt == "chat" or fmt == "completions":
-        if "error" in obj or obj.get("usage"):
-            return True
-        choices = obj.get("choices")
-        return isinstance(choices, list) and any(
-            isinstance(c, dict) and c.get("finish_reason") for c in choices
-        )
-    kind = obj.get("type")
-    if fmt == "responses":
-        return kind in RESPONSES_TERMINAL or kind == "error"
-    return kind in ("message_delta", "message_stop", "error")
-
-
-def _undecodable(provider: str | None, exc: httpx.DecodingError) -> UpstreamProtocol:
-    # Not a TransportError: the bytes arrived, but do not decode as their Content-Encoding.
-    return UpstreamProtocol(
-        f"Provider {provider!r} sent a body that does not decode as its Content-Encoding: {exc}"
-    )
-
-
 def parse_body(body: bytes) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
@@ -826,103 +736,6 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidJSON("Request body must be a JSON object.")
     return payload
-
-
-def _inspect_event(
-    raw: bytes, fmt: str, capture: _StreamCapture, span: Span, inject_usage: bool
-) -> tuple[bool, bool]:
-    """(forward this event?, is the stream complete?) for one whole SSE event."""
-    if raw.startswith(b"data: ") and raw.count(b"\n") <= 2 and b"\r" not in raw:
-        data = raw[6:].rstrip(b"\n")  # the common case: one data line
-    else:
-        parsed = parse_event(raw)
-        if not parsed.data:
-            return True, False  # a comment or keep-alive: forwarded as is
-        data = parsed.data.encode()
-    if data == b"[DONE]":
-        return True, fmt in ("chat", "completions")
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise _StreamFailure(
-            UpstreamProtocol(
-                f"Provider {span.provider!r} sent a stream event that is not JSON.",
-                code="upstream_stream_malformed",
-            )
-        ) from None
-    if not isinstance(obj, dict):
-        raise _StreamFailure(
-            UpstreamProtocol(
-                f"Provider {span.provider!r} sent a stream event that is not a JSON object.",
-                code="upstream_stream_malformed",
-            )
-        )
-    # The span keeps the event's JSON text, not the parsed object: a fifth of the
-    # memory for each stream in flight; the writer parses it again (`finalize`).
-    room = capture.room - len(data)
-    if room >= 0:
-        capture.room = room
-        capture.events.append(data)
-    else:
-        capture.overflow(data, obj, fmt)
-    if fmt == "chat" or fmt == "completions":
-        if "error" in obj and "choices" not in obj:
-            span.status = STATUS_ERROR
-            return True, True
-        if inject_usage and obj.get("usage") is not None and not obj.get("choices"):
-            return False, False
-        return True, False
-    kind = obj.get("type")
-    if fmt == "responses":
-        if kind == "error" or kind == "response.failed":
-            span.status = STATUS_ERROR
-        return True, kind in RESPONSES_TERMINAL or kind == "error"
-    # anthropic
-    if kind == "error":
-        span.status = STATUS_ERROR
-        return True, True
-    return True, kind == "message_stop"
-
-
-async def _translated_stream(
-    chunks: AsyncIterator[bytes], translator: ChatStreamTranslator
-) -> AsyncIterator[bytes]:
-    """The bytes of an upstream Anthropic stream as OpenAI chat SSE bytes, translated
-    event by event as they arrive (what follows the final event passes untranslated,
-    for the drain)."""
-    splitter = SSESplitter()
-    async for chunk in chunks:
-        if translator.done:
-            yield chunk
-            continue
-        out: list[bytes] = []
-        for raw in splitter.feed(chunk):
-            try:
-                out.append(translator.translate(raw))
-            except UpstreamProtocol as exc:
-                raise _StreamFailure(exc) from None
-            if translator.done:
-                break
-        data = b"".join(out)
-        if data:
-            yield data
-
-
-def error_event(fmt: str, exc: SpanlabError) -> bytes:
-    """The SSE event that tells a streaming client the stream failed."""
-    payload: dict[str, Any]
-    if fmt == "anthropic":
-        payload = {"type": "error", "error": {"type": "api_error", "message": exc.message}}
-        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
-    if fmt == "responses":
-        payload = {
-            "type": "error",
-            "code": exc.code,
-            "message": exc.message,
-            "param": None,
-        }
-        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
-    return b"data: " + exc.to_json() + b"\n\n"
 
 
 def _encode_headers(
