@@ -188,6 +188,7 @@ def create_app(
         try:
             yield
         finally:
+            events.close()  # live /events streams end (`spanlab serve` does it sooner)
             await experiments.close()  # runs in flight end (and are recorded) first
             with anyio.move_on_after(5.0):
                 await pipeline.wait_idle()

@@ -148,6 +148,7 @@ def serve(
 
     from gateway.app import create_app
     from gateway.http_server import ClientLimits, fit_to_file_limit, guarded_protocol
+    from gateway.shutdown import GatewayServer
 
     settings = load_settings(config_path, host=host, port=port, db=db, log_level=log_level)
     logging.basicConfig(
@@ -192,7 +193,7 @@ def serve(
         # (a middleware around every request) has nothing to do.
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
+    server = GatewayServer(config)  # ends /events streams as shutdown begins
     click.echo(
         f"Spanlab listening on http://{settings.host}:{settings.port}"
         f"  (OPENAI_BASE_URL=http://{settings.host}:{settings.port}/v1)",

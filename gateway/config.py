@@ -136,6 +136,16 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "max_response_bytes",
+        256 * 1024 * 1024,
+        "Largest response (decoded) relayed to a client; 0: no limit. A larger one fails:"
+        " 502 response_too_large if it is not a stream and nothing was sent yet, an"
+        " error event ending a stream, and a cut connection (no complete body) if a"
+        " large non-stream body was already being relayed. Responses pass through as"
+        " they arrive; memory held per call is bounded by max_capture_bytes.",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",
@@ -161,12 +171,30 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between keep-alive comments on the /events stream.",
         "capture",
     ),
+    Setting(
+        "max_capture_bytes",
+        8 * 1024 * 1024,
+        "Most response bytes a span keeps (a body, or a stream's event data); 0: no"
+        " limit. Past it the client still gets the whole response, the span keeps its"
+        " first bytes (for a stream: its first events, and the final ones carrying usage)"
+        ' and says so in attributes["truncated_capture"]. A non-stream response up to'
+        " this size is read whole before it is sent; a larger one is relayed as it comes."
+        " A single stream event larger than this fails the stream.",
+        "capture",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 # Settings that make no sense at 0 or below (a limit of no connections, a deadline
 # already past).
-POSITIVE_SETTINGS = ("max_client_connections", "client_header_timeout", "client_body_timeout")
+POSITIVE_SETTINGS = (
+    "max_client_connections",
+    "client_header_timeout",
+    "client_body_timeout",
+    "models_timeout",
+)
+# Settings where 0 turns the limit off.
+OPTIONAL_LIMIT_SETTINGS = ("max_response_bytes", "max_capture_bytes")
 
 
 @dataclass(frozen=True)
@@ -227,10 +255,12 @@ class Settings:
     request_timeout: float = 600.0
     max_connections: int = 1000
     models_timeout: float = 10.0
+    max_response_bytes: int = 256 * 1024 * 1024
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000
     events_heartbeat_s: float = 15.0
+    max_capture_bytes: int = 8 * 1024 * 1024
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)
@@ -290,6 +320,9 @@ class Settings:
         for name in POSITIVE_SETTINGS:
             if getattr(settings, name) <= 0:
                 raise ConfigError(f"{where}: {name} must be above 0")
+        for name in OPTIONAL_LIMIT_SETTINGS:
+            if getattr(settings, name) < 0:
+                raise ConfigError(f"{where}: {name} must be 0 (no limit) or more")
         if settings.default_provider and settings.default_provider not in settings.providers:
             raise ConfigError(
                 f"{where}: default_provider {settings.default_provider!r} is not a configured"

@@ -1,17 +1,21 @@
 """Live events: a fan-out of "span stored" notices to every ``GET /events`` listener.
 
 Each listener has a bounded queue. A listener too slow to keep up loses events rather
-than slowing the writer; it is told so (a ``lagged`` event) and can refetch.
+than slowing the writer; it is told so (a ``lagged`` event) and can refetch. `close`
+(at shutdown) ends every listener's stream at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 LAGGED: dict[str, Any] = {"type": "lagged"}
+# Queued to a listener when the broadcaster closes: its stream ends there.
+CLOSED: dict[str, Any] = {"type": "closed"}
 
 
 class Subscription:
@@ -21,11 +25,20 @@ class Subscription:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=size)
         self.lagged = False
 
+    def end(self) -> None:
+        """Queue `CLOSED`, making room for it: what was queued matters no more."""
+        queue = self.queue
+        if queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+        queue.put_nowait(CLOSED)
+
 
 class Broadcaster:
     def __init__(self, queue_size: int = 1000) -> None:
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
+        self.closed = False
 
     @property
     def listeners(self) -> int:
@@ -38,9 +51,18 @@ class Broadcaster:
             except asyncio.QueueFull:
                 sub.lagged = True
 
+    def close(self) -> None:
+        """End every listener's stream, now and from now on (at shutdown: an open
+        ``/events`` stream would otherwise hold the server for its whole grace)."""
+        self.closed = True
+        for sub in self._subscribers:
+            sub.end()
+
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
         sub = Subscription(self._queue_size)
+        if self.closed:
+            sub.end()
         self._subscribers.add(sub)
         try:
             yield sub

@@ -15,7 +15,11 @@ What the proxy relies on, and the tests pin (`tests/test_http_client.py`):
 * the request goes out with exactly the headers given (plus Host and Content-Length);
   a header with a line break is refused, never sent;
 * the body streams as it arrives, decoded from gzip/deflate (the only encodings
-  offered); reading is paused while the caller is behind (bounded memory per call);
+  offered) in pieces of at most ``DECODED_PIECE`` bytes (a gzip bomb inflates a
+  1,000-fold: one network read must not become one huge piece); reading is paused
+  while the caller is behind (bounded memory per call);
+* the response's head is the header block before the body: the trailer fields of a
+  chunked body (after it) are dropped, never added to the head;
 * a response read to its end leaves its connection for the next call (until
   ``keepalive_expiry``); one closed before its end closes the connection, so the
   upstream sees the call cancelled;
@@ -38,7 +42,7 @@ import contextlib
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import cast
 
 import httptools
@@ -58,6 +62,10 @@ LOW_WATER = 64 * 1024
 # the request is sent once more, on a new connection. Later, the server may have been
 # working on it (an LLM call costs money), so the failure is the caller's to see.
 KEEPALIVE_RACE_S = 0.5
+
+# Most bytes one decoded piece holds: decompression stops there and goes on with the
+# rest of the input at the next piece.
+DECODED_PIECE = HIGH_WATER
 
 _OriginKey = tuple[str, str, int]
 
@@ -139,7 +147,11 @@ class _Connection(asyncio.Protocol):
     # --- httptools callbacks --------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # llhttp reports a chunked body's trailer fields through this callback too,
+        # after the body: they are not the head's (a trailer could otherwise add a
+        # Set-Cookie, or a second Content-Type, to what the client receives).
+        if not self.head_done:
+            self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
@@ -241,7 +253,8 @@ class _Connection(asyncio.Protocol):
 
 
 class _Decoder:
-    """gzip or deflate, as httpx decodes them (deflate: zlib-wrapped, or raw)."""
+    """gzip or deflate, as httpx decodes them (deflate: zlib-wrapped, or raw), giving
+    out at most ``DECODED_PIECE`` bytes per call."""
 
     __slots__ = ("_deflate_raw_fallback", "_obj")
 
@@ -251,22 +264,44 @@ class _Decoder:
         self._obj = zlib.decompressobj(wbits)
 
     def decode(self, data: bytes) -> bytes:
+        """Decoded bytes of ``data``; what did not fit waits in ``pending``."""
         try:
             if self._deflate_raw_fallback:
                 self._deflate_raw_fallback = False
                 try:
-                    return self._obj.decompress(data)
+                    return self._obj.decompress(data, DECODED_PIECE)
                 except zlib.error:
                     self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self._obj.decompress(data)
+            return self._obj.decompress(data, DECODED_PIECE)
         except zlib.error as exc:
             raise httpx.DecodingError(str(exc)) from None
+
+    @property
+    def pending(self) -> bytes:
+        """Input not decoded yet (the output limit was reached): decode it next."""
+        return self._obj.unconsumed_tail
 
     def flush(self) -> bytes:
         try:
             return self._obj.flush()
         except zlib.error as exc:  # pragma: no cover  (flush rarely raises)
             raise httpx.DecodingError(str(exc)) from None
+
+
+def _decode(decoders: list[_Decoder], index: int, data: bytes) -> Iterator[bytes]:
+    """``data`` through ``decoders[index:]``, in pieces of at most ``DECODED_PIECE``."""
+    decoder = decoders[index]
+    last = index + 1 == len(decoders)
+    while True:
+        piece = decoder.decode(data)
+        if piece:
+            if last:
+                yield piece
+            else:
+                yield from _decode(decoders, index + 1, piece)
+        data = decoder.pending
+        if not data:
+            return
 
 
 def _decoders(headers: list[tuple[bytes, bytes]]) -> list[_Decoder]:
@@ -291,6 +326,7 @@ class _Response(UpstreamResponse):
         "_decoders",
         "_pool",
         "_read_timeout",
+        "_stream",
         "content_type",
         "headers",
         "status",
@@ -300,6 +336,7 @@ class _Response(UpstreamResponse):
         self._pool = pool
         self._conn: _Connection | None = conn
         self._read_timeout = timeouts.read
+        self._stream: AsyncIterator[bytes] | None = None
         self.status = conn.status
         self.headers = conn.headers
         content_type = ""
@@ -314,39 +351,56 @@ class _Response(UpstreamResponse):
         self._decoders = _decoders(conn.headers) if encoded else []
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return self._iterate()
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = self._iterate() if not self._decoders else self._decoded()
+        return stream
 
     async def _iterate(self) -> AsyncIterator[bytes]:
         conn = self._conn
         if conn is None:
             return
         timeout = self._read_timeout
-        decoders = self._decoders
-        while True:
-            data = await conn.next_chunk(timeout)
-            if not data:
-                break
-            for decoder in decoders:
-                data = decoder.decode(data)
-            if data:
-                yield data
-        tail = b""
-        for decoder in decoders:  # what each decoder held back, through the ones after it
-            tail = (decoder.decode(tail) if tail else b"") + decoder.flush()
-        if tail:
-            yield tail
+        while data := await conn.next_chunk(timeout):
+            yield data
 
-    async def read(self) -> bytes:
+    async def _decoded(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        if conn is None:
+            return
+        timeout = self._read_timeout
+        decoders = self._decoders
+        while data := await conn.next_chunk(timeout):
+            for piece in _decode(decoders, 0, data):
+                yield piece
+        # What each decoder held back, through the ones after it.
+        last = len(decoders) - 1
+        for index, decoder in enumerate(decoders):
+            tail = decoder.flush()
+            if not tail:
+                continue
+            if index == last:
+                yield tail
+            else:
+                for piece in _decode(decoders, index + 1, tail):
+                    yield piece
+
+    async def read(self, limit: int | None = None) -> bytes:
         conn = self._conn
         if conn is None:
             return b""
-        if not self._decoders:
-            # The common case: the whole body is usually there already.
-            parts = []
-            while data := await conn.next_chunk(self._read_timeout):
-                parts.append(data)
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        return await super().read()
+        if self._decoders or self._stream is not None:
+            return await super().read(limit)
+        # The common case: not encoded, and the whole body is usually there already.
+        parts = []
+        size = 0
+        while data := await conn.next_chunk(self._read_timeout):
+            parts.append(data)
+            if limit is not None:
+                size += len(data)
+                if size > limit:
+                    break  # the rest is for chunks()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None

@@ -82,6 +82,9 @@ UNREAD_ALLOWANCE = 2
 # How often at most the connection limit is logged.
 LIMIT_LOG_INTERVAL_S = 10.0
 
+# Bytes written in one loop turn past which they go to the real transport at once.
+FLUSH_AT = 256 * 1024
+
 
 class CoalescingTransport:
     """A transport whose writes in one loop turn go out as one write to the real one.
@@ -91,12 +94,13 @@ class CoalescingTransport:
     reading, extra info. ``close`` sends what is pending first; ``abort`` drops it.
     """
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_loop", "_pending", "_size", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -104,7 +108,16 @@ class CoalescingTransport:
         pending = self._pending
         pending.append(bytes(data))
         if len(pending) == 1:
+            self._size = len(data)
             self._loop.call_soon(self.flush)
+        else:
+            self._size += len(data)
+            if self._size > FLUSH_AT:
+                # Past this, the real transport must have it: its flow control (the
+                # server pausing the app's sends) only counts what it holds, and a
+                # relay that never yields (a gzip bomb inflating from one network
+                # read) would otherwise pile up the whole response here.
+                self.flush()
 
     def writelines(self, chunks: Any) -> None:
         for chunk in chunks:

@@ -17,7 +17,15 @@ What the path does, and what it deliberately does not:
 * a client that goes away cancels the upstream call (`ProxyEndpoint` watches for the
   disconnect), and the span says ``client_aborted`` with the output so far;
 * nothing on this path waits for the disk: the finished span goes to the writer's
-  queue, and parsing the response for usage and cost happens there.
+  queue, and parsing the response for usage and cost happens there;
+* what one call holds in memory is bounded: a non-stream body is read whole (and
+  sent with its length) only up to ``max_capture_bytes``, a larger one is relayed as
+  it arrives; the span keeps at most ``max_capture_bytes`` of a response and says
+  when it kept less (``attributes["truncated_capture"]``); a response past
+  ``max_response_bytes`` fails (502 ``response_too_large``, or an error event);
+* a call the server cuts at shutdown (``shutdown_grace_s`` ran out) ends like one
+  whose upstream broke: an error event ends its stream (a 503 if nothing was sent),
+  and its span says ``interrupted``.
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,7 +72,19 @@ from gateway.providers.base import (
 )
 from gateway.providers.model_list import ListSink, ModelLists
 from gateway.redaction import credential_values, query_secret_values, redact_headers
-from gateway.sse import SSESplitter, parse_event
+from gateway.relay import (
+    StreamCapture,
+    StreamFailure,
+    error_event,
+    inspect_event,
+    limit_name,
+    mark_truncated,
+    read_failure,
+    too_large,
+    translated_stream,
+    undecodable,
+)
+from gateway.sse import SSESplitter
 from gateway.upstream import (
     Timeouts,
     UpstreamClient,
@@ -98,8 +117,6 @@ STREAM_FORMATS = {
     "responses": "responses",
     "messages": "anthropic",
 }
-RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -121,6 +138,11 @@ DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding"
 # the server writes its own Date (a response may carry only one).
 DROP_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "date"}
 DRAIN_AFTER_DONE_S = 1.0
+# A limit of 0 ("no limit") compares as this: more than any response.
+NO_LIMIT = 1 << 62
+# At shutdown, how long telling a cut call's client may take (a stalled client must
+# not hold the shutdown).
+INTERRUPT_NOTICE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -149,12 +171,6 @@ class ResponseSink(Protocol):
     async def end(self) -> None: ...
 
 
-class _StreamFailure(Exception):
-    def __init__(self, error: SpanlabError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 class ProxyPipeline:
     def __init__(
         self,
@@ -176,8 +192,14 @@ class ProxyPipeline:
             pool=settings.connect_timeout,
         )
         self._urls: dict[str, UpstreamURL] = {}
+        self._capture_limit = settings.max_capture_bytes or NO_LIMIT
+        self._response_limit = settings.max_response_bytes or NO_LIMIT
+        # What one call may hold in memory at once: a non-stream body read whole
+        # before it is sent, one stream event.
+        self._buffer_limit = min(self._capture_limit, self._response_limit)
         self.in_flight = 0
         self.model_lists = ModelLists(router, settings.models_timeout)
+        self.interrupted = 0  # calls the server cut at shutdown
 
     async def wait_idle(self) -> None:
         """Wait until no call is in progress.
@@ -187,6 +209,15 @@ class ProxyPipeline:
         Polling (shutdown only) keeps the request path free of any signalling."""
         while self.in_flight:  # noqa: ASYNC110
             await anyio.sleep(0.01)
+        if self.interrupted:
+            # One line for all of them (each used to log a traceback).
+            logger.warning(
+                "shutdown cut %d call(s) still running after shutdown_grace_s (%gs): their"
+                " clients got an error, their spans say interrupted",
+                self.interrupted,
+                self.settings.shutdown_grace_s,
+            )
+            self.interrupted = 0
 
     @staticmethod
     def _start_span(request: ProxyRequest) -> Span:
@@ -217,11 +248,14 @@ class ProxyPipeline:
             self._fail(span, exc, responded=sink.started)
             if not sink.started:
                 await send_error(sink, exc, span)
-            elif span.end_us is None:
+            elif span.end_us is None and span.stream_format is not None:
                 # The stream had started (e.g. the overall deadline hit mid-stream):
                 # end it with an error event so the client never takes it as complete.
-                await sink.send(error_event(span.stream_format or "chat", exc))
+                await sink.send(error_event(span.stream_format, exc))
                 await sink.end()
+            # A non-stream body cut while being relayed (past max_capture_bytes) is
+            # left unfinished: the client sees the connection close before the body's
+            # end, never a shorter body that looks complete.
         except BaseException as exc:
             if span.end_us is not None:
                 raise  # the response was complete; what follows is no abort
@@ -234,6 +268,8 @@ class ProxyPipeline:
                         if sink.client_gone
                         else "the gateway stopped before the response ended",
                     }
+                if not sink.client_gone and not isinstance(exc, OSError):
+                    await self._end_interrupted(span, sink)
             else:
                 logger.exception("unexpected error proxying %s", request.path)
                 self._fail(
@@ -253,6 +289,26 @@ class ProxyPipeline:
             if writer is not None:
                 writer.submit(span)
         return span
+
+    async def _end_interrupted(self, span: Span, sink: ResponseSink) -> None:
+        """The server cut this call (at shutdown, past ``shutdown_grace_s``): end its
+        response as a broken upstream's ends, so the client never takes it for whole."""
+        self.interrupted += 1
+        error = ServiceUnavailable(
+            "The gateway is shutting down and stopped this call before its response"
+            " ended; retry it.",
+            code="gateway_shutting_down",
+        )
+        try:
+            async with asyncio.timeout(INTERRUPT_NOTICE_S):
+                if not sink.started:
+                    span.http_status = error.status_code
+                    await send_error(sink, error, span)
+                elif span.stream_format is not None:
+                    await sink.send(error_event(span.stream_format, error))
+                    await sink.end()
+        except (OSError, TimeoutError):
+            pass  # the client is gone or stalled: nothing more to tell it
 
     # --- the steps -------------------------------------------------------------------
 
@@ -504,18 +560,25 @@ class ProxyPipeline:
                     translator = None
                 await self._relay_stream(response, headers, span, sink, inject_usage, translator)
                 return
+            limit = self._buffer_limit
             try:
-                body = await response.read()
-            except httpx.TimeoutException:
-                raise UpstreamTimeout(
-                    f"Provider {provider!r} stopped sending its response."
-                ) from None
-            except httpx.TransportError as exc:
-                raise UpstreamProtocol(
-                    f"Provider {provider!r} broke off its response: {exc or type(exc).__name__}"
-                ) from None
-            except httpx.DecodingError as exc:
-                raise _undecodable(provider, exc) from None
+                body = await response.read(limit)
+            except httpx.HTTPError as exc:
+                raise read_failure(provider, exc) from None
+            if len(body) > limit:
+                # More than may be held: relayed as it comes, without a length.
+                if len(body) > self._response_limit or translation is not None:
+                    # Nothing was sent yet: a plain error. (A translated body is whole.)
+                    limit = self._response_limit if translation is None else 0
+                    raise too_large(provider, limit)
+                span.response_body = body[: self._capture_limit]
+                mark_truncated(span, self._capture_limit)
+                await sink.start(status, _encode_headers(headers, span))
+                await sink.send(body)
+                sent = len(body)
+                del body  # not held while the rest is relayed
+                await self._relay_body(response, sent, span, sink)
+                return
             if translation is not None:
                 body = translation.response_body(status, body)
                 headers = [(k, v) for k, v in headers if k != "content-type"]
@@ -531,6 +594,30 @@ class ProxyPipeline:
         finally:
             await response.aclose()
 
+    async def _relay_body(
+        self,
+        response: UpstreamResponse,
+        received: int,
+        span: Span,
+        sink: ResponseSink,
+    ) -> None:
+        """The rest of a non-stream body larger than ``max_capture_bytes``, sent as it
+        arrives; its start (``received`` bytes) has gone out already."""
+        provider = span.provider
+        limit = self._response_limit
+        try:
+            async for chunk in response.chunks():
+                received += len(chunk)
+                if received > limit:
+                    raise too_large(provider, limit)
+                await sink.send(chunk)
+        except httpx.HTTPError as exc:
+            raise read_failure(provider, exc) from None
+        finally:
+            span.context.attributes["truncated_capture"]["response_bytes"] = received
+        await sink.end()
+        span.end_us = now_us()
+
     async def _relay_stream(
         self,
         response: UpstreamResponse,
@@ -542,27 +629,42 @@ class ProxyPipeline:
     ) -> None:
         fmt = "chat" if translator else STREAM_FORMATS.get(span.operation, "chat")
         span.stream_format = fmt
-        events: list[bytes] = []
-        span.stream_events = events
+        capture = StreamCapture(span, self._capture_limit)
+        events = span.stream_events = capture.events
         splitter = SSESplitter()
         done = False
         failure: SpanlabError | None = None
+        received = 0
+        response_limit = self._response_limit
+        event_limit = self._buffer_limit
         await sink.start(200, _encode_headers(headers, span))
         chunks = response.chunks()
         if translator is not None:
             # An Anthropic stream for an OpenAI client: from here on it is a chat stream.
-            chunks = _translated_stream(chunks, translator)
+            chunks = translated_stream(chunks, translator)
         try:
             async for chunk in chunks:
+                received += len(chunk)
+                if received > response_limit:
+                    raise StreamFailure(too_large(span.provider, response_limit))
                 out: list[bytes] = []
                 try:
                     for raw in splitter.feed(chunk):
                         if done:
                             continue
-                        forward, done = _inspect_event(raw, fmt, events, span, inject_usage)
+                        forward, done = inspect_event(raw, fmt, capture, span, inject_usage)
                         if forward:
                             out.append(raw)
-                except _StreamFailure:
+                    if len(splitter.tail) > event_limit:
+                        raise StreamFailure(
+                            UpstreamProtocol(
+                                f"Provider {span.provider!r} sent a stream event larger than"
+                                f" {limit_name(event_limit, self._capture_limit)}"
+                                f" ({event_limit} bytes).",
+                                code="response_too_large",
+                            )
+                        )
+                except StreamFailure:
                     # The good events read with the bad one still go out first: what
                     # the client gets must not depend on how the bytes were chunked.
                     if span.first_token_us is None and events:
@@ -577,7 +679,7 @@ class ProxyPipeline:
                     await sink.send(b"".join(out) if len(out) > 1 else out[0])
                 if done:
                     break
-        except _StreamFailure as exc:
+        except StreamFailure as exc:
             failure = exc.error
         except httpx.TimeoutException:
             failure = UpstreamTimeout(
@@ -590,7 +692,10 @@ class ProxyPipeline:
                 code="upstream_stream_truncated",
             )
         except httpx.DecodingError as exc:
-            failure = _undecodable(span.provider, exc)
+            failure = undecodable(span.provider, exc)
+        finally:
+            if capture.mark is not None:
+                capture.mark["response_bytes"] = received
         if failure is None and not done and span.status != STATUS_ERROR:
             failure = UpstreamProtocol(
                 f"Provider {span.provider!r} ended the stream before it was complete"
@@ -666,13 +771,6 @@ def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
     }
 
 
-def _undecodable(provider: str | None, exc: httpx.DecodingError) -> UpstreamProtocol:
-    # Not a TransportError: the bytes arrived, but do not decode as their Content-Encoding.
-    return UpstreamProtocol(
-        f"Provider {provider!r} sent a body that does not decode as its Content-Encoding: {exc}"
-    )
-
-
 def parse_body(body: bytes) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
@@ -681,98 +779,6 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidJSON("Request body must be a JSON object.")
     return payload
-
-
-def _inspect_event(
-    raw: bytes, fmt: str, events: list[bytes], span: Span, inject_usage: bool
-) -> tuple[bool, bool]:
-    """(forward this event?, is the stream complete?) for one whole SSE event."""
-    if raw.startswith(b"data: ") and raw.count(b"\n") <= 2 and b"\r" not in raw:
-        data = raw[6:].rstrip(b"\n")  # the common case: one data line
-    else:
-        parsed = parse_event(raw)
-        if not parsed.data:
-            return True, False  # a comment or keep-alive: forwarded as is
-        data = parsed.data.encode()
-    if data == b"[DONE]":
-        return True, fmt in ("chat", "completions")
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise _StreamFailure(
-            UpstreamProtocol(
-                f"Provider {span.provider!r} sent a stream event that is not JSON.",
-                code="upstream_stream_malformed",
-            )
-        ) from None
-    if not isinstance(obj, dict):
-        raise _StreamFailure(
-            UpstreamProtocol(
-                f"Provider {span.provider!r} sent a stream event that is not a JSON object.",
-                code="upstream_stream_malformed",
-            )
-        )
-    # The span keeps the event's JSON text, not the parsed object: a fifth of the
-    # memory for each stream in flight; the writer parses it again (`finalize`).
-    events.append(data)
-    if fmt == "chat" or fmt == "completions":
-        if "error" in obj and "choices" not in obj:
-            span.status = STATUS_ERROR
-            return True, True
-        if inject_usage and obj.get("usage") is not None and not obj.get("choices"):
-            return False, False
-        return True, False
-    kind = obj.get("type")
-    if fmt == "responses":
-        if kind == "error" or kind == "response.failed":
-            span.status = STATUS_ERROR
-        return True, kind in RESPONSES_TERMINAL or kind == "error"
-    # anthropic
-    if kind == "error":
-        span.status = STATUS_ERROR
-        return True, True
-    return True, kind == "message_stop"
-
-
-async def _translated_stream(
-    chunks: AsyncIterator[bytes], translator: ChatStreamTranslator
-) -> AsyncIterator[bytes]:
-    """The bytes of an upstream Anthropic stream as OpenAI chat SSE bytes, translated
-    event by event as they arrive (what follows the final event passes untranslated,
-    for the drain)."""
-    splitter = SSESplitter()
-    async for chunk in chunks:
-        if translator.done:
-            yield chunk
-            continue
-        out: list[bytes] = []
-        for raw in splitter.feed(chunk):
-            try:
-                out.append(translator.translate(raw))
-            except UpstreamProtocol as exc:
-                raise _StreamFailure(exc) from None
-            if translator.done:
-                break
-        data = b"".join(out)
-        if data:
-            yield data
-
-
-def error_event(fmt: str, exc: SpanlabError) -> bytes:
-    """The SSE event that tells a streaming client the stream failed."""
-    payload: dict[str, Any]
-    if fmt == "anthropic":
-        payload = {"type": "error", "error": {"type": "api_error", "message": exc.message}}
-        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
-    if fmt == "responses":
-        payload = {
-            "type": "error",
-            "code": exc.code,
-            "message": exc.message,
-            "param": None,
-        }
-        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
-    return b"data: " + exc.to_json() + b"\n\n"
 
 
 def _encode_headers(

@@ -171,10 +171,16 @@ class ProxyEndpoint:
         try:
             await pipeline.handle(request, sink)
         except asyncio.CancelledError:
-            # Our own cancellation (the span says client_aborted) ends the call here;
-            # any other (the server stopping) goes on up.
-            if not sink.client_gone or task.uncancel() > 0:
+            if sink.client_gone:
+                # Our own cancellation (the span says client_aborted) ends the call
+                # here; another one on top of it goes on up.
+                if task.uncancel() > 0:
+                    raise
+            elif not sink.started:
                 raise
+            # Else the server cut the call (shutdown past shutdown_grace_s): the
+            # pipeline has told the client and recorded the span, so the call ends
+            # here, where raising on would make the server log a traceback per call.
         finally:
             finished = True
             watcher.cancel()

@@ -30,31 +30,50 @@ class SSESplitter:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        buffer = self._buffer + chunk if self._buffer else chunk
+        held = self._buffer
+        buffer = held + chunk if held else chunk
         events: list[bytes] = []
         start = 0
+        # The unfinished event held has no boundary in it: only one that ends in the
+        # new bytes can be found (one starts at most 3 bytes back).
+        search = len(held) - 3 if len(held) > 3 else 0
+        # The next position of each kind of boundary, found once and looked for again
+        # only once passed: a kind absent from the buffer is not searched for again
+        # after each event (a chunk of many events would take quadratic time).
+        lf = buffer.find(b"\n\n", search)
+        crlf = buffer.find(b"\r\n\r\n", search)
+        cr = buffer.find(b"\r\r", search)
+        if crlf < 0 and cr < 0:  # the common case: lines end in LF
+            while lf >= 0:
+                end = lf + 2
+                events.append(buffer[start:end])
+                start = end
+                lf = buffer.find(b"\n\n", end)
+            self._buffer = buffer[start:]
+            return events
         while True:
-            end = _find_boundary(buffer, start)
+            if 0 <= lf < search:
+                lf = buffer.find(b"\n\n", search)
+            if 0 <= crlf < search:
+                crlf = buffer.find(b"\r\n\r\n", search)
+            if 0 <= cr < search:
+                cr = buffer.find(b"\r\r", search)
+            # The boundary that ends first.
+            end = lf + 2 if lf >= 0 else -1
+            if crlf >= 0 and (end < 0 or crlf + 4 < end):
+                end = crlf + 4
+            if cr >= 0 and (end < 0 or cr + 2 < end):
+                end = cr + 2
             if end < 0:
                 break
             events.append(buffer[start:end])
-            start = end
+            start = search = end
         self._buffer = buffer[start:]
         return events
 
     @property
     def tail(self) -> bytes:
         return self._buffer
-
-
-def _find_boundary(buffer: bytes, start: int) -> int:
-    """Index just past the first event boundary at or after ``start``, or -1."""
-    best = -1
-    for sep in _BOUNDARIES:
-        i = buffer.find(sep, start)
-        if i >= 0 and (best < 0 or i + len(sep) < best):
-            best = i + len(sep)
-    return best
 
 
 def parse_event(raw: bytes) -> SSEEvent:

@@ -118,10 +118,23 @@ class UpstreamResponse(ABC):
 
     @abstractmethod
     def chunks(self) -> AsyncIterator[bytes]:
-        """The body, decoded, as it arrives (each chunk non-empty)."""
+        """The body, decoded, as it arrives (each chunk non-empty). Every call returns
+        the same iterator: after a `read` that stopped at its limit, it goes on from
+        where that read stopped."""
 
-    async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks()])
+    async def read(self, limit: int | None = None) -> bytes:
+        """The body, decoded. Whole; or, with ``limit``, reading stops once more than
+        ``limit`` bytes have come: those are returned (longer than ``limit``, which is
+        how the caller knows) and `chunks` gives the rest."""
+        parts = []
+        size = 0
+        async for chunk in self.chunks():
+            parts.append(chunk)
+            if limit is not None:
+                size += len(chunk)
+                if size > limit:
+                    break
+        return b"".join(parts)
 
     @abstractmethod
     async def aclose(self) -> None:
@@ -140,19 +153,24 @@ class UpstreamClient(ABC):
 
 
 class _HttpxResponse(UpstreamResponse):
-    __slots__ = ("_response", "content_type", "headers", "status")
+    __slots__ = ("_response", "_stream", "content_type", "headers", "status")
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
+        self._stream: AsyncIterator[bytes] | None = None
         self.status = response.status_code
         self.headers = response.headers.raw
         self.content_type = response.headers.get("content-type", "")
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return self._response.aiter_bytes()
+        if self._stream is None:
+            self._stream = self._response.aiter_bytes()
+        return self._stream
 
-    async def read(self) -> bytes:
-        return await self._response.aread()
+    async def read(self, limit: int | None = None) -> bytes:
+        if limit is None and self._stream is None:
+            return await self._response.aread()
+        return await super().read(limit)
 
     async def aclose(self) -> None:
         await self._response.aclose()

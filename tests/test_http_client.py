@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from gateway.http_client import HIGH_WATER, ConnectionPool
+from gateway.http_client import DECODED_PIECE, HIGH_WATER, ConnectionPool
 from gateway.upstream import Timeouts, UpstreamRequest, UpstreamURL
 
 STREAM_HEAD = (
@@ -395,6 +395,105 @@ async def test_a_body_delimited_by_the_connection_close(
         assert await response.read() == b"all of it, and more"
         await response.aclose()
     assert seen.connections == 2
+
+
+async def test_trailer_fields_never_join_the_response_head(
+    server: ServerFactory, pool: ConnectionPool
+) -> None:
+    """A chunked body's trailer fields come after the body: they are not the head's."""
+
+    async def serve_trailers(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen
+    ) -> None:
+        while await read_head(reader, seen) is not None:
+            head = (
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"trailer: set-cookie, content-type\r\ntransfer-encoding: chunked\r\n\r\n"
+            )
+            trailers = b"0\r\nset-cookie: session=evil\r\ncontent-type: text/html\r\n\r\n"
+            if len(seen.heads) == 1:  # all in one write: parsed in one go
+                writer.write(head + b'b\r\n{"ok":true}\r\n' + trailers)
+            else:  # the trailers arrive after the caller has the head
+                writer.write(head + b'b\r\n{"ok":true}\r\n')
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(trailers)
+            await writer.drain()
+
+    url, seen = await server(serve_trailers)
+    for _ in range(2):
+        response = await pool.send(request(url))
+        assert await response.read() == b'{"ok":true}'
+        await response.aclose()
+        names = [name.lower() for name, _ in response.headers]
+        assert b"set-cookie" not in names
+        assert names.count(b"content-type") == 1
+        assert response.content_type == "application/json"
+    assert seen.connections == 1  # the body ended cleanly: the connection was reused
+
+
+def serve_gzip_bomb(size: int) -> Handler:
+    """``size`` zero bytes, gzip-compressed (~1000:1), in one chunked write."""
+    compressed = gzip.compress(b"\0" * size, compresslevel=9)
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen
+    ) -> None:
+        await read_head(reader, seen)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"%x\r\n%s\r\n0\r\n\r\n" % (len(compressed), compressed)
+        )
+        await writer.drain()
+
+    return handler
+
+
+async def test_a_gzip_bomb_is_decoded_in_bounded_pieces(
+    server: ServerFactory, pool: ConnectionPool
+) -> None:
+    size = 16 * 1024 * 1024
+    url, _ = await server(serve_gzip_bomb(size))
+    response = await pool.send(request(url))
+    total = 0
+    async for chunk in response.chunks():
+        # One network read of ~16 KB inflates to 16 MB: it must not become one piece.
+        assert len(chunk) <= DECODED_PIECE
+        total += len(chunk)
+    await response.aclose()
+    assert total == size
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+async def test_a_read_with_a_limit_stops_there_and_chunks_go_on(
+    server: ServerFactory, pool: ConnectionPool, encoded: bool
+) -> None:
+    size = 4 * 1024 * 1024
+    limit = 1024 * 1024
+    if encoded:
+        url, _ = await server(serve_gzip_bomb(size))
+    else:
+
+        async def serve_zeros(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen
+        ) -> None:
+            await read_head(reader, seen)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+            for _ in range(size // 65536):
+                writer.write(b"\0" * 65536)
+                await writer.drain()
+
+        url, _ = await server(serve_zeros)
+    response = await pool.send(request(url))
+    head = await response.read(limit)
+    assert limit < len(head) <= limit + max(DECODED_PIECE, HIGH_WATER)
+    rest = sum([len(chunk) async for chunk in response.chunks()])
+    await response.aclose()
+    assert len(head) + rest == size
+    # Under the limit, the whole body.
+    response = await pool.send(request(url))
+    assert len(await response.read(size)) == size
+    await response.aclose()
 
 
 async def test_an_informational_response_is_skipped(

@@ -15,6 +15,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from gateway.http_server import (
+    FLUSH_AT,
     RESERVED_FILES,
     ClientLimits,
     CoalescingTransport,
@@ -259,3 +260,19 @@ async def test_a_head_after_a_slow_body_still_has_its_own_deadline() -> None:
     protocol.data_received(PARTIAL)
     await asyncio.sleep(0.2)
     assert sock.closed and sock.sent.count(b"HTTP/1.1 408 ") == 1
+
+
+async def test_a_turn_writing_more_than_flush_at_hands_it_on_at_once() -> None:
+    """The real transport's flow control counts only what it holds: a relay that never
+    yields the loop (a gzip bomb inflating from one read) must not pile up here."""
+    real = RecordingTransport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    piece = b"x" * (FLUSH_AT // 4)
+    for _ in range(4):
+        transport.write(piece)
+    assert real.writes == []  # not past FLUSH_AT yet
+    transport.write(b"y")
+    assert real.writes == [piece * 4 + b"y"]
+    transport.write(b"z")
+    await asyncio.sleep(0)
+    assert real.writes[1:] == [b"z"]

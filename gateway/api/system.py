@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway import __version__
 from gateway.api import json_response
-from gateway.events import LAGGED
+from gateway.events import CLOSED, LAGGED
 from gateway.experiment_runner import CollectingSink
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.proxy import ProxyRequest
@@ -73,6 +73,8 @@ async def events(request: Request) -> Response:
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
+                if item is CLOSED:
+                    return  # the gateway is stopping
                 yield b"event: span\ndata: " + orjson.dumps(item) + b"\n\n"
 
     return StreamingResponse(

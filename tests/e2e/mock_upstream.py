@@ -33,12 +33,20 @@ arrived for it. Scenarios:
 
 ``GET /v1/models`` lists `MODELS`; ``GET /v1/models/{id}`` (the id percent-decoded)
 answers that model, or 404 for one it does not list.
+``trailers``            a completion (streamed or not) in a chunked body that ends
+                        with trailer fields: ``set-cookie`` and a second
+                        ``content-type`` (neither may reach the client as a header)
+``gzip_bomb``           ``x-mock-size`` bytes (decoded) gzip-compressed about
+                        1000:1: a JSON body of zeros, or a stream of chat chunks of
+                        zeros (usage and ``[DONE]`` at the end)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gzip
 import socket
 import struct
 import threading
@@ -259,6 +267,20 @@ class MockUpstream:
                 return await self._stream(request, reader, writer, _text_chunks(model, False))
             await _send_json(writer, 200, _completion(model))
             return True
+        if scenario == "trailers":
+            await _send_with_trailers(writer, model, stream)
+            return True
+        if scenario == "gzip_bomb":
+            size = int(request.header("x-mock-size") or 1024 * 1024)
+            body = _stream_bomb(model, size) if stream else _json_bomb(size)
+            content_type = b"text/event-stream" if stream else b"application/json"
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncontent-encoding: gzip\r\n"
+                b"content-length: %d\r\n\r\n" % (content_type, len(body))
+            )
+            writer.write(body)
+            await writer.drain()
+            return True
         if scenario == "tools":
             if not stream:
                 await _send_json(writer, 200, _completion(model, tool_call=True))
@@ -429,6 +451,42 @@ async def _models(writer: asyncio.StreamWriter, path: str) -> None:
         return
     message = f"The model '{model}' does not exist"
     await _send_json(writer, 404, _error(message, "invalid_request_error", "model_not_found"))
+
+
+TRAILERS = b"set-cookie: trailer=evil\r\ncontent-type: text/html\r\n"
+
+
+async def _send_with_trailers(writer: asyncio.StreamWriter, model: str, stream: bool) -> None:
+    if stream:
+        body = b"".join(_text_chunks(model, False))
+        content_type = b"text/event-stream"
+    else:
+        body = orjson.dumps(_completion(model))
+        content_type = b"application/json"
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ntrailer: set-cookie, content-type\r\n"
+        b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n%s\r\n"
+        % (content_type, len(body), body, TRAILERS)
+    )
+    await writer.drain()
+
+
+@functools.lru_cache(maxsize=4)
+def _json_bomb(size: int) -> bytes:
+    """A JSON object of ``size`` bytes, mostly one string of zeros, gzip-compressed."""
+    head, tail = b'{"id":"bomb","pad":"', b'"}'
+    return gzip.compress(head + b"0" * (size - len(head) - len(tail)) + tail, 9)
+
+
+@functools.lru_cache(maxsize=4)
+def _stream_bomb(model: str, size: int) -> bytes:
+    """About ``size`` bytes of chat chunks (4,000 zeros of content each), gzip-compressed."""
+    event = _chunk(model, [{"index": 0, "delta": {"content": "0" * 4000}}])
+    events = [_text_chunks(model, False, pieces=[])[0], *[event] * (size // len(event))]
+    events.append(_chunk(model, [{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    events.append(_chunk(model, [], usage=usage()))
+    events.append(b"data: [DONE]\n\n")
+    return gzip.compress(b"".join(events), 9)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
