@@ -35,6 +35,8 @@ STATUS_ERROR = "error"
 STATUS_CLIENT_ABORTED = "client_aborted"
 STATUS_INTERRUPTED = "interrupted"
 SPAN_STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_CLIENT_ABORTED, STATUS_INTERRUPTED)
+# The span attribute naming the model a call's cost was computed for.
+PRICED_MODEL = "spanlab.cost.priced_model"
 
 
 # Ids only need to be unique and unpredictable enough to never collide (W3C trace
@@ -218,12 +220,19 @@ def finalize(span: Span, prices: PriceTable) -> None:
                 tokens
             )
     span.input_preview = input_preview(span.request)
-    span.cost_usd = prices.cost(
-        span.response_model or span.request_model,
-        span.prompt_tokens,
-        span.completion_tokens,
-        span.cached_tokens,
-    )
+    if span.prompt_tokens is not None or span.completion_tokens is not None:
+        # The model the upstream names is the most precise, but a provider may answer
+        # with a name the table does not know (a dated alias, a deployment's name)
+        # for a model it does: then the model sent upstream, then the client's.
+        sent = span.request.get("model") if isinstance(span.request, dict) else None
+        priced = prices.first_priced(
+            (span.response_model, sent if isinstance(sent, str) else None, span.request_model)
+        )
+        if priced is not None:
+            span.cost_usd = prices.cost(
+                priced, span.prompt_tokens, span.completion_tokens, span.cached_tokens
+            )
+            span.context.attributes[PRICED_MODEL] = priced
 
 
 def _parse_json_or_text(body: bytes) -> Any:

@@ -8,8 +8,11 @@ import time
 import pytest
 
 from gateway.capture import (
+    PRICED_MODEL,
+    Span,
     SpanContext,
     assemble_stream,
+    finalize,
     new_span_id,
     new_trace_id,
     normalize_usage,
@@ -152,6 +155,53 @@ def test_pricing_known_snapshot_unknown_and_override() -> None:
     assert prices.cost("gpt-4o-audio-preview", 100, 100) is None
     assert prices.cost("llama3", 100, 100) is None
     assert prices.cost("gpt-4o", None, None) is None
+
+
+def priced_span(response_model: str, sent_model: str, client_model: str) -> Span:
+    span = Span(
+        context=SpanContext(trace_id="t" * 32, span_id="s" * 16),
+        operation="chat",
+        method="POST",
+        path="/v1/chat/completions",
+        start_us=0,
+        request_model=client_model,
+        request={"model": sent_model, "messages": []},
+    )
+    usage = b'"usage": {"prompt_tokens": 1000000, "completion_tokens": 1000000}'
+    span.response_body = b'{"model": "' + response_model.encode() + b'", ' + usage + b"}"
+    return span
+
+
+@pytest.mark.parametrize(
+    ("response_model", "sent_model", "client_model", "priced"),
+    [
+        # The upstream's own name first, its dated alias priced as its family.
+        ("gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4o-mini", "gpt-4o-2024-08-06"),
+        # A name the table does not know: the model sent upstream...
+        ("gpt-4o-mini-mock-2024", "gpt-4o-mini", "fast", "gpt-4o-mini"),
+        # ...or the client's, provider prefix and all.
+        ("my-deployment-7", "my-deployment", "openai/gpt-4o", "openai/gpt-4o"),
+    ],
+)
+def test_cost_falls_back_to_the_requested_model_and_says_which(
+    response_model: str, sent_model: str, client_model: str, priced: str
+) -> None:
+    """Issue 9 #15: the cost was looked up by the returned model name only, so a name
+    the table does not know gave no cost although the requested model has a price."""
+    prices = PriceTable()
+    span = priced_span(response_model, sent_model, client_model)
+    finalize(span, prices)
+    assert span.response_model == response_model
+    assert span.cost_usd == prices.cost(priced, 1_000_000, 1_000_000)
+    assert span.cost_usd is not None and span.cost_usd > 0
+    assert span.context.attributes[PRICED_MODEL] == priced
+
+
+def test_no_price_no_cost_and_no_priced_model() -> None:
+    span = priced_span("llama3-local", "llama3", "local/llama3")
+    finalize(span, PriceTable())
+    assert span.cost_usd is None
+    assert PRICED_MODEL not in span.context.attributes
 
 
 def test_redaction_of_headers_query_and_body() -> None:
