@@ -35,7 +35,8 @@ STATUS_ERROR = "error"
 STATUS_CLIENT_ABORTED = "client_aborted"
 STATUS_INTERRUPTED = "interrupted"
 SPAN_STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_CLIENT_ABORTED, STATUS_INTERRUPTED)
-# The span attribute naming the model a call's cost was computed for.
+# The span attribute naming the model a call's cost was computed for, when it is not
+# the model the upstream named (`finalize`).
 PRICED_MODEL = "spanlab.cost.priced_model"
 
 
@@ -232,7 +233,8 @@ def finalize(span: Span, prices: PriceTable) -> None:
             span.cost_usd = prices.cost(
                 priced, span.prompt_tokens, span.completion_tokens, span.cached_tokens
             )
-            span.context.attributes[PRICED_MODEL] = priced
+            if priced != span.response_model:  # said when it is not the obvious one
+                span.context.attributes[PRICED_MODEL] = priced
 
 
 def _parse_json_or_text(body: bytes) -> Any:
