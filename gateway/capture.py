@@ -644,7 +644,7 @@ def to_record(span: Span) -> dict[str, Any]:
         # redacted copy, without making one (the writer's largest cost per span).
         "request": dump(redact_body(span.request) if request_secrets else span.request),
         "request_headers": dump(span.request_headers) if span.request_headers else None,
-        "query": redact_query(span.query) or None,
+        "query": redact_query(span.query, secrets) or None,
         "response": dump(_redacted(span.response)),
         "response_headers": dump(span.response_headers) if span.response_headers else None,
         "input_preview": clean(span.input_preview),

@@ -73,9 +73,9 @@ from gateway.experiment_store import (
 from gateway.pagination import Page
 from gateway.pricing import PriceTable
 from gateway.providers import Router
-from gateway.providers.base import CREDENTIAL_HEADERS
+from gateway.providers.base import CREDENTIAL_HEADERS, provider_secret_values
 from gateway.proxy import ProxyPipeline, ProxyRequest
-from gateway.redaction import redact_body, scrub_values
+from gateway.redaction import credential_values, redact_body, scrub_values
 from gateway.store import Store, span_from_row
 from gateway.writer import SpanWriter
 
@@ -496,8 +496,10 @@ class ExperimentService:
             "ended_at": None,
             "duration_ms": None,
         }
-        secrets = [v for _, v in credentials]
-        key = self.router.provider(provider).api_key()
+        # As the proxy knows them ("Bearer x" gives x too; a base_url's userinfo).
+        configured = self.router.provider(provider)
+        secrets = credential_values(credentials) + provider_secret_values(configured)
+        key = configured.api_key()
         if key:
             secrets.append(key)
         if secrets:  # a credential typed into a prompt still never reaches the database

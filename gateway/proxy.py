@@ -60,6 +60,7 @@ from gateway.providers.base import (
     ANTHROPIC_VERSION,
     CREDENTIAL_HEADERS,
     auth_headers,
+    provider_secret_values,
     upstream_url,
 )
 from gateway.redaction import credential_values, query_secret_values, redact_headers
@@ -278,7 +279,8 @@ class ProxyPipeline:
         key = provider.api_key()
         if key:
             span.secrets.append(key)
-        span.secrets += credential_values(provider.headers.items())  # e.g. Azure's api-key
+        # e.g. Azure's api-key header, the Basic auth of https://user:pass@host
+        span.secrets += provider_secret_values(provider)
 
         body = request.body
         modified = request.payload is not None

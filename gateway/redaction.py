@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -71,10 +71,17 @@ def _is_secret_param(name: str) -> bool:
     return name.lower() in SECRET_QUERY_PARAMS or is_secret_name(name)
 
 
-def redact_query(query: str) -> str:
+def redact_query(query: str, secrets: Sequence[str] = ()) -> str:
+    """``query`` for storage: secret-named parameters replaced, and known secret values
+    (``secrets``) removed wherever they are, as written or percent-decoded (a client's
+    bearer token repeated in ``?foo=``)."""
     if not query:
         return query
+    if secrets:
+        query = scrub_values(query, secrets)
     pairs = parse_qsl(query, keep_blank_values=True)
+    if secrets:
+        pairs = [(scrub_values(k, secrets), scrub_values(v, secrets)) for k, v in pairs]
     return urlencode([(k, REDACTED if _is_secret_param(k) else v) for k, v in pairs])
 
 

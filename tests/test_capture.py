@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import time
+from urllib.parse import quote, unquote_plus
 
 import pytest
 
@@ -20,6 +22,7 @@ from gateway.capture import (
 )
 from gateway.config import Price
 from gateway.pricing import PriceTable
+from gateway.providers.base import url_secret_values
 from gateway.redaction import (
     REDACTED,
     credential_values,
@@ -256,6 +259,31 @@ def test_secret_values_are_scrubbed_wherever_they_appear() -> None:
     text = '{"error": "Incorrect API key provided: sk-live-abcdef123456"}'
     assert scrub_values(text, values) == '{"error": "Incorrect API key provided: [REDACTED]"}'
     assert scrub_values("short", ["abc"]) == "short"  # too short to be a key: left alone
+
+
+def test_known_secret_values_are_scrubbed_from_the_stored_query() -> None:
+    """Issue 9 #2: a client's bearer token repeated in ``?foo=`` was stored as is (only
+    secret-named parameters were redacted)."""
+    token = "sk-canary-Ab+c/d=="
+    query = "foo=" + quote(token, safe="") + "&raw=" + token + "&" + quote(token) + "=1&n=2"
+    stored = redact_query(query, [token])
+    assert token not in unquote_plus(stored) and quote(token, safe="") not in stored
+    assert "foo=%5BREDACTED%5D" in stored and stored.endswith("n=2")
+    assert redact_query("foo=short&key=abc", ["short"]) == "foo=short&key=%5BREDACTED%5D"
+
+
+def test_base_url_userinfo_gives_every_form_of_its_credential() -> None:
+    """Issue 9 #2: the Basic header built from https://user:pass@host was not a known
+    secret, so an upstream echoing its Authorization header put it into the span."""
+    values = url_secret_values("https://spanlab:p%40ss-word-1234@host.test/v1")
+    token = base64.b64encode(b"spanlab:p@ss-word-1234").decode()
+    assert values[:2] == ("Basic " + token, token)
+    assert {"p@ss-word-1234", "p%40ss-word-1234", "spanlab:p@ss-word-1234"} <= set(values)
+    assert url_secret_values("https://host.test/v1") == ()
+    assert (
+        url_secret_values("https://only-a-token-1234@host.test/v1")[1]
+        == base64.b64encode(b"only-a-token-1234:").decode()
+    )
 
 
 def test_grouping_headers() -> None:
