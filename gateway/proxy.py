@@ -298,7 +298,10 @@ class ProxyPipeline:
             # terms), its usage carrying Anthropic's counts (so cost is right).
             translation = ChatOverMessages.translate(payload, route.upstream_model or str(model))
             span.context.attributes["translation"] = translation.record
-            body = translation.upstream_body()
+            try:
+                body = translation.upstream_body()
+            except orjson.JSONEncodeError:
+                raise _too_deep_to_rewrite() from None
             operation = "messages"
         elif payload is not None:
             if route.upstream_model is not None and route.upstream_model != model:
@@ -312,7 +315,10 @@ class ProxyPipeline:
                     inject_usage = True
                     modified = True
             if modified:
-                body = orjson.dumps(payload)
+                try:
+                    body = orjson.dumps(payload)
+                except orjson.JSONEncodeError:
+                    raise _too_deep_to_rewrite() from None
 
         headers = self._upstream_headers(request, route, span.context)
         if translation is not None:
@@ -629,6 +635,15 @@ def _undecodable(provider: str | None, exc: httpx.DecodingError) -> UpstreamProt
     # Not a TransportError: the bytes arrived, but do not decode as their Content-Encoding.
     return UpstreamProtocol(
         f"Provider {provider!r} sent a body that does not decode as its Content-Encoding: {exc}"
+    )
+
+
+def _too_deep_to_rewrite() -> InvalidRequest:
+    # orjson reads JSON nested 1,024 levels deep but writes 254: a body the gateway
+    # must change (a model prefix, stream usage, a translation) cannot be sent past that.
+    return InvalidRequest(
+        "Request body is nested too deeply (more than 254 levels) for the gateway to forward it.",
+        code="too_deeply_nested",
     )
 
 

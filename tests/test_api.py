@@ -191,3 +191,44 @@ async def test_a_span_says_which_model_its_cost_is_for(make_gateway: GatewayFact
     assert span["cost_usd"] == pytest.approx((1000 * 0.15 + 3 * 0.6) / 1_000_000)
     listed = (await gateway.client.get("/spans")).json()["data"]
     assert listed[0]["cost_usd"] == span["cost_usd"]
+
+
+def nested_json(levels: int) -> str:
+    return '{"a":' * levels + "1" + "}" * levels
+
+
+async def test_a_request_too_deep_to_store_is_proxied_and_its_span_says_so(
+    gateway: Gateway,
+) -> None:
+    """Issue 9 #8: a request nested 255-1,024 levels (orjson reads 1,024, writes 254)
+    was proxied but its span kept only its outline, with status ok and no word of why;
+    when the proxy had to rewrite it (a provider prefix, stream usage) the client got
+    a 500."""
+    body = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "x": %s}'
+    r = await gateway.client.post(
+        "/v1/chat/completions",
+        content=(body % nested_json(600)).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "ok"
+    assert span["error"]["code"] == "too_deeply_nested"
+    assert "request too deeply nested to store" in span["error"]["message"]
+    assert span["attributes"]["spanlab.capture.dropped"] == ["request"]
+    assert span["request"] is None
+    assert span["output_text"] == "Hello there!" and span["usage"]["total_tokens"] == 15
+
+    rewritten = body.replace("gpt-4o-mini", "openai/gpt-4o-mini", 1)
+    streamed = body.replace("{", '{"stream": true, ', 1)
+    for text in (rewritten, streamed):
+        r = await gateway.client.post(
+            "/v1/chat/completions",
+            content=(text % nested_json(300)).encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "too_deeply_nested"
+        span = await gateway.span(r.headers["x-spanlab-span-id"])
+        assert span["status"] == "error"
+        assert span["attributes"]["spanlab.capture.dropped"] == ["request"]

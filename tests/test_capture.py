@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from urllib.parse import quote, unquote_plus
 
+import orjson
 import pytest
 
 from gateway.capture import (
+    CAPTURE_DROPPED,
     PRICED_MODEL,
     Span,
     SpanContext,
@@ -19,13 +22,19 @@ from gateway.capture import (
     new_trace_id,
     normalize_usage,
     output_text,
+    to_record,
 )
 from gateway.config import Price
 from gateway.pricing import PriceTable
 from gateway.providers.base import url_secret_values
 from gateway.redaction import (
+    MAX_STORED_DEPTH,
     REDACTED,
+    NestingTooDeep,
+    body_secret_values,
     credential_values,
+    has_secret_fields,
+    nesting_depth,
     redact_body,
     redact_headers,
     redact_query,
@@ -316,3 +325,54 @@ def test_ids_are_valid_unique_and_sort_by_time() -> None:
     time.sleep(0.003)
     assert new_span_id()[:8] > spans[0][:8]
     assert new_trace_id()[:8] > traces[0][:8]
+
+
+def nested(levels: int, leaf: object) -> object:
+    value = leaf
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_redaction_stops_at_the_storable_depth_instead_of_recursing_past_it() -> None:
+    """Issue 9 #8: JSON nested up to 1,024 levels (what orjson reads) made redaction
+    recurse into a RecursionError."""
+    storable = nested(MAX_STORED_DEPTH, {"api_key": "sk-at-the-bottom"})
+    assert nesting_depth(storable) == MAX_STORED_DEPTH + 1
+    assert nesting_depth(nested(MAX_STORED_DEPTH - 1, 1)) == MAX_STORED_DEPTH - 1
+    too_deep = orjson.loads('{"a":' * 1023 + '{"api_key": "sk-at-the-bottom"}' + "}" * 1023)
+    assert nesting_depth(too_deep, 10) == 11  # counted only as far as asked
+    for walk in (redact_body, has_secret_fields):
+        with pytest.raises(NestingTooDeep):
+            walk(too_deep)
+    # The secret values are still found (to be scrubbed from whatever is stored).
+    assert body_secret_values(too_deep) == ["sk-at-the-bottom"]
+    assert redact_body(nested(MAX_STORED_DEPTH - 1, 1)) == nested(MAX_STORED_DEPTH - 1, 1)
+
+
+def test_a_record_leaves_out_only_what_nests_too_deeply_and_says_so() -> None:
+    """Issue 9 #8: such a span kept only its outline, status ok, nothing saying why."""
+    span = priced_span("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini")
+    secret = "sk-canary-in-a-deep-request"
+    span.request = {"model": "gpt-4o-mini", "deep": nested(300, {"api_key": secret})}
+    span.response_body = span.response_body.replace(
+        b'"model"', b'"echo": "' + secret.encode() + b'", "model"'
+    )  # type: ignore[union-attr]
+    finalize(span, PriceTable())
+    record = to_record(span)
+    assert record["request"] is None
+    assert record["status"] == "ok"
+    error = json.loads(record["error"])
+    assert error["code"] == "too_deeply_nested"
+    assert error["message"].startswith("request too deeply nested to store")
+    assert json.loads(record["attributes"])[CAPTURE_DROPPED] == ["request"]
+    # The rest of the call is kept: the response (its echo of the secret scrubbed),
+    # usage and cost.
+    assert json.loads(record["response"])["echo"] == REDACTED
+    assert record["prompt_tokens"] == 1_000_000 and record["cost_usd"] is not None
+    # An upstream error too deep to store gives way to the note; the response too.
+    span.response = nested(400, 1)
+    span.error = {"message": nested(400, 1)}
+    record = to_record(span)
+    assert json.loads(record["attributes"])[CAPTURE_DROPPED] == ["request", "response", "error"]
+    assert json.loads(record["error"])["code"] == "too_deeply_nested"
