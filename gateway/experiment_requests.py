@@ -49,6 +49,9 @@ TEMPLATED_FIELDS = ("messages", "tools", "functions", "system", "instructions", 
 # Original request headers worth carrying into a replay: API versions and betas.
 REPLAYED_HEADER_PREFIXES = ("anthropic-", "openai-")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# What a header value may hold (RFC 9110 field-value: visible characters, spaces, tabs,
+# latin-1 text). A line break would let a value add header lines of its own upstream.
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
 # How deeply an experiment's JSON fields (requests, variables, parameters) may nest:
@@ -167,8 +170,12 @@ def validate_headers(value: Any) -> dict[str, str] | None:
         param = f"headers.{name}"
         if not _HEADER_NAME.match(name):
             raise ValidationFailed(f"{name!r} is not a valid header name.", param=param)
-        if not isinstance(header_value, str) or "\r" in header_value or "\n" in header_value:
-            raise ValidationFailed(f"Header {name!r} must be a single-line string.", param=param)
+        if not isinstance(header_value, str) or not _HEADER_VALUE.match(header_value):
+            raise ValidationFailed(
+                f"Header {name!r} must be a single-line string of printable latin-1"
+                " characters.",
+                param=param,
+            )
         if lowered in CREDENTIAL_HEADERS or is_secret_name(lowered):
             raise ValidationFailed(
                 f"Header {name!r} carries a credential, and Spanlab never stores credentials."
@@ -319,6 +326,14 @@ def prepare_request(
             if key in payload:
                 payload[key] = render(payload[key], variables, f"modified_request.{key}")
         headers = render(headers, variables, "headers")
+        for name, value in headers.items():  # checked again once variables are in
+            if not _HEADER_VALUE.match(value):
+                raise ValidationFailed(
+                    f"Header {name!r} renders to a value with a line break, a control"
+                    " character or a character past latin-1; check prompt_variables.",
+                    param=f"headers.{name}",
+                    code="invalid_header",
+                )
     payload = drop_redacted(payload)
     headers = {k: v for k, v in headers.items() if v != REDACTED}
     if stream and operation in STREAMABLE:

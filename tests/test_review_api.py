@@ -161,3 +161,24 @@ async def test_a_request_nested_too_deeply_is_a_400_however_it_comes(gateway: Ga
     assert r.status_code == 400, r.text
     assert error_of(r)["param"] == "original_request"
     assert (await gateway.client.get("/experiments")).json()["data"] == []
+
+
+@pytest.mark.parametrize("value", ["terse\r\nx-injected: 1", "a\nb", "nul\x00", "euro €"])
+async def test_a_header_that_renders_to_a_line_break_is_refused_before_the_run(
+    gateway: Gateway, value: str
+) -> None:
+    """Saved header values are checked for line breaks, but not once the prompt
+    variables are rendered into them: a variable could add header lines to the request
+    the gateway's own HTTP client writes upstream."""
+    created = await create(
+        gateway, **IMPORTED, headers={"x-note": "be {{tone}}"}, prompt_variables={"tone": value}
+    )
+    r = await gateway.client.post(f"/experiments/{created['id']}/run")
+    assert r.status_code == 422, r.text
+    assert error_of(r)["param"] == "headers.x-note"
+    assert gateway.upstream.requests == []
+    assert (await gateway.client.get(f"/experiments/{created['id']}/runs")).json()["data"] == []
+    r = await gateway.client.put(
+        f"/experiments/{created['id']}", json={"headers": {"x-note": "nul\x00"}}
+    )
+    assert r.status_code == 422, r.text
