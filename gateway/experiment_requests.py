@@ -172,8 +172,7 @@ def validate_headers(value: Any) -> dict[str, str] | None:
             raise ValidationFailed(f"{name!r} is not a valid header name.", param=param)
         if not isinstance(header_value, str) or not _HEADER_VALUE.match(header_value):
             raise ValidationFailed(
-                f"Header {name!r} must be a single-line string of printable latin-1"
-                " characters.",
+                f"Header {name!r} must be a single-line string of printable latin-1 characters.",
                 param=param,
             )
         if lowered in CREDENTIAL_HEADERS or is_secret_name(lowered):
