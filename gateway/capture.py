@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,8 +21,11 @@ import orjson
 
 from gateway.pricing import PriceTable
 from gateway.redaction import (
+    MAX_STORED_DEPTH,
+    NestingTooDeep,
     body_secret_values,
     has_secret_fields,
+    nesting_depth,
     redact_body,
     redact_query,
     scrub_values,
@@ -35,6 +38,12 @@ STATUS_ERROR = "error"
 STATUS_CLIENT_ABORTED = "client_aborted"
 STATUS_INTERRUPTED = "interrupted"
 SPAN_STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_CLIENT_ABORTED, STATUS_INTERRUPTED)
+# The span attribute naming the model a call's cost was computed for, when it is not
+# the model the upstream named (`finalize`).
+PRICED_MODEL = "spanlab.cost.priced_model"
+# The span attribute listing the parts of a call left out of its record for nesting
+# deeper than can be stored (`to_record`).
+CAPTURE_DROPPED = "spanlab.capture.dropped"
 
 
 # Ids only need to be unique and unpredictable enough to never collide (W3C trace
@@ -218,12 +227,20 @@ def finalize(span: Span, prices: PriceTable) -> None:
                 tokens
             )
     span.input_preview = input_preview(span.request)
-    span.cost_usd = prices.cost(
-        span.response_model or span.request_model,
-        span.prompt_tokens,
-        span.completion_tokens,
-        span.cached_tokens,
-    )
+    if span.prompt_tokens is not None or span.completion_tokens is not None:
+        # The model the upstream names is the most precise, but a provider may answer
+        # with a name the table does not know (a dated alias, a deployment's name)
+        # for a model it does: then the model sent upstream, then the client's.
+        sent = span.request.get("model") if isinstance(span.request, dict) else None
+        priced = prices.first_priced(
+            (span.response_model, sent if isinstance(sent, str) else None, span.request_model)
+        )
+        if priced is not None:
+            span.cost_usd = prices.cost(
+                priced, span.prompt_tokens, span.completion_tokens, span.cached_tokens
+            )
+            if priced != span.response_model:  # said when it is not the obvious one
+                span.context.attributes[PRICED_MODEL] = priced
 
 
 def _parse_json_or_text(body: bytes) -> Any:
@@ -607,7 +624,23 @@ def to_record(span: Span) -> dict[str, Any]:
     def clean(value: str | None) -> str | None:
         return scrub_values(value, secrets) if value and secrets else value
 
-    return {
+    dropped: list[str] = []
+
+    def body(name: str, value: Any, redact: bool | None = None) -> str | None:
+        """``value`` redacted (when ``redact``, or it has secret fields) and encoded; or,
+        when it nests deeper than can be stored, left out and named in ``dropped``: the
+        call went through all the same, and the rest of its record is kept."""
+        try:
+            if redact is None:
+                redact = has_secret_fields(value)
+            return dump(redact_body(value) if redact else value)
+        except (NestingTooDeep, orjson.JSONEncodeError):
+            if nesting_depth(value) <= MAX_STORED_DEPTH:
+                raise  # not the depth: `record_or_outline` stores the outline
+            dropped.append(name)
+            return None
+
+    record = {
         "span_id": ctx.span_id,
         "trace_id": ctx.trace_id,
         "parent_span_id": ctx.parent_span_id,
@@ -631,10 +664,10 @@ def to_record(span: Span) -> dict[str, Any]:
         "ttft_ms": span.ttft_ms,
         # A body with no secret-named field is dumped as is: the same bytes as a
         # redacted copy, without making one (the writer's largest cost per span).
-        "request": dump(redact_body(span.request) if request_secrets else span.request),
+        "request": body("request", span.request, bool(request_secrets)),
         "request_headers": dump(span.request_headers) if span.request_headers else None,
-        "query": redact_query(span.query) or None,
-        "response": dump(_redacted(span.response)),
+        "query": redact_query(span.query, secrets) or None,
+        "response": body("response", span.response),
         "response_headers": dump(span.response_headers) if span.response_headers else None,
         "input_preview": clean(span.input_preview),
         "output_text": clean(span.output_text),
@@ -644,10 +677,32 @@ def to_record(span: Span) -> dict[str, Any]:
         "total_tokens": span.total_tokens,
         "cached_tokens": span.cached_tokens,
         "cost_usd": span.cost_usd,
-        "error": dump(span.error),
-        "attributes": dump(_redacted(ctx.attributes)) if ctx.attributes else None,
+        "error": body("error", span.error, redact=False),
+        "attributes": body("attributes", ctx.attributes) if ctx.attributes else None,
         "links": dump(ctx.links) if ctx.links else None,
     }
+    if dropped:
+        _mark_dropped(record, dropped, {} if "attributes" in dropped else ctx.attributes, dump)
+    return record
+
+
+def _mark_dropped(
+    record: dict[str, Any],
+    dropped: list[str],
+    attributes: Mapping[str, Any],
+    dump: Callable[[Any], str | None],
+) -> None:
+    """Say in the record what was left out for nesting too deeply, and why: in the
+    attribute `CAPTURE_DROPPED`, and as the span's error unless it has one."""
+    what = " and ".join(dropped)
+    record["attributes"] = dump(_redacted({**attributes, CAPTURE_DROPPED: dropped}))
+    if record["error"] is None:
+        message = (
+            f"{what} too deeply nested to store (over {MAX_STORED_DEPTH} levels):"
+            f" the call went through, its {what} is not kept"
+        )
+        error = {"type": "capture_error", "code": "too_deeply_nested", "message": message}
+        record["error"] = dump(error)
 
 
 def _redacted(value: Any) -> Any:

@@ -16,10 +16,13 @@ from typing import Any, Literal
 
 from gateway.errors import InvalidRequest, ValidationFailed
 from gateway.experiment_requests import (
+    MAX_INTEGER,
     REPLAYABLE,
     check_content,
     json_object,
     optional_str,
+    positive_int,
+    project_id,
     validate_bool,
     validate_headers,
     validate_tags,
@@ -85,8 +88,14 @@ def import_run(run: Any, experiment_id: str) -> dict[str, Any]:
     if error is not None and not isinstance(error, dict):
         raise ValidationFailed("A run's error must be an object or null.", param="runs.error")
     duration = run.get("duration_ms")
-    if duration is not None and not isinstance(duration, int | float):
-        raise ValidationFailed("duration_ms must be a number.", param="runs.duration_ms")
+    if duration is not None and (
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not 0 <= duration <= MAX_INTEGER
+    ):
+        raise ValidationFailed(
+            f"duration_ms must be a number from 0 to {MAX_INTEGER}.", param="runs.duration_ms"
+        )
     return {
         "id": run_id,
         "experiment_id": experiment_id,
@@ -107,14 +116,17 @@ def import_run(run: Any, experiment_id: str) -> dict[str, Any]:
 def import_history(entry: Any) -> dict[str, Any]:
     if not isinstance(entry, Mapping):
         raise ValidationFailed("Each history entry must be a JSON object.", param="history")
-    version = entry.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValidationFailed("A history entry needs a positive version.", param="history")
+    version = positive_int(entry.get("version"), "history.version")
     if not isinstance(entry.get("action"), str) or not isinstance(entry.get("at"), str):
         raise ValidationFailed("A history entry needs action and at.", param="history")
     snapshot = entry.get("snapshot")
     if not isinstance(snapshot, dict):
         raise ValidationFailed("A history entry needs a snapshot object.", param="history")
+    run_id = entry.get("run_id")
+    if run_id is not None and (not isinstance(run_id, str) or len(run_id) > 256):
+        raise ValidationFailed(
+            "A history entry's run_id must be a run id or null.", param="history.run_id"
+        )
     changes = entry.get("changes")
     if changes is not None and not isinstance(changes, dict):
         raise ValidationFailed("A history entry's changes must be an object.", param="history")
@@ -123,7 +135,7 @@ def import_history(entry: Any) -> dict[str, Any]:
         "action": entry["action"],
         "at": entry["at"],
         "changes": changes,
-        "run_id": entry.get("run_id"),
+        "run_id": run_id,
         "snapshot": redact_body(snapshot),
     }
 
@@ -146,8 +158,10 @@ def import_bundle(
     where = f"experiments[{index}]"
     try:
         experiment = import_experiment(item)
-        runs = [import_run(r, experiment["id"]) for r in item.get("runs") or []]
-        history = [import_history(h) for h in item.get("history") or []]
+        runs = [import_run(r, experiment["id"]) for r in _entries(item, "runs")]
+        history = [import_history(h) for h in _entries(item, "history")]
+        _unique([r["id"] for r in runs], "run id", "runs.id")
+        _unique([h["version"] for h in history], "history version", "history.version")
     except InvalidRequest as exc:
         raise type(exc)(f"{where}: {exc.message}", param=exc.param, code=exc.code) from None
     if not history:
@@ -162,6 +176,23 @@ def import_bundle(
             }
         ]
     return experiment, runs, history
+
+
+def _unique(values: list[Any], what: str, param: str) -> None:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValidationFailed(f"The {what} {value!r} appears twice.", param=param)
+        seen.add(value)
+
+
+def _entries(item: Mapping[str, Any], key: str) -> list[Any]:
+    value = item.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationFailed(f"{key} must be a list, got {type(value).__name__}.", param=key)
+    return value
 
 
 def import_experiment(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,9 +212,7 @@ def import_experiment(item: Mapping[str, Any]) -> dict[str, Any]:
     original = json_object(item.get("original_request"), "original_request")
     assert original is not None
     modified = json_object(item.get("modified_request", original), "modified_request")
-    version = item.get("version", 1)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValidationFailed("version must be a positive integer.", param="version")
+    version = positive_int(item.get("version", 1), "version")
     now = now_iso()
     error = item.get("error")
     if error is not None and not isinstance(error, dict):
@@ -206,7 +235,7 @@ def import_experiment(item: Mapping[str, Any]) -> dict[str, Any]:
         "result_span_id": optional_str(item, "result_span_id", limit=256),
         "result_trace_id": optional_str(item, "result_trace_id", limit=256),
         "status": status,
-        "project_id": optional_str(item, "project_id", limit=256),
+        "project_id": project_id(item),
         "created_at": optional_str(item, "created_at", limit=64) or now,
         "updated_at": optional_str(item, "updated_at", limit=64) or now,
         "tags": validate_tags(item.get("tags")),

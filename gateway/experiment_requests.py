@@ -22,11 +22,17 @@ from pystache.common import PystacheError
 from pystache.context import KeyNotFoundError
 from pystache.parser import ParsingError
 
-from gateway.errors import InvalidJSON, MissingModel, SpanlabError, ValidationFailed
+from gateway.errors import (
+    InvalidJSON,
+    InvalidRequest,
+    MissingModel,
+    SpanlabError,
+    ValidationFailed,
+)
 from gateway.providers import Router
 from gateway.providers.base import CREDENTIAL_HEADERS
 from gateway.proxy import DROP_REQUEST_HEADERS
-from gateway.redaction import REDACTED, is_secret_name
+from gateway.redaction import REDACTED, is_secret_name, nesting_depth
 
 REPLAYABLE = ("chat", "completions", "embeddings", "responses", "messages")
 STREAMABLE = frozenset({"chat", "completions", "responses", "messages"})
@@ -43,8 +49,18 @@ TEMPLATED_FIELDS = ("messages", "tools", "functions", "system", "instructions", 
 # Original request headers worth carrying into a replay: API versions and betas.
 REPLAYED_HEADER_PREFIXES = ("anthropic-", "openai-")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# What a header value may hold (RFC 9110 field-value: visible characters, spaces, tabs,
+# latin-1 text). A line break would let a value add header lines of its own upstream.
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
+# How deeply an experiment's JSON fields (requests, variables, parameters) may nest:
+# they are stored again inside history snapshots and export documents, and the whole
+# must stay within what the API reads (`gateway.api.MAX_BODY_DEPTH`).
+MAX_REQUEST_DEPTH = 100
+# The largest integer a stored number column takes (version, duration): exact in
+# JavaScript (the UI) and far inside SQLite's 64 bits.
+MAX_INTEGER = 2**53 - 1
 
 
 def json_object(value: Any, param: str, *, nullable: bool = False) -> dict[str, Any] | None:
@@ -61,6 +77,33 @@ def json_object(value: Any, param: str, *, nullable: bool = False) -> dict[str, 
     if not isinstance(value, dict):
         raise ValidationFailed(
             f"{param} must be a JSON object, got {type(value).__name__}.", param=param
+        )
+    check_depth(value, param)
+    return value
+
+
+def check_depth(value: Any, param: str) -> None:
+    """Refuse a JSON value nested deeper than `MAX_REQUEST_DEPTH`."""
+    if nesting_depth(value, MAX_REQUEST_DEPTH) > MAX_REQUEST_DEPTH:
+        raise InvalidRequest(
+            f"{param} nests more than {MAX_REQUEST_DEPTH} levels deep.",
+            param=param,
+            code="too_deeply_nested",
+        )
+
+
+def project_id(body: Mapping[str, Any]) -> str | None:
+    """``project_id`` of ``body``; an empty one names no project (None), as a call
+    without ``x-project-id`` does."""
+    return optional_str(body, "project_id", limit=256) or None
+
+
+def positive_int(value: Any, param: str) -> int:
+    """A positive integer a stored column takes (at most `MAX_INTEGER`)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_INTEGER:
+        raise ValidationFailed(
+            f"{param} must be an integer from 1 to {MAX_INTEGER}, got {value!r:.40}.",
+            param=param,
         )
     return value
 
@@ -127,8 +170,11 @@ def validate_headers(value: Any) -> dict[str, str] | None:
         param = f"headers.{name}"
         if not _HEADER_NAME.match(name):
             raise ValidationFailed(f"{name!r} is not a valid header name.", param=param)
-        if not isinstance(header_value, str) or "\r" in header_value or "\n" in header_value:
-            raise ValidationFailed(f"Header {name!r} must be a single-line string.", param=param)
+        if not isinstance(header_value, str) or not _HEADER_VALUE.match(header_value):
+            raise ValidationFailed(
+                f"Header {name!r} must be a single-line string of printable latin-1 characters.",
+                param=param,
+            )
         if lowered in CREDENTIAL_HEADERS or is_secret_name(lowered):
             raise ValidationFailed(
                 f"Header {name!r} carries a credential, and Spanlab never stores credentials."
@@ -279,6 +325,14 @@ def prepare_request(
             if key in payload:
                 payload[key] = render(payload[key], variables, f"modified_request.{key}")
         headers = render(headers, variables, "headers")
+        for name, value in headers.items():  # checked again once variables are in
+            if not _HEADER_VALUE.match(value):
+                raise ValidationFailed(
+                    f"Header {name!r} renders to a value with a line break, a control"
+                    " character or a character past latin-1; check prompt_variables.",
+                    param=f"headers.{name}",
+                    code="invalid_header",
+                )
     payload = drop_redacted(payload)
     headers = {k: v for k, v in headers.items() if v != REDACTED}
     if stream and operation in STREAMABLE:
@@ -342,6 +396,8 @@ def replayable_headers(span: Mapping[str, Any]) -> dict[str, str] | None:
 
 
 def check_content(experiment: Mapping[str, Any]) -> None:
+    for key in ("original_request", "modified_request", "prompt_variables", "model_parameters"):
+        check_depth(experiment.get(key), key)  # a span's request may nest up to 254
     operation = experiment["operation"]
     validate_request(experiment["original_request"], operation, "original_request")
     effective = merge_parameters(experiment["modified_request"], experiment.get("model_parameters"))

@@ -58,6 +58,7 @@ from gateway.experiment_requests import (
     json_object,
     optional_str,
     prepare_request,
+    project_id,
     replayable_headers,
     replayable_request,
     validate_bool,
@@ -73,9 +74,9 @@ from gateway.experiment_store import (
 from gateway.pagination import Page
 from gateway.pricing import PriceTable
 from gateway.providers import Router
-from gateway.providers.base import CREDENTIAL_HEADERS
+from gateway.providers.base import CREDENTIAL_HEADERS, provider_secret_values
 from gateway.proxy import ProxyPipeline, ProxyRequest
-from gateway.redaction import redact_body, scrub_values
+from gateway.redaction import credential_values, redact_body, scrub_values
 from gateway.store import Store, span_from_row
 from gateway.writer import SpanWriter
 
@@ -270,8 +271,7 @@ class ExperimentService:
             "result_span_id": None,
             "result_trace_id": None,
             "status": "draft",
-            "project_id": optional_str(body, "project_id", limit=256)
-            or (span or {}).get("project_id"),
+            "project_id": project_id(body) or (span or {}).get("project_id"),
             "created_at": now,
             "updated_at": now,
             "tags": validate_tags(body.get("tags")),
@@ -350,7 +350,7 @@ class ExperimentService:
                 )
             values["status"] = status
         if "project_id" in body:
-            values["project_id"] = optional_str(body, "project_id", limit=256)
+            values["project_id"] = project_id(body)
         if "tags" in body:
             values["tags"] = validate_tags(body["tags"])
         if "favorite" in body:
@@ -420,7 +420,7 @@ class ExperimentService:
         if "tags" in overrides:
             copy_["tags"] = validate_tags(overrides["tags"])
         if "project_id" in overrides:
-            copy_["project_id"] = optional_str(overrides, "project_id", limit=256)
+            copy_["project_id"] = project_id(overrides)
         await self.store.insert_experiment(
             copy_, action="duplicated", changes={"duplicated_from": experiment_id}
         )
@@ -496,8 +496,10 @@ class ExperimentService:
             "ended_at": None,
             "duration_ms": None,
         }
-        secrets = [v for _, v in credentials]
-        key = self.router.provider(provider).api_key()
+        # As the proxy knows them ("Bearer x" gives x too; a base_url's userinfo).
+        configured = self.router.provider(provider)
+        secrets = credential_values(credentials) + provider_secret_values(configured)
+        key = configured.api_key()
         if key:
             secrets.append(key)
         if secrets:  # a credential typed into a prompt still never reaches the database

@@ -37,13 +37,24 @@ def encode_cursor(key: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
 
 
+def _sort_value(value: Any) -> bool:
+    """Whether ``value`` can be a sort key's value: what SQLite binds (an int in 64
+    bits, a float, text, NULL), as `encode_cursor` writes them."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return value is None or isinstance(value, float | str)
+
+
 def decode_cursor(cursor: str, size: int) -> list[Any]:
     try:
         key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         key = None
-    if not isinstance(key, list) or len(key) != size:
-        raise InvalidRequest(f"Invalid cursor {cursor!r}", param="cursor")
+    if not isinstance(key, list) or len(key) != size or not all(map(_sort_value, key)):
+        shown = cursor if len(cursor) <= 100 else cursor[:100] + "..."
+        raise InvalidRequest(f"Invalid cursor {shown!r}", param="cursor")
     return key
 
 

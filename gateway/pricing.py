@@ -3,13 +3,15 @@
 
 A model is priced only when its name (or its name without a date or ``-latest``
 suffix: ``gpt-4o-2024-08-06``, ``claude-3-5-sonnet-20241022``) is in the table. An
-unknown model gets no cost rather than a guessed, wrong one.
+unknown model gets no cost rather than a guessed, wrong one. A call names up to three
+models (the one the upstream says answered, the one sent upstream, the one the client
+asked for): `PriceTable.first_priced` takes the first of them the table knows.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 
 import orjson
@@ -56,6 +58,13 @@ class PriceTable:
         if len(self._found) < 10_000:  # model names come from clients: stay bounded
             self._found[model] = price
         return price
+
+    def first_priced(self, models: Iterable[str | None]) -> str | None:
+        """The first of ``models`` that has a price (None when none has)."""
+        for model in models:
+            if self.lookup(model) is not None:
+                return model
+        return None
 
     def cost(
         self,

@@ -68,6 +68,7 @@ from gateway.providers.base import (
     CREDENTIAL_HEADERS,
     auth_headers,
     model_url,
+    provider_secret_values,
     upstream_url,
 )
 from gateway.providers.model_list import ListSink, ModelLists
@@ -351,7 +352,8 @@ class ProxyPipeline:
         key = provider.api_key()
         if key:
             span.secrets.append(key)
-        span.secrets += credential_values(provider.headers.items())  # e.g. Azure's api-key
+        # e.g. Azure's api-key header, the Basic auth of https://user:pass@host
+        span.secrets += provider_secret_values(provider)
 
         body = request.body
         modified = request.payload is not None
@@ -369,7 +371,10 @@ class ProxyPipeline:
             # terms), its usage carrying Anthropic's counts (so cost is right).
             translation = ChatOverMessages.translate(payload, route.upstream_model or str(model))
             span.context.attributes["translation"] = translation.record
-            body = translation.upstream_body()
+            try:
+                body = translation.upstream_body()
+            except orjson.JSONEncodeError:
+                raise _too_deep_to_rewrite() from None
             operation = "messages"
         elif payload is not None:
             if route.upstream_model is not None and route.upstream_model != model:
@@ -383,7 +388,10 @@ class ProxyPipeline:
                     inject_usage = True
                     modified = True
             if modified:
-                body = orjson.dumps(payload)
+                try:
+                    body = orjson.dumps(payload)
+                except orjson.JSONEncodeError:
+                    raise _too_deep_to_rewrite() from None
 
         headers = self._upstream_headers(request, route, span.context)
         if translation is not None:
@@ -769,6 +777,15 @@ def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
         if name == "connection"
         for token in value.split(",")
     }
+
+
+def _too_deep_to_rewrite() -> InvalidRequest:
+    # orjson reads JSON nested 1,024 levels deep but writes 254: a body the gateway
+    # must change (a model prefix, stream usage, a translation) cannot be sent past that.
+    return InvalidRequest(
+        "Request body is nested too deeply (more than 254 levels) for the gateway to forward it.",
+        code="too_deeply_nested",
+    )
 
 
 def parse_body(body: bytes) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -71,10 +71,17 @@ def _is_secret_param(name: str) -> bool:
     return name.lower() in SECRET_QUERY_PARAMS or is_secret_name(name)
 
 
-def redact_query(query: str) -> str:
+def redact_query(query: str, secrets: Sequence[str] = ()) -> str:
+    """``query`` for storage: secret-named parameters replaced, and known secret values
+    (``secrets``) removed wherever they are, as written or percent-decoded (a client's
+    bearer token repeated in ``?foo=``)."""
     if not query:
         return query
+    if secrets:
+        query = scrub_values(query, secrets)
     pairs = parse_qsl(query, keep_blank_values=True)
+    if secrets:
+        pairs = [(scrub_values(k, secrets), scrub_values(v, secrets)) for k, v in pairs]
     return urlencode([(k, REDACTED if _is_secret_param(k) else v) for k, v in pairs])
 
 
@@ -89,40 +96,91 @@ def redact_url(url: str) -> str:
 # JSON's leaves: tested first, with the cheap exact-type check, because an isinstance
 # check against the Mapping ABC is slow and most values of a request are leaves.
 _LEAVES = frozenset({str, int, float, bool, type(None)})
+# orjson, which encodes every stored value, nests containers 254 levels deep at most
+# (it reads 1,024): a value nested deeper cannot be stored, so the walks below stop
+# there (`NestingTooDeep`) instead of recursing into a RecursionError.
+MAX_STORED_DEPTH = 254
+
+
+class NestingTooDeep(ValueError):
+    """A JSON value nests containers deeper than `MAX_STORED_DEPTH`."""
+
+    def __init__(self) -> None:
+        super().__init__(f"JSON nested deeper than {MAX_STORED_DEPTH} levels")
+
+
+def nesting_depth(value: Any, limit: int = MAX_STORED_DEPTH) -> int:
+    """How many containers deep ``value`` nests (a scalar: 0), counted up to the first
+    level past ``limit``. Iterative: any depth Python's JSON parsers produce."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        stack.extend((child, depth + 1) for child in children if type(child) not in _LEAVES)
+    return deepest
 
 
 def redact_body(value: Any) -> Any:
-    """A copy of a JSON value with secret-named fields replaced, at any depth."""
+    """A copy of a JSON value with secret-named fields replaced, at any depth (up to
+    `MAX_STORED_DEPTH`: deeper raises `NestingTooDeep`)."""
     if type(value) in _LEAVES:
         return value
+    return _redact_body(value, 0)
+
+
+def _redact_body(value: Any, depth: int) -> Any:
+    if depth >= MAX_STORED_DEPTH:
+        raise NestingTooDeep()
     if type(value) is dict or isinstance(value, Mapping):
-        return {
-            # Only string values: a secret is a string, while a dict under a key-like
-            # name is more likely a tool's JSON schema, which must survive for replays.
-            k: (REDACTED if isinstance(v, str) and v and is_secret_name(k) else redact_body(v))
-            for k, v in value.items()
-        }
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            if isinstance(v, str):
+                # Only string values: a secret is a string, while a dict under a key-like
+                # name is more likely a tool's JSON schema, which must survive for replays.
+                out[k] = REDACTED if v and is_secret_name(k) else v
+            elif type(v) in _LEAVES:
+                out[k] = v
+            else:
+                out[k] = _redact_body(v, depth + 1)
+        return out
     if isinstance(value, list):
-        return [redact_body(v) for v in value]
+        return [v if type(v) in _LEAVES else _redact_body(v, depth + 1) for v in value]
     return value
 
 
 def has_secret_fields(value: Any) -> bool:
-    """Whether `redact_body` would replace anything in ``value`` (no copy made)."""
+    """Whether `redact_body` would replace anything in ``value`` (no copy made); raises
+    `NestingTooDeep` as it does."""
+    return _has_secret_fields(value, 0)
+
+
+def _has_secret_fields(value: Any, depth: int) -> bool:
     if type(value) in _LEAVES:
         return False
+    if depth >= MAX_STORED_DEPTH:
+        raise NestingTooDeep()
     if type(value) is list:  # before the Mapping check, which is slow for a list
-        return any(has_secret_fields(v) for v in value)
+        return any(_has_secret_fields(v, depth + 1) for v in value)
     if type(value) is dict or isinstance(value, Mapping):
         for k, v in value.items():
             if isinstance(v, str):
                 if v and is_secret_name(k):
                     return True
-            elif has_secret_fields(v):
+            elif _has_secret_fields(v, depth + 1):
                 return True
         return False
     if isinstance(value, list):
-        return any(has_secret_fields(v) for v in value)
+        return any(_has_secret_fields(v, depth + 1) for v in value)
     return False
 
 
@@ -143,22 +201,25 @@ def query_secret_values(query: str) -> list[str]:
 
 def body_secret_values(value: Any) -> list[str]:
     """The string values of secret-named fields of a JSON value, at any depth (the
-    fields `redact_body` replaces): an upstream may echo them back in its response."""
+    fields `redact_body` replaces): an upstream may echo them back in its response.
+    Iterative, so a value too deep to store still gives up its secrets."""
     found: list[str] = []
-    if type(value) in _LEAVES:
-        return found
-    if type(value) is list:  # before the Mapping check, which is slow for a list
-        for v in value:
-            found += body_secret_values(v)
-    elif type(value) is dict or isinstance(value, Mapping):
-        for k, v in value.items():
-            if isinstance(v, str) and v and is_secret_name(k):
-                found.append(v)
-            else:
-                found += body_secret_values(v)
-    elif isinstance(value, list):
-        for v in value:
-            found += body_secret_values(v)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) in _LEAVES:
+            continue
+        if type(item) is list:  # before the Mapping check, which is slow for a list
+            stack.extend(item)
+        elif type(item) is dict or isinstance(item, Mapping):
+            for k, v in item.items():
+                if isinstance(v, str):
+                    if v and is_secret_name(k):
+                        found.append(v)
+                elif type(v) not in _LEAVES:
+                    stack.append(v)
+        elif isinstance(item, list):
+            stack.extend(item)
     return found
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, GatewayFactory
+from tests.fakes import FakeUpstream, chat_completion
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -179,3 +181,68 @@ async def test_metrics_model_labels_are_bounded(gateway: Gateway) -> None:
     assert set(names[MAX_MODEL_LABELS:]) == {"other"}
     assert metrics.model_label("client-invented-3") == "client-invented-3"  # already seen
     assert metrics.model_label(None) == "none"
+
+
+async def test_a_span_says_which_model_its_cost_is_for(make_gateway: GatewayFactory) -> None:
+    """Issue 9 #15: an upstream answering under a name the price table does not know
+    (a dated alias of its own) left the call without a cost; the requested model's
+    price is used and GET /spans/{id} names the model priced."""
+    upstream = FakeUpstream(
+        handler=lambda request: httpx.Response(
+            200, json=chat_completion(model="gpt-4o-mini-mock-2024", prompt_tokens=1000)
+        )
+    )
+    gateway: Gateway = await make_gateway(upstream)
+    r = await gateway.client.post(
+        "/v1/chat/completions",
+        json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 200, r.text
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["response_model"] == "gpt-4o-mini-mock-2024"
+    assert span["attributes"]["spanlab.cost.priced_model"] == "gpt-4o-mini"
+    # 1000 prompt tokens at $0.15/M and 3 completion tokens at $0.60/M.
+    assert span["cost_usd"] == pytest.approx((1000 * 0.15 + 3 * 0.6) / 1_000_000)
+    listed = (await gateway.client.get("/spans")).json()["data"]
+    assert listed[0]["cost_usd"] == span["cost_usd"]
+
+
+def nested_json(levels: int) -> str:
+    return '{"a":' * levels + "1" + "}" * levels
+
+
+async def test_a_request_too_deep_to_store_is_proxied_and_its_span_says_so(
+    gateway: Gateway,
+) -> None:
+    """Issue 9 #8: a request nested 255-1,024 levels (orjson reads 1,024, writes 254)
+    was proxied but its span kept only its outline, with status ok and no word of why;
+    when the proxy had to rewrite it (a provider prefix, stream usage) the client got
+    a 500."""
+    body = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "x": %s}'
+    r = await gateway.client.post(
+        "/v1/chat/completions",
+        content=(body % nested_json(600)).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    span = await gateway.span(r.headers["x-spanlab-span-id"])
+    assert span["status"] == "ok"
+    assert span["error"]["code"] == "too_deeply_nested"
+    assert "request too deeply nested to store" in span["error"]["message"]
+    assert span["attributes"]["spanlab.capture.dropped"] == ["request"]
+    assert span["request"] is None
+    assert span["output_text"] == "Hello there!" and span["usage"]["total_tokens"] == 15
+
+    rewritten = body.replace("gpt-4o-mini", "openai/gpt-4o-mini", 1)
+    streamed = body.replace("{", '{"stream": true, ', 1)
+    for text in (rewritten, streamed):
+        r = await gateway.client.post(
+            "/v1/chat/completions",
+            content=(text % nested_json(300)).encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "too_deeply_nested"
+        span = await gateway.span(r.headers["x-spanlab-span-id"])
+        assert span["status"] == "error"
+        assert span["attributes"]["spanlab.capture.dropped"] == ["request"]

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
+from urllib.parse import quote, unquote_plus
 
+import orjson
 import pytest
 
 from gateway.capture import (
+    CAPTURE_DROPPED,
+    PRICED_MODEL,
+    Span,
     SpanContext,
     assemble_stream,
+    finalize,
     new_span_id,
     new_trace_id,
     normalize_usage,
     output_text,
+    to_record,
 )
 from gateway.config import Price
 from gateway.pricing import PriceTable
+from gateway.providers.base import url_secret_values
 from gateway.redaction import (
+    MAX_STORED_DEPTH,
     REDACTED,
+    NestingTooDeep,
+    body_secret_values,
     credential_values,
+    has_secret_fields,
+    nesting_depth,
     redact_body,
     redact_headers,
     redact_query,
@@ -154,6 +169,56 @@ def test_pricing_known_snapshot_unknown_and_override() -> None:
     assert prices.cost("gpt-4o", None, None) is None
 
 
+def priced_span(response_model: str, sent_model: str, client_model: str) -> Span:
+    span = Span(
+        context=SpanContext(trace_id="t" * 32, span_id="s" * 16),
+        operation="chat",
+        method="POST",
+        path="/v1/chat/completions",
+        start_us=0,
+        request_model=client_model,
+        request={"model": sent_model, "messages": []},
+    )
+    usage = b'"usage": {"prompt_tokens": 1000000, "completion_tokens": 1000000}'
+    span.response_body = b'{"model": "' + response_model.encode() + b'", ' + usage + b"}"
+    return span
+
+
+@pytest.mark.parametrize(
+    ("response_model", "sent_model", "client_model", "priced"),
+    [
+        # The upstream's own name first, its dated alias priced as its family.
+        ("gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4o-mini", "gpt-4o-2024-08-06"),
+        # A name the table does not know: the model sent upstream...
+        ("gpt-4o-mini-mock-2024", "gpt-4o-mini", "fast", "gpt-4o-mini"),
+        # ...or the client's, provider prefix and all.
+        ("my-deployment-7", "my-deployment", "openai/gpt-4o", "openai/gpt-4o"),
+    ],
+)
+def test_cost_falls_back_to_the_requested_model_and_says_which(
+    response_model: str, sent_model: str, client_model: str, priced: str
+) -> None:
+    """Issue 9 #15: the cost was looked up by the returned model name only, so a name
+    the table does not know gave no cost although the requested model has a price."""
+    prices = PriceTable()
+    span = priced_span(response_model, sent_model, client_model)
+    finalize(span, prices)
+    assert span.response_model == response_model
+    assert span.cost_usd == prices.cost(priced, 1_000_000, 1_000_000)
+    assert span.cost_usd is not None and span.cost_usd > 0
+    # Named when it is not the model the upstream named.
+    assert span.context.attributes.get(PRICED_MODEL) == (
+        None if priced == response_model else priced
+    )
+
+
+def test_no_price_no_cost_and_no_priced_model() -> None:
+    span = priced_span("llama3-local", "llama3", "local/llama3")
+    finalize(span, PriceTable())
+    assert span.cost_usd is None
+    assert PRICED_MODEL not in span.context.attributes
+
+
 def test_redaction_of_headers_query_and_body() -> None:
     headers = redact_headers(
         [
@@ -205,6 +270,31 @@ def test_secret_values_are_scrubbed_wherever_they_appear() -> None:
     assert scrub_values("short", ["abc"]) == "short"  # too short to be a key: left alone
 
 
+def test_known_secret_values_are_scrubbed_from_the_stored_query() -> None:
+    """Issue 9 #2: a client's bearer token repeated in ``?foo=`` was stored as is (only
+    secret-named parameters were redacted)."""
+    token = "sk-canary-Ab+c/d=="
+    query = "foo=" + quote(token, safe="") + "&raw=" + token + "&" + quote(token) + "=1&n=2"
+    stored = redact_query(query, [token])
+    assert token not in unquote_plus(stored) and quote(token, safe="") not in stored
+    assert "foo=%5BREDACTED%5D" in stored and stored.endswith("n=2")
+    assert redact_query("foo=short&key=abc", ["short"]) == "foo=short&key=%5BREDACTED%5D"
+
+
+def test_base_url_userinfo_gives_every_form_of_its_credential() -> None:
+    """Issue 9 #2: the Basic header built from https://user:pass@host was not a known
+    secret, so an upstream echoing its Authorization header put it into the span."""
+    values = url_secret_values("https://spanlab:p%40ss-word-1234@host.test/v1")
+    token = base64.b64encode(b"spanlab:p@ss-word-1234").decode()
+    assert values[:2] == ("Basic " + token, token)
+    assert {"p@ss-word-1234", "p%40ss-word-1234", "spanlab:p@ss-word-1234"} <= set(values)
+    assert url_secret_values("https://host.test/v1") == ()
+    assert (
+        url_secret_values("https://only-a-token-1234@host.test/v1")[1]
+        == base64.b64encode(b"only-a-token-1234:").decode()
+    )
+
+
 def test_grouping_headers() -> None:
     ctx = SpanContext.from_headers({"x-tags": "a=1&b=two%20words&=skip", "x-run-id": " r1 "})
     assert ctx.tags == {"a": "1", "b": "two words"}
@@ -235,3 +325,54 @@ def test_ids_are_valid_unique_and_sort_by_time() -> None:
     time.sleep(0.003)
     assert new_span_id()[:8] > spans[0][:8]
     assert new_trace_id()[:8] > traces[0][:8]
+
+
+def nested(levels: int, leaf: object) -> object:
+    value = leaf
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_redaction_stops_at_the_storable_depth_instead_of_recursing_past_it() -> None:
+    """Issue 9 #8: JSON nested up to 1,024 levels (what orjson reads) made redaction
+    recurse into a RecursionError."""
+    storable = nested(MAX_STORED_DEPTH, {"api_key": "sk-at-the-bottom"})
+    assert nesting_depth(storable) == MAX_STORED_DEPTH + 1
+    assert nesting_depth(nested(MAX_STORED_DEPTH - 1, 1)) == MAX_STORED_DEPTH - 1
+    too_deep = orjson.loads('{"a":' * 1023 + '{"api_key": "sk-at-the-bottom"}' + "}" * 1023)
+    assert nesting_depth(too_deep, 10) == 11  # counted only as far as asked
+    for walk in (redact_body, has_secret_fields):
+        with pytest.raises(NestingTooDeep):
+            walk(too_deep)
+    # The secret values are still found (to be scrubbed from whatever is stored).
+    assert body_secret_values(too_deep) == ["sk-at-the-bottom"]
+    assert redact_body(nested(MAX_STORED_DEPTH - 1, 1)) == nested(MAX_STORED_DEPTH - 1, 1)
+
+
+def test_a_record_leaves_out_only_what_nests_too_deeply_and_says_so() -> None:
+    """Issue 9 #8: such a span kept only its outline, status ok, nothing saying why."""
+    span = priced_span("gpt-4o-mini", "gpt-4o-mini", "gpt-4o-mini")
+    secret = "sk-canary-in-a-deep-request"
+    span.request = {"model": "gpt-4o-mini", "deep": nested(300, {"api_key": secret})}
+    span.response_body = span.response_body.replace(
+        b'"model"', b'"echo": "' + secret.encode() + b'", "model"'
+    )  # type: ignore[union-attr]
+    finalize(span, PriceTable())
+    record = to_record(span)
+    assert record["request"] is None
+    assert record["status"] == "ok"
+    error = json.loads(record["error"])
+    assert error["code"] == "too_deeply_nested"
+    assert error["message"].startswith("request too deeply nested to store")
+    assert json.loads(record["attributes"])[CAPTURE_DROPPED] == ["request"]
+    # The rest of the call is kept: the response (its echo of the secret scrubbed),
+    # usage and cost.
+    assert json.loads(record["response"])["echo"] == REDACTED
+    assert record["prompt_tokens"] == 1_000_000 and record["cost_usd"] is not None
+    # An upstream error too deep to store gives way to the note; the response too.
+    span.response = nested(400, 1)
+    span.error = {"message": nested(400, 1)}
+    record = to_record(span)
+    assert json.loads(record["attributes"])[CAPTURE_DROPPED] == ["request", "response", "error"]
+    assert json.loads(record["error"])["code"] == "too_deeply_nested"

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from gateway.errors import InvalidRequest
 from gateway.proxy_http import body_timeout
+from gateway.redaction import nesting_depth
 
 
 class JSONResponse(Response):
@@ -86,11 +87,36 @@ async def read_body(request: Request) -> bytes:
         raise body_timeout() from None
 
 
+# How deeply a management API body may nest. What is stored from it is re-encoded
+# (orjson writes 254 levels at most) inside history snapshots and export documents, a
+# few levels deeper: this leaves room for that, and for any real request or schema.
+MAX_BODY_DEPTH = 128
+# The longest search text (``q``): SQLite refuses LIKE patterns past 50,000 bytes.
+MAX_QUERY_TEXT = 1000
+
+
 async def read_json(request: Request) -> Any:
     body = await read_body(request)
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(
             f"Request body is not valid JSON: {exc}", code="invalid_json"
         ) from None
+    if nesting_depth(value, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+        raise InvalidRequest(
+            f"Request body nests more than {MAX_BODY_DEPTH} levels deep.",
+            code="too_deeply_nested",
+            param="body",
+        )
+    return value
+
+
+def query_text(request: Request, name: str = "q") -> str | None:
+    """A search text, at most `MAX_QUERY_TEXT` characters."""
+    value = query_str(request, name)
+    if value is not None and len(value) > MAX_QUERY_TEXT:
+        raise InvalidRequest(
+            f"{name} is longer than {MAX_QUERY_TEXT} characters ({len(value)}).", param=name
+        )
+    return value

@@ -16,7 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from gateway.api import json_response, query_int, query_str, read_body, read_json
+from gateway.api import (
+    json_response,
+    query_int,
+    query_str,
+    query_text,
+    read_body,
+    read_json,
+)
 from gateway.errors import InvalidRequest, SpanlabError
 from gateway.experiment_io import OnConflict
 from gateway.experiment_store import EXPERIMENT_STATUSES, ExperimentFilter
@@ -59,7 +66,7 @@ def experiment_filter(request: Request) -> ExperimentFilter:
         status=status,
         tag=query_str(request, "tag"),
         favorite=query_bool(request, "favorite", "favourite"),
-        text=query_str(request, "q"),
+        text=query_text(request),
         span=query_str(request, "span"),
     )
 

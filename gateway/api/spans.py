@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api import json_response, query_int, query_str, query_time_us
+from gateway.api import json_response, query_int, query_str, query_text, query_time_us
 from gateway.capture import SPAN_STATUSES
 from gateway.errors import InvalidRequest, NotFound
 from gateway.otel import genai_attributes
@@ -29,7 +29,7 @@ def span_filter(request: Request) -> SpanFilter:
         status=status,
         label=query_str(request, "label"),
         operation=query_str(request, "operation"),
-        text=query_str(request, "q"),
+        text=query_text(request),
         since_us=query_time_us(request, "since"),
         until_us=query_time_us(request, "until"),
     )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import functools
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
 
 from gateway.config import ProviderConfig
+from gateway.redaction import credential_values
+from gateway.upstream import UpstreamURL
 
 # The path under a provider's base_url for each operation the proxy forwards.
 UPSTREAM_PATHS = {
@@ -47,3 +52,29 @@ def auth_headers(provider: ProviderConfig) -> dict[str, str]:
 
 # Headers that carry a client credential; replaced when the provider has its own key.
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+
+
+@functools.lru_cache(maxsize=256)
+def url_secret_values(base_url: str) -> tuple[str, ...]:
+    """The secrets a ``base_url``'s userinfo (``https://user:pass@host``) stands for:
+    the Authorization header the proxy builds from it, that header's token, and the
+    password (decoded, and as written). An upstream that echoes its Authorization
+    header must not put them into a span. Cached: called on every proxied call."""
+    parts = urlsplit(base_url)
+    if parts.password is None and parts.username is None:
+        return ()
+    try:
+        header = UpstreamURL.parse(base_url).basic_auth
+    except httpx.TransportError:  # an unusable URL: the call fails before it is sent
+        header = None
+    values = credential_values([("authorization", header)]) if header else []
+    password = parts.password or ""
+    user = unquote(parts.username or "")
+    values += [unquote(password), password, f"{user}:{unquote(password)}"]
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def provider_secret_values(provider: ProviderConfig) -> list[str]:
+    """The values a provider's configuration sends upstream as credentials, besides its
+    key (which is read at call time): credential headers, base_url userinfo."""
+    return credential_values(provider.headers.items()) + list(url_secret_values(provider.base_url))
