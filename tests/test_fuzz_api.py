@@ -484,7 +484,10 @@ class Fuzz:
         exported = await self.client.get(f"/experiments/{quoted}/export")
         assert exported.status_code == 200, exported.text
         again = await self.client.post(
-            "/experiments/import", params={"on_conflict": "copy"}, content=exported.content
+            "/experiments/import",
+            params={"on_conflict": "copy"},
+            content=exported.content,
+            headers={"content-type": "application/json"},
         )
         assert again.status_code == 201, f"stored experiment does not re-import: {again.text}"
         listed = await self.client.get("/experiments", params={"q": experiment_id})

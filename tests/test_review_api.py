@@ -95,7 +95,11 @@ async def test_a_search_text_past_1000_characters_is_a_400(gateway: Gateway, pat
 async def test_an_import_of_the_wrong_shape_is_a_4xx_and_stores_nothing(
     gateway: Gateway, item: dict[str, Any], param: str
 ) -> None:
-    r = await gateway.client.post("/experiments/import", content=json.dumps(item).encode())
+    r = await gateway.client.post(
+        "/experiments/import",
+        content=json.dumps(item).encode(),
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 422, r.text
     assert error_of(r)["param"] == param
     assert (await gateway.client.get("/experiments")).json()["data"] == []

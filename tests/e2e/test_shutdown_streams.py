@@ -32,7 +32,9 @@ def data_events(body: bytes) -> list[bytes]:
 async def test_streams_cut_at_shutdown_end_with_an_error_event_and_one_log_line(
     start_gateway: StartGateway, mock_upstream: MockUpstream, test_id: str
 ) -> None:
-    gateway = start_gateway(shutdown_grace_s=1.0)
+    # Upstream deadlines far past the grace: the calls must be cut by the shutdown, not
+    # by a read timeout first (a loaded machine can take a while to act on the SIGTERM).
+    gateway = start_gateway(shutdown_grace_s=1.0, read_timeout=20.0, request_timeout=30.0)
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a long story"}]}
 
     async def call(client: httpx.AsyncClient, i: int, scenario: str) -> httpx.Response:
