@@ -167,7 +167,7 @@ class SpanWriter:
             # Two batches in hand: while the store commits one (on its own thread, where
             # SQLite runs without the GIL), the next is prepared here. Order is kept: a
             # batch that fails goes back to the front, ahead of the one prepared after it.
-            storing: tuple[list[Span], list[dict[str, Any]], asyncio.Task[None]] | None = None
+            storing: tuple[list[Span], list[dict[str, Any]], asyncio.Task[Any]] | None = None
             while self._queue or storing is not None:
                 if 0 < len(self._queue) < self.batch_size:
                     # Group commit: under load, a transaction starts at most every
