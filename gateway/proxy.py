@@ -243,7 +243,7 @@ class ProxyPipeline:
             self.in_flight -= 1
             self._observe(span)
             if writer is not None:
-                writer.submit(span)
+                writer.submit(span, len(request.body))  # its size counts in the queue
         return span
 
     # --- the steps -------------------------------------------------------------------
