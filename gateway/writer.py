@@ -204,7 +204,10 @@ class SpanWriter:
         queue.append(span)
         self._sizes.append(size)
         self._queue_bytes += size
-        if self.depth >= self.queue_max or self.depth_bytes >= self.queue_max_bytes:
+        if (
+            len(queue) + self._in_flight_spans >= self.queue_max
+            or self._queue_bytes + self._in_flight_bytes >= self.queue_max_bytes
+        ):
             self._room.clear()
         if self.process_db is None:
             self._wakeup.set()
@@ -353,9 +356,12 @@ class SpanWriter:
     def _take(self, limit: int) -> _Batch:
         queue, sizes = self._queue, self._sizes
         count = min(limit, len(queue))
-        batch = _Batch([queue.popleft() for _ in range(count)], [], 0)
-        batch.sizes = [sizes.popleft() for _ in range(count)]
-        batch.nbytes = sum(batch.sizes)
+        if count == 1:  # the usual frame to the writer process: one span
+            size = sizes.popleft()
+            batch = _Batch([queue.popleft()], [size], size)
+        else:
+            taken = [sizes.popleft() for _ in range(count)]
+            batch = _Batch([queue.popleft() for _ in range(count)], taken, sum(taken))
         self._queue_bytes -= batch.nbytes
         return batch
 
@@ -607,7 +613,8 @@ class SpanWriter:
                 span.cost_usd,
             ) = values
         self._stored(batch, SummaryRecords(summaries, len(batch.spans)))
-        self._wakeup.set()
+        if self._queue or self._closing:  # room for what waits here, or the end
+            self._wakeup.set()
 
     def _on_failed(self, message: str) -> None:
         self._write_failed(f"the writer process could not store spans: {message}")
@@ -726,7 +733,8 @@ class _ChildProcess:
                 length, kind = HEADER.unpack(head)
                 payload = await stdout.readexactly(length)
                 if kind == ACK:
-                    self.writer._on_ack(*marshal.loads(payload))
+                    for ack in marshal.loads(payload):
+                        self.writer._on_ack(*ack)
                 elif kind == FAILED:
                     self.writer._on_failed(marshal.loads(payload))
         except asyncio.IncompleteReadError:

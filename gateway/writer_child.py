@@ -13,11 +13,11 @@ length, a kind byte, a payload.
 
 * parent -> child: ``INIT`` (the price table), then ``BATCH`` frames (a sequence
   number and encoded spans; ``BATCH_PICKLED`` when a value is not marshallable).
-* child -> parent: ``ACK`` per batch once it is committed: its sequence number, for
-  each span its `DERIVED_FIELDS` (tokens and cost, for the metrics) and, marshalled
-  apart, the stored values of `SUMMARY_COLUMNS` (redacted; for the live view, which
-  decodes them only when someone is watching), ``FAILED`` when a transaction failed
-  (it is retried here, with back-off; nothing is dropped).
+* child -> parent: ``ACK`` once a transaction is committed, for each batch it stored:
+  its sequence number, for each span its `DERIVED_FIELDS` (tokens and cost, for the
+  metrics) and, marshalled apart, the stored values of `SUMMARY_COLUMNS` (redacted; for
+  the live view, which decodes them only when someone is watching); ``FAILED`` when a
+  transaction failed (it is retried here, with back-off; nothing is dropped).
 
 Frames prepared while a transaction runs are stored together in the next one, up to
 ``batch_size`` spans (group commit; the gateway hands spans over as they finish, a
@@ -279,6 +279,7 @@ class ChildWriter:
                     rows = self._outline_poison(rows)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+        acks = []
         start = 0
         for item in group:
             end = start + len(item.rows)
@@ -288,8 +289,9 @@ class ChildWriter:
                 summaries = marshal.dumps(
                     [_summary_of_row(renamed.get(i, rows[i])) for i in range(start, end)]
                 )
-            self._send(ACK, marshal.dumps((item.seq, item.derived, summaries)))
+            acks.append((item.seq, item.derived, summaries))
             start = end
+        self._send(ACK, marshal.dumps(acks))  # one answer per transaction
         self._flush()
 
     def _outline_poison(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
