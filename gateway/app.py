@@ -3,17 +3,22 @@
 The route table is written out below in one place. The lifespan opens what the app
 holds (store, HTTP client, span writer) into one `AppState`, and on shutdown closes
 them in order: the writer drains its queue before the store closes, so a graceful
-stop loses no span.
+stop loses no span. The drain has a deadline (``shutdown_drain_s``; a second SIGTERM or
+SIGINT ends it at once): what is not stored by then is saved to a spill file beside
+the database, which the next start stores first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 from typing import Any
 
-import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -37,6 +42,7 @@ from gateway.proxy import MODEL_PATH, OPERATIONS, ProxyPipeline
 from gateway.proxy_http import ProxyEndpoint, ProxyRoutes
 from gateway.security import AllowedHosts, HostOriginGuard, allowed_hosts
 from gateway.span_table import SUMMARY_COLUMNS
+from gateway.spill import replay_spill, spill_path_for
 from gateway.state import AppState
 from gateway.store import SQLiteStore, Store, span_from_row
 from gateway.ui import ui_routes
@@ -158,14 +164,19 @@ def create_app(
         metrics = Metrics()
         prices = PriceTable(settings.prices)
         events = Broadcaster()
+        spill = spill_path_for(the_store)
+        await replay_spill(the_store, spill)  # spans a shutdown could not store
         writer = SpanWriter(
             the_store,
             prices,
             metrics,
             batch_size=settings.write_batch_size,
             queue_max=settings.write_queue_max,
+            queue_max_bytes=settings.write_queue_max_bytes,
             on_written=lambda batch, records: _announce(metrics, events, batch, records),
             process_db=writer_process_db(the_store),
+            spill_path=spill,
+            stall_s=settings.flush_timeout_s,
         )
         upstream = build_upstream(settings, transport)
         router = Router(settings)
@@ -185,16 +196,22 @@ def create_app(
         )
         writer.start()
         await experiments.recover()
+        # Set by a second SIGTERM/SIGINT during the shutdown, or when the shutdown is
+        # forced: what the writer has not stored goes to the spill file at once.
+        hurry = asyncio.Event()
         try:
             yield
+        except asyncio.CancelledError:
+            hurry.set()  # the server gave up on a graceful shutdown
+            raise
         finally:
             events.close()  # live /events streams end (`spanlab serve` does it sooner)
-            await experiments.close()  # runs in flight end (and are recorded) first
-            with anyio.move_on_after(5.0):
-                await pipeline.wait_idle()
-            if pipeline.in_flight:
-                logger.error("%d call(s) still running at shutdown", pipeline.in_flight)
-            await writer.close()
+            with _signals_set(hurry):
+                await experiments.close()  # runs in flight end (and are recorded) first
+                await _until(pipeline.wait_idle(), 5.0, hurry)
+                if pipeline.in_flight:
+                    logger.error("%d call(s) still running at shutdown", pipeline.in_flight)
+                await writer.close(settings.shutdown_drain_s, hurry)
             await upstream.aclose()
             await the_store.close()
             logger.info("stopped; %d spans written", writer.written)
@@ -212,6 +229,47 @@ def create_app(
         },
     )
     return app
+
+
+@contextmanager
+def _signals_set(event: asyncio.Event) -> Iterator[None]:
+    """While shutting down: SIGTERM or SIGINT (the second: the first began the shutdown)
+    sets ``event`` instead of being ignored. The server's handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+
+    def received(signum: int) -> None:
+        if not event.is_set():
+            logger.warning(
+                "%s during the shutdown: saving what is not stored yet to disk now",
+                signal.Signals(signum).name,
+            )
+        event.set()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(received, signum)
+
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, handler)
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+async def _until(work: Coroutine[Any, Any, None], seconds: float, stop: asyncio.Event) -> None:
+    """Run ``work`` for at most ``seconds``, or until ``stop`` is set."""
+    tasks = {asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())}
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _announce(

@@ -93,6 +93,15 @@ SETTINGS: tuple[Setting, ...] = (
         "server",
     ),
     Setting(
+        "shutdown_drain_s",
+        10.0,
+        "On shutdown, seconds the span writer gets to store what is still queued (after"
+        " calls in progress end). What is not stored by then is saved, redacted, to"
+        " <db>.spill.jsonl and stored at the next start; a second SIGTERM/SIGINT saves it"
+        " at once.",
+        "server",
+    ),
+    Setting(
         "default_provider",
         "openai",
         "Provider for a bare model name that neither a provider prefix nor [models] routes."
@@ -182,6 +191,21 @@ SETTINGS: tuple[Setting, ...] = (
         " A single stream event larger than this fails the stream.",
         "capture",
     ),
+    Setting(
+        "write_queue_max_bytes",
+        256 * 1024 * 1024,
+        "Bytes of spans (estimated from their bodies) held in memory while the disk"
+        " catches up; beyond it calls wait, as for write_queue_max.",
+        "capture",
+    ),
+    Setting(
+        "flush_timeout_s",
+        5.0,
+        "Seconds a management request that needs the latest spans stored (experiment"
+        " create, compare) waits for the span writer before answering 503. Spans waiting"
+        " longer than this make /healthz report degraded.",
+        "capture",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -248,6 +272,7 @@ class Settings:
     max_client_connections: int = 2048
     client_header_timeout: float = 10.0
     client_body_timeout: float = 60.0
+    shutdown_drain_s: float = 10.0
     default_provider: str = "openai"
     max_body_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 10.0
@@ -261,6 +286,8 @@ class Settings:
     write_queue_max: int = 100_000
     events_heartbeat_s: float = 15.0
     max_capture_bytes: int = 8 * 1024 * 1024
+    write_queue_max_bytes: int = 256 * 1024 * 1024
+    flush_timeout_s: float = 5.0
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)

@@ -207,7 +207,8 @@ class ExperimentService:
             )
         span = await self.store.get_span(span_id)
         if span is None:
-            await self.writer.flush()  # a call made a moment ago may still be queued
+            # A call made a moment ago may still be queued (bounded: 503 past it).
+            await self.writer.flush(self.settings.flush_timeout_s)
             span = await self.store.get_span(span_id)
         original = json_object(body.get("original_request"), "original_request", nullable=True)
         if original is None:
@@ -640,7 +641,8 @@ class ExperimentService:
     async def _span(self, span_id: str, which: str) -> dict[str, Any]:
         span = await self.store.get_span(span_id)
         if span is None:
-            await self.writer.flush()  # a result that was just produced may still be queued
+            # A result that was just produced may still be queued (bounded: 503 past it).
+            await self.writer.flush(self.settings.flush_timeout_s)
             span = await self.store.get_span(span_id)
         if span is None:
             raise NotFound(

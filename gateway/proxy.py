@@ -288,7 +288,7 @@ class ProxyPipeline:
             self.in_flight -= 1
             self._observe(span)
             if writer is not None:
-                writer.submit(span)
+                writer.submit(span, len(request.body))  # its size counts in the queue
         return span
 
     async def _end_interrupted(self, span: Span, sink: ResponseSink) -> None:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import operator
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from gateway.capture import new_span_id
+
+logger = logging.getLogger("gateway.writer")
 
 SPAN_COLUMNS = (
     "span_id",
@@ -94,10 +99,13 @@ INSERT_SIZES = (64, 16, 4, 1)
 
 @functools.lru_cache(maxsize=len(INSERT_SIZES))
 def _insert_sql(count: int) -> str:
+    # Never OR REPLACE: a span id taken by another span must not overwrite it
+    # (`_settle_conflicts` decides what a refused row is).
     row = "(" + ", ".join("?" for _ in SPAN_COLUMNS) + ")"
     return (
-        f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)})"
+        f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)})"
         f" VALUES {', '.join(row for _ in range(count))}"
+        " ON CONFLICT (span_id) DO NOTHING"
     )
 
 
@@ -160,17 +168,88 @@ def outline_row(values: Mapping[str, Any], reason: str) -> tuple[Any, ...]:
     )
 
 
-def insert_rows(raw: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Store ``rows`` in one transaction (on the thread that owns ``raw``)."""
+# A span sent twice (a writer process restarted before it acknowledged a batch, a
+# spill file replayed after the batch was stored after all) is the same span when these
+# are equal; another span that drew the same id (32 random bits within a millisecond)
+# differs in them.
+IDENTITY_COLUMNS = ("trace_id", "start_us", "end_us")
+_ID = SPAN_COLUMNS.index("span_id")
+_ATTRIBUTES = SPAN_COLUMNS.index("attributes")
+_IDENTITY = operator.itemgetter(*(SPAN_COLUMNS.index(c) for c in IDENTITY_COLUMNS))
+SELECT_IDENTITY = f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM spans WHERE span_id = ?"
+ORIGINAL_ID_ATTRIBUTE = "spanlab.original_span_id"
+
+Renamed = dict[int, tuple[Any, ...]]
+
+
+def same_span(row: tuple[Any, ...], stored: Sequence[Any] | None) -> bool:
+    """Whether ``stored`` (the `SELECT_IDENTITY` of ``row``'s id) is ``row``'s span."""
+    return stored is not None and tuple(stored) == _IDENTITY(row)
+
+
+def renamed_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` under a fresh span id, the id it had kept in its attributes (the call's
+    response header carried that one)."""
+    values = list(row)
+    try:
+        attributes = json.loads(row[_ATTRIBUTES]) if row[_ATTRIBUTES] else {}
+    except ValueError:
+        attributes = {}
+    if not isinstance(attributes, dict):
+        attributes = {"value": attributes}
+    attributes.setdefault(ORIGINAL_ID_ATTRIBUTE, row[_ID])
+    values[_ATTRIBUTES] = json.dumps(attributes)
+    values[_ID] = new_span_id()
+    return tuple(values)
+
+
+def _settle_conflicts(
+    raw: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], start: int, end: int
+) -> Renamed:
+    """Rows ``start:end`` went in but for some whose span id was taken: a row whose
+    span is the one stored under its id (itself, or an earlier copy) is done; another
+    span is stored under a new id. Rare, so one query per row of the statement."""
+    renamed: Renamed = {}
+    for i in range(start, end):
+        row = rows[i]
+        found = raw.execute(SELECT_IDENTITY, (row[_ID],)).fetchone()
+        if same_span(row, found):
+            continue
+        new = row if found is None else renamed_row(row)
+        while raw.execute(_insert_sql(1), new).rowcount != 1:
+            new = renamed_row(row)
+        if new is row:
+            continue
+        logger.warning(
+            "span id %s was already taken by another span; this span is stored as %s"
+            " (attribute %s keeps the id its response carried)",
+            row[_ID],
+            new[_ID],
+            ORIGINAL_ID_ATTRIBUTE,
+        )
+        renamed[i] = new
+    return renamed
+
+
+def insert_rows(raw: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> Renamed:
+    """Store ``rows`` in one transaction (on the thread that owns ``raw``). Returns the
+    rows stored under a new span id (by index): their id was another span's."""
     raw.execute("BEGIN IMMEDIATE")
     try:
+        renamed: Renamed = {}
         start = 0
         for size in INSERT_SIZES:
             while len(rows) - start >= size:
                 chunk = rows[start : start + size]
-                raw.execute(_insert_sql(size), [v for row in chunk for v in row])
+                cursor = raw.execute(_insert_sql(size), [v for row in chunk for v in row])
+                if cursor.rowcount != size:
+                    renamed.update(_settle_conflicts(raw, rows, start, start + size))
                 start += size
         raw.execute("COMMIT")
+        return renamed
     except BaseException:
-        raw.execute("ROLLBACK")
+        # SQLite may have rolled back already (a full disk does): a ROLLBACK then would
+        # fail with "no transaction is active" and hide the real error.
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
         raise

@@ -38,9 +38,14 @@ from gateway.experiment_store import ExperimentFilter, SQLiteExperimentStore
 from gateway.pagination import Page, SortKey, keyset_page
 from gateway.span_table import (
     JSON_COLUMNS,
+    SELECT_IDENTITY,
     SPAN_COLUMNS,
     SUMMARY_COLUMNS,
+    Renamed,
     insert_rows,
+    insert_sql,
+    renamed_row,
+    same_span,
     span_rows,
 )
 from gateway.sqlwhere import Where
@@ -132,7 +137,12 @@ class Store(ABC):
         """Apply pending migrations; return the names applied."""
 
     @abstractmethod
-    async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+    async def insert_spans(
+        self, records: Sequence[Mapping[str, Any]]
+    ) -> Mapping[int, Mapping[str, Any]] | None:
+        """Store the records; a record whose span id another span holds already is
+        stored under a new id (returned, by index). A record already stored (the same
+        span, sent again) is left as it is."""
 
     @abstractmethod
     async def get_span(self, span_id: str) -> dict[str, Any] | None: ...
@@ -293,8 +303,11 @@ class SQLiteStore(SQLiteExperimentStore, Store):
             try:
                 yield conn
             except BaseException:
+                # SQLite rolls back by itself on some errors (a full disk): a ROLLBACK
+                # then fails ("no transaction is active") and would hide the real error.
                 with anyio.CancelScope(shield=True):
-                    await conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        await conn.execute("ROLLBACK")
                 raise
             with anyio.CancelScope(shield=True):
                 await conn.execute("COMMIT")
@@ -336,12 +349,7 @@ class SQLiteStore(SQLiteExperimentStore, Store):
 
     # --- spans ---------------------------------------------------------------------
 
-    _INSERT_SPAN = (
-        f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)})"
-        f" VALUES ({', '.join('?' for _ in SPAN_COLUMNS)})"
-    )
-
-    async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> None:
+    async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
         rows = span_rows(records)
         run_on_thread = getattr(self.writer, "_execute", None)
         if run_on_thread is not None:
@@ -351,10 +359,25 @@ class SQLiteStore(SQLiteExperimentStore, Store):
             # own queue (private, stable since 0.11); without it, `transaction()`. The
             # thread runs the transaction to its end even if this caller is cancelled.
             async with self._write_lock:
-                await run_on_thread(_insert_rows, self.writer, rows)
-            return
+                renamed: Renamed = await run_on_thread(_insert_rows, self.writer, rows)
+        else:
+            renamed = await self._insert_rows_one_by_one(rows)
+        return {i: dict(zip(SPAN_COLUMNS, row, strict=True)) for i, row in renamed.items()}
+
+    async def _insert_rows_one_by_one(self, rows: list[tuple[Any, ...]]) -> Renamed:
+        """`insert_rows` through aiosqlite's public interface: a trip per row."""
+        renamed: Renamed = {}
         async with self.transaction() as conn:
-            await conn.executemany(self._INSERT_SPAN, rows)
+            for i, row in enumerate(rows):
+                new = row
+                while (await conn.execute(insert_sql(1), new)).rowcount != 1:
+                    found = await (await conn.execute(SELECT_IDENTITY, (row[0],))).fetchone()
+                    if same_span(row, found):
+                        break
+                    new = renamed_row(row)
+                if new is not row:
+                    renamed[i] = new
+        return renamed
 
     async def get_span(self, span_id: str) -> dict[str, Any] | None:
         rows = await self._fetch(
@@ -471,8 +494,8 @@ class SQLiteStore(SQLiteExperimentStore, Store):
             return int(cursor.rowcount)
 
 
-def _insert_rows(conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]) -> None:
-    insert_rows(conn._conn, rows)
+def _insert_rows(conn: aiosqlite.Connection, rows: list[tuple[Any, ...]]) -> Renamed:
+    return insert_rows(conn._conn, rows)
 
 
 def span_from_row(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:

@@ -13,23 +13,28 @@ length, a kind byte, a payload.
 
 * parent -> child: ``INIT`` (the price table), then ``BATCH`` frames (a sequence
   number and encoded spans; ``BATCH_PICKLED`` when a value is not marshallable).
-* child -> parent: ``ACK`` per batch once it is committed: its sequence number, for
-  each span its `DERIVED_FIELDS` (tokens and cost, for the metrics) and, marshalled
-  apart, the stored values of `SUMMARY_COLUMNS` (redacted; for the live view, which
-  decodes them only when someone is watching), ``FAILED`` when a transaction failed
-  (it is retried here, with back-off; nothing is dropped).
+* child -> parent: ``ACK`` once a transaction is committed, for each batch it stored:
+  its sequence number, for each span its `DERIVED_FIELDS` (tokens and cost, for the
+  metrics) and, marshalled apart, the stored values of `SUMMARY_COLUMNS` (redacted; for
+  the live view, which decodes them only when someone is watching); ``FAILED`` when a
+  transaction failed (it is retried here, with back-off; nothing is dropped).
 
 Frames prepared while a transaction runs are stored together in the next one, up to
-``batch_size`` spans (group commit; the gateway sends a frame at most every
-``FRAME_INTERVAL_S`` unless it has full ones). On end of input the child stores what
-it has read and exits: closing its stdin is how the gateway stops it. Only the
-standard library and `gateway.capture` are imported, so it starts in a few tens of
-milliseconds.
+``batch_size`` spans (group commit; the gateway hands spans over as they finish, a
+frame per turn of its event loop, so the process holds them if the gateway dies). On
+end of input the child stores what it has read and exits: closing its stdin is how the
+gateway stops it, and a gateway killed with SIGKILL closes it too. It runs in its own
+session and ignores SIGINT and SIGTERM, so a signal to the gateway's process group
+(Ctrl-C, a service manager) does not cut it short: it ends when its input does. If the
+gateway is gone its answers have nowhere to go; it keeps storing. Only the standard
+library and `gateway.capture` are imported, so it starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import gc
 import logging
 import marshal
@@ -45,7 +50,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from gateway.capture import Span, SpanContext, finalize, to_record
 from gateway.config import Price
@@ -67,6 +72,12 @@ HEADER = struct.Struct("<IB")
 # that cannot be stored (`ChildWriter._outline_poison`).
 ISOLATE_AFTER = 3
 INIT, BATCH, BATCH_PICKLED, ACK, FAILED = range(5)
+# Read ahead of the transactions at most this much (spans; frame bytes): what is read is
+# safe from a gateway that dies, but it is memory here. Past it the pipe fills and the
+# gateway holds the rest (where back-pressure acts).
+HOLD_SPANS_PER_BATCH = 4
+HOLD_BYTES = 64 * 1024 * 1024
+PIPE_BYTES = 1 << 20
 
 _CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(SpanContext))
 # What the proxy recorded, in the order `Span.__init__` takes it: the fields before
@@ -78,9 +89,14 @@ _SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(Span))[
 _context_values = operator.attrgetter(*_CONTEXT_FIELDS)
 _span_values = operator.attrgetter(*_SPAN_FIELDS)
 _summary_values = operator.itemgetter(*SUMMARY_COLUMNS)
+_summary_of_row = operator.itemgetter(*(SPAN_COLUMNS.index(c) for c in SUMMARY_COLUMNS))
 # Derived values the gateway sets on its own `Span` when the batch is stored.
 DERIVED_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd")
 _derived_values = operator.attrgetter(*DERIVED_FIELDS)
+
+
+class RawIO(Protocol):
+    def write(self, data: memoryview, /) -> int | None: ...
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -174,17 +190,23 @@ class ChildWriter:
     store thread runs the transactions (SQLite: mostly without the GIL), so a batch is
     prepared while the one before it commits."""
 
-    def __init__(self, db: str, reader: FrameReader, out: BinaryIO, batch_size: int) -> None:
+    def __init__(self, db: str, reader: FrameReader, out: RawIO, batch_size: int) -> None:
         self.conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout = 5000")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.reader = reader
-        self.out = out
+        self.out = out  # unbuffered: `_flush` writes a transaction's answers at once
+        self.out_open = True
+        self.outbox: list[bytes] = []
         self.batch_size = batch_size
         self.prices = PriceTable()
-        # Prepared frames waiting for the store thread; bounded, so that a slow disk
-        # holds frames in the pipe and the gateway's queue (where back-pressure acts).
-        self.prepared: queue.Queue[_Prepared | None] = queue.Queue(maxsize=8)
+        # Prepared frames waiting for the store thread, bounded in spans and bytes (see
+        # HOLD_SPANS_PER_BATCH): a slow disk holds frames in the pipe and the gateway.
+        self.prepared: queue.SimpleQueue[_Prepared | None] = queue.SimpleQueue()
+        self.hold_spans = HOLD_SPANS_PER_BATCH * batch_size
+        self.held = threading.Condition()
+        self.held_spans = 0
+        self.held_bytes = 0
 
     def run(self) -> None:
         store = threading.Thread(target=self._store_loop, name="spanlab-store")
@@ -200,7 +222,15 @@ class ChildWriter:
                 # Encoded apart: the gateway decodes them only if someone reads them.
                 summaries = marshal.dumps([_summary_values(r) for r in records])
                 derived = [_derived_values(span) for span in spans]
-                self.prepared.put(_Prepared(seq, span_rows(records), derived, summaries))
+                prepared = _Prepared(seq, span_rows(records), derived, summaries, len(payload))
+                with self.held:
+                    while self.held_spans >= self.hold_spans or self.held_bytes >= HOLD_BYTES:
+                        if not store.is_alive():
+                            raise RuntimeError("the store thread ended")
+                        self.held.wait(0.5)
+                    self.held_spans += len(prepared.rows)
+                    self.held_bytes += prepared.size
+                self.prepared.put(prepared)
         finally:
             self.prepared.put(None)
             store.join()
@@ -210,9 +240,8 @@ class ChildWriter:
             group = [first]
             count = len(first.rows)
             end = False
-            # Frames prepared while the last transaction ran share the next one. (No
-            # waiting for more: the gateway sends a frame per FRAME_INTERVAL_S at most
-            # unless it has full frames to send.)
+            # Frames prepared while the last transaction ran share the next one (group
+            # commit). No waiting for more: a span alone is stored at once.
             while count < self.batch_size:
                 try:
                     more = self.prepared.get_nowait()
@@ -224,6 +253,10 @@ class ChildWriter:
                 group.append(more)
                 count += len(more.rows)
             self._commit(group)
+            with self.held:
+                self.held_spans -= count
+                self.held_bytes -= sum(item.size for item in group)
+                self.held.notify()
             if end:
                 return
 
@@ -236,17 +269,30 @@ class ChildWriter:
         failures = 0
         while True:
             try:
-                insert_rows(self.conn, rows)
+                renamed = insert_rows(self.conn, rows)
                 break
             except Exception as exc:  # retried, never dropped; the gateway logs it
                 self._send(FAILED, marshal.dumps(f"{type(exc).__name__}: {exc}"))
+                self._flush()
                 failures += 1
                 if failures % ISOLATE_AFTER == 0:
                     rows = self._outline_poison(rows)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+        acks = []
+        start = 0
         for item in group:
-            self._send(ACK, marshal.dumps((item.seq, item.derived, item.summaries)))
+            end = start + len(item.rows)
+            summaries = item.summaries
+            if renamed and any(start <= i < end for i in renamed):
+                # Stored under a new id: the live view shows what was stored.
+                summaries = marshal.dumps(
+                    [_summary_of_row(renamed.get(i, rows[i])) for i in range(start, end)]
+                )
+            acks.append((item.seq, item.derived, summaries))
+            start = end
+        self._send(ACK, marshal.dumps(acks))  # one answer per transaction
+        self._flush()
 
     def _outline_poison(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Rows that SQLite refuses alone while their outline goes in (a value it cannot
@@ -259,9 +305,6 @@ class ChildWriter:
         one = insert_sql(1)
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except Exception:
-            return rows
-        try:
             for i, row in enumerate(rows):
                 conn.execute("SAVEPOINT probe")
                 try:
@@ -279,15 +322,38 @@ class ChildWriter:
                         pass  # not this row's fault: left as it is
                 conn.execute("ROLLBACK TO probe")
                 conn.execute("RELEASE probe")
+        except Exception:
+            # The probe itself failed (SQLite may have ended the transaction, on a full
+            # disk): it proves nothing, the rows stay as they are.
+            return rows
         finally:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         for i in replaced:
             logger.error("span %s could not be stored whole; storing its outline", rows[i][0])
         return [replaced.get(i, row) for i, row in enumerate(rows)]
 
     def _send(self, kind: int, payload: bytes) -> None:
-        self.out.write(frame(kind, payload))
-        self.out.flush()
+        if self.out_open:
+            self.outbox.append(frame(kind, payload))
+
+    def _flush(self) -> None:
+        """Write the answers gathered: one write for a transaction's answers."""
+        if not self.outbox:
+            return
+        data = memoryview(b"".join(self.outbox))
+        self.outbox.clear()
+        try:
+            while data:
+                data = data[self.out.write(data) or 0 :]
+        except OSError:
+            self._gateway_gone()
+
+    def _gateway_gone(self) -> None:
+        """The gateway no longer reads (it died): answers are dropped, storing goes on
+        until the end of the input."""
+        self.out_open = False
+        logger.warning("the gateway is gone; storing the spans received, then exiting")
 
 
 @dataclasses.dataclass(slots=True)
@@ -296,6 +362,7 @@ class _Prepared:
     rows: list[tuple[Any, ...]]
     derived: list[tuple[Any, ...]]
     summaries: bytes
+    size: int  # the frame's bytes
 
 
 def main(argv: Sequence[str]) -> None:
@@ -306,16 +373,18 @@ def main(argv: Sequence[str]) -> None:
     # Few objects here outlive a batch, and spans make no cycles: a rare collection
     # instead of one every few hundred spans rescanning the batch in hand.
     gc.set_threshold(100_000, 50, 100)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopped by the end of its input
+    # Stopped by the end of its input only (see the module's docstring).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        # A larger pipe: more of what the gateway sent is out of its memory at once.
+        fcntl.fcntl(0, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     # The store thread takes the GIL back after each statement: without a short switch
     # interval it would wait up to 5 ms for this thread each time.
     sys.setswitchinterval(0.0005)
-    out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # a stray print must not corrupt the frames
-    try:
-        ChildWriter(db, FrameReader(0), out, batch_size).run()
-    finally:
-        out.flush()
+    ChildWriter(db, FrameReader(0), out, batch_size).run()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pytest
 from gateway.capture import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
 from gateway.errors import InvalidRequest
 from gateway.pricing import PriceTable
+from gateway.span_table import span_rows
 from gateway.store import SpanFilter, SQLiteStore, available_migrations
 
 T0 = 1_700_000_000_000_000  # µs
@@ -168,3 +169,61 @@ async def test_stats_percentiles_and_threads(store: SQLiteStore) -> None:
     assert threads[1]["calls"] == 20
     assert threads[0]["errors"] == 1
     assert threads[1]["models"] == ["gpt-4o-mini"]
+
+
+# --- span ids: never replace another span ------------------------------------------------
+
+
+async def test_a_span_id_taken_by_another_span_stores_the_newcomer_under_a_new_id(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ids are 32 bits of time and 32 random bits: two spans can draw the same one.
+    `INSERT OR REPLACE` overwrote the first with the second, silently."""
+    first = make_span(0, text="the first")
+    second = make_span(1, text="the second")
+    second["span_id"] = first["span_id"]
+    await store.insert_spans([first])
+    renamed = await store.insert_spans([second])
+    assert list(renamed or {}) == [0]
+    new_id = (renamed or {})[0]["span_id"]
+    assert new_id != first["span_id"]
+    kept = await store.get_span(first["span_id"])
+    assert kept is not None and kept["input_preview"] == "the first"
+    moved = await store.get_span(new_id)
+    assert moved is not None and moved["input_preview"] == "the second"
+    assert moved["attributes"] == {"spanlab.original_span_id": first["span_id"]}
+    assert moved["trace_id"] == second["trace_id"]
+    assert await store.count_spans() == 2
+    assert any(first["span_id"] in r.getMessage() for r in caplog.records)
+
+
+async def test_colliding_ids_in_one_batch_are_both_kept(store: SQLiteStore) -> None:
+    records = [make_span(i) for i in range(70)]  # 64 + 4 + 1 + 1: every statement size
+    for i in (5, 40, 66, 69):
+        records[i]["span_id"] = records[i - 1]["span_id"]
+    renamed = await store.insert_spans(records)
+    assert sorted(renamed or {}) == [5, 40, 66, 69]
+    assert await store.count_spans() == 70
+    traces = {r["trace_id"] for r in (await store.list_spans(SpanFilter(), limit=100)).items}
+    assert traces == {r["trace_id"] for r in records}
+
+
+async def test_the_same_span_sent_again_stays_one_row(store: SQLiteStore) -> None:
+    """A writer process restarted before it acknowledged a batch gets it again, and a
+    spill file replayed twice holds spans already stored: the same span, one row."""
+    records = [make_span(i) for i in range(5)]
+    assert not await store.insert_spans(records)
+    assert not await store.insert_spans([records[2], records[4]])
+    assert not await store.insert_spans([records[3], records[3]])
+    assert await store.count_spans() == 5
+
+
+async def test_span_insert_without_aiosqlites_queue_settles_collisions_too(
+    store: SQLiteStore,
+) -> None:
+    """The fallback path (an aiosqlite without its private `_execute`)."""
+    first, second = make_span(0), make_span(1)
+    second["span_id"] = first["span_id"]
+    renamed = await store._insert_rows_one_by_one(span_rows([first, second, first]))
+    assert list(renamed) == [1]
+    assert await store.count_spans() == 2

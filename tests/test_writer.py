@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from gateway.capture import Span, SpanContext, new_span_id, new_trace_id, now_us
 from gateway.metrics import Metrics
 from gateway.pricing import PriceTable
@@ -128,5 +130,29 @@ async def test_a_span_whose_record_cannot_be_built_is_stored_as_its_outline(
             False,
         ]
         assert rows[1][1] is None and rows[0][1] is not None
+    finally:
+        await store.close()
+
+
+async def test_two_spans_with_one_id_are_both_stored_and_a_resend_stays_one_row(
+    tmp_path: Path,
+) -> None:
+    """In the gateway's process: a different span under a taken id gets a new one, the
+    same span sent again is one row."""
+    first, second, other = make_span(0), make_span(1), make_span(2)
+    second.context.span_id = first.context.span_id
+    store, writer = await run_writer(
+        tmp_path, [first, other, second, other], fail=set(), batch_size=1
+    )
+    try:
+        rows = await store._fetch("SELECT span_id, trace_id, attributes FROM spans")
+        assert len(rows) == 3
+        by_trace = {row[1]: row for row in rows}
+        assert by_trace[first.context.trace_id][0] == first.context.span_id
+        moved = by_trace[second.context.trace_id]
+        assert moved[0] != first.context.span_id
+        assert orjson.loads(moved[2]) == {"spanlab.original_span_id": first.context.span_id}
+        assert by_trace[other.context.trace_id][0] == other.context.span_id
+        assert writer.written == 4
     finally:
         await store.close()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.capture import (
@@ -276,3 +277,31 @@ async def test_values_marshal_does_not_know_still_go_through(store: SQLiteStore)
     stored = await store.get_span(span.context.span_id)
     assert stored is not None
     assert stored["attributes"] == {"at": "2026-01-02T03:04:05+00:00"}
+
+
+async def test_two_spans_with_one_id_are_both_stored_and_a_resend_stays_one_row(
+    store: SQLiteStore,
+) -> None:
+    """Through the writer process: a different span under a taken id gets a new one
+    (the live view announces the id stored), the same span sent again is one row."""
+    written = Written()
+    writer = process_writer(store, written)
+    first, second, other = make_span(0), make_span(1), make_span(2)
+    second.context.span_id = first.context.span_id
+    for span in (first, other):
+        writer.submit(span)
+    await asyncio.wait_for(writer.flush(), 30)
+    for span in (second, other):  # `other` again: a resend after a process restart
+        writer.submit(span)
+    await asyncio.wait_for(writer.flush(), 30)
+    rows = await store._fetch("SELECT span_id, trace_id, attributes FROM spans")
+    assert len(rows) == 3
+    by_trace = {row[1]: row for row in rows}
+    assert by_trace[first.context.trace_id][0] == first.context.span_id
+    moved = by_trace[second.context.trace_id]
+    assert moved[0] != first.context.span_id
+    assert orjson.loads(moved[2]) == {"spanlab.original_span_id": first.context.span_id}
+    assert by_trace[other.context.trace_id][0] == other.context.span_id
+    announced = [r["span_id"] for r in written.records]
+    assert announced[2] == moved[0]
+    await asyncio.wait_for(writer.close(), 30)

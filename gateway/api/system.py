@@ -16,17 +16,32 @@ from gateway.experiment_runner import CollectingSink
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.proxy import ProxyRequest
 from gateway.state import app_state
+from gateway.store import iso_from_us
 
 
 async def healthz(request: Request) -> Response:
+    """``status`` is ``ok``, or ``degraded`` while the span writer fails, has stored
+    nothing for ``flush_timeout_s`` with spans waiting, or holds more than a tenth of
+    its queue's bounds (``problems`` says which). Degraded still answers 200: calls are
+    proxied as before (spans wait in memory), so a load balancer should keep sending
+    them; alert on ``status`` instead."""
     state = app_state(request)
     await state.store.ping()  # the database answers
+    writer = state.writer.health()
+    error_at = writer.last_error_at
     return json_response(
         {
-            "status": "ok",
+            "status": "degraded" if writer.problems else "ok",
             "version": __version__,
-            "span_queue_depth": state.writer.depth,
+            "span_queue_depth": writer.queue_depth,
+            "span_queue_bytes": writer.queue_bytes,
             "spans_written": state.writer.written,
+            "writer_failing": writer.failing,
+            "last_write_error": writer.last_error,
+            "last_write_error_at": (
+                None if error_at is None else iso_from_us(int(error_at * 1_000_000))
+            ),
+            "problems": writer.problems,
         }
     )
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e import mock_upstream as mock
-from tests.e2e.conftest import CLIENT_KEY, StartGateway
+from tests.e2e.conftest import CLIENT_KEY, PROVIDER_KEY, GatewayProcess, StartGateway
 from tests.e2e.mock_upstream import MockUpstream
+from tests.e2e.processes import running, writer_pid
 
 pytestmark = pytest.mark.e2e
 
@@ -136,5 +141,111 @@ async def test_calls_outliving_the_grace_period_are_stored_as_interrupted(
         assert [s["span_id"] for s in stored] == [span_id]
         assert stored[0]["status"] == "interrupted"
         assert stored[0]["output_text"], "the partial output is kept"
+    finally:
+        await asyncio.to_thread(gateway.stop)
+
+
+# --- a writer that cannot store: the shutdown's deadline and the spill file ---------------
+
+CANARY = "sk-canary-in-the-body-" + "3f9c1d7e5b2a4c6e"
+
+
+async def calls_with_secrets(gateway: GatewayProcess, test_id: str, count: int) -> list[str]:
+    """Calls whose spans would carry secrets if redaction failed: the client's key, the
+    provider's key (sent upstream), a key field in the body. Their span ids."""
+    async with httpx.AsyncClient(
+        base_url=gateway.base_url, headers={"authorization": f"Bearer {CLIENT_KEY}"}, timeout=15
+    ) as client:
+        ids = []
+        for i in range(count):
+            body = {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"call {i}"}],
+                "api_key": CANARY,
+            }
+            r = await client.post(
+                "/v1/chat/completions", json=body, headers={"x-thread-id": test_id}
+            )
+            assert r.status_code == 200, r.text
+            ids.append(r.headers["x-spanlab-span-id"])
+        return ids
+
+
+def spill_file(gateway: GatewayProcess) -> Path:
+    return Path(str(gateway.db) + ".spill.jsonl")
+
+
+def assert_spilled_without_secrets(gateway: GatewayProcess, span_ids: list[str]) -> None:
+    data = spill_file(gateway).read_bytes()
+    for span_id in span_ids:
+        assert span_id.encode() in data
+    for secret in (CANARY, CLIENT_KEY, PROVIDER_KEY):
+        assert secret.encode() not in data
+
+
+async def test_a_hung_writer_holds_the_shutdown_only_until_its_deadline(
+    start_gateway: StartGateway, test_id: str
+) -> None:
+    """The writer process stopped (SIGSTOP: it hangs): SIGTERM drained without a
+    deadline, for ever. Now: shutdown_drain_s later the spans not stored are saved,
+    redacted, beside the database; the next start stores them, exactly once."""
+    gateway = start_gateway(shutdown_drain_s=1.0)
+    child = writer_pid(gateway)
+    try:
+        os.kill(child, signal.SIGSTOP)
+        span_ids = await calls_with_secrets(gateway, test_id, 5)
+        started = time.monotonic()
+        await asyncio.to_thread(gateway.stop_gracefully)
+        assert time.monotonic() - started < 10
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGCONT)
+    assert not running(child), "the hung writer process was left behind"
+    assert "5 spans saved (redacted)" in gateway.log()
+    assert_spilled_without_secrets(gateway, span_ids)
+
+    gateway.start()  # the same database: the spill is stored first
+    try:
+        assert not spill_file(gateway).exists()
+        stored = await asyncio.to_thread(gateway.spans, thread=test_id)
+        assert sorted(s["span_id"] for s in stored) == sorted(span_ids)  # each once
+        assert all(s["status"] == "ok" for s in stored)
+    finally:
+        await asyncio.to_thread(gateway.stop)
+
+
+async def test_a_second_sigterm_during_the_drain_saves_the_spans_at_once(
+    start_gateway: StartGateway, test_id: str
+) -> None:
+    """A second SIGTERM was ignored while the writer drained (a minute, with a full
+    disk); now it ends the drain: the spans go to the spill file and the process exits."""
+    gateway = start_gateway(shutdown_drain_s=120.0)
+    child = writer_pid(gateway)
+    try:
+        os.kill(child, signal.SIGSTOP)
+        span_ids = await calls_with_secrets(gateway, test_id, 2)
+        proc = gateway.proc
+        assert proc is not None
+        gateway.terminate()
+        deadline = time.monotonic() + 10
+        while "storing the 2 spans still queued" not in gateway.log():
+            assert time.monotonic() < deadline, gateway.log()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert proc.poll() is None  # draining, up to shutdown_drain_s
+        started = time.monotonic()
+        gateway.terminate()
+        await asyncio.to_thread(proc.wait, 10)
+        assert time.monotonic() - started < 5
+        gateway.proc = None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGCONT)
+    assert "SIGTERM during the shutdown" in gateway.log()
+    assert_spilled_without_secrets(gateway, span_ids)
+    gateway.start()
+    try:
+        stored = await asyncio.to_thread(gateway.spans, thread=test_id)
+        assert sorted(s["span_id"] for s in stored) == sorted(span_ids)
     finally:
         await asyncio.to_thread(gateway.stop)
