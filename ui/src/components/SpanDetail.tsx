@@ -1,6 +1,6 @@
 import useSWR from "swr";
 import { ApiError, getJson } from "../lib/api";
-import { fmtCost, fmtInt, fmtMs, fmtRelative, fmtTags, fmtTime } from "../lib/format";
+import { captureNotes, fmtCost, fmtInt, fmtMs, fmtRelative, fmtTags, fmtTime } from "../lib/format";
 import { isObject, requestMessages, responseOutput } from "../lib/messages";
 import { Link } from "../lib/router";
 import type { Experiment, JsonValue, SpanDetail as Span } from "../lib/types";
@@ -42,6 +42,13 @@ function SpanExperiments({ spanId }: { spanId: string }) {
       ))}
     </ul>
   );
+}
+
+/** The model a cost was looked up under, when it is not the one the upstream named. */
+function pricedAs(attributes: unknown): [string, string][] {
+  if (attributes === null || typeof attributes !== "object" || Array.isArray(attributes)) return [];
+  const model = (attributes as Record<string, unknown>)["spanlab.cost.priced_model"];
+  return typeof model === "string" ? [["priced as", model]] : [];
 }
 
 export function SpanDetailView({ spanId, onClose }: { spanId: string; onClose?: () => void }) {
@@ -101,6 +108,12 @@ export function SpanDetailView({ spanId, onClose }: { spanId: string; onClose?: 
         </Section>
       )}
 
+      {captureNotes(span.attributes).map((note) => (
+        <p key={note} className="capture-note" role="note" data-testid="capture-note">
+          {note}
+        </p>
+      ))}
+
       <Section title="Messages">
         <MessageList messages={requestMessages(span.request)} />
       </Section>
@@ -121,6 +134,7 @@ export function SpanDetailView({ spanId, onClose }: { spanId: string; onClose?: 
               ["total tokens", fmtInt(usage?.total_tokens)],
               ["cached tokens", fmtInt(usage?.cached_tokens)],
               ["cost", fmtCost(span.cost_usd)],
+              ...pricedAs(span.attributes),
             ]}
           />
         </Section>

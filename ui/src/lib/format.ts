@@ -60,6 +60,35 @@ export function fmtTags(tags: unknown): string {
   return parts.length ? parts.join(", ") : DASH;
 }
 
+export function fmtBytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return DASH;
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** What the gateway says it left out of a span's record, as one sentence per fact
+ * (`truncated_capture`, `spanlab.capture.dropped`), or none. Tolerant of odd values. */
+export function captureNotes(attributes: unknown): string[] {
+  if (attributes === null || typeof attributes !== "object" || Array.isArray(attributes)) return [];
+  const attrs = attributes as Record<string, unknown>;
+  const notes: string[] = [];
+  const cut = attrs["truncated_capture"];
+  if (cut !== null && typeof cut === "object" && !Array.isArray(cut)) {
+    const { max_capture_bytes: kept, response_bytes: whole } = cut as Record<string, unknown>;
+    const num = (v: unknown) => (typeof v === "number" ? v : null);
+    notes.push(
+      `Output truncated in the record: the span keeps ${fmtBytes(num(kept))} of a ${fmtBytes(num(whole))} response (max_capture_bytes); the client got all of it.`,
+    );
+  }
+  const dropped = attrs["spanlab.capture.dropped"];
+  if (dropped !== undefined && dropped !== null) {
+    const what = Array.isArray(dropped) ? dropped.map(String).join(", ") : String(dropped);
+    notes.push(`Left out of the record (nested too deeply to store): ${what}.`);
+  }
+  return notes;
+}
+
 export function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}\u2026` : text;
 }
