@@ -8,7 +8,7 @@ and its throughput at several concurrencies, for:
 * ``httpx+httpx_aiohttp``: the same ``httpx.AsyncClient`` on ``httpx-aiohttp``'s
   aiohttp-backed transport (when that package is installed);
 * ``aiohttp``: ``aiohttp.ClientSession`` directly;
-* ``spanlab``: the gateway's own client, `gateway.http_client.ConnectionPool`, called
+* ``spanlab``: the gateway's own client, `gateway.http.client.ConnectionPool`, called
   as the proxy calls it.
 
 Each client does what the proxy does: send with the response streamed, read the
@@ -29,8 +29,8 @@ import httpx
 
 from bench.procs import MockUpstream
 from bench.util import run
-from gateway.http_client import ConnectionPool
-from gateway.upstream import Timeouts, UpstreamRequest, UpstreamURL
+from gateway.http.client import ConnectionPool
+from gateway.http.upstream import Timeouts, UpstreamRequest, UpstreamURL
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench-0123456789"}

@@ -20,12 +20,12 @@ import time
 from typing import Any
 
 from bench.mock_upstream import COMPLETION
-from gateway.capture import Span, SpanContext, now_us
+from gateway.capture.pricing import PriceTable
+from gateway.capture.redaction import credential_values, redact_headers
+from gateway.capture.span import Span, SpanContext, now_us
 from gateway.metrics import Metrics
-from gateway.pricing import PriceTable
-from gateway.redaction import credential_values, redact_headers
-from gateway.store import SQLiteStore
-from gateway.writer import SpanWriter, writer_process_db
+from gateway.store.sqlite import SQLiteStore
+from gateway.writer.span_writer import SpanWriter, writer_process_db
 
 REQUEST: dict[str, Any] = {
     "model": "gpt-4o-mini",

@@ -29,25 +29,25 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
-from gateway.capture import Span
+from gateway.api.events import Broadcaster
+from gateway.api.ui import ui_routes
+from gateway.capture.pricing import PriceTable
+from gateway.capture.span import Span
+from gateway.capture.span_table import SUMMARY_COLUMNS
 from gateway.config import Settings
 from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
-from gateway.events import Broadcaster
-from gateway.experiments import ExperimentService
-from gateway.http_client import ConnectionPool
+from gateway.experiments.service import ExperimentService
+from gateway.http.client import ConnectionPool
+from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
+from gateway.http.upstream import HttpxUpstream, UpstreamClient
 from gateway.metrics import Metrics
-from gateway.pricing import PriceTable
-from gateway.providers import Router
-from gateway.proxy import MODEL_PATH, OPERATIONS, ProxyPipeline
-from gateway.proxy_http import ProxyEndpoint, ProxyRoutes
-from gateway.security import AllowedHosts, HostOriginGuard, allowed_hosts
-from gateway.span_table import SUMMARY_COLUMNS
-from gateway.spill import replay_spill, spill_path_for
+from gateway.proxy.endpoint import ProxyEndpoint, ProxyRoutes
+from gateway.proxy.pipeline import MODEL_PATH, OPERATIONS, ProxyPipeline
+from gateway.proxy.providers import Router
 from gateway.state import AppState
-from gateway.store import SQLiteStore, Store, span_from_row
-from gateway.ui import ui_routes
-from gateway.upstream import HttpxUpstream, UpstreamClient
-from gateway.writer import SpanWriter, writer_process_db
+from gateway.store.sqlite import SQLiteStore, Store, span_from_row
+from gateway.writer.span_writer import SpanWriter, writer_process_db
+from gateway.writer.spill import replay_spill, spill_path_for
 
 logger = logging.getLogger(__name__)
 

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from gateway.api.events import Broadcaster
+from gateway.capture.pricing import PriceTable
 from gateway.config import Settings
-from gateway.events import Broadcaster
-from gateway.experiments import ExperimentService
+from gateway.experiments.service import ExperimentService
+from gateway.http.upstream import UpstreamClient
 from gateway.metrics import Metrics
-from gateway.pricing import PriceTable
-from gateway.providers import Router
-from gateway.proxy import ProxyPipeline
-from gateway.store import Store
-from gateway.upstream import UpstreamClient
-from gateway.writer import SpanWriter
+from gateway.proxy.pipeline import ProxyPipeline
+from gateway.proxy.providers import Router
+from gateway.store.sqlite import Store
+from gateway.writer.span_writer import SpanWriter
 
 
 @dataclass

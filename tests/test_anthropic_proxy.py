@@ -11,10 +11,10 @@ import httpx
 import orjson
 import pytest
 
-from gateway.capture import SpanContext
-from gateway.pricing import PriceTable
-from gateway.providers.anthropic_response import chat_usage
-from gateway.proxy import ProxyRequest
+from gateway.capture.pricing import PriceTable
+from gateway.capture.span import SpanContext
+from gateway.proxy.pipeline import ProxyRequest
+from gateway.proxy.providers.anthropic_response import chat_usage
 from tests.conftest import Gateway, GatewayFactory
 from tests.e2e.anthropic_support import MockAnthropic
 from tests.fakes import FakeUpstream, stream_response

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.config import Settings
 from gateway.errors import UnknownModel
-from gateway.providers import Router
+from gateway.proxy.providers import Router
 
 OPENAI = {"kind": "openai", "base_url": "http://openai.test/v1"}
 ANTHROPIC = {"kind": "anthropic", "base_url": "http://anthropic.test/v1"}

@@ -8,16 +8,16 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.capture import assemble_stream
+from gateway.capture.span import assemble_stream
 from gateway.errors import InvalidRequest, UpstreamProtocol
-from gateway.providers.anthropic import (
+from gateway.proxy.providers.anthropic import (
     DEFAULT_MAX_TOKENS,
     JSON_OBJECT_INSTRUCTION,
     ChatOverMessages,
     anthropic_credentials,
     chat_to_messages,
 )
-from gateway.providers.anthropic_response import (
+from gateway.proxy.providers.anthropic_response import (
     ChatStreamTranslator,
     chat_usage,
     error_to_chat,

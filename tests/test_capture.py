@@ -11,7 +11,21 @@ from urllib.parse import quote, unquote_plus
 import orjson
 import pytest
 
-from gateway.capture import (
+from gateway.capture.pricing import PriceTable
+from gateway.capture.redaction import (
+    MAX_STORED_DEPTH,
+    REDACTED,
+    NestingTooDeep,
+    body_secret_values,
+    credential_values,
+    has_secret_fields,
+    nesting_depth,
+    redact_body,
+    redact_headers,
+    redact_query,
+    scrub_values,
+)
+from gateway.capture.span import (
     CAPTURE_DROPPED,
     PRICED_MODEL,
     Span,
@@ -25,22 +39,8 @@ from gateway.capture import (
     to_record,
 )
 from gateway.config import Price
-from gateway.pricing import PriceTable
-from gateway.providers.base import url_secret_values
-from gateway.redaction import (
-    MAX_STORED_DEPTH,
-    REDACTED,
-    NestingTooDeep,
-    body_secret_values,
-    credential_values,
-    has_secret_fields,
-    nesting_depth,
-    redact_body,
-    redact_headers,
-    redact_query,
-    scrub_values,
-)
-from gateway.sse import SSESplitter, parse_event
+from gateway.http.sse import SSESplitter, parse_event
+from gateway.proxy.providers.base import url_secret_values
 
 
 def test_sse_splitter_handles_any_chunking() -> None:

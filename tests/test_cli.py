@@ -12,8 +12,8 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
-from gateway import cli as cli_module
-from gateway.cli import cli
+from gateway.cli import main as cli_module
+from gateway.cli.main import cli
 from gateway.config import example_toml
 from tests.conftest import GatewayFactory
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.events import CLOSED, Broadcaster
+from gateway.api.events import CLOSED, Broadcaster
 from tests.conftest import Gateway
 
 

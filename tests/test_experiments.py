@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.store import SQLiteStore
+from gateway.store.sqlite import SQLiteStore
 from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import CHAT, capture, create, error_of, run
 

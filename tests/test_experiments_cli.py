@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gateway.app import create_app
-from gateway.cli import cli
+from gateway.cli.main import cli
 from gateway.config import Settings
 from tests.experiments_upstream import ScriptedUpstream, config_toml, serve_in_thread
 

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.diffing import (
+from gateway.experiments.diffing import (
     compare_tool_calls,
     json_changes,
     metric,

@@ -11,15 +11,15 @@ import httpx
 import orjson
 import pytest
 
-from gateway.experiment_runner import (
+from gateway.experiments.runner import (
     ATTR_EXPERIMENT,
     ATTR_ORIGINAL_SPAN,
     ATTR_ORIGINAL_TRACE,
     ATTR_RUN,
     LINK_TYPE,
 )
-from gateway.experiment_store import now_iso
-from gateway.store import SQLiteStore
+from gateway.store.experiments import now_iso
+from gateway.store.sqlite import SQLiteStore
 from tests.conftest import Gateway, GatewayFactory
 from tests.e2e.anthropic_support import MockAnthropic
 from tests.experiments_helpers import CHAT, capture, create, error_of, run, sse_events

@@ -1,4 +1,4 @@
-"""The gateway's own upstream HTTP client (`gateway.http_client`) against real
+"""The gateway's own upstream HTTP client (`gateway.http.client`) against real
 loopback servers.
 
 What the proxy relies on: headers exactly as given, a body that streams as it
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from gateway.http_client import DECODED_PIECE, HIGH_WATER, ConnectionPool
-from gateway.upstream import Timeouts, UpstreamRequest, UpstreamURL
+from gateway.http.client import DECODED_PIECE, HIGH_WATER, ConnectionPool
+from gateway.http.upstream import Timeouts, UpstreamRequest, UpstreamURL
 
 STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"

@@ -14,7 +14,7 @@ import orjson
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from gateway.http_server import (
+from gateway.http.server import (
     FLUSH_AT,
     RESERVED_FILES,
     ClientLimits,
@@ -231,7 +231,7 @@ async def test_a_request_in_progress_has_no_head_deadline() -> None:
 
 FIT = """
 import resource, sys
-from gateway.http_server import fit_to_file_limit
+from gateway.http.server import fit_to_file_limit
 resource.setrlimit(resource.RLIMIT_NOFILE, (100, 256))
 print(fit_to_file_limit(50), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 print(fit_to_file_limit(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])

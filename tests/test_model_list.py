@@ -87,7 +87,7 @@ async def test_every_providers_models_under_ids_that_route(
     make_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     gw = await merged_gateway(make_gateway)
-    with caplog.at_level(logging.WARNING, logger="gateway.providers.model_list"):
+    with caplog.at_level(logging.WARNING, logger="gateway.proxy.providers.model_list"):
         r = await gw.client.get("/v1/models", headers={"authorization": "Bearer sk-client"})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -197,7 +197,7 @@ async def test_a_slow_provider_is_left_out_after_models_timeout(
 ) -> None:
     gw = await merged_gateway(make_gateway, Upstreams(slow_host="local.test"), models_timeout=0.3)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="gateway.providers.model_list"):
+    with caplog.at_level(logging.WARNING, logger="gateway.proxy.providers.model_list"):
         r = await gw.client.get("/v1/models")
     elapsed = time.monotonic() - started
     assert r.status_code == 200

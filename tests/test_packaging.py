@@ -54,7 +54,7 @@ def test_wheel_ships_migrations_and_runs_from_its_install(tmp_path: Path) -> Non
     env = {**os.environ, "PYTHONPATH": str(target)}
     db = tmp_path / "installed.db"
     code = (
-        "import gateway, sys; from gateway.cli import main;"
+        "import gateway, sys; from gateway.cli.main import main;"
         f" assert gateway.__file__.startswith({str(target)!r}), gateway.__file__;"
         " sys.argv = ['spanlab', 'migrate', '--db', sys.argv[1]]; main()"
     )

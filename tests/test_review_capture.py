@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gateway.capture import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
-from gateway.pricing import PriceTable
-from gateway.store import SpanFilter, SQLiteStore
+from gateway.capture.pricing import PriceTable
+from gateway.capture.span import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
+from gateway.store.sqlite import SpanFilter, SQLiteStore
 
 T0 = 1_700_000_000_000_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from click.testing import CliRunner
 
-from gateway.cli import cli
+from gateway.cli.main import cli
 
 
 def test_config_show_hides_base_url_credentials() -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 
-from gateway.proxy import ProxyRequest
+from gateway.proxy.pipeline import ProxyRequest
 from tests.conftest import Gateway, GatewayFactory
 from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.capture import Span, SpanContext, new_span_id, new_trace_id, now_us
+from gateway.capture.pricing import PriceTable
+from gateway.capture.span import Span, SpanContext, new_span_id, new_trace_id, now_us
 from gateway.metrics import Metrics
-from gateway.pricing import PriceTable
-from gateway.store import SQLiteStore
-from gateway.writer import SpanWriter
+from gateway.store.sqlite import SQLiteStore
+from gateway.writer.span_writer import SpanWriter
 
 
 async def test_a_span_submitted_as_the_writer_stops_is_not_lost_silently(
@@ -35,7 +35,7 @@ async def test_a_span_submitted_as_the_writer_stops_is_not_lost_silently(
     assert writer._task is not None
     # Runs right after the task ends, before `close` resumes.
     writer._task.add_done_callback(lambda task: writer.submit(span))
-    with caplog.at_level(logging.ERROR, logger="gateway.writer"):
+    with caplog.at_level(logging.ERROR, logger="gateway.writer.span_writer"):
         await writer.close()
     stored = await store.get_span(span.context.span_id)
     await store.close()

@@ -12,7 +12,7 @@ import httpx2  # what the anthropic SDK is built on
 import openai
 import pytest
 
-from gateway.security import AllowedHosts, allowed_hosts, host_name, is_json_type
+from gateway.http.guard import AllowedHosts, allowed_hosts, host_name, is_json_type
 from tests.conftest import Gateway, GatewayFactory
 from tests.e2e.anthropic_support import MockAnthropic
 from tests.experiments_helpers import capture, create, error_of

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from gateway.capture import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
+from gateway.capture.pricing import PriceTable
+from gateway.capture.span import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
+from gateway.capture.span_table import span_rows
 from gateway.errors import InvalidRequest
-from gateway.pricing import PriceTable
-from gateway.span_table import span_rows
-from gateway.store import SpanFilter, SQLiteStore, available_migrations
+from gateway.store.sqlite import SpanFilter, SQLiteStore, available_migrations
 
 T0 = 1_700_000_000_000_000  # µs
 
@@ -78,7 +78,7 @@ async def test_migrations_from_a_blank_database(tmp_path: Path) -> None:
 async def test_failed_migration_leaves_nothing_half_applied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway import store as store_module
+    from gateway.store import sqlite as store_module
 
     good = available_migrations()
     broken = (9999, "broken", "CREATE TABLE half_made (x INTEGER); SELECT * FROM no_such_table;")

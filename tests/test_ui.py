@@ -16,7 +16,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from gateway.ui import CONTENT_SECURITY_POLICY, UI_DIST, ui_routes
+from gateway.api.ui import CONTENT_SECURITY_POLICY, UI_DIST, ui_routes
 from tests.conftest import Gateway
 
 ROOT = Path(__file__).resolve().parent.parent

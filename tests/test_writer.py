@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 
-from gateway.capture import Span, SpanContext, new_span_id, new_trace_id, now_us
+from gateway.capture.pricing import PriceTable
+from gateway.capture.span import Span, SpanContext, new_span_id, new_trace_id, now_us
 from gateway.metrics import Metrics
-from gateway.pricing import PriceTable
-from gateway.store import SQLiteStore
-from gateway.writer import SpanWriter
+from gateway.store.sqlite import SQLiteStore
+from gateway.writer.span_writer import SpanWriter
 
 
 def make_span(i: int) -> Span:

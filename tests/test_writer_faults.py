@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from gateway.capture.pricing import PriceTable
 from gateway.metrics import Metrics
-from gateway.pricing import PriceTable
-from gateway.store import SQLiteStore
-from gateway.writer import SpanWriter, writer_process_db
+from gateway.store.sqlite import SQLiteStore
+from gateway.writer.span_writer import SpanWriter, writer_process_db
 from tests.conftest import GatewayFactory
 from tests.writer_helpers import (
     disk_full_for_writer_process,
@@ -68,7 +68,11 @@ async def file_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
 
 
 def writer_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "gateway.writer" and r.levelno >= logging.ERROR]
+    return [
+        r
+        for r in caplog.records
+        if r.name == "gateway.writer.span_writer" and r.levelno >= logging.ERROR
+    ]
 
 
 async def count(store: SQLiteStore) -> int:
@@ -90,7 +94,7 @@ async def test_a_full_disk_in_process_is_logged_once_as_what_it_is(
     writer = SpanWriter(local_store, PriceTable(), Metrics(), batch_size=10)
     writer.start()
     spans = [make_span(i, body_bytes=10_000) for i in range(40)]
-    with caplog.at_level(logging.DEBUG, logger="gateway.writer"):
+    with caplog.at_level(logging.DEBUG, logger="gateway.writer.span_writer"):
         for span in spans:
             writer.submit(span)
         await wait_for(lambda: writer.metrics.write_errors._value.get() >= 4)
@@ -122,7 +126,7 @@ async def test_a_full_disk_in_the_writer_process_is_logged_once_as_what_it_is(
     writer = SpanWriter(file_store, PriceTable(), Metrics(), batch_size=10, process_db=process_db)
     writer.start()
     spans = [make_span(i, body_bytes=10_000) for i in range(40)]
-    with caplog.at_level(logging.DEBUG, logger="gateway.writer"):
+    with caplog.at_level(logging.DEBUG, logger="gateway.writer.span_writer"):
         for span in spans:
             writer.submit(span)
         # Past ISOLATE_AFTER failures the process also probes the rows one by one: on a

@@ -1,4 +1,4 @@
-"""The writer process (gateway/writer_child.py): the same promises as the writer in the
+"""The writer process (gateway/writer/process.py): the same promises as the writer in the
 gateway's own process, across a process boundary and its failures."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.capture import (
+from gateway.capture.pricing import PriceTable
+from gateway.capture.redaction import credential_values, redact_headers
+from gateway.capture.span import (
     Span,
     SpanContext,
     finalize,
@@ -23,10 +25,8 @@ from gateway.capture import (
     to_record,
 )
 from gateway.metrics import Metrics
-from gateway.pricing import PriceTable
-from gateway.redaction import credential_values, redact_headers
-from gateway.store import SQLiteStore, span_from_row
-from gateway.writer import SpanWriter, writer_process_db
+from gateway.store.sqlite import SQLiteStore, span_from_row
+from gateway.writer.span_writer import SpanWriter, writer_process_db
 
 SECRET = "sk-canary-0123456789abcdefXYZ"
 BODY_SECRET = "body-canary-9876543210"

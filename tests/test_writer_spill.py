@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from gateway.capture import Span
+from gateway.capture.pricing import PriceTable
+from gateway.capture.span import Span
 from gateway.metrics import Metrics
-from gateway.pricing import PriceTable
-from gateway.spill import replay_spill, spill_path_for, write_spill
-from gateway.store import SQLiteStore
-from gateway.writer import SpanWriter, writer_process_db
+from gateway.store.sqlite import SQLiteStore
+from gateway.writer.span_writer import SpanWriter, writer_process_db
+from gateway.writer.spill import replay_spill, spill_path_for, write_spill
 from tests.conftest import GatewayFactory
 from tests.test_writer_faults import InProcessStore
 from tests.writer_helpers import (

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.capture import Span, SpanContext, new_span_id, new_trace_id, now_us
-from gateway.redaction import credential_values, redact_headers
-from gateway.writer import SpanWriter
+from gateway.capture.redaction import credential_values, redact_headers
+from gateway.capture.span import Span, SpanContext, new_span_id, new_trace_id, now_us
+from gateway.writer.span_writer import SpanWriter
 
 # Secrets a span carries (a client key in its headers, a key field in its body): they
 # must reach neither the database nor a spill file.

@@ -15,9 +15,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.capture.redaction import nesting_depth
 from gateway.errors import InvalidRequest
-from gateway.proxy_http import body_timeout
-from gateway.redaction import nesting_depth
+from gateway.proxy.endpoint import body_timeout
 
 
 class JSONResponse(Response):

@@ -1,7 +1,7 @@
 """The experiments API: CRUD, runs (plain or streamed as server-sent events),
 comparison, duplicate, export/import and version history.
 
-Handlers parse and answer; `gateway.experiments.ExperimentService` does the work.
+Handlers parse and answer; `gateway.experiments.service.ExperimentService` does the work.
 The JSON shapes are documented in ``docs/api.md``.
 """
 
@@ -25,12 +25,12 @@ from gateway.api import (
     read_json,
 )
 from gateway.errors import InvalidRequest, SpanlabError
-from gateway.experiment_io import OnConflict
-from gateway.experiment_store import EXPERIMENT_STATUSES, ExperimentFilter
-from gateway.experiments import ExperimentService
-from gateway.providers.base import CREDENTIAL_HEADERS
-from gateway.sse import encode_event
+from gateway.experiments.service import ExperimentService
+from gateway.experiments.transfer import OnConflict
+from gateway.http.sse import encode_event
+from gateway.proxy.providers.base import CREDENTIAL_HEADERS
 from gateway.state import app_state
+from gateway.store.experiments import EXPERIMENT_STATUSES, ExperimentFilter
 
 EXPORT_LIMIT = 10_000
 _TRUE = ("1", "true", "yes", "on")

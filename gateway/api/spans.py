@@ -6,11 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api import json_response, query_int, query_str, query_text, query_time_us
-from gateway.capture import SPAN_STATUSES
+from gateway.capture.otel import genai_attributes
+from gateway.capture.span import SPAN_STATUSES
 from gateway.errors import InvalidRequest, NotFound
-from gateway.otel import genai_attributes
 from gateway.state import app_state
-from gateway.store import SpanFilter
+from gateway.store.sqlite import SpanFilter
 
 
 def span_filter(request: Request) -> SpanFilter:

@@ -11,12 +11,12 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway import __version__
 from gateway.api import json_response
-from gateway.events import CLOSED, LAGGED
-from gateway.experiment_runner import CollectingSink
+from gateway.api.events import CLOSED, LAGGED
+from gateway.experiments.runner import CollectingSink
 from gateway.metrics import CONTENT_TYPE_LATEST
-from gateway.proxy import ProxyRequest
+from gateway.proxy.pipeline import ProxyRequest
 from gateway.state import app_state
-from gateway.store import iso_from_us
+from gateway.store.sqlite import iso_from_us
 
 
 async def healthz(request: Request) -> Response:

@@ -35,7 +35,7 @@ def writer_pid(gateway: GatewayProcess) -> int:
     r.raise_for_status()
     gateway.span(r.headers["x-spanlab-span-id"])
     for pid in children(gateway.proc.pid):
-        if b"writer_child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        if b"gateway.writer.process" in Path(f"/proc/{pid}/cmdline").read_bytes():
             return pid
     raise AssertionError("the gateway has no writer process")
 

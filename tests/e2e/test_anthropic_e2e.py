@@ -19,7 +19,7 @@ import anthropic
 import openai
 import pytest
 
-from gateway.pricing import PriceTable
+from gateway.capture.pricing import PriceTable
 from tests.e2e.anthropic_support import MockAnthropic, MockAnthropicServer, SpanlabProcess
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from gateway.config import Settings
-from gateway.writer import IN_FLIGHT_BATCHES
+from gateway.writer.span_writer import IN_FLIGHT_BATCHES
 from tests.e2e.conftest import CLIENT_KEY, GatewayProcess, StartGateway
 from tests.e2e.processes import wait_gone, writer_pid
 

@@ -1,0 +1,255 @@
+"""The spans table as the writers see it: its columns, and one transaction of inserts.
+
+Kept apart from `gateway.store.sqlite` (aiosqlite, the query side) so the writer process
+(`gateway.writer.process`) imports only the standard library's `sqlite3` to store spans.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import operator
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.capture.span import new_span_id
+
+logger = logging.getLogger("gateway.writer.span_writer")
+
+SPAN_COLUMNS = (
+    "span_id",
+    "trace_id",
+    "parent_span_id",
+    "project_id",
+    "thread_id",
+    "run_id",
+    "label",
+    "tags",
+    "operation",
+    "method",
+    "path",
+    "provider",
+    "request_model",
+    "response_model",
+    "stream",
+    "status",
+    "http_status",
+    "start_us",
+    "end_us",
+    "duration_ms",
+    "ttft_ms",
+    "request",
+    "request_headers",
+    "query",
+    "response",
+    "response_headers",
+    "input_preview",
+    "output_text",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "error",
+    "attributes",
+    "links",
+)
+JSON_COLUMNS = frozenset(
+    {
+        "tags",
+        "request",
+        "request_headers",
+        "response",
+        "response_headers",
+        "error",
+        "attributes",
+        "links",
+    }
+)
+# Columns a span list returns: everything but the bodies and headers.
+SUMMARY_COLUMNS = tuple(
+    c
+    for c in SPAN_COLUMNS
+    if c not in {"request", "request_headers", "response", "response_headers", "query"}
+)
+
+_SPAN_ROW = operator.itemgetter(*SPAN_COLUMNS)
+
+
+def span_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Records as rows in `SPAN_COLUMNS` order; a missing column is NULL."""
+    try:
+        return [_SPAN_ROW(record) for record in records]  # every column present: C speed
+    except KeyError:
+        return [tuple(record.get(c) for c in SPAN_COLUMNS) for record in records]
+
+
+# Rows per INSERT statement. One statement per row (executemany) lets go of the GIL
+# and takes it back for every row; while the event loop is busy each taking-back waits
+# up to the interpreter's switch interval (5 ms), so under load the writer stored a
+# few hundred spans a second and fell minutes behind. Many rows per statement: a few
+# GIL hand-overs per batch. Only these sizes (a batch is cut greedily into them), so
+# SQLite prepares and caches four statements, not one per batch size (a prepared
+# 64-row statement is large). 64 x 37 parameters stays far below SQLite's limit.
+INSERT_SIZES = (64, 16, 4, 1)
+
+
+@functools.lru_cache(maxsize=len(INSERT_SIZES))
+def _insert_sql(count: int) -> str:
+    # Never OR REPLACE: a span id taken by another span must not overwrite it
+    # (`_settle_conflicts` decides what a refused row is).
+    row = "(" + ", ".join("?" for _ in SPAN_COLUMNS) + ")"
+    return (
+        f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)})"
+        f" VALUES {', '.join(row for _ in range(count))}"
+        " ON CONFLICT (span_id) DO NOTHING"
+    )
+
+
+def insert_sql(count: int) -> str:
+    """The INSERT statement for ``count`` rows."""
+    return _insert_sql(count)
+
+
+# What is kept of a span that cannot be stored whole (see `outline_row`): what
+# identifies, places and times the call. The bodies, headers and derived values go.
+OUTLINE_COLUMNS = frozenset(
+    {
+        "span_id",
+        "trace_id",
+        "parent_span_id",
+        "project_id",
+        "thread_id",
+        "run_id",
+        "label",
+        "operation",
+        "method",
+        "path",
+        "provider",
+        "request_model",
+        "stream",
+        "status",
+        "http_status",
+        "start_us",
+        "end_us",
+        "duration_ms",
+        "ttft_ms",
+    }
+)
+
+
+def _storable(value: Any) -> Any:
+    """``value`` as SQLite takes it, or None: text made valid UTF-8, integers in range."""
+    if value is None or isinstance(value, float):
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return None
+
+
+def outline_row(values: Mapping[str, Any], reason: str) -> tuple[Any, ...]:
+    """A row for a span whose whole record could not be built or stored: its
+    `OUTLINE_COLUMNS`, made storable, and an error saying why the rest is missing."""
+    error = {"type": "capture_error", "code": "span_not_stored_whole", "message": reason}
+    return tuple(
+        json.dumps(error)
+        if column == "error"
+        else _storable(values.get(column))
+        if column in OUTLINE_COLUMNS
+        else None
+        for column in SPAN_COLUMNS
+    )
+
+
+# A span sent twice (a writer process restarted before it acknowledged a batch, a
+# spill file replayed after the batch was stored after all) is the same span when these
+# are equal; another span that drew the same id (32 random bits within a millisecond)
+# differs in them.
+IDENTITY_COLUMNS = ("trace_id", "start_us", "end_us")
+_ID = SPAN_COLUMNS.index("span_id")
+_ATTRIBUTES = SPAN_COLUMNS.index("attributes")
+_IDENTITY = operator.itemgetter(*(SPAN_COLUMNS.index(c) for c in IDENTITY_COLUMNS))
+SELECT_IDENTITY = f"SELECT {', '.join(IDENTITY_COLUMNS)} FROM spans WHERE span_id = ?"
+ORIGINAL_ID_ATTRIBUTE = "spanlab.original_span_id"
+
+Renamed = dict[int, tuple[Any, ...]]
+
+
+def same_span(row: tuple[Any, ...], stored: Sequence[Any] | None) -> bool:
+    """Whether ``stored`` (the `SELECT_IDENTITY` of ``row``'s id) is ``row``'s span."""
+    return stored is not None and tuple(stored) == _IDENTITY(row)
+
+
+def renamed_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` under a fresh span id, the id it had kept in its attributes (the call's
+    response header carried that one)."""
+    values = list(row)
+    try:
+        attributes = json.loads(row[_ATTRIBUTES]) if row[_ATTRIBUTES] else {}
+    except ValueError:
+        attributes = {}
+    if not isinstance(attributes, dict):
+        attributes = {"value": attributes}
+    attributes.setdefault(ORIGINAL_ID_ATTRIBUTE, row[_ID])
+    values[_ATTRIBUTES] = json.dumps(attributes)
+    values[_ID] = new_span_id()
+    return tuple(values)
+
+
+def _settle_conflicts(
+    raw: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], start: int, end: int
+) -> Renamed:
+    """Rows ``start:end`` went in but for some whose span id was taken: a row whose
+    span is the one stored under its id (itself, or an earlier copy) is done; another
+    span is stored under a new id. Rare, so one query per row of the statement."""
+    renamed: Renamed = {}
+    for i in range(start, end):
+        row = rows[i]
+        found = raw.execute(SELECT_IDENTITY, (row[_ID],)).fetchone()
+        if same_span(row, found):
+            continue
+        new = row if found is None else renamed_row(row)
+        while raw.execute(_insert_sql(1), new).rowcount != 1:
+            new = renamed_row(row)
+        if new is row:
+            continue
+        logger.warning(
+            "span id %s was already taken by another span; this span is stored as %s"
+            " (attribute %s keeps the id its response carried)",
+            row[_ID],
+            new[_ID],
+            ORIGINAL_ID_ATTRIBUTE,
+        )
+        renamed[i] = new
+    return renamed
+
+
+def insert_rows(raw: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> Renamed:
+    """Store ``rows`` in one transaction (on the thread that owns ``raw``). Returns the
+    rows stored under a new span id (by index): their id was another span's."""
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        renamed: Renamed = {}
+        start = 0
+        for size in INSERT_SIZES:
+            while len(rows) - start >= size:
+                chunk = rows[start : start + size]
+                cursor = raw.execute(_insert_sql(size), [v for row in chunk for v in row])
+                if cursor.rowcount != size:
+                    renamed.update(_settle_conflicts(raw, rows, start, start + size))
+                start += size
+        raw.execute("COMMIT")
+        return renamed
+    except BaseException:
+        # SQLite may have rolled back already (a full disk does): a ROLLBACK then would
+        # fail with "no transaction is active" and hide the real error.
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
+        raise

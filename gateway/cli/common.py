@@ -1,0 +1,68 @@
+"""What every command shares: the --config and --db options, loading settings, the
+store for the read commands, and how numbers and JSON are printed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+
+from gateway.config import Settings
+from gateway.errors import ConfigError
+from gateway.store.sqlite import SQLiteStore
+
+T = TypeVar("T")
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SPANLAB_CONFIG",
+    help="TOML configuration file (see config.example.toml).",
+)
+DB_OPTION = click.option("--db", help="SQLite database file (default: spanlab.db).")
+
+
+def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
+    try:
+        return Settings.load(config_path, overrides=overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def run_with_store(settings: Settings, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+    if settings.db != ":memory:" and not Path(settings.db).exists():
+        raise click.ClickException(
+            f"No database at {settings.db}. Start `spanlab serve` (or pass --db) first."
+        )
+
+    async def main() -> T:
+        store = SQLiteStore(settings.db)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def terminal() -> Console:
+    """A console as wide as the terminal, or wide enough when output is piped."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def format_cost(usd: float | None) -> str:
+    if usd is None:
+        return "-"
+    return f"{usd:.4f}" if usd >= 0.0001 or usd == 0 else f"{usd:.1e}"
+
+
+def print_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())

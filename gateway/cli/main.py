@@ -1,0 +1,361 @@
+"""The ``spanlab`` command line.
+
+Commands that read captured data open the SQLite database directly (as ``llm``
+does), so they work whether or not a server is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import math
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+
+import click
+import orjson
+from rich.table import Table
+
+from gateway import __version__
+from gateway.capture.redaction import redact_url
+from gateway.cli import experiments
+from gateway.cli.common import (
+    CONFIG_OPTION,
+    DB_OPTION,
+    format_cost,
+    load_settings,
+    print_json,
+    run_with_store,
+    terminal,
+)
+from gateway.config import example_toml
+from gateway.http.guard import is_loopback
+from gateway.store.sqlite import SpanFilter, SQLiteStore
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spanlab")
+def cli() -> None:
+    """Spanlab: an OpenAI-compatible gateway that records every LLM call as a span."""
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running server.
+
+    A proxied call allocates hundreds of objects (uvicorn, the client, the span),
+    so the default thresholds ran a young collection several times per call and a
+    full one, over every object of the process, every few dozen calls: about a
+    quarter of the gateway's CPU per call in process. Everything loaded at start is
+    frozen out of the collector's view, and collections run less often; reference
+    counting still frees all non-cyclic garbage at once.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
+KEEPALIVE_TIMEOUT_S = 5
+
+
+def binds_loopback_only(host: str) -> bool:
+    """Whether binding ``host`` listens on loopback addresses only. A name counts when
+    every address it resolves to is loopback; "" (every interface) and a name that does
+    not resolve do not."""
+    if not host:
+        return False
+    if is_loopback(host):
+        return True
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(addresses) and all(is_loopback(str(address)) for address in addresses)
+
+
+def public_bind_warning(host: str) -> str:
+    return (
+        f"listening on {host or 'every interface'}, not only on loopback: every captured"
+        " trace (prompts, answers, headers) is readable, and calls can be made with the"
+        " configured provider keys, by anyone who can reach this address. Spanlab has no"
+        " authentication yet. Bind to 127.0.0.1 (--host 127.0.0.1), or put the gateway"
+        " behind a reverse proxy that authenticates."
+    )
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--host", help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8080).")
+@DB_OPTION
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    db: str | None,
+    log_level: str | None,
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.cli.server import GatewayServer
+    from gateway.http.server import ClientLimits, fit_to_file_limit, guarded_protocol
+
+    settings = load_settings(config_path, host=host, port=port, db=db, log_level=log_level)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logger = logging.getLogger("gateway")
+    providers = ", ".join(
+        f"{p.name} ({redact_url(p.base_url)})" for p in settings.providers.values()
+    )
+    logger.info("spanlab %s: database %s; providers: %s", __version__, settings.db, providers)
+    if not binds_loopback_only(settings.host):
+        warning = public_bind_warning(settings.host)
+        logger.warning("%s", warning)
+        click.echo(f"WARNING: {warning}", err=True)
+    limits = ClientLimits(
+        max_connections=fit_to_file_limit(settings.max_client_connections),
+        header_timeout=settings.client_header_timeout,
+        body_timeout=settings.client_body_timeout,
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # The access log would print query strings, which may hold keys.
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
+        server_header=False,
+        # Named rather than "auto": both are dependencies, and a silent fallback to
+        # the pure-Python loop or parser would cost a good part of the throughput. The
+        # protocol is uvicorn's httptools one, sending a response in one write, with
+        # deadlines for slow clients and a connection limit (gateway/http/server.py;
+        # uvicorn's own limit_concurrency stays off: slow connections would hold it).
+        loop="asyncio" if sys.platform == "win32" else "uvloop",
+        http=guarded_protocol(limits),
+        # An idle kept-alive connection is closed after this many seconds (uvicorn's
+        # default, stated here because the protocol's deadlines leave idle time to it).
+        timeout_keep_alive=KEEPALIVE_TIMEOUT_S,
+        # Nothing here reads the client address or scheme, so X-Forwarded-* rewriting
+        # (a middleware around every request) has nothing to do.
+        proxy_headers=False,
+    )
+    server = GatewayServer(config)  # ends /events streams as shutdown begins
+    click.echo(
+        f"Spanlab listening on http://{settings.host}:{settings.port}"
+        f"  (OPENAI_BASE_URL=http://{settings.host}:{settings.port}/v1)",
+        err=True,
+    )
+    tune_gc()
+    server.run()
+    if not server.started:
+        sys.exit(1)
+
+
+@cli.command()
+@CONFIG_OPTION
+@DB_OPTION
+def migrate(config_path: Path | None, db: str | None) -> None:
+    """Create the database or bring it up to date."""
+    settings = load_settings(config_path, db=db)
+
+    async def main() -> tuple[list[str], list[str]]:
+        store = SQLiteStore(settings.db)
+        await store.open()  # applies what is pending
+        try:
+            return await store.migrate(), await store.applied_migrations()
+        finally:
+            await store.close()
+
+    _, applied = asyncio.run(main())
+    click.echo(f"{settings.db}: schema at {applied[-1] if applied else 'none'}")
+    for name in applied:
+        click.echo(f"  {name}")
+
+
+@cli.group()
+def spans() -> None:
+    """Captured calls."""
+
+
+@spans.command("list")
+@CONFIG_OPTION
+@DB_OPTION
+@click.option("--thread", help="Only this thread id.")
+@click.option("--model", help="Only this model (requested or responded).")
+@click.option("--status", type=click.Choice(["ok", "error", "client_aborted", "interrupted"]))
+@click.option("--provider", help="Only this provider.")
+@click.option("-q", "--search", "text", help="Text search in requests and responses.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def spans_list(
+    config_path: Path | None,
+    db: str | None,
+    thread: str | None,
+    model: str | None,
+    status: str | None,
+    provider: str | None,
+    text: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List captured calls, newest first."""
+    settings = load_settings(config_path, db=db)
+    filters = SpanFilter(thread=thread, model=model, status=status, provider=provider, text=text)
+    page = run_with_store(settings, lambda store: store.list_spans(filters, limit=limit))
+    if as_json:
+        print_json(page.items)
+        return
+    if not page.items:
+        click.echo("No spans.")
+        return
+    table = Table(box=None, pad_edge=False)
+    table.add_column("span", no_wrap=True, min_width=16)
+    for column in ("time", "model", "status", "ms", "tokens", "cost $"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    table.add_column("input", no_wrap=True, overflow="ellipsis", min_width=16, ratio=1)
+    for item in page.items:
+        usage = item["usage"]
+        table.add_row(
+            item["span_id"],
+            (item["start_time"] or "")[5:19].replace("T", " "),
+            item.get("request_model") or "-",
+            item["status"],
+            f"{item['duration_ms']:.0f}" if item.get("duration_ms") is not None else "-",
+            str(usage["total_tokens"]) if usage["total_tokens"] is not None else "-",
+            format_cost(item.get("cost_usd")),
+            (item.get("input_preview") or "").replace("\n", " ")[:60],
+        )
+    terminal().print(table)
+
+
+@spans.command("show")
+@click.argument("span_id")
+@CONFIG_OPTION
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def spans_show(config_path: Path | None, db: str | None, span_id: str, as_json: bool) -> None:
+    """Show one captured call."""
+    settings = load_settings(config_path, db=db)
+    span = run_with_store(settings, lambda store: store.get_span(span_id))
+    if span is None:
+        raise click.ClickException(f"No span with id {span_id!r}.")
+    if as_json:
+        print_json(span)
+        return
+    console = terminal()
+    usage = span["usage"]
+    rows = [
+        ("span", span["span_id"]),
+        ("trace", span["trace_id"]),
+        ("time", span["start_time"]),
+        ("provider", span.get("provider")),
+        ("model", f"{span.get('request_model')} -> {span.get('response_model')}"),
+        ("status", f"{span['status']} (HTTP {span.get('http_status')})"),
+        ("latency", f"{span.get('duration_ms')} ms, TTFT {span.get('ttft_ms')} ms"),
+        ("tokens", f"{usage['prompt_tokens']} in, {usage['completion_tokens']} out"),
+        ("cost", f"${span['cost_usd']:.6f}" if span.get("cost_usd") is not None else "unknown"),
+        ("thread", span.get("thread_id")),
+    ]
+    for key, value in rows:
+        console.print(f"[bold]{key:>9}[/bold]  {value if value is not None else '-'}", markup=True)
+    request = span.get("request") or {}
+    for message in request.get("messages") or []:
+        content = message.get("content")
+        console.print(f"\n[bold]{message.get('role')}[/bold]", markup=True)
+        console.print(
+            content if isinstance(content, str) else orjson.dumps(content).decode(),
+            markup=False,
+            highlight=False,
+        )
+    if span.get("output_text") is not None:
+        console.print("\n[bold]output[/bold]", markup=True)
+        console.print(span["output_text"], markup=False, highlight=False)
+    if span.get("error"):
+        console.print("\n[bold red]error[/bold red]", markup=True)
+        console.print(orjson.dumps(span["error"]).decode(), markup=False, highlight=False)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` -> seconds."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h, 90m, 2w")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+@cli.command()
+@click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h, 2w.")
+@CONFIG_OPTION
+@DB_OPTION
+@click.option("--dry-run", is_flag=True, help="Count what would go, delete nothing.")
+@click.option("--vacuum", is_flag=True, help="Give the freed space back to the disk.")
+def prune(
+    older_than: str, config_path: Path | None, db: str | None, dry_run: bool, vacuum: bool
+) -> None:
+    """Delete spans older than an age."""
+    seconds = parse_duration(older_than)
+    settings = load_settings(config_path, db=db)
+    cutoff_us = int((time.time() - seconds) * 1_000_000)
+
+    async def work(store: SQLiteStore) -> int:
+        if dry_run:
+            return await store.count_spans(SpanFilter(until_us=cutoff_us))
+        deleted = await store.delete_spans_before(cutoff_us)
+        if vacuum:
+            await store.writer.execute("VACUUM")
+        return deleted
+
+    count = run_with_store(settings, work)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {count} span(s) older than {older_than}")
+
+
+@cli.group()
+def config() -> None:
+    """Configuration."""
+
+
+@config.command("example")
+def config_example() -> None:
+    """Print a configuration file with every setting and its default."""
+    click.echo(example_toml(), nl=False)
+
+
+@config.command("show")
+@CONFIG_OPTION
+def config_show(config_path: Path | None) -> None:
+    """Print the settings in effect (defaults, file and SPANLAB_* environment)."""
+    settings = load_settings(config_path)
+    out = {k: v for k, v in settings.__dict__.items() if k not in ("providers", "models", "prices")}
+    out["providers"] = {
+        name: {
+            "kind": p.kind,
+            "base_url": redact_url(p.base_url),
+            "api_key_env": p.api_key_env,
+            "api_key_set": p.api_key() is not None,
+        }
+        for name, p in settings.providers.items()
+    }
+    out["models"] = dict(settings.models)
+    print_json(out)
+
+
+experiments.register(cli)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,590 @@
+"""The gateway's own HTTP/1.1 client for upstream calls: asyncio protocols, httptools.
+
+Why its own: the proxy sits on every call, and a general client spends most of its
+time on what the proxy has no use for. Measured on the 2-core benchmark machine
+(``bench/``): httpx's pool (httpcore) rescans its connections on every request start
+and end, ~9 ms of CPU per call at 64 in flight; httpx over aiohttp's pool still
+builds a request object, header objects, a response object and aiohttp's own per call
+(~0.2 ms of the gateway's ~0.5 ms per call, and ~24 KB per open stream). This client
+writes the request line and headers in one string, parses the response with llhttp
+(httptools, as uvicorn does for the server side) straight into a list of raw headers
+and a queue of body chunks, and keeps idle connections per origin in a stack.
+
+What the proxy relies on, and the tests pin (`tests/test_http_client.py`):
+
+* the request goes out with exactly the headers given (plus Host and Content-Length);
+  a header with a line break is refused, never sent;
+* the body streams as it arrives, decoded from gzip/deflate (the only encodings
+  offered) in pieces of at most ``DECODED_PIECE`` bytes (a gzip bomb inflates a
+  1,000-fold: one network read must not become one huge piece); reading is paused
+  while the caller is behind (bounded memory per call);
+* the response's head is the header block before the body: the trailer fields of a
+  chunked body (after it) are dropped, never added to the head;
+* a response read to its end leaves its connection for the next call (until
+  ``keepalive_expiry``); one closed before its end closes the connection, so the
+  upstream sees the call cancelled;
+* failures are httpx's exception types (see `gateway.http.upstream`): a dropped connection
+  is never a timeout. A reused connection the server had closed just as the request
+  went out (the keep-alive race: it ended within ``KEEPALIVE_RACE_S``, nothing of a
+  response came back) is retried once on a new connection; nothing else is retried,
+  since a provider may already be generating (and billing) the first;
+* at most ``max_connections`` calls at once; past that a call waits up to the pool
+  timeout, then gets ``PoolTimeout`` (the gateway's limit, not the provider's fault).
+
+Not supported (the proxy does not need them): HTTP/2, proxies from the environment,
+request bodies that stream (bodies are read whole first), ``Expect: 100-continue``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from typing import cast
+
+import httptools
+import httpx
+
+from gateway.http.upstream import Timeouts, UpstreamClient, UpstreamRequest, UpstreamResponse
+
+__all__ = ["ConnectionPool"]
+
+# Body bytes buffered for a caller that has not read them yet: past HIGH the socket is
+# no longer read (TCP pushes back on the upstream) until the caller is below LOW.
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
+# A reused connection that ends this soon after the request, with nothing of a
+# response, was closed by the server as the request went out (the keep-alive race):
+# the request is sent once more, on a new connection. Later, the server may have been
+# working on it (an LLM call costs money), so the failure is the caller's to see.
+KEEPALIVE_RACE_S = 0.5
+
+# Most bytes one decoded piece holds: decompression stops there and goes on with the
+# rest of the input at the next piece.
+DECODED_PIECE = HIGH_WATER
+
+_OriginKey = tuple[str, str, int]
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream connection, and the state of the exchange in progress on it."""
+
+    def __init__(self, pool: ConnectionPool, key: _OriginKey) -> None:
+        self.pool = pool
+        self.key = key
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_until = 0.0
+        self.waiter: asyncio.Future[None] | None = None
+        self.begin(head_request=False)
+        self.busy = False  # not until a request is written
+
+    def begin(self, *, head_request: bool) -> None:
+        """Reset for a new exchange."""
+        self.busy = True
+        self.head_request = head_request
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_done = False
+        self.framed = False  # Content-Length or chunked: else the body ends at close
+        self.informational = False
+        self.keep_alive = False
+        self.complete = False
+        self.got_bytes = False
+        self.error: BaseException | None = None
+        self.body: deque[bytes] = deque()
+        self.buffered = 0
+        self.paused = False
+
+    # --- asyncio.Protocol -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        if not self.busy or self.complete:
+            # Bytes nobody asked for: the connection's framing cannot be trusted again.
+            self.close()
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"malformed response from upstream: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.busy:
+            self.pool._forget(self)
+            return
+        if self.complete or self.error is not None:
+            return
+        if self.head_done and not self.framed:
+            self.complete = True  # a body delimited by the end of the connection
+            self.keep_alive = False
+            self._wake()
+        elif isinstance(exc, OSError):
+            self._fail(httpx.ReadError(f"upstream connection failed: {exc}"))
+        else:
+            self._fail(
+                httpx.RemoteProtocolError(
+                    "upstream closed the connection before the response ended"
+                    if self.head_done
+                    else "upstream closed the connection without sending a response"
+                )
+            )
+
+    # --- httptools callbacks --------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp reports a chunked body's trailer fields through this callback too,
+        # after the body: they are not the head's (a trailer could otherwise add a
+        # Set-Cookie, or a second Content-Type, to what the client receives).
+        if not self.head_done:
+            self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.informational = True  # e.g. 103 Early Hints: the real response follows
+            self.headers = []
+            return
+        self.status = status
+        self.keep_alive = self.parser.should_keep_alive()
+        self.framed = status in (204, 304) or any(
+            name.lower() in (b"content-length", b"transfer-encoding") for name, _ in self.headers
+        )
+        self.head_done = True
+        if self.head_request:
+            self.framed = True
+            self.complete = True
+            self.keep_alive = False  # llhttp would wait for the announced body
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
+        self.complete = True
+        self._wake()
+
+    # --- the caller's side ----------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self._wake()
+
+    def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(
+                httpx.ReadTimeout(f"upstream sent nothing for {timeout:g}s (read_timeout)")
+            )
+
+    async def _wait(self, read_timeout: float | None) -> None:
+        waiter = self.waiter = self.loop.create_future()
+        timer = (
+            self.loop.call_later(read_timeout, self._time_out, waiter, read_timeout)
+            if read_timeout is not None
+            else None
+        )
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def wait_head(self, read_timeout: float | None) -> None:
+        while not self.head_done:
+            if self.error is not None:
+                raise self.error
+            await self._wait(read_timeout)
+
+    async def next_chunk(self, read_timeout: float | None) -> bytes:
+        """The next piece of the body, or b"" at its end."""
+        while True:
+            body = self.body
+            if body:
+                data = body.popleft()
+                self.buffered -= len(data)
+                if self.paused and self.buffered < LOW_WATER and self.transport is not None:
+                    self.paused = False
+                    self.transport.resume_reading()
+                return data
+            if self.error is not None:
+                raise self.error
+            if self.complete:
+                return b""
+            await self._wait(read_timeout)
+
+    def reusable(self) -> bool:
+        return self.complete and self.error is None and self.keep_alive and not self.closed
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Decoder:
+    """gzip or deflate, as httpx decodes them (deflate: zlib-wrapped, or raw), giving
+    out at most ``DECODED_PIECE`` bytes per call."""
+
+    __slots__ = ("_deflate_raw_fallback", "_obj")
+
+    def __init__(self, encoding: str) -> None:
+        self._deflate_raw_fallback = encoding == "deflate"
+        wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
+        self._obj = zlib.decompressobj(wbits)
+
+    def decode(self, data: bytes) -> bytes:
+        """Decoded bytes of ``data``; what did not fit waits in ``pending``."""
+        try:
+            if self._deflate_raw_fallback:
+                self._deflate_raw_fallback = False
+                try:
+                    return self._obj.decompress(data, DECODED_PIECE)
+                except zlib.error:
+                    self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._obj.decompress(data, DECODED_PIECE)
+        except zlib.error as exc:
+            raise httpx.DecodingError(str(exc)) from None
+
+    @property
+    def pending(self) -> bytes:
+        """Input not decoded yet (the output limit was reached): decode it next."""
+        return self._obj.unconsumed_tail
+
+    def flush(self) -> bytes:
+        try:
+            return self._obj.flush()
+        except zlib.error as exc:  # pragma: no cover  (flush rarely raises)
+            raise httpx.DecodingError(str(exc)) from None
+
+
+def _decode(decoders: list[_Decoder], index: int, data: bytes) -> Iterator[bytes]:
+    """``data`` through ``decoders[index:]``, in pieces of at most ``DECODED_PIECE``."""
+    decoder = decoders[index]
+    last = index + 1 == len(decoders)
+    while True:
+        piece = decoder.decode(data)
+        if piece:
+            if last:
+                yield piece
+            else:
+                yield from _decode(decoders, index + 1, piece)
+        data = decoder.pending
+        if not data:
+            return
+
+
+def _decoders(headers: list[tuple[bytes, bytes]]) -> list[_Decoder]:
+    """Decoders for the response's content-encoding, outermost first."""
+    decoders: list[_Decoder] = []
+    for name, value in headers:
+        if name.lower() == b"content-encoding":
+            for token in value.decode("latin-1").split(","):
+                encoding = token.strip().lower()
+                if encoding in ("gzip", "x-gzip"):
+                    decoders.append(_Decoder("gzip"))
+                elif encoding == "deflate":
+                    decoders.append(_Decoder("deflate"))
+                # identity, or an encoding not offered: passed on as it is (as httpx does)
+    decoders.reverse()
+    return decoders
+
+
+class _Response(UpstreamResponse):
+    __slots__ = (
+        "_conn",
+        "_decoders",
+        "_pool",
+        "_read_timeout",
+        "_stream",
+        "content_type",
+        "headers",
+        "status",
+    )
+
+    def __init__(self, pool: ConnectionPool, conn: _Connection, timeouts: Timeouts) -> None:
+        self._pool = pool
+        self._conn: _Connection | None = conn
+        self._read_timeout = timeouts.read
+        self._stream: AsyncIterator[bytes] | None = None
+        self.status = conn.status
+        self.headers = conn.headers
+        content_type = ""
+        encoded = False
+        for name, value in conn.headers:
+            lowered = name.lower()
+            if lowered == b"content-type":
+                content_type = value.decode("latin-1")
+            elif lowered == b"content-encoding":
+                encoded = True
+        self.content_type = content_type
+        self._decoders = _decoders(conn.headers) if encoded else []
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = self._iterate() if not self._decoders else self._decoded()
+        return stream
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        if conn is None:
+            return
+        timeout = self._read_timeout
+        while data := await conn.next_chunk(timeout):
+            yield data
+
+    async def _decoded(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        if conn is None:
+            return
+        timeout = self._read_timeout
+        decoders = self._decoders
+        while data := await conn.next_chunk(timeout):
+            for piece in _decode(decoders, 0, data):
+                yield piece
+        # What each decoder held back, through the ones after it.
+        last = len(decoders) - 1
+        for index, decoder in enumerate(decoders):
+            tail = decoder.flush()
+            if not tail:
+                continue
+            if index == last:
+                yield tail
+            else:
+                for piece in _decode(decoders, index + 1, tail):
+                    yield piece
+
+    async def read(self, limit: int | None = None) -> bytes:
+        conn = self._conn
+        if conn is None:
+            return b""
+        if self._decoders or self._stream is not None:
+            return await super().read(limit)
+        # The common case: not encoded, and the whole body is usually there already.
+        parts = []
+        size = 0
+        while data := await conn.next_chunk(self._read_timeout):
+            parts.append(data)
+            if limit is not None:
+                size += len(data)
+                if size > limit:
+                    break  # the rest is for chunks()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        self._pool._finished(conn)
+
+
+class ConnectionPool(UpstreamClient):
+    def __init__(
+        self,
+        *,
+        max_connections: int | None = 1000,
+        keepalive_expiry: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.max_connections = max_connections or 0
+        self.keepalive_expiry = keepalive_expiry
+        self._ssl = ssl_context
+        self._idle: dict[_OriginKey, deque[_Connection]] = {}
+        # One slot per call in progress: past max_connections a call waits (pool timeout).
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_made = False
+        self._closed = False
+
+    # --- sending --------------------------------------------------------------------
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        if self._closed:
+            raise httpx.ConnectError("the upstream client is closed")
+        if not self._slots_made:
+            self._slots_made = True
+            self._slots = asyncio.Semaphore(self.max_connections) if self.max_connections else None
+        slots = self._slots
+        if slots is not None:
+            if slots.locked():
+                try:
+                    async with asyncio.timeout(request.timeouts.pool):
+                        await slots.acquire()
+                except TimeoutError:
+                    raise httpx.PoolTimeout(
+                        f"all {self.max_connections} connections stayed busy"
+                    ) from None
+            else:
+                await slots.acquire()  # free: no wait
+        try:
+            return await self._exchange(request)
+        except BaseException:
+            if slots is not None:
+                slots.release()
+            raise
+
+    async def _exchange(self, request: UpstreamRequest) -> _Response:
+        url = request.url
+        key = (url.scheme, url.host, url.port)
+        message = _encode(request)
+        timeouts = request.timeouts
+        head_request = request.method == "HEAD"
+        for attempt in (1, 2):
+            conn = self._take_idle(key)
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect(key, url.origin, timeouts.connect)
+            conn.begin(head_request=head_request)
+            assert conn.transport is not None
+            conn.transport.write(message)
+            sent_at = conn.loop.time()
+            try:
+                await conn.wait_head(timeouts.read)
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                conn.close()
+                if (
+                    reused
+                    and attempt == 1
+                    and not conn.got_bytes
+                    and conn.loop.time() - sent_at < KEEPALIVE_RACE_S
+                ):
+                    continue  # the keep-alive race: the server had closed it already
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            return _Response(self, conn, timeouts)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _connect(
+        self, key: _OriginKey, origin: str, connect_timeout: float | None
+    ) -> _Connection:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        context = None
+        if scheme == "https":
+            if self._ssl is None:
+                # The CA bundle httpx uses (certifi), so trust is what it was before.
+                self._ssl = httpx.create_ssl_context(trust_env=False)
+            context = self._ssl
+        try:
+            async with asyncio.timeout(connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self, key),
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context is not None else None,
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                f"connecting to {origin} took longer than {connect_timeout:g}s"
+            ) from None
+        except OSError as exc:  # refused, unreachable, DNS, TLS verification
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+        return conn
+
+    # --- the idle stacks ------------------------------------------------------------
+
+    def _take_idle(self, key: _OriginKey) -> _Connection | None:
+        stack = self._idle.get(key)
+        if not stack:
+            return None
+        now = asyncio.get_running_loop().time()
+        while stack:
+            conn = stack.pop()  # the most recently used: the least likely to be stale
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
+                continue
+            if conn.idle_until < now:
+                conn.close()
+                continue
+            return conn
+        return None
+
+    def _finished(self, conn: _Connection) -> None:
+        """A response is done with its connection: keep it, or close it."""
+        if self._slots is not None:
+            self._slots.release()
+        conn.busy = False
+        if not conn.reusable() or self._closed:
+            conn.close()
+            return
+        conn.body.clear()
+        if conn.paused and conn.transport is not None:
+            conn.paused = False
+            conn.transport.resume_reading()
+        now = asyncio.get_running_loop().time()
+        conn.idle_until = now + self.keepalive_expiry
+        stack = self._idle.get(conn.key)
+        if stack is None:
+            stack = self._idle[conn.key] = deque()
+        while stack and stack[0].idle_until < now:
+            stack.popleft().close()  # expired at the bottom of the stack
+        stack.append(conn)
+
+    def _forget(self, conn: _Connection) -> None:
+        """An idle connection closed (by the server, or expired)."""
+        stack = self._idle.get(conn.key)
+        if stack is not None:
+            with contextlib.suppress(ValueError):  # already taken off
+                stack.remove(conn)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for stack in self._idle.values():
+            while stack:
+                stack.pop().close()
+        self._idle.clear()
+        await asyncio.sleep(0)  # let the transports finish closing
+
+
+def _encode(request: UpstreamRequest) -> bytes:
+    url = request.url
+    body = request.body
+    lines = [f"{request.method} {url.target} HTTP/1.1\r\nhost: {url.host_header}\r\n"]
+    lines += [f"{name}: {value}\r\n" for name, value in request.headers]
+    expected = len(request.headers) + 3
+    if body is not None:
+        lines.append(f"content-length: {len(body)}\r\n")
+        expected += 1
+    lines.append("\r\n")
+    head = "".join(lines)
+    # One count for all: a CR or LF inside a name, value or the target would let the
+    # caller's text inject headers or a second request.
+    if head.count("\n") != expected or head.count("\r") != expected:
+        raise httpx.LocalProtocolError("a request header or the URL contains a line break")
+    try:
+        encoded = head.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise httpx.LocalProtocolError(f"a request header is not latin-1: {exc}") from None
+    return encoded + body if body else encoded

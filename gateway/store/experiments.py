@@ -1,0 +1,538 @@
+"""SQLite storage of experiments, their runs and their version history.
+
+`SQLiteExperimentStore` is a mixin of `gateway.store.sqlite.SQLiteStore`: it uses the store's
+two connections and its write transaction (one lock, so an experiment write never
+lands inside the span writer's batch transaction or the other way round). Values go
+in and come out as the API presents them: JSON columns decoded, ``favorite`` a bool,
+``tags`` a list.
+
+Each write that changes an experiment is one transaction that also appends its
+history entry (the experiment's state after the change), so the history can never
+disagree with the row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import aiosqlite
+import orjson
+
+from gateway.errors import Conflict, NotFound
+from gateway.store.pagination import Page, SortKey, keyset_page
+from gateway.store.sqlwhere import Where
+
+EXPERIMENT_STATUSES = ("draft", "running", "completed", "failed")
+RUN_STATUSES = ("running", "completed", "failed")
+
+# The seed's columns, in its order, then Spanlab's additions.
+EXPERIMENT_COLUMNS = (
+    "id",
+    "name",
+    "description",
+    "original_span_id",
+    "original_trace_id",
+    "original_request",
+    "modified_request",
+    "headers",
+    "prompt_variables",
+    "model_parameters",
+    "result_span_id",
+    "result_trace_id",
+    "status",
+    "project_id",
+    "created_at",
+    "updated_at",
+    "tags",
+    "favorite",
+    "error",
+    "operation",
+    "version",
+)
+# Newest first; a NULL created_at (imported rows may lack one) sorts as "".
+EXPERIMENT_ORDER = (SortKey("COALESCE(created_at, '')", "created_at", ""), SortKey("id", "id"))
+EXPERIMENT_JSON = frozenset(
+    {
+        "original_request",
+        "modified_request",
+        "headers",
+        "prompt_variables",
+        "model_parameters",
+        "tags",
+        "error",
+    }
+)
+# What a history entry's snapshot holds: the state an edit or a run can change.
+SNAPSHOT_FIELDS = tuple(
+    c
+    for c in EXPERIMENT_COLUMNS
+    if c not in ("id", "created_at", "updated_at", "version", "operation")
+)
+RUN_COLUMNS = (
+    "id",
+    "experiment_id",
+    "status",
+    "request",
+    "headers",
+    "stream",
+    "result_span_id",
+    "result_trace_id",
+    "output_text",
+    "error",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+)
+RUN_JSON = frozenset({"request", "headers", "error"})
+HISTORY_COLUMNS = ("experiment_id", "version", "action", "at", "changes", "run_id", "snapshot")
+HISTORY_JSON = frozenset({"changes", "snapshot"})
+
+OnConflict = Literal["error", "skip"]
+
+
+def now_iso() -> str:
+    """Now as ISO 8601 UTC with microseconds: fixed width, so it sorts as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentFilter:
+    project: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    favorite: bool | None = None
+    text: str | None = None
+    span: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        where = Where()
+        where.equals("project_id", self.project)
+        where.equals("status", self.status)
+        where.equals("original_span_id", self.span)
+        if self.tag is not None:
+            where.add(
+                "EXISTS (SELECT 1 FROM json_each(experiments.tags) WHERE value = ?)", self.tag
+            )
+        if self.favorite is not None:
+            where.add("favorite = ?", int(self.favorite))
+        where.contains_text(("name", "description", "modified_request", "tags", "id"), self.text)
+        return where.sql()
+
+
+def _dump(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _row_dict(row: sqlite3.Row, json_columns: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in row.keys():  # noqa: SIM118  (sqlite3.Row is not iterable by key)
+        value = row[key]
+        if key in json_columns and value is not None:
+            value = orjson.loads(value)
+        out[key] = value
+    return out
+
+
+def experiment_from_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = _row_dict(row, EXPERIMENT_JSON)
+    out["favorite"] = bool(out["favorite"])
+    out["tags"] = out["tags"] or []
+    return out
+
+
+def run_from_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = _row_dict(row, RUN_JSON)
+    out["stream"] = bool(out["stream"])
+    return out
+
+
+def snapshot_of(experiment: Mapping[str, Any]) -> dict[str, Any]:
+    return {field: experiment.get(field) for field in SNAPSHOT_FIELDS}
+
+
+def _row_values(
+    record: Mapping[str, Any],
+    columns: Sequence[str],
+    json_columns: Collection[str],
+    flag_column: str,
+) -> tuple[Any, ...]:
+    """``record`` as a row: JSON columns encoded, the boolean column as 0/1."""
+    values = []
+    for column in columns:
+        value = record.get(column)
+        if column in json_columns:
+            value = _dump(value)
+        elif column == flag_column:
+            value = int(bool(value))
+        values.append(value)
+    return tuple(values)
+
+
+def _experiment_values(experiment: Mapping[str, Any]) -> tuple[Any, ...]:
+    return _row_values(experiment, EXPERIMENT_COLUMNS, EXPERIMENT_JSON, "favorite")
+
+
+def _run_values(run: Mapping[str, Any]) -> tuple[Any, ...]:
+    return _row_values(run, RUN_COLUMNS, RUN_JSON, "stream")
+
+
+async def _fetch_all(
+    conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()
+) -> list[sqlite3.Row]:
+    return list(await conn.execute_fetchall(sql, params))
+
+
+_SELECT_EXPERIMENT = f"SELECT {', '.join(EXPERIMENT_COLUMNS)} FROM experiments"
+_INSERT_EXPERIMENT = (
+    f"INSERT INTO experiments ({', '.join(EXPERIMENT_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in EXPERIMENT_COLUMNS)})"
+)
+_INSERT_RUN = (
+    f"INSERT INTO experiment_runs ({', '.join(RUN_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in RUN_COLUMNS)})"
+)
+_INSERT_HISTORY = (
+    f"INSERT INTO experiment_history ({', '.join(HISTORY_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in HISTORY_COLUMNS)})"
+)
+_SELECT_RUN = f"SELECT {', '.join(RUN_COLUMNS)} FROM experiment_runs"
+_SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM experiment_history"
+
+
+class SQLiteExperimentStore:
+    """Experiments on the SQLite store's connections (see `gateway.store.sqlite.SQLiteStore`)."""
+
+    # Provided by SQLiteStore.
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        raise NotImplementedError
+
+    # --- reading -------------------------------------------------------------------
+
+    async def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
+        rows = await self._fetch(_SELECT_EXPERIMENT + " WHERE id = ?", (experiment_id,))
+        return experiment_from_row(rows[0]) if rows else None
+
+    async def list_experiments(
+        self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
+    ) -> Page:
+        where, params = filters.where()
+        return await keyset_page(
+            self._fetch,
+            _SELECT_EXPERIMENT,
+            where,
+            params,
+            EXPERIMENT_ORDER,
+            limit=limit,
+            cursor=cursor,
+            convert=experiment_from_row,
+        )
+
+    async def list_experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            _SELECT_RUN + " WHERE experiment_id = ? ORDER BY started_at DESC, rowid DESC",
+            (experiment_id,),
+        )
+        return [run_from_row(r) for r in rows]
+
+    async def get_experiment_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = await self._fetch(_SELECT_RUN + " WHERE id = ?", (run_id,))
+        return run_from_row(rows[0]) if rows else None
+
+    async def experiment_history(self, experiment_id: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            _SELECT_HISTORY + " WHERE experiment_id = ? ORDER BY version DESC", (experiment_id,)
+        )
+        return [_row_dict(r, HISTORY_JSON) for r in rows]
+
+    # --- writing -------------------------------------------------------------------
+
+    async def insert_experiment(
+        self,
+        experiment: Mapping[str, Any],
+        *,
+        action: str = "created",
+        changes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a new experiment (its project row too, if new) and history entry 1."""
+        async with self.transaction() as conn:
+            await self._ensure_project(conn, experiment.get("project_id"))
+            try:
+                await conn.execute(_INSERT_EXPERIMENT, _experiment_values(experiment))
+            except sqlite3.IntegrityError:
+                raise Conflict(
+                    f"An experiment with id {experiment['id']!r} already exists.", param="id"
+                ) from None
+            await conn.execute(
+                _INSERT_HISTORY,
+                (
+                    experiment["id"],
+                    experiment.get("version", 1),
+                    action,
+                    experiment.get("created_at") or now_iso(),
+                    _dump(changes),
+                    None,
+                    _dump(snapshot_of(experiment)),
+                ),
+            )
+
+    async def import_experiments(
+        self,
+        bundles: Sequence[
+            tuple[Mapping[str, Any], Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]
+        ],
+        *,
+        on_conflict: OnConflict = "error",
+    ) -> list[str]:
+        """Store (experiment, runs, history) bundles verbatim, all or nothing.
+
+        An id already present fails the whole import (``error``) or leaves that one
+        experiment out (``skip``). Returns the ids stored."""
+        stored: list[str] = []
+        async with self.transaction() as conn:
+            for experiment, runs, history in bundles:
+                rows = await _fetch_all(
+                    conn, "SELECT 1 FROM experiments WHERE id = ?", (experiment["id"],)
+                )
+                if rows:
+                    if on_conflict == "skip":
+                        continue
+                    raise Conflict(
+                        f"An experiment with id {experiment['id']!r} already exists; nothing"
+                        " was imported (import with on_conflict=skip or on_conflict=copy).",
+                        param="id",
+                    )
+                await self._ensure_project(conn, experiment.get("project_id"))
+                await conn.execute(_INSERT_EXPERIMENT, _experiment_values(experiment))
+                for run in runs:
+                    try:
+                        await conn.execute(_INSERT_RUN, _run_values(run))
+                    except sqlite3.IntegrityError:
+                        raise Conflict(
+                            f"A run with id {run['id']!r} already exists; nothing was imported"
+                            " (import with on_conflict=copy).",
+                            param="id",
+                        ) from None
+                for entry in history:
+                    await conn.execute(
+                        _INSERT_HISTORY,
+                        (
+                            experiment["id"],
+                            entry["version"],
+                            entry["action"],
+                            entry["at"],
+                            _dump(entry.get("changes")),
+                            entry.get("run_id"),
+                            _dump(entry["snapshot"]),
+                        ),
+                    )
+                stored.append(experiment["id"])
+        return stored
+
+    async def update_experiment(
+        self,
+        experiment_id: str,
+        values: Mapping[str, Any],
+        *,
+        expected_version: int,
+        changes: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Apply ``values`` if the experiment is still at ``expected_version``.
+
+        Raises `NotFound` (deleted meanwhile) or `Conflict` (changed meanwhile)."""
+        async with self.transaction() as conn:
+            current = await self._locked_experiment(conn, experiment_id)
+            if current["version"] != expected_version:
+                raise Conflict(
+                    f"Experiment {experiment_id!r} changed meanwhile (now version"
+                    f" {current['version']}, expected {expected_version}); reload and retry.",
+                    param="version",
+                )
+            updated = {**current, **values, "version": expected_version + 1}
+            await self._ensure_project(conn, updated.get("project_id"))
+            await self._write_experiment(conn, updated)
+            await self._append_history(conn, updated, "updated", changes=changes)
+        return updated
+
+    async def delete_experiment(self, experiment_id: str) -> bool:
+        async with self.transaction() as conn:
+            cursor = await conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
+            return bool(cursor.rowcount)
+
+    async def start_experiment_run(
+        self, run: Mapping[str, Any], *, stale_before: str
+    ) -> dict[str, Any]:
+        """Record a run as started and the experiment as running, in one step.
+
+        A run still marked running that started before ``stale_before`` belongs to a
+        gateway that stopped mid-run: it is marked failed first. A live one is a
+        `Conflict`. Returns the experiment as it now is."""
+        experiment_id = run["experiment_id"]
+        async with self.transaction() as conn:
+            current = await self._locked_experiment(conn, experiment_id)
+            await self._fail_stale_runs(conn, stale_before, experiment_id)
+            live = await _fetch_all(
+                conn,
+                "SELECT id FROM experiment_runs WHERE experiment_id = ? AND status = 'running'",
+                (experiment_id,),
+            )
+            if live:
+                raise Conflict(
+                    f"Experiment {experiment_id!r} is already running (run {live[0][0]});"
+                    " wait for it to finish.",
+                    code="experiment_running",
+                )
+            updated = {
+                **current,
+                "status": "running",
+                "error": None,
+                "updated_at": run["started_at"],
+            }
+            await self._write_experiment(conn, updated)
+            await conn.execute(_INSERT_RUN, _run_values(run))
+        return updated
+
+    async def finish_experiment_run(self, run: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Record how a run ended; the experiment takes its status, result and error.
+
+        Returns the experiment, or None when it was deleted during the run."""
+        async with self.transaction() as conn:
+            await conn.execute(
+                "UPDATE experiment_runs SET status = ?, result_span_id = ?, result_trace_id = ?,"
+                " output_text = ?, error = ?, ended_at = ?, duration_ms = ? WHERE id = ?",
+                (
+                    run["status"],
+                    run.get("result_span_id"),
+                    run.get("result_trace_id"),
+                    run.get("output_text"),
+                    _dump(run.get("error")),
+                    run.get("ended_at"),
+                    run.get("duration_ms"),
+                    run["id"],
+                ),
+            )
+            rows = await _fetch_all(
+                conn, _SELECT_EXPERIMENT + " WHERE id = ?", (run["experiment_id"],)
+            )
+            if not rows:
+                return None
+            current = experiment_from_row(rows[0])
+            updated = {
+                **current,
+                "status": run["status"],
+                "error": run.get("error"),
+                "updated_at": run.get("ended_at") or now_iso(),
+                "version": current["version"] + 1,
+            }
+            if run.get("result_span_id"):
+                updated["result_span_id"] = run["result_span_id"]
+                updated["result_trace_id"] = run.get("result_trace_id")
+            await self._write_experiment(conn, updated)
+            await self._append_history(
+                conn,
+                updated,
+                "run",
+                changes={"status": {"from": "running", "to": run["status"]}},
+                run_id=run["id"],
+            )
+        return updated
+
+    async def fail_stale_experiment_runs(self, stale_before: str) -> int:
+        """Mark failed every run left running by a gateway that stopped mid-run."""
+        async with self.transaction() as conn:
+            return await self._fail_stale_runs(conn, stale_before, None)
+
+    # --- helpers (inside a transaction) ----------------------------------------------
+
+    async def _locked_experiment(
+        self, conn: aiosqlite.Connection, experiment_id: str
+    ) -> dict[str, Any]:
+        rows = await _fetch_all(conn, _SELECT_EXPERIMENT + " WHERE id = ?", (experiment_id,))
+        if not rows:
+            raise NotFound(f"No experiment with id {experiment_id!r}.", param="id")
+        return experiment_from_row(rows[0])
+
+    async def _write_experiment(
+        self, conn: aiosqlite.Connection, experiment: Mapping[str, Any]
+    ) -> None:
+        columns = [c for c in EXPERIMENT_COLUMNS if c != "id"]
+        values = dict(zip(EXPERIMENT_COLUMNS, _experiment_values(experiment), strict=True))
+        await conn.execute(
+            f"UPDATE experiments SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            (*(values[c] for c in columns), experiment["id"]),
+        )
+
+    async def _append_history(
+        self,
+        conn: aiosqlite.Connection,
+        experiment: Mapping[str, Any],
+        action: str,
+        *,
+        changes: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        await conn.execute(
+            _INSERT_HISTORY,
+            (
+                experiment["id"],
+                experiment["version"],
+                action,
+                experiment.get("updated_at") or now_iso(),
+                _dump(changes),
+                run_id,
+                _dump(snapshot_of(experiment)),
+            ),
+        )
+
+    async def _fail_stale_runs(
+        self, conn: aiosqlite.Connection, stale_before: str, experiment_id: str | None
+    ) -> int:
+        where = "status = 'running' AND started_at < ?"
+        params: list[Any] = [stale_before]
+        if experiment_id is not None:
+            where += " AND experiment_id = ?"
+            params.append(experiment_id)
+        stale = await _fetch_all(
+            conn, f"SELECT id, experiment_id FROM experiment_runs WHERE {where}", params
+        )
+        if not stale:
+            return 0
+        error = _dump(
+            {
+                "type": "interrupted",
+                "code": "run_interrupted",
+                "message": "The gateway stopped before this run finished.",
+            }
+        )
+        stamp = now_iso()
+        for run_id, owner in stale:
+            await conn.execute(
+                "UPDATE experiment_runs SET status = 'failed', error = ?, ended_at = ?"
+                " WHERE id = ?",
+                (error, stamp, run_id),
+            )
+            await conn.execute(
+                "UPDATE experiments SET status = 'failed', error = ?, updated_at = ?"
+                " WHERE id = ? AND status = 'running'",
+                (error, stamp, owner),
+            )
+        return len(stale)
+
+    async def _ensure_project(self, conn: aiosqlite.Connection, project_id: Any) -> None:
+        if project_id:
+            await conn.execute(
+                "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)", (project_id, project_id)
+            )
