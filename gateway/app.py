@@ -45,8 +45,9 @@ from gateway.proxy.endpoint import ProxyEndpoint, ProxyRoutes
 from gateway.proxy.pipeline import MODEL_PATH, OPERATIONS, ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.state import AppState
-from gateway.store.sqlite import SQLiteStore, Store, span_from_row
-from gateway.writer.span_writer import SpanWriter, writer_process_db
+from gateway.store.spans import span_from_row
+from gateway.store.stores import Stores, sqlite_stores
+from gateway.writer.span_writer import SpanWriter
 from gateway.writer.spill import replay_spill, spill_path_for
 
 logger = logging.getLogger(__name__)
@@ -150,41 +151,45 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    store: Store | None = None,
+    stores: Stores | None = None,
     extra_routes: Sequence[BaseRoute] = (),
 ) -> Gateway:
     """Build the gateway. ``transport`` replaces the network for upstream calls (tests
-    inject a fake upstream here); ``store`` replaces the SQLite store."""
+    inject a fake upstream here); ``stores`` replaces the SQLite database at
+    ``settings.db`` and its stores."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        the_store = store or SQLiteStore(settings.db)
-        await the_store.open()
+        the_stores = stores or sqlite_stores(settings.db)
+        await the_stores.open()
+        db_path = the_stores.database.file_path
         metrics = Metrics()
         prices = PriceTable(settings.prices)
         events = Broadcaster()
-        spill = spill_path_for(the_store)
-        await replay_spill(the_store, spill)  # spans a shutdown could not store
+        spill = spill_path_for(db_path)
+        await replay_spill(the_stores.spans, spill)  # spans a shutdown could not store
         writer = SpanWriter(
-            the_store,
+            the_stores.spans,
             prices,
             metrics,
             batch_size=settings.write_batch_size,
             queue_max=settings.write_queue_max,
             queue_max_bytes=settings.write_queue_max_bytes,
             on_written=lambda batch, records: _announce(metrics, events, batch, records),
-            process_db=writer_process_db(the_store),
+            process_db=db_path,
             spill_path=spill,
             stall_s=settings.flush_timeout_s,
         )
         upstream = build_upstream(settings, transport)
         router = Router(settings)
         pipeline = ProxyPipeline(settings, upstream, router, metrics, writer)
-        experiments = ExperimentService(settings, the_store, pipeline, writer, prices, router)
+        experiments = ExperimentService(
+            settings, the_stores.spans, the_stores.experiments, pipeline, writer, prices, router
+        )
         app.state.spanlab = AppState(
             settings=settings,
-            store=the_store,
+            stores=the_stores,
             upstream=upstream,
             router=router,
             metrics=metrics,
@@ -213,7 +218,7 @@ def create_app(
                     logger.error("%d call(s) still running at shutdown", pipeline.in_flight)
                 await writer.close(settings.shutdown_drain_s, hurry)
             await upstream.aclose()
-            await the_store.close()
+            await the_stores.close()
             logger.info("stopped; %d spans written", writer.written)
 
     proxied = proxy_routes()

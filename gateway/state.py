@@ -17,14 +17,14 @@ from gateway.http.upstream import UpstreamClient
 from gateway.metrics import Metrics
 from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
-from gateway.store.sqlite import Store
+from gateway.store.stores import Stores
 from gateway.writer.span_writer import SpanWriter
 
 
 @dataclass
 class AppState:
     settings: Settings
-    store: Store
+    stores: Stores  # the database, and the span and experiment stores on it
     upstream: UpstreamClient
     router: Router
     metrics: Metrics

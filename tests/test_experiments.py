@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.store.sqlite import SQLiteStore
+from gateway.store.database import SQLiteDatabase
 from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import CHAT, capture, create, error_of, run
 
@@ -348,15 +348,15 @@ async def test_project_row_is_created_and_its_deletion_cascades(gateway: Gateway
     doomed = await create(gateway, original_span_id=span["span_id"], project_id="brand-new")
     await run(gateway, doomed["id"])
     kept = await create(gateway, **CURL_CREATE, project_id="keep")
-    store = gateway.state.store
-    assert isinstance(store, SQLiteStore)
-    rows = await store._fetch("SELECT id, name FROM projects ORDER BY id")
+    store = gateway.state.stores.database
+    assert isinstance(store, SQLiteDatabase)
+    rows = await store.fetch("SELECT id, name FROM projects ORDER BY id")
     assert [tuple(r) for r in rows] == [("brand-new", "brand-new"), ("keep", "keep")]
     async with store.transaction() as conn:
         await conn.execute("DELETE FROM projects WHERE id = 'brand-new'")
     assert (await gateway.client.get(f"/experiments/{doomed['id']}")).status_code == 404
     for table in ("experiment_runs", "experiment_history"):
-        left = await store._fetch(
+        left = await store.fetch(
             f"SELECT COUNT(*) FROM {table} WHERE experiment_id = ?", (doomed["id"],)
         )
         assert left[0][0] == 0, table

@@ -31,7 +31,10 @@ def test_wheel_ships_migrations_and_runs_from_its_install(tmp_path: Path) -> Non
     (wheel,) = wheels.glob("spanlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n for n in names if n.startswith("gateway/migrations/"))
-    assert shipped == sorted(f"gateway/migrations/{p.name}" for p in ROOT.glob("migrations/*.sql"))
+    assert shipped == sorted(
+        f"gateway/{p.relative_to(ROOT).as_posix()}" for p in ROOT.glob("migrations/*/*.sql")
+    )
+    assert "gateway/migrations/sqlite/0001_spans.sql" in shipped
     assert "gateway/prices.json" in names
     assert any(n.endswith("entry_points.txt") for n in names)
 

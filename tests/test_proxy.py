@@ -593,7 +593,7 @@ async def test_capture_off_forwards_without_spans(make_gateway: GatewayFactory) 
     r = await gw.client.post("/v1/chat/completions", json=CHAT)
     assert r.status_code == 200
     await gw.flush()
-    assert await gw.state.store.count_spans() == 0
+    assert await gw.state.stores.spans.count_spans() == 0
 
 
 async def test_concurrent_calls_give_exactly_one_span_each(gateway: Gateway) -> None:

@@ -10,17 +10,19 @@ import pytest
 
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
-from gateway.store.sqlite import SpanFilter, SQLiteStore
+from gateway.store.database import SQLiteDatabase
+from gateway.store.spans import SpanFilter
+from gateway.store.sqlite import SQLiteSpanStore
 
 T0 = 1_700_000_000_000_000
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(str(tmp_path / "review.db"))
-    await s.open()
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteSpanStore]:
+    s = SQLiteSpanStore(SQLiteDatabase(str(tmp_path / "review.db")))
+    await s.db.open()
     yield s
-    await s.close()
+    await s.db.close()
 
 
 def chat_span(response: dict[str, object], request: dict[str, object] | None = None) -> Span:
@@ -39,7 +41,7 @@ def chat_span(response: dict[str, object], request: dict[str, object] | None = N
     return span
 
 
-async def test_usage_counts_out_of_range_do_not_fail_the_write(store: SQLiteStore) -> None:
+async def test_usage_counts_out_of_range_do_not_fail_the_write(store: SQLiteSpanStore) -> None:
     """An upstream's usage of 1e300 became a 1000-digit int that SQLite cannot bind: the
     insert failed, and the writer retried that batch forever (no span stored after it,
     then every call blocked on the full queue, and shutdown never finished)."""
@@ -63,7 +65,7 @@ def test_a_message_content_that_is_not_text_or_parts_does_not_break_finalize() -
     assert span.cost_usd == pytest.approx((10 * 0.15 + 5 * 0.6) / 1e6)
 
 
-async def test_percentiles_ignore_spans_without_a_duration(store: SQLiteStore) -> None:
+async def test_percentiles_ignore_spans_without_a_duration(store: SQLiteSpanStore) -> None:
     """ROW_NUMBER() ordered by duration_ms put NULLs first, so they took the low ranks
     while `n` counted only durations: p50 and p95 came out as the smallest value."""
     records = []

@@ -10,7 +10,8 @@ import pytest
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span, SpanContext, new_span_id, new_trace_id, now_us
 from gateway.metrics import Metrics
-from gateway.store.sqlite import SQLiteStore
+from gateway.store.database import SQLiteDatabase
+from gateway.store.sqlite import SQLiteSpanStore
 from gateway.writer.span_writer import SpanWriter
 
 
@@ -20,8 +21,8 @@ async def test_a_span_submitted_as_the_writer_stops_is_not_lost_silently(
     """Between the writer task's last look at the queue and `close` marking the writer
     closed, other tasks run (a call cut at shutdown records its span then): a span
     submitted there stayed in the queue forever, neither stored nor reported."""
-    store = SQLiteStore(str(tmp_path / "writer.db"))
-    await store.open()
+    store = SQLiteSpanStore(SQLiteDatabase(str(tmp_path / "writer.db")))
+    await store.db.open()
     writer = SpanWriter(store, PriceTable(), Metrics())
     writer.start()
     span = Span(
@@ -38,6 +39,6 @@ async def test_a_span_submitted_as_the_writer_stops_is_not_lost_silently(
     with caplog.at_level(logging.ERROR, logger="gateway.writer.span_writer"):
         await writer.close()
     stored = await store.get_span(span.context.span_id)
-    await store.close()
+    await store.db.close()
     reported = any(span.context.span_id in r.getMessage() for r in caplog.records)
     assert stored is not None or reported

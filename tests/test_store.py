@@ -11,9 +11,11 @@ import pytest
 
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span, SpanContext, finalize, new_span_id, new_trace_id, to_record
-from gateway.capture.span_table import span_rows
 from gateway.errors import InvalidRequest
-from gateway.store.sqlite import SpanFilter, SQLiteStore, available_migrations
+from gateway.store.database import SQLiteDatabase
+from gateway.store.migrations import available_migrations
+from gateway.store.spans import SpanFilter
+from gateway.store.sqlite import SQLiteSpanStore
 
 T0 = 1_700_000_000_000_000  # µs
 
@@ -52,19 +54,19 @@ def make_span(i: int, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(str(tmp_path / "sub" / "dir" / "test.db"))
-    await s.open()
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteSpanStore]:
+    s = SQLiteSpanStore(SQLiteDatabase(str(tmp_path / "sub" / "dir" / "test.db")))
+    await s.db.open()
     yield s
-    await s.close()
+    await s.db.close()
 
 
 async def test_migrations_from_a_blank_database(tmp_path: Path) -> None:
     path = tmp_path / "blank.db"
-    store = SQLiteStore(str(path))
+    store = SQLiteDatabase(str(path))
     await store.open()
     applied = await store.applied_migrations()
-    assert applied == [f"{v:04d}_{name}" for v, name, _ in available_migrations()]
+    assert applied == [m.label for m in available_migrations("sqlite")]
     assert applied[0] == "0001_spans"
     assert await store.migrate() == []  # idempotent
     await store.close()
@@ -78,12 +80,15 @@ async def test_migrations_from_a_blank_database(tmp_path: Path) -> None:
 async def test_failed_migration_leaves_nothing_half_applied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.store import sqlite as store_module
+    from gateway.store import database as store_module
+    from gateway.store.migrations import Migration
 
-    good = available_migrations()
-    broken = (9999, "broken", "CREATE TABLE half_made (x INTEGER); SELECT * FROM no_such_table;")
-    monkeypatch.setattr(store_module, "available_migrations", lambda: [*good, broken])
-    store = SQLiteStore(str(tmp_path / "m.db"))
+    good = available_migrations("sqlite")
+    broken = Migration(
+        9999, "broken", "CREATE TABLE half_made (x INTEGER); SELECT * FROM no_such_table;"
+    )
+    monkeypatch.setattr(store_module, "available_migrations", lambda dialect: [*good, broken])
+    store = SQLiteDatabase(str(tmp_path / "m.db"))
     with pytest.raises(sqlite3.Error):
         await store.open()
     await store.close()
@@ -96,7 +101,7 @@ async def test_failed_migration_leaves_nothing_half_applied(
     assert "spans" in tables  # the good ones stay applied
 
 
-async def test_cursor_pagination_walks_every_span_once(store: SQLiteStore) -> None:
+async def test_cursor_pagination_walks_every_span_once(store: SQLiteSpanStore) -> None:
     records = [make_span(i) for i in range(23)]
     await store.insert_spans(records)
     seen: list[str] = []
@@ -114,7 +119,7 @@ async def test_cursor_pagination_walks_every_span_once(store: SQLiteStore) -> No
     assert seen == newest_first
 
 
-async def test_filters(store: SQLiteStore) -> None:
+async def test_filters(store: SQLiteSpanStore) -> None:
     await store.insert_spans(
         [
             make_span(0, thread_id="t1", model="gpt-4o", label="a"),
@@ -141,12 +146,12 @@ async def test_filters(store: SQLiteStore) -> None:
     assert await ids(thread="t1", status="ok") == 1
 
 
-async def test_bad_cursor_is_a_clear_error(store: SQLiteStore) -> None:
+async def test_bad_cursor_is_a_clear_error(store: SQLiteSpanStore) -> None:
     with pytest.raises(InvalidRequest, match="cursor"):
         await store.list_spans(SpanFilter(), limit=5, cursor="@@@")
 
 
-async def test_stats_percentiles_and_threads(store: SQLiteStore) -> None:
+async def test_stats_percentiles_and_threads(store: SQLiteSpanStore) -> None:
     # 20 calls on one model, durations 1..20 ms; one error.
     records = [make_span(i, thread_id="th", duration_us=(i + 1) * 1000) for i in range(20)]
     records.append(make_span(20, model="other", status="error", thread_id="th2"))
@@ -175,7 +180,7 @@ async def test_stats_percentiles_and_threads(store: SQLiteStore) -> None:
 
 
 async def test_a_span_id_taken_by_another_span_stores_the_newcomer_under_a_new_id(
-    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+    store: SQLiteSpanStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Ids are 32 bits of time and 32 random bits: two spans can draw the same one.
     `INSERT OR REPLACE` overwrote the first with the second, silently."""
@@ -197,7 +202,7 @@ async def test_a_span_id_taken_by_another_span_stores_the_newcomer_under_a_new_i
     assert any(first["span_id"] in r.getMessage() for r in caplog.records)
 
 
-async def test_colliding_ids_in_one_batch_are_both_kept(store: SQLiteStore) -> None:
+async def test_colliding_ids_in_one_batch_are_both_kept(store: SQLiteSpanStore) -> None:
     records = [make_span(i) for i in range(70)]  # 64 + 4 + 1 + 1: every statement size
     for i in (5, 40, 66, 69):
         records[i]["span_id"] = records[i - 1]["span_id"]
@@ -208,7 +213,7 @@ async def test_colliding_ids_in_one_batch_are_both_kept(store: SQLiteStore) -> N
     assert traces == {r["trace_id"] for r in records}
 
 
-async def test_the_same_span_sent_again_stays_one_row(store: SQLiteStore) -> None:
+async def test_the_same_span_sent_again_stays_one_row(store: SQLiteSpanStore) -> None:
     """A writer process restarted before it acknowledged a batch gets it again, and a
     spill file replayed twice holds spans already stored: the same span, one row."""
     records = [make_span(i) for i in range(5)]
@@ -219,11 +224,11 @@ async def test_the_same_span_sent_again_stays_one_row(store: SQLiteStore) -> Non
 
 
 async def test_span_insert_without_aiosqlites_queue_settles_collisions_too(
-    store: SQLiteStore,
+    store: SQLiteSpanStore,
 ) -> None:
-    """The fallback path (an aiosqlite without its private `_execute`)."""
+    """One statement of three rows, two of them taken: settled row by row."""
     first, second = make_span(0), make_span(1)
     second["span_id"] = first["span_id"]
-    renamed = await store._insert_rows_one_by_one(span_rows([first, second, first]))
+    renamed = await store.insert_spans([first, second, first])
     assert list(renamed) == [1]
     assert await store.count_spans() == 2

@@ -12,7 +12,8 @@ import orjson
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span, SpanContext, new_span_id, new_trace_id, now_us
 from gateway.metrics import Metrics
-from gateway.store.sqlite import SQLiteStore
+from gateway.store.database import SQLiteDatabase
+from gateway.store.sqlite import SQLiteSpanStore
 from gateway.writer.span_writer import SpanWriter
 
 
@@ -31,11 +32,11 @@ def make_span(i: int) -> Span:
     return span
 
 
-class FlakyStore(SQLiteStore):
+class FlakyStore(SQLiteSpanStore):
     """Fails the insert calls whose number is in ``fail``; records each batch stored."""
 
     def __init__(self, path: str, fail: set[int], delay: float = 0.0) -> None:
-        super().__init__(path)
+        super().__init__(SQLiteDatabase(path))
         self.fail = fail
         self.delay = delay
         self.calls = 0
@@ -51,8 +52,8 @@ class FlakyStore(SQLiteStore):
         self.batches.append([r["span_id"] for r in records])
 
 
-async def stored_ids(store: SQLiteStore) -> list[str]:
-    rows = await store._fetch("SELECT span_id FROM spans ORDER BY start_us")
+async def stored_ids(store: SQLiteSpanStore) -> list[str]:
+    rows = await store.db.fetch("SELECT span_id FROM spans ORDER BY start_us")
     return [row[0] for row in rows]
 
 
@@ -60,7 +61,7 @@ async def run_writer(
     tmp_path: Path, spans: list[Span], *, fail: set[int], batch_size: int, delay: float = 0.0
 ) -> tuple[FlakyStore, SpanWriter]:
     store = FlakyStore(str(tmp_path / "w.db"), fail, delay)
-    await store.open()
+    await store.db.open()
     writer = SpanWriter(store, PriceTable(), Metrics(), batch_size=batch_size)
     writer.start()
     for i, span in enumerate(spans):
@@ -84,7 +85,7 @@ async def test_every_span_is_stored_once_in_order_through_failures(tmp_path: Pat
         assert all(len(b) <= 16 for b in store.batches)
         assert writer.metrics.write_errors._value.get() == 3
     finally:
-        await store.close()
+        await store.db.close()
 
 
 async def test_a_lone_span_is_stored_at_once(tmp_path: Path) -> None:
@@ -94,12 +95,12 @@ async def test_a_lone_span_is_stored_at_once(tmp_path: Path) -> None:
         assert store.batches == [[span.context.span_id]]
         assert writer.written == 1
     finally:
-        await store.close()
+        await store.db.close()
 
 
 async def test_close_stores_what_is_still_queued(tmp_path: Path) -> None:
     store = FlakyStore(str(tmp_path / "w.db"), {1}, delay=0.001)
-    await store.open()
+    await store.db.open()
     writer = SpanWriter(store, PriceTable(), Metrics(), batch_size=10)
     writer.start()
     spans = [make_span(i) for i in range(55)]
@@ -109,7 +110,7 @@ async def test_close_stores_what_is_still_queued(tmp_path: Path) -> None:
     try:
         assert await stored_ids(store) == [s.context.span_id for s in spans]
     finally:
-        await store.close()
+        await store.db.close()
 
 
 async def test_a_span_whose_record_cannot_be_built_is_stored_as_its_outline(
@@ -123,7 +124,7 @@ async def test_a_span_whose_record_cannot_be_built_is_stored_as_its_outline(
     try:
         assert await stored_ids(store) == [s.context.span_id for s in spans]
         assert writer.written == 3
-        rows = await store._fetch("SELECT span_id, request, error FROM spans ORDER BY start_us")
+        rows = await store.db.fetch("SELECT span_id, request, error FROM spans ORDER BY start_us")
         assert [row[2] is not None and "span_not_stored_whole" in row[2] for row in rows] == [
             False,
             True,
@@ -131,7 +132,7 @@ async def test_a_span_whose_record_cannot_be_built_is_stored_as_its_outline(
         ]
         assert rows[1][1] is None and rows[0][1] is not None
     finally:
-        await store.close()
+        await store.db.close()
 
 
 async def test_two_spans_with_one_id_are_both_stored_and_a_resend_stays_one_row(
@@ -145,7 +146,7 @@ async def test_two_spans_with_one_id_are_both_stored_and_a_resend_stays_one_row(
         tmp_path, [first, other, second, other], fail=set(), batch_size=1
     )
     try:
-        rows = await store._fetch("SELECT span_id, trace_id, attributes FROM spans")
+        rows = await store.db.fetch("SELECT span_id, trace_id, attributes FROM spans")
         assert len(rows) == 3
         by_trace = {row[1]: row for row in rows}
         assert by_trace[first.context.trace_id][0] == first.context.span_id
@@ -155,4 +156,4 @@ async def test_two_spans_with_one_id_are_both_stored_and_a_resend_stays_one_row(
         assert by_trace[other.context.trace_id][0] == other.context.span_id
         assert writer.written == 4
     finally:
-        await store.close()
+        await store.db.close()

@@ -19,8 +19,9 @@ import pytest
 
 from gateway.capture.pricing import PriceTable
 from gateway.metrics import Metrics
-from gateway.store.sqlite import SQLiteStore
-from gateway.writer.span_writer import SpanWriter, writer_process_db
+from gateway.store.database import SQLiteDatabase
+from gateway.store.sqlite import SQLiteSpanStore
+from gateway.writer.span_writer import SpanWriter
 from tests.conftest import GatewayFactory
 from tests.writer_helpers import (
     disk_full_for_writer_process,
@@ -37,12 +38,12 @@ pytestmark = pytest.mark.slow
 DISK_FULL = "database or disk is full"
 
 
-class InProcessStore(SQLiteStore):
+class InProcessStore(SQLiteSpanStore):
     """A SQLite store the writer runs in the gateway's process for (not a plain
-    `SQLiteStore`); ``gate``, when cleared, holds every insert (a hung disk)."""
+    `SQLiteSpanStore`); ``gate``, when cleared, holds every insert (a hung disk)."""
 
     def __init__(self, path: str) -> None:
-        super().__init__(path)
+        super().__init__(SQLiteDatabase(path))
         self.gate = asyncio.Event()
         self.gate.set()
 
@@ -54,17 +55,17 @@ class InProcessStore(SQLiteStore):
 @pytest.fixture
 async def local_store(tmp_path: Path) -> AsyncIterator[InProcessStore]:
     store = InProcessStore(str(tmp_path / "local.db"))
-    await store.open()
+    await store.db.open()
     yield store
-    await store.close()
+    await store.db.close()
 
 
 @pytest.fixture
-async def file_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    store = SQLiteStore(str(tmp_path / "process.db"))
-    await store.open()
+async def file_store(tmp_path: Path) -> AsyncIterator[SQLiteSpanStore]:
+    store = SQLiteSpanStore(SQLiteDatabase(str(tmp_path / "process.db")))
+    await store.db.open()
     yield store
-    await store.close()
+    await store.db.close()
 
 
 def writer_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -75,7 +76,7 @@ def writer_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     ]
 
 
-async def count(store: SQLiteStore) -> int:
+async def count(store: SQLiteSpanStore) -> int:
     return await store.count_spans()
 
 
@@ -90,7 +91,7 @@ async def test_a_full_disk_in_process_is_logged_once_as_what_it_is(
     retry); now: the real error, once, and once more when it works again."""
     db = tmp_path / "local.db"
     pages = fill(db, 4)
-    await local_store.writer.execute_fetchall(f"PRAGMA max_page_count = {pages}")
+    await local_store.db.writer.execute_fetchall(f"PRAGMA max_page_count = {pages}")
     writer = SpanWriter(local_store, PriceTable(), Metrics(), batch_size=10)
     writer.start()
     spans = [make_span(i, body_bytes=10_000) for i in range(40)]
@@ -114,14 +115,14 @@ async def test_a_full_disk_in_process_is_logged_once_as_what_it_is(
 
 
 async def test_a_full_disk_in_the_writer_process_is_logged_once_as_what_it_is(
-    file_store: SQLiteStore,
+    file_store: SQLiteSpanStore,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     db = tmp_path / "process.db"
     disk_full_for_writer_process(monkeypatch, tmp_path, fill(db, 4))
-    process_db = writer_process_db(file_store)
+    process_db = file_store.db.file_path
     assert process_db is not None
     writer = SpanWriter(file_store, PriceTable(), Metrics(), batch_size=10, process_db=process_db)
     writer.start()
@@ -147,11 +148,11 @@ async def test_a_transaction_on_a_full_disk_raises_the_real_error(
     local_store: InProcessStore, tmp_path: Path
 ) -> None:
     pages = fill(tmp_path / "local.db", 1)
-    await local_store.writer.execute_fetchall(f"PRAGMA max_page_count = {pages}")
+    await local_store.db.writer.execute_fetchall(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(Exception, match=DISK_FULL):
-        async with local_store.transaction() as conn:
+        async with local_store.db.transaction() as conn:
             await conn.execute("INSERT INTO filler VALUES (zeroblob(1024 * 1024))")
-    assert not local_store.writer.in_transaction
+    assert not local_store.db.writer.in_transaction
 
 
 # --- bounded waits and health -------------------------------------------------------------
@@ -256,9 +257,9 @@ async def test_the_queue_is_bounded_in_bytes_too(local_store: InProcessStore) ->
 
 
 async def test_the_byte_bound_counts_spans_in_the_writer_process_too(
-    file_store: SQLiteStore,
+    file_store: SQLiteSpanStore,
 ) -> None:
-    process_db = writer_process_db(file_store)
+    process_db = file_store.db.file_path
     assert process_db is not None
     writer = SpanWriter(
         file_store,

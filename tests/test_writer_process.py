@@ -25,8 +25,10 @@ from gateway.capture.span import (
     to_record,
 )
 from gateway.metrics import Metrics
-from gateway.store.sqlite import SQLiteStore, span_from_row
-from gateway.writer.span_writer import SpanWriter, writer_process_db
+from gateway.store.database import SQLiteDatabase
+from gateway.store.spans import span_from_row
+from gateway.store.sqlite import SQLiteSpanStore
+from gateway.writer.span_writer import SpanWriter
 
 SECRET = "sk-canary-0123456789abcdefXYZ"
 BODY_SECRET = "body-canary-9876543210"
@@ -64,15 +66,15 @@ class Written:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    the_store = SQLiteStore(str(tmp_path / "p.db"))
-    await the_store.open()
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteSpanStore]:
+    the_store = SQLiteSpanStore(SQLiteDatabase(str(tmp_path / "p.db")))
+    await the_store.db.open()
     yield the_store
-    await the_store.close()
+    await the_store.db.close()
 
 
-def process_writer(store: SQLiteStore, written: Written | None = None, **kw: Any) -> SpanWriter:
-    db = writer_process_db(store)
+def process_writer(store: SQLiteSpanStore, written: Written | None = None, **kw: Any) -> SpanWriter:
+    db = store.db.file_path
     assert db is not None
     writer = SpanWriter(store, PriceTable(), Metrics(), on_written=written, process_db=db, **kw)
     writer.start()
@@ -83,23 +85,18 @@ def folder_bytes(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
 
 
-async def stored_ids(store: SQLiteStore) -> list[str]:
-    rows = await store._fetch("SELECT span_id FROM spans ORDER BY start_us")
+async def stored_ids(store: SQLiteSpanStore) -> list[str]:
+    rows = await store.db.fetch("SELECT span_id FROM spans ORDER BY start_us")
     return [row[0] for row in rows]
 
 
-def test_only_a_plain_sqlite_file_gets_a_process(tmp_path: Path) -> None:
-    assert writer_process_db(SQLiteStore(str(tmp_path / "a.db"))) == str(tmp_path / "a.db")
-    assert writer_process_db(SQLiteStore(":memory:")) is None
-
-    class Custom(SQLiteStore):
-        pass
-
-    assert writer_process_db(Custom(str(tmp_path / "b.db"))) is None
+def test_only_a_sqlite_file_gets_a_process(tmp_path: Path) -> None:
+    assert SQLiteDatabase(str(tmp_path / "a.db")).file_path == str(tmp_path / "a.db")
+    assert SQLiteDatabase(":memory:").file_path is None
 
 
 async def test_every_span_is_stored_and_announced_with_what_the_process_derived(
-    store: SQLiteStore,
+    store: SQLiteSpanStore,
 ) -> None:
     written = Written()
     writer = process_writer(store, written, batch_size=50)
@@ -130,7 +127,7 @@ async def test_every_span_is_stored_and_announced_with_what_the_process_derived(
 
 
 async def test_secrets_never_reach_the_database_or_the_announced_records(
-    store: SQLiteStore, tmp_path: Path
+    store: SQLiteSpanStore, tmp_path: Path
 ) -> None:
     written = Written()
     writer = process_writer(store, written)
@@ -151,7 +148,7 @@ async def test_secrets_never_reach_the_database_or_the_announced_records(
         assert secret not in repr(written.records)
 
 
-async def test_a_killed_process_is_replaced_and_nothing_is_lost(store: SQLiteStore) -> None:
+async def test_a_killed_process_is_replaced_and_nothing_is_lost(store: SQLiteSpanStore) -> None:
     writer = process_writer(store, batch_size=20)
     spans = [make_span(i) for i in range(300)]
     for span in spans[:100]:
@@ -176,7 +173,7 @@ async def _wait_for(condition: Any) -> None:
 
 
 async def test_a_failing_transaction_is_retried_and_holds_back_new_calls(
-    store: SQLiteStore, tmp_path: Path
+    store: SQLiteSpanStore, tmp_path: Path
 ) -> None:
     # A trigger makes every insert fail until the flag row is gone (a full disk, say).
     setup = sqlite3.connect(tmp_path / "p.db", isolation_level=None)
@@ -205,7 +202,7 @@ async def test_a_failing_transaction_is_retried_and_holds_back_new_calls(
 
 
 async def test_a_span_that_cannot_be_stored_whole_keeps_its_outline_and_holds_nothing_back(
-    store: SQLiteStore,
+    store: SQLiteSpanStore,
 ) -> None:
     spans = [make_span(i) for i in range(6)]
     # SQLite refuses an integer past 64 bits (found when the transaction runs) ...
@@ -218,7 +215,7 @@ async def test_a_span_that_cannot_be_stored_whole_keeps_its_outline_and_holds_no
         writer.submit(span)
     await asyncio.wait_for(writer.flush(), 30)
     assert await stored_ids(store) == [s.context.span_id for s in spans]
-    rows = await store._fetch(
+    rows = await store.db.fetch(
         "SELECT span_id, http_status, request_model, request, output_text, error"
         " FROM spans ORDER BY start_us"
     )
@@ -234,7 +231,7 @@ async def test_a_span_that_cannot_be_stored_whole_keeps_its_outline_and_holds_no
     await asyncio.wait_for(writer.close(), 30)
 
 
-async def test_close_stores_everything_and_stops_the_process(store: SQLiteStore) -> None:
+async def test_close_stores_everything_and_stops_the_process(store: SQLiteSpanStore) -> None:
     writer = process_writer(store, batch_size=7)
     spans = [make_span(i) for i in range(500)]
     for span in spans:
@@ -250,7 +247,7 @@ async def test_close_stores_everything_and_stops_the_process(store: SQLiteStore)
 
 
 async def test_a_span_the_gateway_finalized_already_is_stored_the_same(
-    store: SQLiteStore,
+    store: SQLiteSpanStore,
 ) -> None:
     writer = process_writer(store)
     span = make_span(3)
@@ -267,7 +264,7 @@ def finalized(span: Span) -> Span:
     return span
 
 
-async def test_values_marshal_does_not_know_still_go_through(store: SQLiteStore) -> None:
+async def test_values_marshal_does_not_know_still_go_through(store: SQLiteSpanStore) -> None:
     writer = process_writer(store)
     span = make_span(0)
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -280,7 +277,7 @@ async def test_values_marshal_does_not_know_still_go_through(store: SQLiteStore)
 
 
 async def test_two_spans_with_one_id_are_both_stored_and_a_resend_stays_one_row(
-    store: SQLiteStore,
+    store: SQLiteSpanStore,
 ) -> None:
     """Through the writer process: a different span under a taken id gets a new one
     (the live view announces the id stored), the same span sent again is one row."""
@@ -294,7 +291,7 @@ async def test_two_spans_with_one_id_are_both_stored_and_a_resend_stays_one_row(
     for span in (second, other):  # `other` again: a resend after a process restart
         writer.submit(span)
     await asyncio.wait_for(writer.flush(), 30)
-    rows = await store._fetch("SELECT span_id, trace_id, attributes FROM spans")
+    rows = await store.db.fetch("SELECT span_id, trace_id, attributes FROM spans")
     assert len(rows) == 3
     by_trace = {row[1]: row for row in rows}
     assert by_trace[first.context.trace_id][0] == first.context.span_id

@@ -15,8 +15,9 @@ import pytest
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span
 from gateway.metrics import Metrics
-from gateway.store.sqlite import SQLiteStore
-from gateway.writer.span_writer import SpanWriter, writer_process_db
+from gateway.store.database import SQLiteDatabase
+from gateway.store.sqlite import SQLiteSpanStore
+from gateway.writer.span_writer import SpanWriter
 from gateway.writer.spill import replay_spill, spill_path_for, write_spill
 from tests.conftest import GatewayFactory
 from tests.test_writer_faults import InProcessStore
@@ -33,27 +34,27 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    the_store = SQLiteStore(str(tmp_path / "spill.db"))
-    await the_store.open()
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteSpanStore]:
+    the_store = SQLiteSpanStore(SQLiteDatabase(str(tmp_path / "spill.db")))
+    await the_store.db.open()
     yield the_store
-    await the_store.close()
+    await the_store.db.close()
 
 
-def process_writer(store: SQLiteStore) -> SpanWriter:
+def process_writer(store: SQLiteSpanStore) -> SpanWriter:
     writer = SpanWriter(
         store,
         PriceTable(),
         Metrics(),
-        process_db=writer_process_db(store),
-        spill_path=spill_path_for(store),
+        process_db=store.db.file_path,
+        spill_path=spill_path_for(store.db.file_path),
     )
     writer.start()
     return writer
 
 
-async def ids_stored(store: SQLiteStore) -> list[str]:
-    rows = await store._fetch("SELECT span_id FROM spans ORDER BY start_us")
+async def ids_stored(store: SQLiteSpanStore) -> list[str]:
+    rows = await store.db.fetch("SELECT span_id FROM spans ORDER BY start_us")
     return [row[0] for row in rows]
 
 
@@ -82,7 +83,7 @@ def assert_no_secret(path: Path) -> None:
 
 
 async def test_a_writer_stuck_on_a_locked_database_is_spilled_at_the_deadline(
-    store: SQLiteStore, tmp_path: Path
+    store: SQLiteSpanStore, tmp_path: Path
 ) -> None:
     """`close` waited for the writer without limit: a database locked by someone else
     held the shutdown for as long as the lock. Now: at the deadline the spans not
@@ -121,7 +122,7 @@ async def test_a_writer_stuck_on_a_locked_database_is_spilled_at_the_deadline(
     assert HEADER_SECRET.encode() not in raw and BODY_SECRET.encode() not in raw
 
 
-async def test_abandon_ends_the_drain_at_once(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_abandon_ends_the_drain_at_once(store: SQLiteSpanStore, tmp_path: Path) -> None:
     """A second SIGTERM/SIGINT during the drain sets ``abandon``: no waiting out the
     deadline."""
     writer = process_writer(store)
@@ -145,11 +146,15 @@ async def test_abandon_ends_the_drain_at_once(store: SQLiteStore, tmp_path: Path
 
 async def test_the_writer_in_process_spills_what_it_holds_too(tmp_path: Path) -> None:
     store = InProcessStore(str(tmp_path / "local.db"))
-    await store.open()
+    await store.db.open()
     try:
         store.gate.clear()  # every insert hangs
         writer = SpanWriter(
-            store, PriceTable(), Metrics(), batch_size=3, spill_path=spill_path_for(store)
+            store,
+            PriceTable(),
+            Metrics(),
+            batch_size=3,
+            spill_path=spill_path_for(store.db.file_path),
         )
         writer.start()
         spans = [make_span(i, secrets=True) for i in range(10)]
@@ -163,11 +168,11 @@ async def test_the_writer_in_process_spills_what_it_holds_too(tmp_path: Path) ->
         assert await replay_spill(store, str(spill)) == 10
         assert await ids_stored(store) == [s.context.span_id for s in spans]
     finally:
-        await store.close()
+        await store.db.close()
 
 
 async def test_a_second_spill_adds_to_the_first_and_odd_values_survive(
-    store: SQLiteStore, tmp_path: Path
+    store: SQLiteSpanStore, tmp_path: Path
 ) -> None:
     spill = str(tmp_path / "spill.db") + ".spill.jsonl"
     first = [make_span(i) for i in range(3)]
@@ -202,7 +207,7 @@ async def test_a_spill_that_cannot_be_stored_now_is_kept_for_the_next_start(
     write_spill(spill, spans, PriceTable())
     append(spill, b'["a row", "with too few columns"]\n')
     store = FailingStore(str(tmp_path / "local.db"))
-    await store.open()
+    await store.db.open()
     try:
         assert await replay_spill(store, spill) == 0
         assert file_mode(Path(spill)) is not None
@@ -212,7 +217,7 @@ async def test_a_spill_that_cannot_be_stored_now_is_kept_for_the_next_start(
         assert await ids_stored(store) == [s.context.span_id for s in spans]
         assert any("line 4 is not a whole row" in r.getMessage() for r in caplog.records)
     finally:
-        await store.close()
+        await store.db.close()
 
 
 class FailingStore(InProcessStore):

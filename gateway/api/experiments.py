@@ -208,7 +208,7 @@ async def run_experiment(request: Request) -> Response:
             run = handle.task.result()
         except BaseException as exc:
             error = exc if isinstance(exc, SpanlabError) else SpanlabError(str(exc) or "failed")
-            stored = await svc.store.get_experiment_run(handle.run["id"])
+            stored = await svc.experiments.get_experiment_run(handle.run["id"])
             yield _event("error", {"error": error.to_dict()["error"], "run": stored})
             return
         if run["status"] == "completed":

@@ -10,7 +10,7 @@ from gateway.capture.otel import genai_attributes
 from gateway.capture.span import SPAN_STATUSES
 from gateway.errors import InvalidRequest, NotFound
 from gateway.state import app_state
-from gateway.store.sqlite import SpanFilter
+from gateway.store.spans import SpanFilter
 
 
 def span_filter(request: Request) -> SpanFilter:
@@ -36,7 +36,7 @@ def span_filter(request: Request) -> SpanFilter:
 
 
 async def list_spans(request: Request) -> Response:
-    store = app_state(request).store
+    store = app_state(request).stores.spans
     page = await store.list_spans(
         span_filter(request),
         limit=query_int(request, "limit", 50, low=1, high=1000),
@@ -48,7 +48,7 @@ async def list_spans(request: Request) -> Response:
 async def get_span(request: Request) -> Response:
     state = app_state(request)
     span_id = request.path_params["span_id"]
-    span = await state.store.get_span(span_id)
+    span = await state.stores.spans.get_span(span_id)
     if span is None:
         raise NotFound(f"No span with id {span_id!r}.", param="span_id")
     provider = state.settings.providers.get(span.get("provider") or "")
@@ -58,14 +58,14 @@ async def get_span(request: Request) -> Response:
 
 async def get_trace(request: Request) -> Response:
     trace_id = request.path_params["trace_id"]
-    spans = await app_state(request).store.get_trace(trace_id)
+    spans = await app_state(request).stores.spans.get_trace(trace_id)
     if not spans:
         raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id")
     return json_response({"trace_id": trace_id, "spans": spans})
 
 
 async def list_threads(request: Request) -> Response:
-    threads = await app_state(request).store.list_threads(
+    threads = await app_state(request).stores.spans.list_threads(
         project=query_str(request, "project"),
         limit=query_int(request, "limit", 50, low=1, high=1000),
         offset=query_int(request, "offset", 0, low=0, high=10_000_000),
@@ -75,5 +75,5 @@ async def list_threads(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     group_by = query_str(request, "group_by") or "model"
-    rows = await app_state(request).store.stats(group_by, span_filter(request))
+    rows = await app_state(request).stores.spans.stats(group_by, span_filter(request))
     return json_response({"group_by": group_by, "data": rows})

@@ -16,7 +16,7 @@ from gateway.experiments.runner import CollectingSink
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.proxy.pipeline import ProxyRequest
 from gateway.state import app_state
-from gateway.store.sqlite import iso_from_us
+from gateway.store.spans import iso_from_us
 
 
 async def healthz(request: Request) -> Response:
@@ -26,7 +26,7 @@ async def healthz(request: Request) -> Response:
     proxied as before (spans wait in memory), so a load balancer should keep sending
     them; alert on ``status`` instead."""
     state = app_state(request)
-    await state.store.ping()  # the database answers
+    await state.stores.database.ping()  # the database answers
     writer = state.writer.health()
     error_at = writer.last_error_at
     return json_response(

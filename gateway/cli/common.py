@@ -15,7 +15,7 @@ from rich.console import Console
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
-from gateway.store.sqlite import SQLiteStore
+from gateway.store.stores import Stores, sqlite_stores
 
 T = TypeVar("T")
 
@@ -36,19 +36,19 @@ def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def run_with_store(settings: Settings, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+def run_with_store(settings: Settings, work: Callable[[Stores], Awaitable[T]]) -> T:
     if settings.db != ":memory:" and not Path(settings.db).exists():
         raise click.ClickException(
             f"No database at {settings.db}. Start `spanlab serve` (or pass --db) first."
         )
 
     async def main() -> T:
-        store = SQLiteStore(settings.db)
-        await store.open()
+        stores = sqlite_stores(settings.db)
+        await stores.open()
         try:
-            return await work(store)
+            return await work(stores)
         finally:
-            await store.close()
+            await stores.close()
 
     return asyncio.run(main())
 

@@ -34,7 +34,9 @@ from gateway.cli.common import (
 )
 from gateway.config import example_toml
 from gateway.http.guard import is_loopback
-from gateway.store.sqlite import SpanFilter, SQLiteStore
+from gateway.store.database import SQLiteDatabase
+from gateway.store.spans import SpanFilter
+from gateway.store.stores import Stores
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -169,12 +171,12 @@ def migrate(config_path: Path | None, db: str | None) -> None:
     settings = load_settings(config_path, db=db)
 
     async def main() -> tuple[list[str], list[str]]:
-        store = SQLiteStore(settings.db)
-        await store.open()  # applies what is pending
+        database = SQLiteDatabase(settings.db)
+        await database.open()  # applies what is pending
         try:
-            return await store.migrate(), await store.applied_migrations()
+            return await database.migrate(), await database.applied_migrations()
         finally:
-            await store.close()
+            await database.close()
 
     _, applied = asyncio.run(main())
     click.echo(f"{settings.db}: schema at {applied[-1] if applied else 'none'}")
@@ -211,7 +213,7 @@ def spans_list(
     """List captured calls, newest first."""
     settings = load_settings(config_path, db=db)
     filters = SpanFilter(thread=thread, model=model, status=status, provider=provider, text=text)
-    page = run_with_store(settings, lambda store: store.list_spans(filters, limit=limit))
+    page = run_with_store(settings, lambda stores: stores.spans.list_spans(filters, limit=limit))
     if as_json:
         print_json(page.items)
         return
@@ -246,7 +248,7 @@ def spans_list(
 def spans_show(config_path: Path | None, db: str | None, span_id: str, as_json: bool) -> None:
     """Show one captured call."""
     settings = load_settings(config_path, db=db)
-    span = run_with_store(settings, lambda store: store.get_span(span_id))
+    span = run_with_store(settings, lambda stores: stores.spans.get_span(span_id))
     if span is None:
         raise click.ClickException(f"No span with id {span_id!r}.")
     if as_json:
@@ -311,12 +313,12 @@ def prune(
     settings = load_settings(config_path, db=db)
     cutoff_us = int((time.time() - seconds) * 1_000_000)
 
-    async def work(store: SQLiteStore) -> int:
+    async def work(stores: Stores) -> int:
         if dry_run:
-            return await store.count_spans(SpanFilter(until_us=cutoff_us))
-        deleted = await store.delete_spans_before(cutoff_us)
+            return await stores.spans.count_spans(SpanFilter(until_us=cutoff_us))
+        deleted = await stores.spans.delete_spans_before(cutoff_us)
         if vacuum:
-            await store.writer.execute("VACUUM")
+            await stores.database.compact()
         return deleted
 
     count = run_with_store(settings, work)

@@ -2,8 +2,9 @@
 
 `ExperimentService` is the domain: it validates what clients send (the HTTP routes in
 `gateway.api.experiments` and the CLI are thin over it), stores experiments through the
-`Store`, and runs them through the same `ProxyPipeline` every proxied call takes
-(routing, providers, capture, metrics), in process, with its own response sink.
+`ExperimentStore` (reading spans from the `SpanStore`), and runs them through the same
+`ProxyPipeline` every proxied call takes (routing, providers, capture, metrics), in
+process, with its own response sink.
 
 A run, step by step:
 
@@ -74,10 +75,11 @@ from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_val
 from gateway.store.experiments import (
     EXPERIMENT_STATUSES,
     ExperimentFilter,
+    ExperimentStore,
     now_iso,
 )
 from gateway.store.pagination import Page
-from gateway.store.sqlite import Store, span_from_row
+from gateway.store.spans import SpanStore, span_from_row
 from gateway.writer.span_writer import SpanWriter
 
 logger = logging.getLogger(__name__)
@@ -148,7 +150,8 @@ class RunHandle:
 @dataclass
 class ExperimentService:
     settings: Settings
-    store: Store
+    spans: SpanStore
+    experiments: ExperimentStore
     pipeline: ProxyPipeline
     writer: SpanWriter
     prices: PriceTable
@@ -158,7 +161,7 @@ class ExperimentService:
     # --- reading ------------------------------------------------------------------------
 
     async def get(self, experiment_id: str) -> dict[str, Any]:
-        experiment = await self.store.get_experiment(experiment_id)
+        experiment = await self.experiments.get_experiment(experiment_id)
         if experiment is None:
             raise NotFound(f"No experiment with id {experiment_id!r}.", param="id")
         return experiment
@@ -166,25 +169,25 @@ class ExperimentService:
     async def list_experiments(
         self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
     ) -> Page:
-        return await self.store.list_experiments(filters, limit=limit, cursor=cursor)
+        return await self.experiments.list_experiments(filters, limit=limit, cursor=cursor)
 
     async def by_span(self, span_id: str) -> list[dict[str, Any]]:
-        page = await self.store.list_experiments(ExperimentFilter(span=span_id), limit=1000)
+        page = await self.experiments.list_experiments(ExperimentFilter(span=span_id), limit=1000)
         return page.items
 
     async def runs(self, experiment_id: str) -> list[dict[str, Any]]:
         await self.get(experiment_id)
-        return await self.store.list_experiment_runs(experiment_id)
+        return await self.experiments.list_experiment_runs(experiment_id)
 
     async def get_run(self, experiment_id: str, run_id: str) -> dict[str, Any]:
-        run = await self.store.get_experiment_run(run_id)
+        run = await self.experiments.get_experiment_run(run_id)
         if run is None or run["experiment_id"] != experiment_id:
             raise NotFound(f"Experiment {experiment_id!r} has no run {run_id!r}.", param="run")
         return run
 
     async def history(self, experiment_id: str) -> list[dict[str, Any]]:
         await self.get(experiment_id)
-        return await self.store.experiment_history(experiment_id)
+        return await self.experiments.experiment_history(experiment_id)
 
     # --- creating and editing -------------------------------------------------------
 
@@ -205,11 +208,11 @@ class ExperimentService:
                 "original_span_id is required: the span this experiment varies.",
                 param="original_span_id",
             )
-        span = await self.store.get_span(span_id)
+        span = await self.spans.get_span(span_id)
         if span is None:
             # A call made a moment ago may still be queued (bounded: 503 past it).
             await self.writer.flush(self.settings.flush_timeout_s)
-            span = await self.store.get_span(span_id)
+            span = await self.spans.get_span(span_id)
         original = json_object(body.get("original_request"), "original_request", nullable=True)
         if original is None:
             if span is None:
@@ -282,7 +285,7 @@ class ExperimentService:
             "version": 1,
         }
         check_content(experiment)
-        await self.store.insert_experiment(experiment)
+        await self.experiments.insert_experiment(experiment)
         return experiment
 
     async def update(self, experiment_id: str, body: Any) -> dict[str, Any]:
@@ -317,7 +320,7 @@ class ExperimentService:
         if not changes:
             return current
         values["updated_at"] = now_iso()
-        return await self.store.update_experiment(
+        return await self.experiments.update_experiment(
             experiment_id,
             values,
             expected_version=current["version"],
@@ -389,7 +392,7 @@ class ExperimentService:
             )
 
     async def delete(self, experiment_id: str) -> None:
-        if not await self.store.delete_experiment(experiment_id):
+        if not await self.experiments.delete_experiment(experiment_id):
             raise NotFound(f"No experiment with id {experiment_id!r}.", param="id")
 
     async def duplicate(self, experiment_id: str, body: Any = None) -> dict[str, Any]:
@@ -422,7 +425,7 @@ class ExperimentService:
             copy_["tags"] = validate_tags(overrides["tags"])
         if "project_id" in overrides:
             copy_["project_id"] = project_id(overrides)
-        await self.store.insert_experiment(
+        await self.experiments.insert_experiment(
             copy_, action="duplicated", changes={"duplicated_from": experiment_id}
         )
         return copy_
@@ -478,7 +481,7 @@ class ExperimentService:
         Every refusal (404, 409, 422, missing credential...) happens before anything
         is written."""
         experiment = await self.get(experiment_id)
-        original = await self.store.get_span(experiment["original_span_id"])
+        original = await self.spans.get_span(experiment["original_span_id"])
         payload, headers = prepare_request(experiment, stream=stream)
         credentials = [(k.lower(), v) for k, v in credentials if k.lower() in CREDENTIAL_HEADERS]
         provider = check_route(self.pipeline, experiment, payload, headers, credentials, original)
@@ -505,7 +508,7 @@ class ExperimentService:
             secrets.append(key)
         if secrets:  # a credential typed into a prompt still never reaches the database
             run["request"] = orjson.loads(scrub_values(orjson.dumps(payload).decode(), secrets))
-        await self.store.start_experiment_run(run, stale_before=self._stale_before())
+        await self.experiments.start_experiment_run(run, stale_before=self._stale_before())
         # The pipeline edits the body it sends (model prefix, stream options): its own copy.
         request = proxy_request(
             experiment, run, copy.deepcopy(payload), headers, credentials, original
@@ -568,7 +571,7 @@ class ExperimentService:
             run["ended_at"] = now_iso()
             run["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
             with anyio.CancelScope(shield=True):
-                await self.store.finish_experiment_run(run)
+                await self.experiments.finish_experiment_run(run)
         return run
 
     def span_json(self, span: Span) -> dict[str, Any]:
@@ -592,7 +595,7 @@ class ExperimentService:
 
     async def recover(self) -> int:
         """Fail runs that a stopped gateway left running (older than any live run)."""
-        return await self.store.fail_stale_experiment_runs(self._stale_before())
+        return await self.experiments.fail_stale_experiment_runs(self._stale_before())
 
     def _stale_before(self) -> str:
         """Runs still marked running that started before this are orphans: no live run
@@ -613,7 +616,7 @@ class ExperimentService:
                 raise Conflict(f"Run {run_id!r} is still running.", code="experiment_running")
             result_span_id = run["result_span_id"]
         else:
-            runs = await self.store.list_experiment_runs(experiment_id)
+            runs = await self.experiments.list_experiment_runs(experiment_id)
             run = next((r for r in runs if r["status"] != "running"), None)
             result_span_id = experiment.get("result_span_id")
             if run is not None and run["result_span_id"] != result_span_id:
@@ -639,11 +642,11 @@ class ExperimentService:
         }
 
     async def _span(self, span_id: str, which: str) -> dict[str, Any]:
-        span = await self.store.get_span(span_id)
+        span = await self.spans.get_span(span_id)
         if span is None:
             # A result that was just produced may still be queued (bounded: 503 past it).
             await self.writer.flush(self.settings.flush_timeout_s)
-            span = await self.store.get_span(span_id)
+            span = await self.spans.get_span(span_id)
         if span is None:
             raise NotFound(
                 f"The {which} span {span_id!r} is not in the store (not captured, or"
@@ -661,10 +664,10 @@ class ExperimentService:
             items.append(
                 {
                     **experiment,
-                    "runs": await self.store.list_experiment_runs(experiment_id),
+                    "runs": await self.experiments.list_experiment_runs(experiment_id),
                     "history": [
                         {k: v for k, v in h.items() if k != "experiment_id"}
-                        for h in await self.store.experiment_history(experiment_id)
+                        for h in await self.experiments.experiment_history(experiment_id)
                     ],
                 }
             )
@@ -688,7 +691,7 @@ class ExperimentService:
                     f"Experiment {experiment['id']!r} appears twice in the import.", param="id"
                 )
             seen.add(experiment["id"])
-        return await self.store.import_experiments(
+        return await self.experiments.import_experiments(
             bundles, on_conflict="skip" if on_conflict == "skip" else "error"
         )
 

@@ -1,6 +1,9 @@
-"""The database: `sqlite` (connections, transactions, migrations from the top-level
-`migrations/` folder, the span store), `experiments` (the experiment store on the
-same connections), keyset `pagination` and the `sqlwhere` builder they share.
+"""The database and the stores on it, by composition: `database` (`Database`:
+connections, transactions, migrations; `SQLiteDatabase`), `migrations` (the loader of
+the top-level `migrations/<dialect>/` files), `spans` (the `SpanStore` interface) with
+its SQLite implementation in `sqlite`, `experiments` (the `ExperimentStore` interface
+and `SQLiteExperimentStore`), `stores` (the `Stores` record the app holds), keyset
+`pagination` and the `sqlwhere` builder they share.
 
 May import: `gateway.capture` (the span row), `gateway.config`, `gateway.errors`.
 Never `proxy`, `writer`, `experiments`, `api`, `cli`.

@@ -1,8 +1,8 @@
 """SQLite storage of experiments, their runs and their version history.
 
-`SQLiteExperimentStore` is a mixin of `gateway.store.sqlite.SQLiteStore`: it uses the store's
-two connections and its write transaction (one lock, so an experiment write never
-lands inside the span writer's batch transaction or the other way round). Values go
+`ExperimentStore` is the interface; `SQLiteExperimentStore` sits on a `SQLiteDatabase`
+and uses its two connections and its write transaction (one lock, so an experiment
+write never lands inside the span writer's batch transaction or the other way round). Values go
 in and come out as the API presents them: JSON columns decoded, ``favorite`` a bool,
 ``tags`` a list.
 
@@ -14,8 +14,8 @@ disagree with the row.
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,6 +24,7 @@ import aiosqlite
 import orjson
 
 from gateway.errors import Conflict, NotFound
+from gateway.store.database import SQLiteDatabase
 from gateway.store.pagination import Page, SortKey, keyset_page
 from gateway.store.sqlwhere import Where
 
@@ -206,24 +207,81 @@ _SELECT_RUN = f"SELECT {', '.join(RUN_COLUMNS)} FROM experiment_runs"
 _SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM experiment_history"
 
 
-class SQLiteExperimentStore:
-    """Experiments on the SQLite store's connections (see `gateway.store.sqlite.SQLiteStore`)."""
+class ExperimentStore(ABC):
+    """What the gateway needs of stored experiments, their runs and history."""
 
-    # Provided by SQLiteStore.
-    @property
-    def reader(self) -> aiosqlite.Connection:
-        raise NotImplementedError
+    @abstractmethod
+    async def get_experiment(self, experiment_id: str) -> dict[str, Any] | None: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        raise NotImplementedError
+    @abstractmethod
+    async def list_experiments(
+        self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
+    ) -> Page: ...
 
-    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        raise NotImplementedError
+    @abstractmethod
+    async def insert_experiment(
+        self,
+        experiment: Mapping[str, Any],
+        *,
+        action: str = "created",
+        changes: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    async def import_experiments(
+        self,
+        bundles: Sequence[
+            tuple[Mapping[str, Any], Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]
+        ],
+        *,
+        on_conflict: OnConflict = "error",
+    ) -> list[str]: ...
+
+    @abstractmethod
+    async def update_experiment(
+        self,
+        experiment_id: str,
+        values: Mapping[str, Any],
+        *,
+        expected_version: int,
+        changes: Mapping[str, Any],
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def delete_experiment(self, experiment_id: str) -> bool: ...
+
+    @abstractmethod
+    async def start_experiment_run(
+        self, run: Mapping[str, Any], *, stale_before: str
+    ) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def finish_experiment_run(self, run: Mapping[str, Any]) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def fail_stale_experiment_runs(self, stale_before: str) -> int: ...
+
+    @abstractmethod
+    async def list_experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def get_experiment_run(self, run_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def experiment_history(self, experiment_id: str) -> list[dict[str, Any]]: ...
+
+
+class SQLiteExperimentStore(ExperimentStore):
+    """Experiments on a `SQLiteDatabase`: reads on its reader connection, writes in its
+    one write transaction (shared with the span store)."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self.db = db
 
     # --- reading -------------------------------------------------------------------
 
     async def get_experiment(self, experiment_id: str) -> dict[str, Any] | None:
-        rows = await self._fetch(_SELECT_EXPERIMENT + " WHERE id = ?", (experiment_id,))
+        rows = await self.db.fetch(_SELECT_EXPERIMENT + " WHERE id = ?", (experiment_id,))
         return experiment_from_row(rows[0]) if rows else None
 
     async def list_experiments(
@@ -231,7 +289,7 @@ class SQLiteExperimentStore:
     ) -> Page:
         where, params = filters.where()
         return await keyset_page(
-            self._fetch,
+            self.db.fetch,
             _SELECT_EXPERIMENT,
             where,
             params,
@@ -242,18 +300,18 @@ class SQLiteExperimentStore:
         )
 
     async def list_experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
-        rows = await self._fetch(
+        rows = await self.db.fetch(
             _SELECT_RUN + " WHERE experiment_id = ? ORDER BY started_at DESC, rowid DESC",
             (experiment_id,),
         )
         return [run_from_row(r) for r in rows]
 
     async def get_experiment_run(self, run_id: str) -> dict[str, Any] | None:
-        rows = await self._fetch(_SELECT_RUN + " WHERE id = ?", (run_id,))
+        rows = await self.db.fetch(_SELECT_RUN + " WHERE id = ?", (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     async def experiment_history(self, experiment_id: str) -> list[dict[str, Any]]:
-        rows = await self._fetch(
+        rows = await self.db.fetch(
             _SELECT_HISTORY + " WHERE experiment_id = ? ORDER BY version DESC", (experiment_id,)
         )
         return [_row_dict(r, HISTORY_JSON) for r in rows]
@@ -268,7 +326,7 @@ class SQLiteExperimentStore:
         changes: Mapping[str, Any] | None = None,
     ) -> None:
         """Store a new experiment (its project row too, if new) and history entry 1."""
-        async with self.transaction() as conn:
+        async with self.db.transaction() as conn:
             await self._ensure_project(conn, experiment.get("project_id"))
             try:
                 await conn.execute(_INSERT_EXPERIMENT, _experiment_values(experiment))
@@ -302,7 +360,7 @@ class SQLiteExperimentStore:
         An id already present fails the whole import (``error``) or leaves that one
         experiment out (``skip``). Returns the ids stored."""
         stored: list[str] = []
-        async with self.transaction() as conn:
+        async with self.db.transaction() as conn:
             for experiment, runs, history in bundles:
                 rows = await _fetch_all(
                     conn, "SELECT 1 FROM experiments WHERE id = ?", (experiment["id"],)
@@ -353,7 +411,7 @@ class SQLiteExperimentStore:
         """Apply ``values`` if the experiment is still at ``expected_version``.
 
         Raises `NotFound` (deleted meanwhile) or `Conflict` (changed meanwhile)."""
-        async with self.transaction() as conn:
+        async with self.db.transaction() as conn:
             current = await self._locked_experiment(conn, experiment_id)
             if current["version"] != expected_version:
                 raise Conflict(
@@ -368,7 +426,7 @@ class SQLiteExperimentStore:
         return updated
 
     async def delete_experiment(self, experiment_id: str) -> bool:
-        async with self.transaction() as conn:
+        async with self.db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
             return bool(cursor.rowcount)
 
@@ -381,7 +439,7 @@ class SQLiteExperimentStore:
         gateway that stopped mid-run: it is marked failed first. A live one is a
         `Conflict`. Returns the experiment as it now is."""
         experiment_id = run["experiment_id"]
-        async with self.transaction() as conn:
+        async with self.db.transaction() as conn:
             current = await self._locked_experiment(conn, experiment_id)
             await self._fail_stale_runs(conn, stale_before, experiment_id)
             live = await _fetch_all(
@@ -409,7 +467,7 @@ class SQLiteExperimentStore:
         """Record how a run ended; the experiment takes its status, result and error.
 
         Returns the experiment, or None when it was deleted during the run."""
-        async with self.transaction() as conn:
+        async with self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE experiment_runs SET status = ?, result_span_id = ?, result_trace_id = ?,"
                 " output_text = ?, error = ?, ended_at = ?, duration_ms = ? WHERE id = ?",
@@ -452,7 +510,7 @@ class SQLiteExperimentStore:
 
     async def fail_stale_experiment_runs(self, stale_before: str) -> int:
         """Mark failed every run left running by a gateway that stopped mid-run."""
-        async with self.transaction() as conn:
+        async with self.db.transaction() as conn:
             return await self._fail_stale_runs(conn, stale_before, None)
 
     # --- helpers (inside a transaction) ----------------------------------------------

@@ -52,7 +52,7 @@ from gateway.capture.span import Span
 from gateway.capture.span_table import SUMMARY_COLUMNS
 from gateway.errors import ServiceUnavailable
 from gateway.metrics import Metrics
-from gateway.store.sqlite import SQLiteStore, Store
+from gateway.store.spans import SpanStore
 from gateway.writer.process import (
     ACK,
     FAILED,
@@ -107,7 +107,7 @@ class WriterHealth:
 class SpanWriter:
     def __init__(
         self,
-        store: Store,
+        store: SpanStore,
         prices: PriceTable,
         metrics: Metrics,
         *,
@@ -753,10 +753,3 @@ class _ChildProcess:
         if stdin is not None and not stdin.is_closing():
             stdin.close()
         await asyncio.shield(self.reader)
-
-
-def writer_process_db(store: Store) -> str | None:
-    """The database file a writer process can store into for ``store``, if any."""
-    if type(store) is SQLiteStore and store.path != ":memory:":
-        return store.path
-    return None

@@ -22,7 +22,7 @@ import orjson
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span
 from gateway.capture.span_table import SPAN_COLUMNS, outline_row
-from gateway.store.sqlite import SQLiteStore, Store
+from gateway.store.spans import SpanStore
 from gateway.writer.process import record_or_outline
 
 logger = logging.getLogger("gateway.writer.span_writer")
@@ -32,11 +32,9 @@ SPILL_FORMAT = 1
 REPLAY_CHUNK = 500
 
 
-def spill_path_for(store: Store) -> str | None:
-    """Where spans not stored at a shutdown go: beside the database file."""
-    if isinstance(store, SQLiteStore) and store.path != ":memory:":
-        return store.path + SPILL_SUFFIX
-    return None
+def spill_path_for(db_path: str | None) -> str | None:
+    """Where spans not stored at a shutdown go: beside the database file, if any."""
+    return None if db_path is None else db_path + SPILL_SUFFIX
 
 
 def _spill_line(record: Mapping[str, Any]) -> bytes:
@@ -87,7 +85,7 @@ def _spill_records(path: str) -> Iterator[dict[str, Any]]:
             yield dict(zip(columns, row, strict=True))
 
 
-async def replay_spill(store: Store, path: str | None) -> int:
+async def replay_spill(store: SpanStore, path: str | None) -> int:
     """Store the spans a shutdown saved at ``path`` and remove the file. A span already
     stored (a replay cut short, a batch the writer stored after all) is not stored
     twice; on failure the file stays, for the next start. Returns how many were read."""

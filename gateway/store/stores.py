@@ -1,0 +1,29 @@
+"""The database and the stores on it, as the gateway holds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.store.database import Database, SQLiteDatabase
+from gateway.store.experiments import ExperimentStore, SQLiteExperimentStore
+from gateway.store.spans import SpanStore
+from gateway.store.sqlite import SQLiteSpanStore
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    database: Database
+    spans: SpanStore
+    experiments: ExperimentStore
+
+    async def open(self) -> None:
+        await self.database.open()
+
+    async def close(self) -> None:
+        await self.database.close()
+
+
+def sqlite_stores(path: str) -> Stores:
+    """A SQLite database at ``path`` (a file, or ``:memory:``) and its stores."""
+    db = SQLiteDatabase(path)
+    return Stores(db, SQLiteSpanStore(db), SQLiteExperimentStore(db))
