@@ -80,14 +80,50 @@ HOLD_BYTES = 64 * 1024 * 1024
 PIPE_BYTES = 1 << 20
 
 _CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(SpanContext))
-# What the proxy recorded, in the order `Span.__init__` takes it: the fields before
-# the derived ones, which `finalize` fills here (again, if the gateway did already:
-# it derives the same values from the same raw fields).
-_SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(Span))[
-    1 : [f.name for f in dataclasses.fields(Span)].index("response")
-]
+# What the proxy recorded, sent to the process, in the order `Span.__init__` takes it
+# (`decode_spans` passes them by position after the context). A new field of `Span`
+# goes here or in `NOT_SENT_FIELDS`: tests/test_store_seams.py checks both lists.
+RAW_SPAN_FIELDS = (
+    "operation",
+    "method",
+    "path",
+    "start_us",
+    "provider",
+    "request_model",
+    "stream",
+    "request",
+    "request_headers",
+    "query",
+    "end_us",
+    "first_token_us",
+    "status",
+    "http_status",
+    "response_headers",
+    "response_body",
+    "stream_format",
+    "stream_events",
+    "error",
+    "secrets",  # never stored: the process scrubs them from what it derives
+)
+# Not sent as raw fields: the context goes as its own tuple (`_CONTEXT_FIELDS`); the
+# derived ones `finalize` fills here (again, if the gateway did already: it derives the
+# same values from the same raw fields).
+NOT_SENT_FIELDS = (
+    "context",
+    "response",
+    "response_model",
+    "output_text",
+    "input_preview",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "finalized",
+)
 _context_values = operator.attrgetter(*_CONTEXT_FIELDS)
-_span_values = operator.attrgetter(*_SPAN_FIELDS)
+_span_values = operator.attrgetter(*RAW_SPAN_FIELDS)
 _summary_values = operator.itemgetter(*SUMMARY_COLUMNS)
 _summary_of_row = operator.itemgetter(*(SPAN_COLUMNS.index(c) for c in SUMMARY_COLUMNS))
 # Derived values the gateway sets on its own `Span` when the batch is stored.
