@@ -171,3 +171,44 @@ async def test_create_app_takes_injected_stores_and_uses_them(tmp_path: Path) ->
     finally:
         await lifespan.__aexit__(None, None, None)
     assert not (tmp_path / "spanlab.db").exists()  # the settings' database was never opened
+
+
+def test_the_experiment_and_run_records_have_every_column_in_the_stored_order() -> None:
+    from gateway.store.experiments import (
+        EXPERIMENT_COLUMNS,
+        RUN_COLUMNS,
+        ExperimentRecord,
+        RunRecord,
+    )
+
+    assert {f.name for f in dataclasses.fields(ExperimentRecord)} == set(EXPERIMENT_COLUMNS)
+    assert {f.name for f in dataclasses.fields(RunRecord)} == set(RUN_COLUMNS)
+    record = ExperimentRecord("e1", "n", "s1", "t1", {"a": 1}, {"a": 2}, "c", "u")
+    assert list(record.as_dict()) == list(EXPERIMENT_COLUMNS)
+    assert ExperimentRecord.of(record.as_dict()) == record
+    run = RunRecord("r1", "e1", "running", {"a": 1}, "s")
+    assert list(run.as_dict()) == list(RUN_COLUMNS)
+
+
+async def test_create_duplicate_and_import_give_experiments_of_one_shape(gateway: Any) -> None:
+    from gateway.store.experiments import EXPERIMENT_COLUMNS
+
+    body = {
+        "original_span_id": "s" * 16,
+        "original_trace_id": "t" * 32,
+        "original_request": {"model": "gpt-4o-mini", "messages": []},
+    }
+    created = await gateway.client.post("/experiments", json=body)
+    assert created.status_code in (200, 201), created.text
+    experiment = created.json()
+    copied = await gateway.client.post(f"/experiments/{experiment['id']}/duplicate")
+    assert copied.status_code in (200, 201), copied.text
+    imported = await gateway.client.post(
+        "/experiments/import?on_conflict=copy", json={**experiment, "id": "imported-1"}
+    )
+    assert imported.status_code in (200, 201), imported.text
+    stored = await gateway.client.get(f"/experiments/{experiment['id']}")
+    [as_imported] = imported.json()["data"]
+    assert as_imported["id"] not in (experiment["id"], copied.json()["id"])
+    for shape in (experiment, copied.json(), stored.json(), as_imported):
+        assert list(shape)[: len(EXPERIMENT_COLUMNS)] == list(EXPERIMENT_COLUMNS), shape

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -75,7 +76,9 @@ from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_val
 from gateway.store.experiments import (
     EXPERIMENT_STATUSES,
     ExperimentFilter,
+    ExperimentRecord,
     ExperimentStore,
+    RunRecord,
     now_iso,
 )
 from gateway.store.pagination import Page
@@ -252,38 +255,38 @@ class ExperimentService:
                 param="status",
             )
         now = now_iso()
-        experiment: dict[str, Any] = {
-            "id": new_experiment_id(),
-            "name": optional_str(body, "name", limit=500)
+        experiment = ExperimentRecord(
+            id=new_experiment_id(),
+            name=optional_str(body, "name", limit=500)
             or f"Experiment on {(span or {}).get('request_model') or span_id}",
-            "description": optional_str(body, "description"),
-            "original_span_id": span_id,
-            "original_trace_id": trace_id,
-            "original_request": redact_body(original),
-            "modified_request": redact_body(modified if modified is not None else original),
-            "headers": (
+            description=optional_str(body, "description"),
+            original_span_id=span_id,
+            original_trace_id=trace_id,
+            original_request=redact_body(original),
+            modified_request=redact_body(modified if modified is not None else original),
+            headers=(
                 validate_headers(body["headers"])
                 if "headers" in body
                 else (replayable_headers(span) if span is not None else None)
             ),
-            "prompt_variables": redact_body(
+            prompt_variables=redact_body(
                 json_object(body.get("prompt_variables"), "prompt_variables", nullable=True)
             ),
-            "model_parameters": redact_body(
+            model_parameters=redact_body(
                 json_object(body.get("model_parameters"), "model_parameters", nullable=True)
             ),
-            "result_span_id": None,
-            "result_trace_id": None,
-            "status": "draft",
-            "project_id": project_id(body) or (span or {}).get("project_id"),
-            "created_at": now,
-            "updated_at": now,
-            "tags": validate_tags(body.get("tags")),
-            "favorite": validate_bool(body.get("favorite", False), "favorite"),
-            "error": None,
-            "operation": operation,
-            "version": 1,
-        }
+            result_span_id=None,
+            result_trace_id=None,
+            status="draft",
+            project_id=project_id(body) or (span or {}).get("project_id"),
+            created_at=now,
+            updated_at=now,
+            tags=validate_tags(body.get("tags")),
+            favorite=validate_bool(body.get("favorite", False), "favorite"),
+            error=None,
+            operation=operation,
+            version=1,
+        ).as_dict()
         check_content(experiment)
         await self.experiments.insert_experiment(experiment)
         return experiment
@@ -406,25 +409,26 @@ class ExperimentService:
                 param=sorted(unknown)[0],
             )
         now = now_iso()
-        copy_ = {
-            **copy.deepcopy(source),
-            "id": new_experiment_id(),
-            "name": optional_str(overrides, "name", limit=500) or f"Copy of {source['name']}",
-            "result_span_id": None,
-            "result_trace_id": None,
-            "status": "draft",
-            "error": None,
-            "favorite": False,
-            "created_at": now,
-            "updated_at": now,
-            "version": 1,
-        }
+        record = dataclasses.replace(
+            ExperimentRecord.of(copy.deepcopy(source)),
+            id=new_experiment_id(),
+            name=optional_str(overrides, "name", limit=500) or f"Copy of {source['name']}",
+            result_span_id=None,
+            result_trace_id=None,
+            status="draft",
+            error=None,
+            favorite=False,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
         if "description" in overrides:
-            copy_["description"] = optional_str(overrides, "description")
+            record.description = optional_str(overrides, "description")
         if "tags" in overrides:
-            copy_["tags"] = validate_tags(overrides["tags"])
+            record.tags = validate_tags(overrides["tags"])
         if "project_id" in overrides:
-            copy_["project_id"] = project_id(overrides)
+            record.project_id = project_id(overrides)
+        copy_ = record.as_dict()
         await self.experiments.insert_experiment(
             copy_, action="duplicated", changes={"duplicated_from": experiment_id}
         )
@@ -485,21 +489,21 @@ class ExperimentService:
         payload, headers = prepare_request(experiment, stream=stream)
         credentials = [(k.lower(), v) for k, v in credentials if k.lower() in CREDENTIAL_HEADERS]
         provider = check_route(self.pipeline, experiment, payload, headers, credentials, original)
-        run: dict[str, Any] = {
-            "id": new_run_id(),
-            "experiment_id": experiment_id,
-            "status": "running",
-            "request": payload,
-            "headers": headers or None,
-            "stream": bool(payload.get("stream")),
-            "result_span_id": None,
-            "result_trace_id": None,
-            "output_text": None,
-            "error": None,
-            "started_at": now_iso(),
-            "ended_at": None,
-            "duration_ms": None,
-        }
+        run = RunRecord(
+            id=new_run_id(),
+            experiment_id=experiment_id,
+            status="running",
+            request=payload,
+            headers=headers or None,
+            stream=bool(payload.get("stream")),
+            result_span_id=None,
+            result_trace_id=None,
+            output_text=None,
+            error=None,
+            started_at=now_iso(),
+            ended_at=None,
+            duration_ms=None,
+        ).as_dict()
         # As the proxy knows them ("Bearer x" gives x too; a base_url's userinfo).
         configured = self.router.provider(provider)
         secrets = credential_values(credentials) + provider_secret_values(configured)

@@ -28,7 +28,14 @@ from gateway.experiments.requests import (
     validate_headers,
     validate_tags,
 )
-from gateway.store.experiments import EXPERIMENT_STATUSES, RUN_STATUSES, now_iso, snapshot_of
+from gateway.store.experiments import (
+    EXPERIMENT_STATUSES,
+    RUN_STATUSES,
+    ExperimentRecord,
+    RunRecord,
+    now_iso,
+    snapshot_of,
+)
 
 EXPORT_FORMAT = "spanlab.experiments"
 EXPORT_VERSION = 1
@@ -96,21 +103,21 @@ def import_run(run: Any, experiment_id: str) -> dict[str, Any]:
         raise ValidationFailed(
             f"duration_ms must be a number from 0 to {MAX_INTEGER}.", param="runs.duration_ms"
         )
-    return {
-        "id": run_id,
-        "experiment_id": experiment_id,
-        "status": run["status"],
-        "request": redact_body(request),
-        "headers": validate_headers(run.get("headers")),
-        "stream": bool(run.get("stream")),
-        "result_span_id": optional_str(run, "result_span_id", limit=256),
-        "result_trace_id": optional_str(run, "result_trace_id", limit=256),
-        "output_text": optional_str(run, "output_text", limit=10_000_000),
-        "error": error,
-        "started_at": run["started_at"],
-        "ended_at": optional_str(run, "ended_at", limit=64),
-        "duration_ms": duration,
-    }
+    return RunRecord(
+        id=run_id,
+        experiment_id=experiment_id,
+        status=run["status"],
+        request=redact_body(request),
+        headers=validate_headers(run.get("headers")),
+        stream=bool(run.get("stream")),
+        result_span_id=optional_str(run, "result_span_id", limit=256),
+        result_trace_id=optional_str(run, "result_trace_id", limit=256),
+        output_text=optional_str(run, "output_text", limit=10_000_000),
+        error=error,
+        started_at=run["started_at"],
+        ended_at=optional_str(run, "ended_at", limit=64),
+        duration_ms=duration,
+    ).as_dict()
 
 
 def import_history(entry: Any) -> dict[str, Any]:
@@ -217,33 +224,33 @@ def import_experiment(item: Mapping[str, Any]) -> dict[str, Any]:
     error = item.get("error")
     if error is not None and not isinstance(error, dict):
         raise ValidationFailed("error must be an object or null.", param="error")
-    experiment: dict[str, Any] = {
-        "id": experiment_id,
-        "name": optional_str(item, "name", limit=500) or f"Experiment {experiment_id}",
-        "description": optional_str(item, "description"),
-        "original_span_id": item["original_span_id"],
-        "original_trace_id": item["original_trace_id"],
-        "original_request": redact_body(original),
-        "modified_request": redact_body(modified),
-        "headers": validate_headers(item.get("headers")),
-        "prompt_variables": redact_body(
+    experiment = ExperimentRecord(
+        id=experiment_id,
+        name=optional_str(item, "name", limit=500) or f"Experiment {experiment_id}",
+        description=optional_str(item, "description"),
+        original_span_id=item["original_span_id"],
+        original_trace_id=item["original_trace_id"],
+        original_request=redact_body(original),
+        modified_request=redact_body(modified),
+        headers=validate_headers(item.get("headers")),
+        prompt_variables=redact_body(
             json_object(item.get("prompt_variables"), "prompt_variables", nullable=True)
         ),
-        "model_parameters": redact_body(
+        model_parameters=redact_body(
             json_object(item.get("model_parameters"), "model_parameters", nullable=True)
         ),
-        "result_span_id": optional_str(item, "result_span_id", limit=256),
-        "result_trace_id": optional_str(item, "result_trace_id", limit=256),
-        "status": status,
-        "project_id": project_id(item),
-        "created_at": optional_str(item, "created_at", limit=64) or now,
-        "updated_at": optional_str(item, "updated_at", limit=64) or now,
-        "tags": validate_tags(item.get("tags")),
-        "favorite": validate_bool(item.get("favorite", False), "favorite"),
-        "error": error,
-        "operation": item.get("operation") or "chat",
-        "version": version,
-    }
+        result_span_id=optional_str(item, "result_span_id", limit=256),
+        result_trace_id=optional_str(item, "result_trace_id", limit=256),
+        status=status,
+        project_id=project_id(item),
+        created_at=optional_str(item, "created_at", limit=64) or now,
+        updated_at=optional_str(item, "updated_at", limit=64) or now,
+        tags=validate_tags(item.get("tags")),
+        favorite=validate_bool(item.get("favorite", False), "favorite"),
+        error=error,
+        operation=item.get("operation") or "chat",
+        version=version,
+    ).as_dict()
     if experiment["operation"] not in REPLAYABLE:
         raise ValidationFailed(f"Invalid operation {experiment['operation']!r}.", param="operation")
     check_content(experiment)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -94,6 +94,66 @@ HISTORY_COLUMNS = ("experiment_id", "version", "action", "at", "changes", "run_i
 HISTORY_JSON = frozenset({"changes", "snapshot"})
 
 OnConflict = Literal["error", "skip"]
+
+
+@dataclass(slots=True)
+class ExperimentRecord:
+    """An experiment, every column typed: the one constructor of a new experiment's
+    values, shared by create, import and duplicate (`as_dict` is the stored and
+    presented shape, in `EXPERIMENT_COLUMNS` order)."""
+
+    id: str
+    name: str
+    original_span_id: str
+    original_trace_id: str
+    original_request: dict[str, Any]
+    modified_request: dict[str, Any]
+    created_at: str
+    updated_at: str
+    description: str | None = None
+    headers: dict[str, str] | None = None
+    prompt_variables: dict[str, Any] | None = None
+    model_parameters: dict[str, Any] | None = None
+    result_span_id: str | None = None
+    result_trace_id: str | None = None
+    status: str = "draft"
+    project_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    favorite: bool = False
+    error: dict[str, Any] | None = None
+    operation: str = "chat"
+    version: int = 1
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> ExperimentRecord:
+        """A stored experiment (`as_dict`'s shape) as a record."""
+        return cls(**{column: values[column] for column in EXPERIMENT_COLUMNS})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {column: getattr(self, column) for column in EXPERIMENT_COLUMNS}
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """A run of an experiment, every column typed: the one constructor of a run's
+    values, shared by a run's start and an import."""
+
+    id: str
+    experiment_id: str
+    status: str
+    request: dict[str, Any]
+    started_at: str
+    headers: dict[str, str] | None = None
+    stream: bool = False
+    result_span_id: str | None = None
+    result_trace_id: str | None = None
+    output_text: str | None = None
+    error: dict[str, Any] | None = None
+    ended_at: str | None = None
+    duration_ms: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {column: getattr(self, column) for column in RUN_COLUMNS}
 
 
 def now_iso() -> str:
