@@ -212,3 +212,11 @@ async def test_create_duplicate_and_import_give_experiments_of_one_shape(gateway
     assert as_imported["id"] not in (experiment["id"], copied.json()["id"])
     for shape in (experiment, copied.json(), stored.json(), as_imported):
         assert list(shape)[: len(EXPERIMENT_COLUMNS)] == list(EXPERIMENT_COLUMNS), shape
+
+
+def test_a_history_entry_record_has_the_history_columns_but_its_owner() -> None:
+    from gateway.store.experiments import HISTORY_COLUMNS, HistoryEntry
+
+    entry = HistoryEntry(2, "updated", "2026-01-01T00:00:00.000000Z", {"name": "n"})
+    assert set(entry.as_dict()) == set(HISTORY_COLUMNS) - {"experiment_id"}
+    assert {f.name for f in dataclasses.fields(HistoryEntry)} == set(entry.as_dict())

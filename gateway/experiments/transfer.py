@@ -32,6 +32,7 @@ from gateway.store.experiments import (
     EXPERIMENT_STATUSES,
     RUN_STATUSES,
     ExperimentRecord,
+    HistoryEntry,
     RunRecord,
     now_iso,
     snapshot_of,
@@ -137,14 +138,14 @@ def import_history(entry: Any) -> dict[str, Any]:
     changes = entry.get("changes")
     if changes is not None and not isinstance(changes, dict):
         raise ValidationFailed("A history entry's changes must be an object.", param="history")
-    return {
-        "version": version,
-        "action": entry["action"],
-        "at": entry["at"],
-        "changes": changes,
-        "run_id": run_id,
-        "snapshot": redact_body(snapshot),
-    }
+    return HistoryEntry(
+        version=version,
+        action=entry["action"],
+        at=entry["at"],
+        changes=changes,
+        run_id=run_id,
+        snapshot=redact_body(snapshot),
+    ).as_dict()
 
 
 def with_new_ids(
@@ -173,14 +174,12 @@ def import_bundle(
         raise type(exc)(f"{where}: {exc.message}", param=exc.param, code=exc.code) from None
     if not history:
         history = [
-            {
-                "version": experiment["version"],
-                "action": "imported",
-                "at": experiment["updated_at"],
-                "changes": None,
-                "run_id": None,
-                "snapshot": snapshot_of(experiment),
-            }
+            HistoryEntry(
+                version=experiment["version"],
+                action="imported",
+                at=experiment["updated_at"],
+                snapshot=snapshot_of(experiment),
+            ).as_dict()
         ]
     return experiment, runs, history
 

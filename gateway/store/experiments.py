@@ -156,6 +156,29 @@ class RunRecord:
         return {column: getattr(self, column) for column in RUN_COLUMNS}
 
 
+@dataclass(slots=True)
+class HistoryEntry:
+    """One version of an experiment as its history keeps it (the experiment's id is
+    the history's owner, given when it is stored)."""
+
+    version: int
+    action: str
+    at: str
+    snapshot: dict[str, Any]
+    changes: dict[str, Any] | None = None
+    run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "action": self.action,
+            "at": self.at,
+            "changes": self.changes,
+            "run_id": self.run_id,
+            "snapshot": self.snapshot,
+        }
+
+
 def now_iso() -> str:
     """Now as ISO 8601 UTC with microseconds: fixed width, so it sorts as text."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -470,7 +470,7 @@ class SpanWriter:
                     return
         except asyncio.CancelledError:
             if storing is not None:
-                storing[2].cancel()  # a transaction under way still ends on its thread
+                storing[2].cancel()  # a transaction under way is rolled back (shielded)
             self._give_back()  # for the spill (that transaction may store some too)
             raise
 
