@@ -17,11 +17,11 @@ and returns to its client. Two ways to store, one interface:
   its answer; under load the pipe writes stay about one per loop turn. A process that
   dies is restarted and its unacknowledged batches sent again (a span stored twice is
   recognised, `span_table.insert_rows`).
-* otherwise (another `Store`, an in-memory database), here: after a quiet spell a span
-  is stored at once; under load a batch is taken at most every ``MIN_INTERVAL_S`` with
-  what arrived meanwhile (up to ``write_batch_size``). The next batch is prepared, in
-  slices that hand the loop back every millisecond, while the previous one commits on
-  the store's thread.
+* otherwise (no database file for a process: in memory, or injected stores), here,
+  through the `SpanStore`: after a quiet spell a span is stored at once; under load a
+  batch is taken at most every ``MIN_INTERVAL_S`` with what arrived meanwhile (up to
+  ``write_batch_size``). The next batch is prepared, in slices that hand the loop back
+  every millisecond, while the previous one commits on the store's thread.
 
 A failed write is retried with back-off, never dropped, and logged once per episode
 (and once when it works again); `health` reports it. While the queue is above
