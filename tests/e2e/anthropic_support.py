@@ -33,12 +33,7 @@ encoding, event by event).
 from __future__ import annotations
 
 import http.server
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -50,7 +45,8 @@ from typing import Any
 import httpx
 import orjson
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.serve import GatewayProcess
+
 VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # the API names its versions by date
 MESSAGES_FIELDS = frozenset(
     {
@@ -577,93 +573,8 @@ def _make_handler(mock: MockAnthropic) -> type[http.server.BaseHTTPRequestHandle
 # --- a real spanlab serve ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class SpanlabProcess:
-    """``python -m gateway serve`` from this checkout, on a free loopback port."""
+class SpanlabProcess(GatewayProcess):
+    """The suite's `GatewayProcess` started from a TOML text, logging warnings only."""
 
     def __init__(self, workdir: Path, config: str, env: Mapping[str, str] | None = None) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.config_path = workdir / "spanlab.toml"
-        self.config_path.write_text(config, encoding="utf-8")
-        self.log_path = workdir / "serve.log"
-        self.env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> SpanlabProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--config",
-            str(self.config_path),
-            "--port",
-            str(self.port),
-            "--db",
-            str(self.workdir / "spanlab.db"),
-            "--log-level",
-            "warning",
-        ]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"spanlab serve exited: {self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"spanlab serve did not start: {self.log()}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def spans(self, timeout: float = 10.0, count: int = 1, **filters: str) -> list[dict[str, Any]]:
-        """Stored spans matching ``filters`` (GET /spans), in detail, once ``count`` are in."""
-        deadline = time.monotonic() + timeout
-        while True:
-            listed = httpx.get(f"{self.url}/spans", params=filters, timeout=5).json()["data"]
-            if len(listed) >= count:
-                return [self.span(s["span_id"]) for s in listed]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{count} span(s) for {filters} not stored: {listed}")
-            time.sleep(0.05)
-
-    def span(self, span_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The stored span (the writer stores in the background: wait for it)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            response = httpx.get(f"{self.url}/spans/{span_id}", timeout=5)
-            if response.status_code == 200:
-                data: dict[str, Any] = response.json()
-                return data
-            if time.monotonic() > deadline:
-                raise AssertionError(f"span {span_id} not stored: {response.text}")
-            time.sleep(0.05)
+        super().__init__(workdir, config, env, log_level="warning")
