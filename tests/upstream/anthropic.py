@@ -25,17 +25,16 @@ produced; a system prompt with ``cache_control`` reports cache writes and reads.
 lists `MODELS`, paged as the real API pages (``limit``, default 20, and
 ``after_id``), and ``GET /v1/models/{id}`` answers one of them.
 
-The same logic serves in-process tests (`MockAnthropic.httpx_handler`) and e2e tests
-(`MockAnthropicServer`, a threaded HTTP server on loopback that streams with chunked
-encoding, event by event).
+`MockAnthropic.handle` is a script of the suite's one fake upstream: the same logic
+serves in-process tests (`MockAnthropic.httpx_handler`, through
+`tests.upstream.transport`) and e2e tests (`MockAnthropicServer`: the loopback
+`tests.upstream.server.MockUpstream`, streaming event by event in chunked encoding).
 """
 
 from __future__ import annotations
 
-import http.server
 import re
 import threading
-import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +45,8 @@ import httpx
 import orjson
 
 from tests.serve import GatewayProcess
+from tests.upstream import transport
+from tests.upstream.server import MockUpstream, Reply
 
 VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # the API names its versions by date
 MESSAGES_FIELDS = frozenset(
@@ -94,12 +95,8 @@ MODELS = [
 COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 
 
-@dataclass
-class MockReply:
-    status: int
-    content_type: str
-    chunks: list[bytes]  # one per SSE event when streaming, else the whole body
-    delay: float = 0.0  # seconds between chunks
+# The Anthropic dialect answers with the fake upstream's `Reply`.
+MockReply = Reply
 
 
 @dataclass
@@ -127,7 +124,13 @@ class MockAnthropic:
 
     # --- entry points ------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> MockReply:
+    def handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Reply:
+        """The script: one request's answer (with the ``request-id`` the API sends)."""
+        reply = self._handle(method, path, headers, raw)
+        reply.headers.append(("request-id", "req_mock"))
+        return reply
+
+    def _handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Reply:
         headers = {k.lower(): v for k, v in headers.items()}
         try:
             body = orjson.loads(raw) if raw else {}
@@ -155,21 +158,7 @@ class MockAnthropic:
 
     def httpx_handler(self, request: httpx.Request) -> httpx.Response:
         """For `tests.fakes.FakeUpstream(handler=...)` in in-process tests."""
-        reply = self.handle(
-            request.method,
-            request.url.raw_path.decode(),
-            dict(request.headers),
-            request.content,
-        )
-        headers = {"content-type": reply.content_type, "request-id": "req_mock"}
-        if reply.content_type.startswith("text/event-stream"):
-
-            async def body() -> Any:
-                for chunk in reply.chunks:
-                    yield chunk
-
-            return httpx.Response(reply.status, headers=headers, content=body())
-        return httpx.Response(reply.status, headers=headers, content=b"".join(reply.chunks))
+        return transport.handle(self.handle, request)
 
     @property
     def last(self) -> ReceivedRequest:
@@ -507,67 +496,16 @@ def _all_text(content: Any) -> str:
 # --- the mock on loopback ----------------------------------------------------------------
 
 
-class MockAnthropicServer:
-    """`MockAnthropic` behind a real HTTP server on 127.0.0.1 (a thread)."""
+class MockAnthropicServer(MockUpstream):
+    """`MockAnthropic` served on 127.0.0.1 by the suite's loopback fake upstream."""
 
     def __init__(self, mock: MockAnthropic) -> None:
+        super().__init__(script=mock.handle)
         self.mock = mock
-        handler = _make_handler(mock)
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def __enter__(self) -> MockAnthropicServer:
-        self.thread.start()
+        self.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-def _make_handler(mock: MockAnthropic) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            self._reply(mock.handle("GET", self.path, dict(self.headers.items()), b""))
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            self._reply(mock.handle("POST", self.path, dict(self.headers.items()), raw))
-
-        def _reply(self, reply: MockReply) -> None:
-            self.send_response(reply.status)
-            self.send_header("content-type", reply.content_type)
-            self.send_header("request-id", "req_mock")
-            if reply.content_type.startswith("text/event-stream"):
-                self.send_header("transfer-encoding", "chunked")
-                self.send_header("cache-control", "no-cache")
-                self.end_headers()
-                for chunk in reply.chunks:
-                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                    self.wfile.flush()
-                    if reply.delay:
-                        time.sleep(reply.delay)
-                self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
-                return
-            body = b"".join(reply.chunks)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet
-
-    return Handler
 
 
 # --- a real spanlab serve ------------------------------------------------------------------

@@ -1,4 +1,11 @@
-"""A mock OpenAI-compatible upstream: a real HTTP/1.1 server on loopback.
+"""The fake upstream of the suite: a real HTTP/1.1 server on loopback.
+
+Besides its own OpenAI scenarios (below) it serves any *script*: a function from a
+request to a `Reply` (status, content type, body chunks, pause between chunks). The
+Anthropic dialect (`tests.upstream.anthropic`), the experiments' deterministic upstream
+(`tests.experiments_upstream`) and the browser tests' upstream are such scripts, and
+`tests.upstream.transport` serves the same scripts in process as an httpx transport:
+one behaviour, two transports.
 
 It is written on raw asyncio streams rather than on a web framework so that each
 scenario controls the wire exactly: chunk boundaries, a stream that stops without
@@ -51,6 +58,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -131,12 +139,35 @@ class Received:
         return self.header("x-mock-scenario") or "plain"
 
 
+@dataclass
+class Reply:
+    """What a script answers: the body as chunks (one per SSE event when streaming)."""
+
+    status: int
+    content_type: str
+    chunks: list[bytes]
+    delay: float = 0.0  # seconds between chunks
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def streaming(self) -> bool:
+        return self.content_type.startswith("text/event-stream")
+
+
+# A script answers a request (method, target, headers, body), or None to leave it to
+# the server's own scenarios.
+Script = Callable[[str, str, Mapping[str, str], bytes], "Reply | None"]
+
+
 class _PeerClosed(Exception):
     pass
 
 
 class MockUpstream:
-    def __init__(self) -> None:
+    """The loopback server; ``script`` (if given) answers first."""
+
+    def __init__(self, script: Script | None = None) -> None:
+        self.script = script
         self.received: list[Received] = []
         self.port = 0
         self._lock = threading.Lock()
@@ -153,6 +184,13 @@ class MockUpstream:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("mock upstream did not start")
+
+    def __enter__(self) -> MockUpstream:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self._loop is not None:
@@ -235,6 +273,13 @@ class MockUpstream:
         self, request: Received, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         """Answer one request; False when the connection must not be reused."""
+        if self.script is not None:
+            # Scripts block (they are plain functions); keep the loop free for others.
+            reply = await asyncio.to_thread(
+                self.script, request.method, request.target, dict(request.headers), request.body
+            )
+            if reply is not None:
+                return await self._send_reply(request, reader, writer, reply)
         scenario = request.scenario
         body = request.json if request.body else {}
         model = str(body.get("model", "unknown"))
@@ -321,6 +366,21 @@ class MockUpstream:
             return await self._stream(request, reader, writer, chunks, end_delay=delay)
         return await self._stream(request, reader, writer, chunks)
 
+    async def _send_reply(
+        self,
+        request: Received,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        reply: Reply,
+    ) -> bool:
+        if reply.streaming and reply.status == 200:
+            return await self._stream(
+                request, reader, writer, reply.chunks, interval=reply.delay, extra=reply.headers
+            )
+        extra = [("content-type", reply.content_type), *reply.headers]
+        await _send_bytes(writer, reply.status, b"".join(reply.chunks), extra)
+        return True
+
     async def _wait_or_peer_closed(
         self, request: Received, reader: asyncio.StreamReader, seconds: float
     ) -> bool:
@@ -351,6 +411,7 @@ class MockUpstream:
         end_delay: float = 0.0,
         end: bool = True,
         close: bool = False,
+        extra: list[tuple[str, str]] | None = None,
     ) -> bool:
         head = [
             b"HTTP/1.1 200 OK",
@@ -359,6 +420,7 @@ class MockUpstream:
             b"transfer-encoding: chunked",
             b"x-request-id: req_mock",
         ]
+        head += [f"{k}: {v}".encode("latin-1") for k, v in extra or []]
         if close:
             head.append(b"connection: close")
         writer.write(b"\r\n".join(head) + b"\r\n\r\n")
@@ -419,7 +481,13 @@ async def _send_json(
     payload: dict[str, Any],
     extra_headers: list[tuple[str, str]] | None = None,
 ) -> None:
-    body = orjson.dumps(payload)
+    headers = [("content-type", "application/json"), *(extra_headers or [])]
+    await _send_bytes(writer, status, orjson.dumps(payload), headers)
+
+
+async def _send_bytes(
+    writer: asyncio.StreamWriter, status: int, body: bytes, headers: list[tuple[str, str]]
+) -> None:
     reasons = {
         200: "OK",
         401: "Unauthorized",
@@ -429,11 +497,10 @@ async def _send_json(
     }
     lines = [
         f"HTTP/1.1 {status} {reasons.get(status, 'Status')}",
-        "content-type: application/json",
         f"content-length: {len(body)}",
         "x-request-id: req_mock",
     ]
-    lines += [f"{k}: {v}" for k, v in extra_headers or []]
+    lines += [f"{k}: {v}" for k, v in headers]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
     await writer.drain()
 
