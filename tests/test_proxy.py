@@ -14,6 +14,9 @@ from gateway.proxy.pipeline import ProxyRequest
 from tests.conftest import Gateway, GatewayFactory
 from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse, stream_response
 
+# Every test here runs with both upstream clients (tests/conftest.py).
+pytestmark = pytest.mark.both_clients
+
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -343,6 +346,7 @@ def _raise(exc: Exception) -> Any:
     return handler
 
 
+@pytest.mark.httpx_client_only
 @pytest.mark.parametrize(
     ("exc", "status", "code"),
     [
@@ -786,6 +790,7 @@ async def test_an_upstream_error_that_is_not_json_still_gives_the_span_an_error(
     assert "503" in span["error"]["message"]
 
 
+@pytest.mark.httpx_client_only
 async def test_no_free_upstream_connection_is_not_blamed_on_the_provider(
     make_gateway: GatewayFactory,
 ) -> None:

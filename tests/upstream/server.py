@@ -251,7 +251,7 @@ class MockUpstream:
         self._tasks.add(task)  # type: ignore[arg-type]
         try:
             while True:
-                request = await _read_request(reader)
+                request = await read_request(reader)
                 if request is None:
                     return
                 with self._lock:
@@ -338,7 +338,7 @@ class MockUpstream:
         chunks = _text_chunks(model, include_usage)
         if scenario == "reset":
             await self._stream(request, reader, writer, [*chunks[:4]], end=False)
-            _reset(writer)
+            reset(writer)
             return False
         if scenario == "truncated":
             # Every chunk but the final [DONE], then a well-formed end of the body.
@@ -444,7 +444,7 @@ class MockUpstream:
         return end and not close
 
 
-async def _read_request(reader: asyncio.StreamReader) -> Received | None:
+async def read_request(reader: asyncio.StreamReader) -> Received | None:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError:
@@ -556,7 +556,7 @@ def _stream_bomb(model: str, size: int) -> bytes:
     return gzip.compress(b"".join(events), 9)
 
 
-def _reset(writer: asyncio.StreamWriter) -> None:
+def reset(writer: asyncio.StreamWriter) -> None:
     """Drop the connection with a TCP RST (SO_LINGER 0), not a clean FIN."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
