@@ -42,7 +42,8 @@ from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
 from gateway.http.upstream import HttpxUpstream, UpstreamClient
 from gateway.metrics import Metrics
 from gateway.proxy.endpoint import ProxyEndpoint, ProxyRoutes
-from gateway.proxy.pipeline import MODEL_PATH, OPERATIONS, ProxyPipeline
+from gateway.proxy.operations import MODEL_PATH, OPERATIONS
+from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.state import AppState
 from gateway.store.sqlite import SQLiteStore, Store, span_from_row

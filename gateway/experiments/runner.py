@@ -16,7 +16,8 @@ import orjson
 from gateway.capture.span import SpanContext, new_span_id, new_trace_id
 from gateway.errors import InvalidRequest
 from gateway.http.sse import SSESplitter, parse_event
-from gateway.proxy.pipeline import OPERATIONS, ProxyPipeline, ProxyRequest
+from gateway.proxy.operations import OPERATIONS, ProxyRequest
+from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import PROVIDER_HEADER
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS
 

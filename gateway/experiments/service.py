@@ -68,7 +68,8 @@ from gateway.experiments.transfer import (
     new_run_id,
     with_new_ids,
 )
-from gateway.proxy.pipeline import ProxyPipeline, ProxyRequest
+from gateway.proxy.operations import ProxyRequest
+from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_values
 from gateway.store.experiments import (

@@ -33,8 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -69,6 +67,16 @@ from gateway.http.upstream import (
     UpstreamURL,
 )
 from gateway.metrics import Metrics
+from gateway.proxy.operations import (
+    DROP_REQUEST_HEADERS,
+    DROP_RESPONSE_HEADERS,
+    MODEL_PATH,
+    MODEL_REQUIRED,
+    STREAM_FORMATS,
+    ProxyRequest,
+    connection_tokens,
+    parse_body,
+)
 from gateway.proxy.providers import PROVIDER_HEADER, Route, Router
 from gateway.proxy.providers.anthropic import ChatOverMessages, anthropic_credentials
 from gateway.proxy.providers.anthropic_response import ChatStreamTranslator
@@ -93,83 +101,17 @@ from gateway.proxy.relay import (
     translated_stream,
     undecodable,
 )
+from gateway.proxy.sink import ResponseSink, send_error
 from gateway.writer.span_writer import SpanWriter
 
 logger = logging.getLogger(__name__)
 
-# Client path -> operation name.
-OPERATIONS = {
-    "/v1/chat/completions": "chat",
-    "/v1/completions": "completions",
-    "/v1/embeddings": "embeddings",
-    "/v1/responses": "responses",
-    "/v1/messages": "messages",
-    "/v1/messages/count_tokens": "count_tokens",
-    "/v1/models": "models",
-}
-# GET /v1/models/{id} (a model's details) is the "models" operation too.
-MODEL_PATH = "/v1/models/"
-MODEL_REQUIRED = frozenset(
-    {"chat", "completions", "embeddings", "responses", "messages", "count_tokens"}
-)
-STREAM_FORMATS = {
-    "chat": "chat",
-    "completions": "completions",
-    "responses": "responses",
-    "messages": "anthropic",
-}
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# Not forwarded upstream: hop-by-hop, what httpx sets itself, and the W3C parent
-# (replaced by one naming this span).
-DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding", "traceparent"}
-# Not forwarded to the client: the body is re-framed (and decoded) by this server, and
-# the server writes its own Date (a response may carry only one).
-DROP_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "date"}
 DRAIN_AFTER_DONE_S = 1.0
 # A limit of 0 ("no limit") compares as this: more than any response.
 NO_LIMIT = 1 << 62
 # At shutdown, how long telling a cut call's client may take (a stalled client must
 # not hold the shutdown).
 INTERRUPT_NOTICE_S = 1.0
-
-
-@dataclass(slots=True)
-class ProxyRequest:
-    operation: str
-    method: str
-    path: str
-    headers: list[tuple[str, str]]  # names lower case
-    body: bytes = b""
-    query: str = ""
-    context: SpanContext | None = None
-    payload: dict[str, Any] | None = None  # already parsed (in-process callers)
-    capture: bool = True  # False: the gateway's own call (e.g. the UI's model list)
-
-
-class ResponseSink(Protocol):
-    """Where a response goes: an ASGI connection, or a collector in process."""
-
-    started: bool
-    client_gone: bool
-
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
-
-    async def send(self, data: bytes) -> None: ...
-
-    async def end(self) -> None: ...
 
 
 class ProxyPipeline:
@@ -769,16 +711,6 @@ class ProxyPipeline:
         )
 
 
-def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
-    """Header names a ``Connection`` header declares hop-by-hop (RFC 9110 7.6.1)."""
-    return {
-        token.strip().lower()
-        for name, value in headers
-        if name == "connection"
-        for token in value.split(",")
-    }
-
-
 def _too_deep_to_rewrite() -> InvalidRequest:
     # orjson reads JSON nested 1,024 levels deep but writes 254: a body the gateway
     # must change (a model prefix, stream usage, a translation) cannot be sent past that.
@@ -786,16 +718,6 @@ def _too_deep_to_rewrite() -> InvalidRequest:
         "Request body is nested too deeply (more than 254 levels) for the gateway to forward it.",
         code="too_deeply_nested",
     )
-
-
-def parse_body(body: bytes) -> dict[str, Any]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJSON(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise InvalidJSON("Request body must be a JSON object.")
-    return payload
 
 
 def _encode_headers(
@@ -806,16 +728,3 @@ def _encode_headers(
     out.append((b"x-spanlab-trace-id", span.context.trace_id.encode()))
     out.append((b"x-spanlab-span-id", span.context.span_id.encode()))
     return out
-
-
-async def send_error(sink: ResponseSink, exc: SpanlabError, span: Span | None = None) -> None:
-    body = exc.to_json()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-    if span is not None:
-        headers.append((b"x-spanlab-trace-id", span.context.trace_id.encode()))
-        headers.append((b"x-spanlab-span-id", span.context.span_id.encode()))
-        span.response_body = body
-    await sink.start(exc.status_code, headers)
-    await sink.send(body)
-    await sink.end()

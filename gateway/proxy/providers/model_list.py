@@ -51,7 +51,7 @@ from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS
 
 if TYPE_CHECKING:  # gateway.proxy imports this module
-    from gateway.proxy.pipeline import ResponseSink
+    from gateway.proxy.sink import ResponseSink
 
 logger = logging.getLogger(__name__)
 
