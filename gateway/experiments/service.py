@@ -57,7 +57,7 @@ from gateway.experiments.requests import (
     validate_headers,
     validate_tags,
 )
-from gateway.experiments.runner import CollectingSink, Delta, check_route, proxy_request
+from gateway.experiments.runner import check_route, proxy_request
 from gateway.experiments.transfer import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -72,6 +72,7 @@ from gateway.proxy.operations import ProxyRequest
 from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_values
+from gateway.proxy.sink import CollectingSink, Delta
 from gateway.store.experiments import (
     EXPERIMENT_STATUSES,
     ExperimentFilter,

@@ -88,7 +88,7 @@ from gateway.proxy.providers.base import (
     provider_secret_values,
     upstream_url,
 )
-from gateway.proxy.providers.model_list import ListSink, ModelLists
+from gateway.proxy.providers.model_list import ModelLists
 from gateway.proxy.relay import (
     StreamCapture,
     StreamFailure,
@@ -101,7 +101,7 @@ from gateway.proxy.relay import (
     translated_stream,
     undecodable,
 )
-from gateway.proxy.sink import ResponseSink, send_error
+from gateway.proxy.sink import ListSink, ResponseSink, send_error
 from gateway.writer.span_writer import SpanWriter
 
 logger = logging.getLogger(__name__)
@@ -290,7 +290,7 @@ class ProxyPipeline:
         route = self.router.resolve(span.request_model, hint)
         provider = route.provider
         span.provider = provider.name
-        self._check_dialect(request.operation, route)
+        self.check_dialect(request.operation, route)
         key = provider.api_key()
         if key:
             span.secrets.append(key)
@@ -415,7 +415,7 @@ class ProxyPipeline:
             merged.append(("authorization", parsed.basic_auth))
         return UpstreamRequest(method, parsed, merged, content, self._timeouts)
 
-    def _check_dialect(self, operation: str, route: Route) -> None:
+    def check_dialect(self, operation: str, route: Route) -> None:
         kind = route.provider.kind
         if kind == "anthropic" and operation not in ("messages", "count_tokens", "models", "chat"):
             raise InvalidRequest(
