@@ -569,6 +569,7 @@ class ExperimentService:
         finally:
             run["ended_at"] = now_iso()
             run["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            self.pipeline.metrics.experiment_runs.labels(run["status"]).inc()
             with anyio.CancelScope(shield=True):
                 await self.store.finish_experiment_run(run)
         return run
