@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -246,3 +247,16 @@ async def test_the_httpx_client_raises_upstream_errors_not_httpx_ones(dead_port:
         await client.send(request)
     assert not isinstance(caught.value, httpx.HTTPError)
     await client.aclose()
+
+
+def test_the_proxy_knows_no_client_librarys_errors() -> None:
+    """gateway/proxy/ and gateway/experiments/ catch only the upstream layer's error kinds:
+    neither imports httpx (a client library is the upstream layer's business)."""
+    root = Path(__file__).resolve().parent.parent / "gateway"
+    offenders = [
+        str(path.relative_to(root))
+        for room in ("proxy", "experiments")
+        for path in sorted((root / room).rglob("*.py"))
+        if re.search(r"^\s*(import httpx|from httpx)", path.read_text(), re.MULTILINE)
+    ]
+    assert offenders == []
