@@ -5,7 +5,10 @@ is checked, and proxies from the environment are used as httpx's client would us
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +85,68 @@ async def test_the_httpx_client_sends_through_the_environments_proxy(
         assert len(lines) == 1
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def tls_cert(tmp_path: Path) -> tuple[str, str]:
+    key, cert = str(tmp_path / "key.pem"), str(tmp_path / "cert.pem")
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return key, cert
+
+
+@pytest.fixture
+async def h2_server(tls_cert: tuple[str, str]) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A TLS server on loopback that speaks only HTTP/2 (ALPN h2): records each request's
+    :path and answers 200."""
+    h2 = pytest.importorskip("h2.connection")
+    h2_config = pytest.importorskip("h2.config")
+    h2_events = pytest.importorskip("h2.events")
+    paths: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h2.H2Connection(config=h2_config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        while data := await reader.read(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, h2_events.RequestReceived):
+                    paths.append(dict(event.headers)[b":path"])
+                    body = b'{"over": "h2"}'
+                    head = [(":status", "200"), ("content-length", str(len(body)))]
+                    conn.send_headers(event.stream_id, head)
+                    conn.send_data(event.stream_id, body, end_stream=True)
+            writer.write(conn.data_to_send())
+            await writer.drain()
+        writer.close()
+
+    key, cert = tls_cert
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["h2"])
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    yield server.sockets[0].getsockname()[1], paths
+    server.close()
+
+
+async def test_the_httpx_client_speaks_http2_when_h2_is_installed(
+    h2_server: tuple[int, list[bytes]], tls_cert: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, paths = h2_server
+    monkeypatch.setenv("SSL_CERT_FILE", tls_cert[1])  # trusted the way httpx reads it
+    client = up.HttpxUpstream(build_httpx_transport(10, keepalive_expiry=5.0, proxies={}))
+    try:
+        response = await client.send(request(f"https://127.0.0.1:{port}/v1/models"))
+        assert response.status == 200
+        assert await response.read() == b'{"over": "h2"}'
+        await response.aclose()
+    finally:
+        await client.aclose()
+    assert paths == [b"/v1/models"]
