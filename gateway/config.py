@@ -22,6 +22,7 @@ from gateway.errors import ConfigError
 
 ENV_PREFIX = "SPANLAB_"
 PROVIDER_KINDS = ("openai", "anthropic")
+UPSTREAM_CLIENTS = ("builtin", "httpx")
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,15 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "upstream_client",
+        "builtin",
+        "The HTTP client for upstream calls. builtin: the gateway's own HTTP/1.1 client"
+        " (the fastest). httpx: httpx's transport, for what the builtin one does not do:"
+        " HTTP/2 (with the h2 extra: pip install 'spanlab[h2]'), and httpx's handling of"
+        " HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY and SSL_CERT_FILE / SSL_CERT_DIR.",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",
@@ -281,6 +291,7 @@ class Settings:
     max_connections: int = 1000
     models_timeout: float = 10.0
     max_response_bytes: int = 256 * 1024 * 1024
+    upstream_client: str = "builtin"
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000
@@ -350,6 +361,11 @@ class Settings:
         for name in OPTIONAL_LIMIT_SETTINGS:
             if getattr(settings, name) < 0:
                 raise ConfigError(f"{where}: {name} must be 0 (no limit) or more")
+        if settings.upstream_client not in UPSTREAM_CLIENTS:
+            raise ConfigError(
+                f"{where}: upstream_client must be one of {', '.join(UPSTREAM_CLIENTS)},"
+                f" got {settings.upstream_client!r}"
+            )
         if settings.default_provider and settings.default_provider not in settings.providers:
             raise ConfigError(
                 f"{where}: default_provider {settings.default_provider!r} is not a configured"

@@ -23,13 +23,13 @@ What the proxy relies on, and the tests pin (`tests/test_http_client.py`):
 * a response read to its end leaves its connection for the next call (until
   ``keepalive_expiry``); one closed before its end closes the connection, so the
   upstream sees the call cancelled;
-* failures are httpx's exception types (see `gateway.http.upstream`): a dropped connection
+* failures are `gateway.http.upstream`'s error kinds: a dropped connection
   is never a timeout. A reused connection the server had closed just as the request
   went out (the keep-alive race: it ended within ``KEEPALIVE_RACE_S``, nothing of a
   response came back) is retried once on a new connection; nothing else is retried,
   since a provider may already be generating (and billing) the first;
 * at most ``max_connections`` calls at once; past that a call waits up to the pool
-  timeout, then gets ``PoolTimeout`` (the gateway's limit, not the provider's fault).
+  timeout, then gets ``UpstreamPoolTimeout`` (the gateway's limit, not the provider's fault).
 
 Not supported (the proxy does not need them): HTTP/2, proxies from the environment,
 request bodies that stream (bodies are read whole first), ``Expect: 100-continue``.
@@ -48,7 +48,19 @@ from typing import cast
 import httptools
 import httpx
 
-from gateway.http.upstream import Timeouts, UpstreamClient, UpstreamRequest, UpstreamResponse
+from gateway.http.upstream import (
+    Timeouts,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamConnectTimeout,
+    UpstreamDecodingError,
+    UpstreamPoolTimeout,
+    UpstreamProtocolError,
+    UpstreamReadTimeout,
+    UpstreamRequest,
+    UpstreamRequestError,
+    UpstreamResponse,
+)
 
 __all__ = ["ConnectionPool"]
 
@@ -116,7 +128,7 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"malformed response from upstream: {exc}"))
+            self._fail(UpstreamProtocolError(f"malformed response from upstream: {exc}"))
             self.close()
 
     def eof_received(self) -> bool:
@@ -134,10 +146,10 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = False
             self._wake()
         elif isinstance(exc, OSError):
-            self._fail(httpx.ReadError(f"upstream connection failed: {exc}"))
+            self._fail(UpstreamProtocolError(f"upstream connection failed: {exc}"))
         else:
             self._fail(
-                httpx.RemoteProtocolError(
+                UpstreamProtocolError(
                     "upstream closed the connection before the response ended"
                     if self.head_done
                     else "upstream closed the connection without sending a response"
@@ -203,7 +215,7 @@ class _Connection(asyncio.Protocol):
     def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
         if not waiter.done():
             waiter.set_exception(
-                httpx.ReadTimeout(f"upstream sent nothing for {timeout:g}s (read_timeout)")
+                UpstreamReadTimeout(f"upstream sent nothing for {timeout:g}s (read_timeout)")
             )
 
     async def _wait(self, read_timeout: float | None) -> None:
@@ -274,7 +286,7 @@ class _Decoder:
                     self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
             return self._obj.decompress(data, DECODED_PIECE)
         except zlib.error as exc:
-            raise httpx.DecodingError(str(exc)) from None
+            raise UpstreamDecodingError(str(exc)) from None
 
     @property
     def pending(self) -> bytes:
@@ -285,7 +297,7 @@ class _Decoder:
         try:
             return self._obj.flush()
         except zlib.error as exc:  # pragma: no cover  (flush rarely raises)
-            raise httpx.DecodingError(str(exc)) from None
+            raise UpstreamDecodingError(str(exc)) from None
 
 
 def _decode(decoders: list[_Decoder], index: int, data: bytes) -> Iterator[bytes]:
@@ -430,7 +442,7 @@ class ConnectionPool(UpstreamClient):
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         if self._closed:
-            raise httpx.ConnectError("the upstream client is closed")
+            raise UpstreamConnectError("the upstream client is closed")
         if not self._slots_made:
             self._slots_made = True
             self._slots = asyncio.Semaphore(self.max_connections) if self.max_connections else None
@@ -441,7 +453,7 @@ class ConnectionPool(UpstreamClient):
                     async with asyncio.timeout(request.timeouts.pool):
                         await slots.acquire()
                 except TimeoutError:
-                    raise httpx.PoolTimeout(
+                    raise UpstreamPoolTimeout(
                         f"all {self.max_connections} connections stayed busy"
                     ) from None
             else:
@@ -470,7 +482,7 @@ class ConnectionPool(UpstreamClient):
             sent_at = conn.loop.time()
             try:
                 await conn.wait_head(timeouts.read)
-            except (httpx.RemoteProtocolError, httpx.ReadError):
+            except UpstreamProtocolError:
                 conn.close()
                 if (
                     reused
@@ -507,11 +519,11 @@ class ConnectionPool(UpstreamClient):
                     server_hostname=host if context is not None else None,
                 )
         except TimeoutError:
-            raise httpx.ConnectTimeout(
+            raise UpstreamConnectTimeout(
                 f"connecting to {origin} took longer than {connect_timeout:g}s"
             ) from None
         except OSError as exc:  # refused, unreachable, DNS, TLS verification
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+            raise UpstreamConnectError(str(exc) or type(exc).__name__) from None
         return conn
 
     # --- the idle stacks ------------------------------------------------------------
@@ -582,9 +594,9 @@ def _encode(request: UpstreamRequest) -> bytes:
     # One count for all: a CR or LF inside a name, value or the target would let the
     # caller's text inject headers or a second request.
     if head.count("\n") != expected or head.count("\r") != expected:
-        raise httpx.LocalProtocolError("a request header or the URL contains a line break")
+        raise UpstreamRequestError("a request header or the URL contains a line break")
     try:
         encoded = head.encode("latin-1")
     except UnicodeEncodeError as exc:
-        raise httpx.LocalProtocolError(f"a request header is not latin-1: {exc}") from None
+        raise UpstreamRequestError(f"a request header is not latin-1: {exc}") from None
     return encoded + body if body else encoded

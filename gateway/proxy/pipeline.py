@@ -35,7 +35,6 @@ import contextlib
 import logging
 
 import anyio
-import httpx
 import orjson
 
 from gateway.capture.redaction import credential_values, query_secret_values, redact_headers
@@ -62,8 +61,13 @@ from gateway.http.sse import SSESplitter
 from gateway.http.upstream import (
     Timeouts,
     UpstreamClient,
+    UpstreamDecodingError,
+    UpstreamPoolTimeout,
     UpstreamRequest,
+    UpstreamRequestError,
     UpstreamResponse,
+    UpstreamTimeoutError,
+    UpstreamTransportError,
     UpstreamURL,
 )
 from gateway.metrics import Metrics
@@ -401,7 +405,7 @@ class ProxyPipeline:
                 self._urls.clear()
             try:
                 parsed = self._urls[url] = UpstreamURL.parse(url)
-            except httpx.TransportError as exc:
+            except UpstreamRequestError as exc:
                 raise UpstreamUnreachable(
                     f"Provider {provider!r} has an unusable URL: {exc}"
                 ) from None
@@ -465,7 +469,7 @@ class ProxyPipeline:
         provider = span.provider or "?"
         try:
             response = await self.upstream.send(upstream)
-        except httpx.PoolTimeout:
+        except UpstreamPoolTimeout:
             # The gateway's own limit, not the provider: no connection came free.
             raise ServiceUnavailable(
                 f"All {self.settings.max_connections} upstream connections (max_connections)"
@@ -473,12 +477,12 @@ class ProxyPipeline:
                 " retry later, or raise max_connections.",
                 code="upstream_connections_busy",
             ) from None
-        except httpx.TimeoutException as exc:
+        except UpstreamTimeoutError as exc:
             self.metrics.upstream_errors.labels(provider, "timeout").inc()
             raise UpstreamTimeout(
                 f"Provider {provider!r} timed out ({type(exc).__name__})."
             ) from None
-        except httpx.TransportError as exc:
+        except UpstreamTransportError as exc:
             self.metrics.upstream_errors.labels(provider, "unreachable").inc()
             raise UpstreamUnreachable(
                 f"Could not reach provider {provider!r} at {upstream.url.origin}:"
@@ -513,7 +517,7 @@ class ProxyPipeline:
             limit = self._buffer_limit
             try:
                 body = await response.read(limit)
-            except httpx.HTTPError as exc:
+            except UpstreamTransportError as exc:
                 raise read_failure(provider, exc) from None
             if len(body) > limit:
                 # More than may be held: relayed as it comes, without a length.
@@ -561,7 +565,7 @@ class ProxyPipeline:
                 if received > limit:
                     raise too_large(provider, limit)
                 await sink.send(chunk)
-        except httpx.HTTPError as exc:
+        except UpstreamTransportError as exc:
             raise read_failure(provider, exc) from None
         finally:
             span.context.attributes["truncated_capture"]["response_bytes"] = received
@@ -631,18 +635,18 @@ class ProxyPipeline:
                     break
         except StreamFailure as exc:
             failure = exc.error
-        except httpx.TimeoutException:
+        except UpstreamTimeoutError:
             failure = UpstreamTimeout(
                 f"Provider {span.provider!r} went silent mid-stream for more than"
                 f" read_timeout ({self.settings.read_timeout:g}s)."
             )
-        except httpx.TransportError as exc:
+        except UpstreamDecodingError as exc:
+            failure = undecodable(span.provider, exc)
+        except UpstreamTransportError as exc:
             failure = UpstreamProtocol(
                 f"Provider {span.provider!r} broke off the stream: {exc or type(exc).__name__}",
                 code="upstream_stream_truncated",
             )
-        except httpx.DecodingError as exc:
-            failure = undecodable(span.provider, exc)
         finally:
             if capture.mark is not None:
                 capture.mark["response_bytes"] = received
