@@ -39,6 +39,7 @@ from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabEr
 from gateway.experiments.service import ExperimentService
 from gateway.http.client import ConnectionPool
 from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
+from gateway.http.network import Network
 from gateway.http.upstream import HttpxUpstream, UpstreamClient
 from gateway.metrics import Metrics
 from gateway.proxy.endpoint import ProxyEndpoint, ProxyRoutes
@@ -115,7 +116,12 @@ def build_upstream(
     quiet_library_loggers()
     if transport is not None:
         return HttpxUpstream(transport)
-    return ConnectionPool(max_connections=settings.max_connections, keepalive_expiry=30.0)
+    return ConnectionPool(
+        max_connections=settings.max_connections,
+        keepalive_expiry=30.0,
+        network=Network.from_settings(settings),
+        retry_stale_connection=settings.upstream_retry_stale_connection,
+    )
 
 
 class Gateway(Starlette):
