@@ -113,14 +113,18 @@ def reply_json(head: bytes) -> bytes:
 
 async def read_request(reader: asyncio.StreamReader) -> bytes | None:
     """One request's head (its body, by Content-Length, read and dropped)."""
+    request = await read_whole_request(reader)
+    return None if request is None else request[0]
+
+
+async def read_whole_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes] | None:
+    """One request's head and body (by Content-Length)."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
+        length = int(_header(head, b"content-length") or 0)
+        return head, await reader.readexactly(length)
     except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
         return None
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            await reader.readexactly(int(line.split(b":", 1)[1]))
-    return head
 
 
 @contextlib.asynccontextmanager
@@ -196,7 +200,8 @@ async def connect_proxy(required_auth: str | None = None) -> AsyncIterator[Proxy
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while (head := await read_request(reader)) is not None:
+            while (request := await read_whole_request(reader)) is not None:
+                head, body = request
                 method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
                 authorization = _header(head, b"proxy-authorization")
                 seen.authorizations.append(authorization)
@@ -214,11 +219,13 @@ async def connect_proxy(required_auth: str | None = None) -> AsyncIterator[Proxy
                     await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
                     return
                 seen.forwarded.append(head.split(b"\r\n", 1)[0])
-                await _forward(head, target, writer)
+                await _forward(head, body, target, writer)
         finally:
             writer.close()
 
-    async def _forward(head: bytes, target: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _forward(
+        head: bytes, body: bytes, target: bytes, writer: asyncio.StreamWriter
+    ) -> None:
         rest = target.split(b"://", 1)[1]
         authority, _, path = rest.partition(b"/")
         host, _, port = authority.decode().rpartition(":")
@@ -226,7 +233,7 @@ async def connect_proxy(required_auth: str | None = None) -> AsyncIterator[Proxy
         method, _, version = lines[0].split(b" ", 2)
         kept = [ln for ln in lines[1:] if not ln.lower().startswith(b"proxy-authorization:")]
         up_reader, up_writer = await asyncio.open_connection(host, int(port))
-        up_writer.write(b"\r\n".join([method + b" /" + path + b" " + version, *kept]))
+        up_writer.write(b"\r\n".join([method + b" /" + path + b" " + version, *kept]) + body)
         await up_writer.drain()
         reply_head = await up_reader.readuntil(b"\r\n\r\n")
         length = int(_header(reply_head, b"content-length") or 0)
