@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from gateway.cli.main import cli
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.http.client import ConnectionPool
@@ -224,3 +226,37 @@ async def test_proxy_credentials_never_reach_a_span_or_the_log(
     assert PASSWORD not in stored and token not in stored
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert PASSWORD not in logged and token not in logged and "p%40ss" not in logged
+
+
+def test_config_show_keeps_proxy_passwords_out(tmp_path: Path) -> None:
+    config = tmp_path / "spanlab.toml"
+    config.write_text(
+        'proxy = "http://alice:s3cret-global@proxy.test:3128"\n'
+        "[providers.openai]\n"
+        'base_url = "https://api.openai.com/v1"\n'
+        'proxy = "http://bob:s3cret-own@proxy.test:3128"\n'
+        "verify = false\n"
+    )
+    result = CliRunner().invoke(cli, ["config", "show", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert "[REDACTED]@proxy.test:3128" in result.output
+    assert '"verify": false' in result.output
+
+
+async def test_the_route_to_an_origin_is_decided_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off the per-call path: later calls (and later connections) reuse the decision."""
+    decided: list[tuple[str, str, int]] = []
+    decide = Network._decide
+
+    def counting(self: Network, key: tuple[str, str, int]) -> Any:
+        decided.append(key)
+        return decide(self, key)
+
+    monkeypatch.setattr(Network, "_decide", counting)
+    async with upstream_server() as upstream, connect_proxy() as proxy:
+        network = Network(env={"HTTP_PROXY": proxy.url})
+        assert await calls(ConnectionPool(network=network), upstream.url, 3) == [CHAT_REPLY] * 3
+        assert await calls(ConnectionPool(network=network), upstream.url, 1) == [CHAT_REPLY]
+    assert len(decided) == 1
+    assert len(proxy.forwarded) == 4

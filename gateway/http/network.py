@@ -25,6 +25,7 @@ they are never logged, and spans treat them as secrets (`proxy_secret_values`).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -250,18 +251,22 @@ class Network:
                     name,
                     origin_text(provider.base_url),
                 )
-        # A bad CA file or client certificate fails the start, not the first call.
+        # A bad CA file or client certificate fails the start, not the first call (the
+        # plain context, certifi and the environment's, is left for the first call).
         for options in {default, *origins.values()}:
-            network.context(options)
+            if options.ca_bundle or options.client_cert:
+                network.context(options)
         for url in (default.proxy, *(o.proxy for o in origins.values())):
             if url and url != DIRECT:
                 ProxyURL.parse(url)
         return network
 
     def context(self, options: OriginOptions) -> ssl.SSLContext:
-        context = self._contexts.get(options)
+        """One context per set of TLS options, shared by the origins that have it."""
+        tls = dataclasses.replace(options, proxy="")
+        context = self._contexts.get(tls)
         if context is None:
-            context = self._contexts[options] = _ssl_context(options, self.env)
+            context = self._contexts[tls] = _ssl_context(tls, self.env)
         return context
 
     def route(self, key: OriginKey) -> Route:
