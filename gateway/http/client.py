@@ -120,7 +120,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        # Kept for the kernel's TCP counters when the connection drops (see resend_safe).
+        # Kept for the kernel's TCP counters when the connection drops (see unacknowledged_bytes).
         self.sock = transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
@@ -600,7 +600,7 @@ class ConnectionPool(UpstreamClient):
             transport.write((head + "\r\n").encode("latin-1"))
             status_line = await reply.head
             status = status_line.split(" ", 2)
-            if len(status) < 2 or status[1] != "200":
+            if len(status) < 2 or len(status[1]) != 3 or not status[1].startswith("2"):
                 hint = " (proxy authentication required)" if status[1:2] == ["407"] else ""
                 raise httpx.ConnectError(
                     f"proxy {proxy.address} refused the tunnel to {authority}:"
