@@ -40,6 +40,7 @@ from gateway.experiments.service import ExperimentService
 from gateway.http.client import ConnectionPool
 from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
 from gateway.http.httpx_transport import build_httpx_transport
+from gateway.http.network import Network
 from gateway.http.upstream import HttpxUpstream, UpstreamClient
 from gateway.metrics import Metrics
 from gateway.proxy.endpoint import ProxyEndpoint, ProxyRoutes
@@ -120,7 +121,12 @@ def build_upstream(
         return HttpxUpstream(transport)
     if settings.upstream_client == "httpx":
         return HttpxUpstream(build_httpx_transport(settings.max_connections, keepalive_expiry=30.0))
-    return ConnectionPool(max_connections=settings.max_connections, keepalive_expiry=30.0)
+    return ConnectionPool(
+        max_connections=settings.max_connections,
+        keepalive_expiry=30.0,
+        network=Network.from_settings(settings),
+        retry_stale_connection=settings.upstream_retry_stale_connection,
+    )
 
 
 class Gateway(Starlette):

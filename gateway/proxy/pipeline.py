@@ -57,6 +57,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from gateway.http.network import network_secret_values
 from gateway.http.sse import SSESplitter
 from gateway.http.upstream import (
     Timeouts,
@@ -139,6 +140,8 @@ class ProxyPipeline:
             pool=settings.connect_timeout,
         )
         self._urls: dict[str, UpstreamURL] = {}
+        # Proxy credentials (Proxy-Authorization): secrets of every span, like keys.
+        self._network_secrets = network_secret_values(settings)
         self._capture_limit = settings.max_capture_bytes or NO_LIMIT
         self._response_limit = settings.max_response_bytes or NO_LIMIT
         # What one call may hold in memory at once: a non-stream body read whole
@@ -300,6 +303,8 @@ class ProxyPipeline:
             span.secrets.append(key)
         # e.g. Azure's api-key header, the Basic auth of https://user:pass@host
         span.secrets += provider_secret_values(provider)
+        if self._network_secrets:
+            span.secrets += self._network_secrets
 
         body = request.body
         modified = request.payload is not None
