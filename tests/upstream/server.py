@@ -43,6 +43,10 @@ answers that model, or 404 for one it does not list.
 ``trailers``            a completion (streamed or not) in a chunked body that ends
                         with trailer fields: ``set-cookie`` and a second
                         ``content-type`` (neither may reach the client as a header)
+``hang_up``             closes the connection without a response
+``garbage``             answers bytes that are not HTTP, then closes
+``bad_gzip``            a 200 whose body says gzip and is not
+``cut_body``            a 200 announcing 1000 bytes, closed after a few
 ``gzip_bomb``           ``x-mock-size`` bytes (decoded) gzip-compressed about
                         1000:1: a JSON body of zeros, or a stream of chat chunks of
                         zeros (usage and ``[DONE]`` at the end)
@@ -326,6 +330,26 @@ class MockUpstream:
             writer.write(body)
             await writer.drain()
             return True
+        if scenario == "hang_up":
+            return False  # the connection closes with no response at all
+        if scenario == "garbage":
+            writer.write(b"this is not HTTP\r\n\r\n")
+            await writer.drain()
+            return False
+        if scenario == "bad_gzip":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-encoding: gzip\r\ncontent-length: 16\r\n\r\nthis is not gzip"
+            )
+            await writer.drain()
+            return True
+        if scenario == "cut_body":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b'content-length: 1000\r\n\r\n{"id": "cut'
+            )
+            await writer.drain()
+            return False
         if scenario == "tools":
             if not stream:
                 await _send_json(writer, 200, _completion(model, tool_call=True))
