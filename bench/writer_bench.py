@@ -1,6 +1,6 @@
 """Spans per second through the background writer alone.
 
-`SpanWriter` on a `SQLiteStore` in a temporary file, with its writer process as in
+`SpanWriter` on a SQLite span store in a temporary file, with its writer process as in
 production (``--in-process``: the writer in this process, as for other stores):
 ``count`` finished spans (a chat call as the proxy leaves it: parsed request, raw
 response bytes, headers, a client credential to scrub) are submitted at once, then
@@ -24,8 +24,8 @@ from gateway.capture.pricing import PriceTable
 from gateway.capture.redaction import credential_values, redact_headers
 from gateway.capture.span import Span, SpanContext, now_us
 from gateway.metrics import Metrics
-from gateway.store.sqlite import SQLiteStore
-from gateway.writer.span_writer import SpanWriter, writer_process_db
+from gateway.store.stores import sqlite_stores
+from gateway.writer.span_writer import SpanWriter
 
 REQUEST: dict[str, Any] = {
     "model": "gpt-4o-mini",
@@ -66,15 +66,16 @@ def make_span() -> Span:
 
 async def measure(batch_size: int, count: int, *, process: bool = True) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="spanlab-writer-") as tmp:
-        store = SQLiteStore(os.path.join(tmp, "spans.db"))
-        await store.open()
+        stores = sqlite_stores(os.path.join(tmp, "spans.db"))
+        await stores.database.open()
+        store = stores.spans
         writer = SpanWriter(
             store,
             PriceTable(),
             Metrics(),
             batch_size=batch_size,
             queue_max=count + 1,
-            process_db=writer_process_db(store) if process else None,
+            process_db=stores.database.file_path if process else None,
         )
         spans = [make_span() for _ in range(count)]
         writer.start()
@@ -90,7 +91,7 @@ async def measure(batch_size: int, count: int, *, process: bool = True) -> dict[
             stored = await store.count_spans() - 1
         finally:
             await writer.close()
-            await store.close()
+            await stores.database.close()
     return {
         "batch_size": batch_size,
         "spans": count,

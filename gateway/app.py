@@ -39,10 +39,13 @@ from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabEr
 from gateway.experiments.service import ExperimentService
 from gateway.http.client import ConnectionPool
 from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
+from gateway.http.httpx_transport import build_httpx_transport
+from gateway.http.network import Network
 from gateway.http.upstream import HttpxUpstream, UpstreamClient
 from gateway.metrics import Metrics
 from gateway.proxy.endpoint import ProxyEndpoint, ProxyRoutes
-from gateway.proxy.pipeline import MODEL_PATH, OPERATIONS, ProxyPipeline
+from gateway.proxy.operations import MODEL_PATH, OPERATIONS
+from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.state import AppState
 from gateway.store.spans import span_from_row
@@ -112,11 +115,19 @@ def quiet_library_loggers() -> None:
 def build_upstream(
     settings: Settings, transport: httpx.AsyncBaseTransport | None = None
 ) -> UpstreamClient:
-    """The client for upstream calls: the gateway's own pool, or (tests) a transport."""
+    """The client for upstream calls: the gateway's own pool, httpx's transport
+    (``upstream_client = "httpx"``), or (tests) a transport given."""
     quiet_library_loggers()
     if transport is not None:
         return HttpxUpstream(transport)
-    return ConnectionPool(max_connections=settings.max_connections, keepalive_expiry=30.0)
+    if settings.upstream_client == "httpx":
+        return HttpxUpstream(build_httpx_transport(settings.max_connections, keepalive_expiry=30.0))
+    return ConnectionPool(
+        max_connections=settings.max_connections,
+        keepalive_expiry=30.0,
+        network=Network.from_settings(settings),
+        retry_stale_connection=settings.upstream_retry_stale_connection,
+    )
 
 
 class Gateway(Starlette):

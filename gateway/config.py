@@ -22,6 +22,7 @@ from gateway.errors import ConfigError
 
 ENV_PREFIX = "SPANLAB_"
 PROVIDER_KINDS = ("openai", "anthropic")
+UPSTREAM_CLIENTS = ("builtin", "httpx")
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,61 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "upstream_client",
+        "builtin",
+        "The HTTP client for upstream calls. builtin: the gateway's own HTTP/1.1 client"
+        " (the fastest). httpx: httpx's transport, for what the builtin one does not do:"
+        " HTTP/2 (with the h2 extra: pip install 'spanlab[h2]'), and httpx's handling of"
+        " HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY and SSL_CERT_FILE / SSL_CERT_DIR.",
+        "proxy",
+    ),
+    Setting(
+        "proxy",
+        "",
+        "Outbound proxy for upstream calls (http://[user:pass@]host:port), for every"
+        " provider without its own `proxy`. Empty: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY"
+        ' from the environment; "direct": none. https upstreams go through a CONNECT'
+        " tunnel, http ones as absolute-form requests. NO_PROXY (hosts, .suffixes,"
+        " host:port, CIDR, *) bypasses this and the environment's proxies, not a"
+        " provider's own. Credentials in the URL are sent to the proxy only, and kept out"
+        " of spans and logs.",
+        "proxy",
+    ),
+    Setting(
+        "ca_bundle",
+        "",
+        "PEM file of CA certificates trusted for upstream TLS, besides certifi's bundle"
+        " and SSL_CERT_FILE / SSL_CERT_DIR (a private CA, or a TLS-inspecting network's)."
+        " A provider's own `ca_bundle` replaces this one for it; a provider's"
+        " `verify = false` turns checking off for it alone (logged as a warning).",
+        "proxy",
+    ),
+    Setting(
+        "client_cert",
+        "",
+        "PEM client certificate (mutual TLS) presented to upstreams; a provider's own"
+        " `client_cert` / `client_key` replace it.",
+        "proxy",
+    ),
+    Setting(
+        "client_key",
+        "",
+        "The client certificate's private key, if not in the client_cert file.",
+        "proxy",
+    ),
+    Setting(
+        "upstream_retry_stale_connection",
+        True,
+        "Send a call again, once, on a new connection when a kept-alive connection"
+        " turns out closed by the upstream as the call went out (the keep-alive race)."
+        " Only when provably safe: no byte of a response came back, within 0.5 s, and"
+        " the kernel's TCP counters show the upstream never acknowledged all of the"
+        " request, so it cannot have begun (or billed) it. Where that cannot be told"
+        " (not Linux; through a CONNECT proxy) the call is not sent again. Off: that race"
+        " fails the call with 502.",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",
@@ -230,6 +286,12 @@ class ProviderConfig:
     base_url: str
     api_key_env: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # How it is reached (see gateway.http.network); empty: the global settings.
+    proxy: str = ""
+    ca_bundle: str = ""
+    verify: bool = True
+    client_cert: str = ""
+    client_key: str = ""
 
     def api_key(self) -> str | None:
         """The configured key, read from the environment at call time (never stored)."""
@@ -281,6 +343,12 @@ class Settings:
     max_connections: int = 1000
     models_timeout: float = 10.0
     max_response_bytes: int = 256 * 1024 * 1024
+    upstream_client: str = "builtin"
+    proxy: str = ""
+    ca_bundle: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    upstream_retry_stale_connection: bool = True
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000
@@ -350,6 +418,11 @@ class Settings:
         for name in OPTIONAL_LIMIT_SETTINGS:
             if getattr(settings, name) < 0:
                 raise ConfigError(f"{where}: {name} must be 0 (no limit) or more")
+        if settings.upstream_client not in UPSTREAM_CLIENTS:
+            raise ConfigError(
+                f"{where}: upstream_client must be one of {', '.join(UPSTREAM_CLIENTS)},"
+                f" got {settings.upstream_client!r}"
+            )
         if settings.default_provider and settings.default_provider not in settings.providers:
             raise ConfigError(
                 f"{where}: default_provider {settings.default_provider!r} is not a configured"
@@ -384,6 +457,11 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
         ) from None
 
 
+# A provider's own network settings (see gateway.http.network), besides its kind,
+# base_url, api_key_env and headers. verify is a bool, the others strings.
+NETWORK_KEYS = ("proxy", "ca_bundle", "verify", "client_cert", "client_key")
+
+
 def _parse_providers(raw: Any, where: str) -> dict[str, ProviderConfig]:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: [providers] must be a table of tables")
@@ -410,17 +488,26 @@ def _parse_providers(raw: Any, where: str) -> dict[str, ProviderConfig]:
         headers = table.get("headers", {})
         if not isinstance(headers, Mapping):
             raise ConfigError(f"{where}: [providers.{name}] headers must be a table")
-        unknown = set(table) - {"kind", "base_url", "api_key_env", "headers"}
+        unknown = set(table) - {"kind", "base_url", "api_key_env", "headers", *NETWORK_KEYS}
         if unknown:
             raise ConfigError(
                 f"{where}: [providers.{name}] unknown key(s): {', '.join(sorted(unknown))}"
             )
+        network: dict[str, Any] = {}
+        for key in NETWORK_KEYS:
+            if key in table:
+                network[key] = _coerce(
+                    Setting(key, True if key == "verify" else "", "", "providers"),
+                    table[key],
+                    f"{where}: [providers.{name}]",
+                )
         providers[name] = ProviderConfig(
             name=name,
             kind=kind,
             base_url=base_url.rstrip("/"),
             api_key_env=api_key_env or None,
             headers={str(k).lower(): str(v) for k, v in headers.items()},
+            **network,
         )
     return providers
 
@@ -527,7 +614,10 @@ def example_toml() -> str:
         '# "anthropic". base_url: the API root (requests go to base_url + "/chat/completions",',
         "# ...). api_key_env: the environment variable holding the key; without it the",
         "# client's own Authorization header is forwarded. headers: extra headers sent",
-        "# upstream. With no [providers] table at all, the two below are the defaults.",
+        "# upstream. proxy, ca_bundle, client_cert, client_key: the provider's own, in",
+        "# place of the global settings of those names; verify = false: no TLS checks for",
+        "# it (a warning at start). With no [providers] table at all, the two below are",
+        "# the defaults.",
         "",
     ]
     for name, table in DEFAULT_PROVIDERS.items():

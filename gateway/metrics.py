@@ -73,10 +73,10 @@ class Metrics:
             registry=r,
         )
         self.experiment_runs = Counter(
-            "spanlab_experiment_runs", "Experiment runs, by outcome.", ["status"], registry=r
-        )
-        self.feedback = Counter(
-            "spanlab_feedback", "Feedback recorded on runs, by kind.", ["kind"], registry=r
+            "spanlab_experiment_runs",
+            "Experiment runs, by outcome (completed or failed).",
+            ["status"],
+            registry=r,
         )
 
     def model_label(self, model: str | None) -> str:

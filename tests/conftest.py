@@ -11,11 +11,16 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.state import AppState
 from tests.fakes import FakeUpstream
+from tests.upstream.bridge import TransportBridge
 
 UPSTREAM = "http://upstream.test/v1"
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return Settings.from_mapping(settings_mapping(tmp_path, **overrides))
+
+
+def settings_mapping(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "db": str(tmp_path / "spanlab.db"),
         "allowed_hosts": "spanlab.test",
@@ -26,7 +31,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         },
     }
     raw.update(overrides)
-    return Settings.from_mapping(raw)
+    return raw
 
 
 class Gateway:
@@ -56,14 +61,55 @@ class Gateway:
 GatewayFactory = Callable[..., Any]
 
 
+# The upstream clients a proxy test can run with: ``httpx`` is `HttpxUpstream` over the
+# fake's in-process transport; ``builtin`` is the pool production uses
+# (`gateway.http.client.ConnectionPool`), talking to the same fake served on loopback.
+UPSTREAM_CLIENTS = ("httpx", "builtin")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_clients`` (the proxy suite) run once with each client, but
+    for those marked ``httpx_client_only``: their fake raises httpx's own exceptions,
+    which only `HttpxUpstream` can meet (the builtin pool's faults are tested on real
+    sockets in tests/test_http_client.py)."""
+    marked = metafunc.definition.get_closest_marker
+    if (
+        "upstream_client" in metafunc.fixturenames
+        and marked("both_clients")
+        and not marked("httpx_client_only")
+    ):
+        metafunc.parametrize("upstream_client", UPSTREAM_CLIENTS, indirect=True)
+
+
 @pytest.fixture
-async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+def upstream_client(request: pytest.FixtureRequest) -> str:
+    """Which upstream client `make_gateway` builds (``httpx`` unless parametrized)."""
+    client: str = getattr(request, "param", "httpx")
+    return client
+
+
+@pytest.fixture
+async def make_gateway(tmp_path: Path, upstream_client: str) -> AsyncIterator[GatewayFactory]:
     stack: list[Any] = []
+    bridges: list[TransportBridge] = []
 
     async def factory(upstream: FakeUpstream | None = None, **overrides: Any) -> Gateway:
         upstream = upstream or FakeUpstream()
-        settings = make_settings(tmp_path, **overrides)
-        app = create_app(settings, transport=upstream.transport())
+        raw = settings_mapping(tmp_path, **overrides)
+        transport: httpx.AsyncBaseTransport | None = upstream.transport()
+        if upstream_client == "builtin":
+            # The builtin pool on loopback: each provider's host gets a listener that
+            # hands the request to the same fake, under its original URL.
+            bridge = TransportBridge(upstream.transport())
+            bridges.append(bridge)
+            providers = {name: dict(p) for name, p in raw.get("providers", {}).items()}
+            for provider in providers.values():
+                if "base_url" in provider:
+                    provider["base_url"] = await bridge.rewrite(provider["base_url"])
+            raw["providers"] = providers
+            transport = None
+        settings = Settings.from_mapping(raw)
+        app = create_app(settings, transport=transport)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(
@@ -76,6 +122,8 @@ async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     for lifespan, client in reversed(stack):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+    for bridge in bridges:
+        await bridge.aclose()
 
 
 @pytest.fixture

@@ -15,20 +15,15 @@ With ``key`` set it answers 401 unless ``Authorization: Bearer <key>`` comes alo
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+
+from tests.upstream.server import MockUpstream, Reply
 
 
 def _text(content: Any) -> str:
@@ -87,17 +82,22 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 class ScriptedUpstream:
+    """The deterministic upstream as a script of the suite's fake upstream
+    (`tests.upstream.server.MockUpstream` serves it on loopback)."""
+
     def __init__(self, key: str | None = None, chunk_delay: float = 0.002) -> None:
         self.key = key
         self.chunk_delay = chunk_delay
         self.requests: list[dict[str, Any]] = []
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
 
-    async def chat(self, request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        self.requests.append({"headers": dict(request.headers), "body": body})
-        if self.key is not None and request.headers.get("authorization") != f"Bearer {self.key}":
-            return JSONResponse(
+    def __call__(self, method: str, target: str, headers: Mapping[str, str], raw: bytes) -> Reply:
+        if method != "POST" or urlsplit(target).path != "/v1/chat/completions":
+            return _json(404, {"error": {"message": "Not Found", "type": "not_found"}})
+        body = orjson.loads(raw)
+        self.requests.append({"headers": dict(headers), "body": body})
+        if self.key is not None and headers.get("authorization") != f"Bearer {self.key}":
+            return _json(
+                401,
                 {
                     "error": {
                         "message": "Incorrect API key provided.",
@@ -106,7 +106,6 @@ class ScriptedUpstream:
                         "param": None,
                     }
                 },
-                status_code=401,
             )
         answer = compose(body)
         model = f"{body.get('model')}-2025-01-01"
@@ -114,7 +113,8 @@ class ScriptedUpstream:
             message: dict[str, Any] = {"role": "assistant", "content": answer["content"]}
             if answer["tool_calls"]:
                 message["tool_calls"] = answer["tool_calls"]
-            return JSONResponse(
+            return _json(
+                200,
                 {
                     "id": "chatcmpl-scripted",
                     "object": "chat.completion",
@@ -124,77 +124,55 @@ class ScriptedUpstream:
                         {"index": 0, "message": message, "finish_reason": answer["finish_reason"]}
                     ],
                     "usage": answer["usage"],
-                }
+                },
             )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(
-            self._stream(answer, model, include_usage), media_type="text/event-stream"
-        )
-
-    async def _stream(
-        self, answer: dict[str, Any], model: str, include_usage: bool
-    ) -> AsyncIterator[bytes]:
-        base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 1}
-        base["model"] = model
-
-        def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-            return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
-
-        yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
-        if answer["tool_calls"]:
-            call = answer["tool_calls"][0]
-            arguments = call["function"]["arguments"]
-            half = len(arguments) // 2
-            first = {
-                "index": 0,
-                "id": call["id"],
-                "type": "function",
-                "function": {"name": call["function"]["name"], "arguments": arguments[:half]},
-            }
-            second = {"index": 0, "function": {"arguments": arguments[half:]}}
-            for piece in (first, second):
-                await asyncio.sleep(self.chunk_delay)
-                yield event([{"index": 0, "delta": {"tool_calls": [piece]}}])
-        else:
-            words = answer["content"].split(" ")
-            for i, word in enumerate(words):
-                await asyncio.sleep(self.chunk_delay)
-                text = word if i == 0 else " " + word
-                yield event([{"index": 0, "delta": {"content": text}}])
-        yield event([{"index": 0, "delta": {}, "finish_reason": answer["finish_reason"]}])
-        if include_usage:
-            yield event([], usage=answer["usage"])
-        yield b"data: [DONE]\n\n"
+        events = _stream(answer, model, include_usage)
+        return Reply(200, "text/event-stream", events, self.chunk_delay)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _json(status: int, payload: dict[str, Any]) -> Reply:
+    return Reply(status, "application/json", [orjson.dumps(payload)])
+
+
+def _stream(answer: dict[str, Any], model: str, include_usage: bool) -> list[bytes]:
+    base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 1}
+    base["model"] = model
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
+
+    events = [event([{"index": 0, "delta": {"role": "assistant", "content": ""}}])]
+    if answer["tool_calls"]:
+        call = answer["tool_calls"][0]
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        first = {
+            "index": 0,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": arguments[:half]},
+        }
+        second = {"index": 0, "function": {"arguments": arguments[half:]}}
+        for piece in (first, second):
+            events.append(event([{"index": 0, "delta": {"tool_calls": [piece]}}]))
+    else:
+        words = answer["content"].split(" ")
+        for i, word in enumerate(words):
+            text = word if i == 0 else " " + word
+            events.append(event([{"index": 0, "delta": {"content": text}}]))
+    events.append(event([{"index": 0, "delta": {}, "finish_reason": answer["finish_reason"]}]))
+    if include_usage:
+        events.append(event([], usage=answer["usage"]))
+    events.append(b"data: [DONE]\n\n")
+    return events
 
 
 @contextmanager
 def serve_in_thread(upstream: ScriptedUpstream) -> Iterator[str]:
     """Serve ``upstream`` on a loopback port; yields its ``/v1`` base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(upstream.app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the scripted upstream did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with MockUpstream(script=upstream) as server:
+        yield server.base_url
 
 
 def config_toml(base_url: str, *, api_key_env: str | None = None, **settings: Any) -> str:

@@ -19,6 +19,9 @@ from tests.conftest import Gateway, GatewayFactory
 from tests.e2e.anthropic_support import MockAnthropic
 from tests.fakes import FakeUpstream, stream_response
 
+# Every test here runs with both upstream clients (tests/conftest.py).
+pytestmark = pytest.mark.both_clients
+
 MODEL = "anthropic/claude-3-5-sonnet-latest"
 SERVED = "claude-3-5-sonnet-20241022"
 WEATHER = {

@@ -8,8 +8,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import pytest
+
 from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import capture, create, error_of
+
+# Every test here runs with both upstream clients (tests/conftest.py).
+pytestmark = pytest.mark.both_clients
 
 DEADLINE_S = 0.3
 JSON = {"content-type": "application/json"}

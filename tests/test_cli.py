@@ -183,3 +183,15 @@ def test_serve_on_loopback_does_not_warn(
     assert server.hosts == [host]
     assert "loopback" not in result.stderr
     assert not [r for r in caplog.records if "no authentication" in r.getMessage()]
+
+
+def test_config_show_hides_base_url_credentials() -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["config", "show"],
+        env={"SPANLAB_PROVIDERS__OPENAI__BASE_URL": "https://spanlab:pw-hidden@llm.test/v1"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "pw-hidden" not in result.output
+    shown = orjson.loads(result.output)
+    assert shown["providers"]["openai"]["base_url"] == "https://[REDACTED]@llm.test/v1"

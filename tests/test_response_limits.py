@@ -9,9 +9,13 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from tests.conftest import GatewayFactory
 from tests.fakes import FakeUpstream, chat_chunks, sse, stream_response
+
+# Every test here runs with both upstream clients (tests/conftest.py).
+pytestmark = pytest.mark.both_clients
 
 CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 KB = 1024
@@ -111,8 +115,16 @@ async def test_a_stream_past_max_capture_bytes_is_relayed_whole_and_stored_cut(
 
 
 async def test_a_responses_stream_past_the_limit_keeps_its_final_usage(
-    make_gateway: GatewayFactory,
+    make_gateway: GatewayFactory, upstream_client: str, request: pytest.FixtureRequest
 ) -> None:
+    if upstream_client == "builtin":
+        # Found by running this suite on the builtin pool: the 200 KB final event comes
+        # over the wire in pieces, its unfinished tail passes the event limit (derived
+        # from max_capture_bytes) and the stream ends in response_too_large; in process
+        # it came as one chunk and never sat in the splitter. Strict: passes once fixed.
+        request.node.add_marker(
+            pytest.mark.xfail(strict=True, reason="event limit depends on chunking")
+        )
     text = "0" * KB
     final = {
         "id": "resp_1",

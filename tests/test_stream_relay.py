@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from tests.conftest import GatewayFactory
 from tests.fakes import FakeUpstream, chat_chunks, sse, stream_response
+
+# Every test here runs with both upstream clients (tests/conftest.py).
+pytestmark = pytest.mark.both_clients
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

@@ -4,9 +4,13 @@ cookie jar (an upstream's cookie must not follow later calls, whoever makes them
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.conftest import GatewayFactory
 from tests.fakes import FakeUpstream, chat_completion
+
+# Every test here runs with both upstream clients (tests/conftest.py).
+pytestmark = pytest.mark.both_clients
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -26,6 +30,7 @@ async def test_an_upstream_cookie_is_not_sent_on_later_calls(make_gateway: Gatew
     assert all("cookie" not in request.headers for request in gw.upstream.requests)
 
 
+@pytest.mark.httpx_client_only  # it reads httpx's per-request timeout extension
 async def test_client_defaults_fill_in_what_the_call_does_not_say(
     make_gateway: GatewayFactory,
 ) -> None:

@@ -182,9 +182,33 @@ async def import_experiments(request: Request) -> Response:
     return json_response({"data": [await svc.get(i) for i in ids]}, status_code=201)
 
 
+def check_run_body(body: Any) -> None:
+    """A run takes no options in its body: what it sends is the experiment as saved,
+    ``?stream=true`` streams it and a credential header carries a key. A body with
+    anything in it is refused rather than ignored (a client sending ``{"stream":
+    true}`` or ``{"model": ...}`` would otherwise believe it took effect); an empty
+    object is accepted, as HTTP clients often send one with a POST."""
+    if body == {}:
+        return
+    if isinstance(body, dict):
+        got = f"fields {', '.join(repr(k) for k in list(body)[:10])}"
+    else:
+        kinds = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+        got = f"a JSON {kinds.get(type(body), 'null')}"
+    raise InvalidRequest(
+        f"POST /experiments/{{id}}/run takes no body (got {got}). A run sends the"
+        " experiment as saved (PUT /experiments/{id} to change it); add ?stream=true to"
+        " stream it, and send a credential as an Authorization or x-api-key header.",
+        code="unexpected_body",
+        param="body",
+    )
+
+
 async def run_experiment(request: Request) -> Response:
     svc = service(request)
     experiment_id = _id(request)
+    if (await read_body(request)).strip():
+        check_run_body(await read_json(request))
     credentials = [(k, v) for k, v in request.headers.items() if k.lower() in CREDENTIAL_HEADERS]
     if not query_bool(request, "stream"):
         return json_response(await svc.run(experiment_id, credentials=credentials))

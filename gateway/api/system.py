@@ -12,9 +12,9 @@ from starlette.responses import Response, StreamingResponse
 from gateway import __version__
 from gateway.api import json_response
 from gateway.api.events import CLOSED, LAGGED
-from gateway.experiments.runner import CollectingSink
 from gateway.metrics import CONTENT_TYPE_LATEST
-from gateway.proxy.pipeline import ProxyRequest
+from gateway.proxy.operations import ProxyRequest
+from gateway.proxy.sink import CollectingSink
 from gateway.state import app_state
 from gateway.store.spans import iso_from_us
 

@@ -343,12 +343,16 @@ def config_show(config_path: Path | None) -> None:
     """Print the settings in effect (defaults, file and SPANLAB_* environment)."""
     settings = load_settings(config_path)
     out = {k: v for k, v in settings.__dict__.items() if k not in ("providers", "models", "prices")}
+    out["proxy"] = redact_url(settings.proxy)  # a proxy URL may carry a password
     out["providers"] = {
         name: {
             "kind": p.kind,
             "base_url": redact_url(p.base_url),
             "api_key_env": p.api_key_env,
             "api_key_set": p.api_key() is not None,
+            **({"proxy": redact_url(p.proxy)} if p.proxy else {}),
+            **({"verify": False} if not p.verify else {}),
+            **{k: v for k in ("ca_bundle", "client_cert", "client_key") if (v := getattr(p, k))},
         }
         for name, p in settings.providers.items()
     }

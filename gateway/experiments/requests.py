@@ -30,7 +30,7 @@ from gateway.errors import (
     SpanlabError,
     ValidationFailed,
 )
-from gateway.proxy.pipeline import DROP_REQUEST_HEADERS
+from gateway.proxy.operations import DROP_REQUEST_HEADERS
 from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS
 

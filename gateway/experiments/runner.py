@@ -1,5 +1,6 @@
-"""One run of an experiment through the proxy pipeline: where it may go, the request
-the pipeline gets, and the in-process sink that collects (or relays) the response.
+"""One run of an experiment through the proxy pipeline: where it may go, and the
+request the pipeline gets (the in-process sink that collects or relays the response
+is `gateway.proxy.sink.CollectingSink`).
 
 The result span is a new trace in the original's thread, labelled ``experiment``; its
 attributes name the experiment, the run and the original span, and it carries an
@@ -8,15 +9,13 @@ OpenTelemetry span link to the original (when the original's ids are W3C ids).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-import orjson
 
 from gateway.capture.span import SpanContext, new_span_id, new_trace_id
 from gateway.errors import InvalidRequest
-from gateway.http.sse import SSESplitter, parse_event
-from gateway.proxy.pipeline import OPERATIONS, ProxyPipeline, ProxyRequest
+from gateway.proxy.operations import OPERATIONS, ProxyRequest
+from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import PROVIDER_HEADER
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS
 
@@ -28,8 +27,6 @@ ATTR_ORIGINAL_TRACE = "spanlab.original_trace.id"
 LINK_TYPE = "spanlab.link.type"
 
 OPERATION_PATHS = {operation: path for path, operation in OPERATIONS.items()}
-
-Delta = Callable[[str], Awaitable[None]]
 
 
 def check_route(
@@ -46,7 +43,7 @@ def check_route(
     provider = route.provider
     # The pipeline's own rule (an OpenAI chat call may go to an Anthropic provider,
     # translated; a Messages call only to one), so a run is refused before it starts.
-    pipeline._check_dialect(experiment["operation"], route)
+    pipeline.check_dialect(experiment["operation"], route)
     if provider.api_key() or credentials:
         return provider.name
     if provider.api_key_env:
@@ -116,81 +113,6 @@ def proxy_request(
         context=context,
         payload=payload,
     )
-
-
-# --- the in-process response sink -------------------------------------------------------
-
-
-def delta_text(fmt: str, event: Mapping[str, Any]) -> str | None:
-    """The text one stream event adds, in any of the dialects the proxy relays."""
-    if fmt in ("chat", "completions"):
-        choices = event.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            first = choices[0]
-            if fmt == "completions":
-                text = first.get("text")
-            else:
-                text = (first.get("delta") or {}).get("content")
-            return text if isinstance(text, str) and text else None
-        return None
-    kind = event.get("type")
-    if fmt == "responses" and kind == "response.output_text.delta":
-        text = event.get("delta")
-        return text if isinstance(text, str) else None
-    if fmt == "anthropic" and kind == "content_block_delta":
-        delta = event.get("delta") or {}
-        if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
-            return str(delta["text"])
-    return None
-
-
-STREAM_FORMATS = {
-    "chat": "chat",
-    "completions": "completions",
-    "responses": "responses",
-    "messages": "anthropic",
-}
-
-
-class CollectingSink:
-    """A `ResponseSink` in process: keeps the response, and hands each piece of
-    streamed text to ``on_delta`` as it arrives."""
-
-    def __init__(self, operation: str, on_delta: Delta | None = None) -> None:
-        self.started = False
-        self.client_gone = False
-        self.status: int | None = None
-        self.body = bytearray()
-        self._format = STREAM_FORMATS.get(operation, "chat")
-        self._on_delta = on_delta
-        self._streaming = False
-        self._splitter = SSESplitter()
-
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.started = True
-        self.status = status
-        content_type = dict(headers).get(b"content-type", b"")
-        self._streaming = content_type.startswith(b"text/event-stream")
-
-    async def send(self, data: bytes) -> None:
-        if not self._streaming or self._on_delta is None:
-            self.body += data
-            return
-        for raw in self._splitter.feed(data):
-            event = parse_event(raw)
-            if not event.data or event.data == "[DONE]":
-                continue
-            try:
-                parsed = orjson.loads(event.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(parsed, dict):
-                text = delta_text(self._format, parsed)
-                if text:
-                    await self._on_delta(text)
-
-    async def end(self) -> None:
-        return None
 
 
 def _is_hex(value: Any, length: int) -> bool:

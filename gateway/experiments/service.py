@@ -59,7 +59,7 @@ from gateway.experiments.requests import (
     validate_headers,
     validate_tags,
 )
-from gateway.experiments.runner import CollectingSink, Delta, check_route, proxy_request
+from gateway.experiments.runner import check_route, proxy_request
 from gateway.experiments.transfer import (
     EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -70,9 +70,11 @@ from gateway.experiments.transfer import (
     new_run_id,
     with_new_ids,
 )
-from gateway.proxy.pipeline import ProxyPipeline, ProxyRequest
+from gateway.proxy.operations import ProxyRequest
+from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_values
+from gateway.proxy.sink import CollectingSink, Delta
 from gateway.store.experiments import (
     EXPERIMENT_STATUSES,
     ExperimentFilter,
@@ -574,6 +576,7 @@ class ExperimentService:
         finally:
             run["ended_at"] = now_iso()
             run["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            self.pipeline.metrics.experiment_runs.labels(run["status"]).inc()
             with anyio.CancelScope(shield=True):
                 await self.experiments.finish_experiment_run(run)
         return run

@@ -1,5 +1,6 @@
-"""HTTP plumbing with no knowledge of LLMs: the upstream client (`client`, and the
-`upstream` interface the proxy calls it through), the server protocol under
+"""HTTP plumbing with no knowledge of LLMs: the upstream client (`client`, the
+`upstream` interface and error kinds the proxy calls it through, and `httpx_transport`
+for ``upstream_client = "httpx"``), the server protocol under
 `spanlab serve` (`server`), the Host/Origin/content-type guard in front of every
 request (`guard`), and server-sent-event framing (`sse`).
 

@@ -23,15 +23,23 @@ What the proxy relies on, and the tests pin (`tests/test_http_client.py`):
 * a response read to its end leaves its connection for the next call (until
   ``keepalive_expiry``); one closed before its end closes the connection, so the
   upstream sees the call cancelled;
-* failures are httpx's exception types (see `gateway.http.upstream`): a dropped connection
+* failures are `gateway.http.upstream`'s error kinds: a dropped connection
   is never a timeout. A reused connection the server had closed just as the request
-  went out (the keep-alive race: it ended within ``KEEPALIVE_RACE_S``, nothing of a
-  response came back) is retried once on a new connection; nothing else is retried,
-  since a provider may already be generating (and billing) the first;
+  went out (the keep-alive race) is sent again once, on a new connection, only when
+  it is provably safe: nothing of a response came back, within ``KEEPALIVE_RACE_S``,
+  and the kernel's TCP counters (``TCP_INFO``, read as the connection drops) show that
+  some byte of the request was never acknowledged, so the upstream's TCP never held
+  the whole request and no server can have begun (and billed) it. Where that cannot
+  be told (not Linux, a CONNECT tunnel whose proxy acknowledges), or with the setting
+  ``upstream_retry_stale_connection`` off, nothing is sent twice;
 * at most ``max_connections`` calls at once; past that a call waits up to the pool
-  timeout, then gets ``PoolTimeout`` (the gateway's limit, not the provider's fault).
+  timeout, then gets ``UpstreamPoolTimeout`` (the gateway's limit, not the provider's fault).
 
-Not supported (the proxy does not need them): HTTP/2, proxies from the environment,
+Proxies (CONNECT tunnels for https, absolute-form for http) and TLS trust are decided
+once per origin, on its first connection (`gateway.http.network`): with no proxy
+configured a call pays one attribute check for them.
+
+Not supported (the proxy does not need them): HTTP/2, https:// or SOCKS proxies,
 request bodies that stream (bodies are read whole first), ``Expect: 100-continue``.
 """
 
@@ -39,16 +47,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import socket
 import ssl
+import struct
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import cast
 
 import httptools
-import httpx
 
-from gateway.http.upstream import Timeouts, UpstreamClient, UpstreamRequest, UpstreamResponse
+from gateway.http.network import Network, ProxyURL
+from gateway.http.upstream import (
+    Timeouts,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamConnectTimeout,
+    UpstreamDecodingError,
+    UpstreamPoolTimeout,
+    UpstreamProtocolError,
+    UpstreamReadTimeout,
+    UpstreamRequest,
+    UpstreamRequestError,
+    UpstreamResponse,
+)
 
 __all__ = ["ConnectionPool"]
 
@@ -78,6 +101,7 @@ class _Connection(asyncio.Protocol):
         self.key = key
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        self.sock: object = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_until = 0.0
@@ -97,6 +121,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.complete = False
         self.got_bytes = False
+        self.unacknowledged = False  # some byte sent was never acknowledged (at a drop)
         self.error: BaseException | None = None
         self.body: deque[bytes] = deque()
         self.buffered = 0
@@ -106,6 +131,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        # Kept for the kernel's TCP counters when the connection drops (see unacknowledged_bytes).
+        self.sock = transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
         if not self.busy or self.complete:
@@ -116,7 +143,7 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"malformed response from upstream: {exc}"))
+            self._fail(UpstreamProtocolError(f"malformed response from upstream: {exc}"))
             self.close()
 
     def eof_received(self) -> bool:
@@ -133,11 +160,16 @@ class _Connection(asyncio.Protocol):
             self.complete = True  # a body delimited by the end of the connection
             self.keep_alive = False
             self._wake()
-        elif isinstance(exc, OSError):
-            self._fail(httpx.ReadError(f"upstream connection failed: {exc}"))
+            return
+        if not self.head_done:
+            # Read now, while the socket is still open: whether the upstream's TCP had
+            # acknowledged all of the request before the connection dropped.
+            self.unacknowledged = unacknowledged_bytes(self.sock)
+        if isinstance(exc, OSError):
+            self._fail(UpstreamProtocolError(f"upstream connection failed: {exc}"))
         else:
             self._fail(
-                httpx.RemoteProtocolError(
+                UpstreamProtocolError(
                     "upstream closed the connection before the response ended"
                     if self.head_done
                     else "upstream closed the connection without sending a response"
@@ -203,7 +235,7 @@ class _Connection(asyncio.Protocol):
     def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
         if not waiter.done():
             waiter.set_exception(
-                httpx.ReadTimeout(f"upstream sent nothing for {timeout:g}s (read_timeout)")
+                UpstreamReadTimeout(f"upstream sent nothing for {timeout:g}s (read_timeout)")
             )
 
     async def _wait(self, read_timeout: float | None) -> None:
@@ -252,6 +284,33 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+# struct tcp_info (linux/tcp.h): tcpi_bytes_acked (u64, Linux 4.1+; counts the SYN
+# too), tcpi_bytes_sent and tcpi_bytes_retrans (u64s, Linux 4.19+).
+_TCPI_BYTES_ACKED = 120
+_TCPI_BYTES_SENT = 200
+_TCPI_SIZE = 216
+
+
+def unacknowledged_bytes(sock: object) -> bool:
+    """Whether the kernel sent bytes on this TCP connection that the peer never
+    acknowledged. The request is the last thing written, so True means the upstream's
+    TCP never had all of it, and no server can have begun the call: what makes a
+    resend safe. False when it cannot be told (not Linux, no socket, a TLS tunnel's
+    proxy acknowledges for the origin): then the call is never sent again."""
+    getsockopt = getattr(sock, "getsockopt", None)
+    if getsockopt is None or not hasattr(socket, "TCP_INFO"):
+        return False
+    try:
+        info = getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_SIZE)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(info, bytes) or len(info) < _TCPI_SIZE:
+        return False  # a kernel without tcpi_bytes_sent
+    (acked,) = struct.unpack_from("Q", info, _TCPI_BYTES_ACKED)
+    sent, retransmitted = struct.unpack_from("QQ", info, _TCPI_BYTES_SENT)
+    return bool(sent - retransmitted > acked - 1)
+
+
 class _Decoder:
     """gzip or deflate, as httpx decodes them (deflate: zlib-wrapped, or raw), giving
     out at most ``DECODED_PIECE`` bytes per call."""
@@ -274,7 +333,7 @@ class _Decoder:
                     self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
             return self._obj.decompress(data, DECODED_PIECE)
         except zlib.error as exc:
-            raise httpx.DecodingError(str(exc)) from None
+            raise UpstreamDecodingError(str(exc)) from None
 
     @property
     def pending(self) -> bytes:
@@ -285,7 +344,7 @@ class _Decoder:
         try:
             return self._obj.flush()
         except zlib.error as exc:  # pragma: no cover  (flush rarely raises)
-            raise httpx.DecodingError(str(exc)) from None
+            raise UpstreamDecodingError(str(exc)) from None
 
 
 def _decode(decoders: list[_Decoder], index: int, data: bytes) -> Iterator[bytes]:
@@ -416,10 +475,16 @@ class ConnectionPool(UpstreamClient):
         max_connections: int | None = 1000,
         keepalive_expiry: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        network: Network | None = None,
+        retry_stale_connection: bool = True,
     ) -> None:
         self.max_connections = max_connections or 0
         self.keepalive_expiry = keepalive_expiry
-        self._ssl = ssl_context
+        self._ssl = ssl_context  # given: used for every https origin (tests)
+        # Proxies and trust per origin, decided on first connect (gateway.http.network).
+        self._network = Network() if network is None else network
+        self._any_proxy = self._network.any_proxy
+        self.retry_stale_connection = retry_stale_connection
         self._idle: dict[_OriginKey, deque[_Connection]] = {}
         # One slot per call in progress: past max_connections a call waits (pool timeout).
         self._slots: asyncio.Semaphore | None = None
@@ -430,7 +495,7 @@ class ConnectionPool(UpstreamClient):
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         if self._closed:
-            raise httpx.ConnectError("the upstream client is closed")
+            raise UpstreamConnectError("the upstream client is closed")
         if not self._slots_made:
             self._slots_made = True
             self._slots = asyncio.Semaphore(self.max_connections) if self.max_connections else None
@@ -441,7 +506,7 @@ class ConnectionPool(UpstreamClient):
                     async with asyncio.timeout(request.timeouts.pool):
                         await slots.acquire()
                 except TimeoutError:
-                    raise httpx.PoolTimeout(
+                    raise UpstreamPoolTimeout(
                         f"all {self.max_connections} connections stayed busy"
                     ) from None
             else:
@@ -456,7 +521,11 @@ class ConnectionPool(UpstreamClient):
     async def _exchange(self, request: UpstreamRequest) -> _Response:
         url = request.url
         key = (url.scheme, url.host, url.port)
-        message = _encode(request)
+        if self._any_proxy and url.scheme == "http":
+            proxy = self._network.route(key).proxy
+            message = _encode(_absolute_form(request, proxy) if proxy else request)
+        else:
+            message = _encode(request)
         timeouts = request.timeouts
         head_request = request.method == "HEAD"
         for attempt in (1, 2):
@@ -470,12 +539,14 @@ class ConnectionPool(UpstreamClient):
             sent_at = conn.loop.time()
             try:
                 await conn.wait_head(timeouts.read)
-            except (httpx.RemoteProtocolError, httpx.ReadError):
+            except UpstreamProtocolError:
                 conn.close()
                 if (
                     reused
+                    and self.retry_stale_connection
                     and attempt == 1
                     and not conn.got_bytes
+                    and conn.unacknowledged
                     and conn.loop.time() - sent_at < KEEPALIVE_RACE_S
                 ):
                     continue  # the keep-alive race: the server had closed it already
@@ -491,28 +562,70 @@ class ConnectionPool(UpstreamClient):
     ) -> _Connection:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
-        context = None
-        if scheme == "https":
-            if self._ssl is None:
-                # The CA bundle httpx uses (certifi), so trust is what it was before.
-                self._ssl = httpx.create_ssl_context(trust_env=False)
-            context = self._ssl
+        route = self._network.route(key)
+        context = (self._ssl or route.ssl) if scheme == "https" else None
+        proxy = route.proxy
         try:
             async with asyncio.timeout(connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self, key),
-                    host,
-                    port,
-                    ssl=context,
-                    server_hostname=host if context is not None else None,
-                )
+                if proxy is None:
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(self, key),
+                        host,
+                        port,
+                        ssl=context,
+                        server_hostname=host if context is not None else None,
+                    )
+                elif context is None:  # http through the proxy: absolute-form requests
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(self, key), proxy.host, proxy.port
+                    )
+                else:
+                    conn = await self._tunnel(key, proxy, context)
         except TimeoutError:
-            raise httpx.ConnectTimeout(
+            raise UpstreamConnectTimeout(
                 f"connecting to {origin} took longer than {connect_timeout:g}s"
+                + (f" (through proxy {proxy.address})" if proxy is not None else "")
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise UpstreamConnectError(
+                f"TLS certificate of {origin} not trusted ({exc.reason}: {exc.verify_message});"
+                " trust its CA with the ca_bundle setting or SSL_CERT_FILE"
             ) from None
         except OSError as exc:  # refused, unreachable, DNS, TLS verification
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+            where = f" (proxy {proxy.address})" if proxy is not None else ""
+            raise UpstreamConnectError((str(exc) or type(exc).__name__) + where) from None
         return conn
+
+    async def _tunnel(
+        self, key: _OriginKey, proxy: ProxyURL, context: ssl.SSLContext
+    ) -> _Connection:
+        """A CONNECT tunnel through ``proxy`` to the origin, with TLS inside it."""
+        _, host, port = key
+        loop = asyncio.get_running_loop()
+        transport, reply = await loop.create_connection(_TunnelReply, proxy.host, proxy.port)
+        try:
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            head = f"CONNECT {authority} HTTP/1.1\r\nhost: {authority}\r\n"
+            if proxy.authorization is not None:
+                head += f"proxy-authorization: {proxy.authorization}\r\n"
+            transport.write((head + "\r\n").encode("latin-1"))
+            status_line = await reply.head
+            status = status_line.split(" ", 2)
+            if len(status) < 2 or len(status[1]) != 3 or not status[1].startswith("2"):
+                hint = " (proxy authentication required)" if status[1:2] == ["407"] else ""
+                raise UpstreamConnectError(
+                    f"proxy {proxy.address} refused the tunnel to {authority}:"
+                    f" {status_line.strip()!r}{hint}"
+                )
+            conn = _Connection(self, key)
+            tls = await loop.start_tls(transport, conn, context, server_hostname=host)
+            if tls is None:  # pragma: no cover  (the transport closed meanwhile)
+                raise UpstreamConnectError(f"proxy {proxy.address} closed the tunnel")
+            conn.connection_made(tls)
+            return conn
+        except BaseException:
+            transport.close()
+            raise
 
     # --- the idle stacks ------------------------------------------------------------
 
@@ -568,6 +681,41 @@ class ConnectionPool(UpstreamClient):
         await asyncio.sleep(0)  # let the transports finish closing
 
 
+class _TunnelReply(asyncio.Protocol):
+    """Reads a proxy's answer to CONNECT: its status line, once the head is in."""
+
+    def __init__(self) -> None:
+        self.head: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if b"\r\n\r\n" in self.buffer and not self.head.done():
+            self.head.set_result(self.buffer.split(b"\r\n", 1)[0].decode("latin-1"))
+        elif len(self.buffer) > 65536 and not self.head.done():
+            self.head.set_exception(UpstreamConnectError("the proxy's CONNECT reply is too long"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.head.done():
+            self.head.set_exception(
+                UpstreamConnectError("the proxy closed the connection during CONNECT")
+            )
+
+
+def _absolute_form(request: UpstreamRequest, proxy: ProxyURL) -> UpstreamRequest:
+    """The request as a proxy takes it: the full URL in the request line, and the
+    proxy's credentials (the proxy removes them before forwarding)."""
+    url = request.url
+    headers = request.headers
+    if proxy.authorization is not None:
+        headers = [*headers, ("proxy-authorization", proxy.authorization)]
+    return dataclasses.replace(
+        request,
+        url=dataclasses.replace(url, target=f"http://{url.host_header}{url.target}"),
+        headers=headers,
+    )
+
+
 def _encode(request: UpstreamRequest) -> bytes:
     url = request.url
     body = request.body
@@ -582,9 +730,9 @@ def _encode(request: UpstreamRequest) -> bytes:
     # One count for all: a CR or LF inside a name, value or the target would let the
     # caller's text inject headers or a second request.
     if head.count("\n") != expected or head.count("\r") != expected:
-        raise httpx.LocalProtocolError("a request header or the URL contains a line break")
+        raise UpstreamRequestError("a request header or the URL contains a line break")
     try:
         encoded = head.encode("latin-1")
     except UnicodeEncodeError as exc:
-        raise httpx.LocalProtocolError(f"a request header is not latin-1: {exc}") from None
+        raise UpstreamRequestError(f"a request header is not latin-1: {exc}") from None
     return encoded + body if body else encoded

@@ -2,16 +2,21 @@
 
 `UpstreamClient.send` takes an `UpstreamRequest` and returns an `UpstreamResponse`
 whose body streams as it arrives, decoded from its ``content-encoding``. Failures are
-raised as httpx's exception types (a vocabulary both clients share, and what the proxy
-maps to its own errors): ``PoolTimeout`` when no connection came free,
-``ConnectTimeout`` / ``ReadTimeout``, ``ConnectError`` when nothing answered,
-``RemoteProtocolError`` / ``ReadError`` for a connection dropped or garbled mid-way
-(never a timeout), ``DecodingError`` for a body that does not decode.
+raised as this module's `UpstreamTransportError` kinds (both clients raise the same ones;
+the proxy translates them into `gateway.errors` types and knows no client library):
+`UpstreamPoolTimeout` when no connection came free, `UpstreamConnectTimeout` /
+`UpstreamReadTimeout` / `UpstreamWriteTimeout`, `UpstreamConnectError` when nothing
+answered, `UpstreamProtocolError` for a connection dropped or garbled mid-way (never a
+timeout), `UpstreamDecodingError` for a body that does not decode, and
+`UpstreamRequestError` for a request that cannot be sent (a bad URL, a line break in a
+header).
 
 * `gateway.http.client.ConnectionPool` is the gateway's own: HTTP/1.1 on asyncio
   protocols, for the hot path (see that module for why).
-* `HttpxUpstream` sends through any ``httpx.AsyncBaseTransport``; tests inject their
-  fake upstreams this way (``create_app(transport=...)``).
+* `HttpxUpstream` sends through any ``httpx.AsyncBaseTransport``: the
+  ``upstream_client = "httpx"`` setting (HTTP/2, proxies from the environment), and tests
+  that inject their fake upstreams (``create_app(transport=...)``). It translates httpx's
+  exceptions into this module's at its edge, as httpx translates httpcore's.
 """
 
 from __future__ import annotations
@@ -30,10 +35,66 @@ __all__ = [
     "HttpxUpstream",
     "Timeouts",
     "UpstreamClient",
+    "UpstreamConnectError",
+    "UpstreamConnectTimeout",
+    "UpstreamDecodingError",
+    "UpstreamPoolTimeout",
+    "UpstreamProtocolError",
+    "UpstreamReadTimeout",
     "UpstreamRequest",
+    "UpstreamRequestError",
     "UpstreamResponse",
+    "UpstreamTimeoutError",
+    "UpstreamTransportError",
     "UpstreamURL",
+    "UpstreamWriteTimeout",
 ]
+
+
+# --- what an upstream client raises -------------------------------------------------
+# Internal to the gateway: the proxy turns each kind into a `gateway.errors` type (the
+# JSON error a client sees). The kinds are the distinctions the proxy makes today.
+
+
+class UpstreamTransportError(Exception):
+    """An upstream call failed below HTTP: no response, or not a whole one."""
+
+
+class UpstreamConnectError(UpstreamTransportError):
+    """No connection: refused, unreachable, DNS, TLS verification, or the client closed."""
+
+
+class UpstreamTimeoutError(UpstreamTransportError):
+    """A deadline passed (which one: the subclass)."""
+
+
+class UpstreamConnectTimeout(UpstreamTimeoutError):
+    """Opening the connection (TCP + TLS) took longer than the connect timeout."""
+
+
+class UpstreamReadTimeout(UpstreamTimeoutError):
+    """The upstream was silent longer than the read timeout."""
+
+
+class UpstreamWriteTimeout(UpstreamTimeoutError):
+    """Sending the request took longer than its timeout."""
+
+
+class UpstreamPoolTimeout(UpstreamTimeoutError):
+    """No connection came free within the pool timeout: the gateway's own limit
+    (max_connections), not the provider's fault."""
+
+
+class UpstreamProtocolError(UpstreamTransportError):
+    """The connection was dropped, or the response was garbled, mid-way (never a timeout)."""
+
+
+class UpstreamRequestError(UpstreamTransportError):
+    """The request cannot be sent as given: an unusable URL, a line break in a header."""
+
+
+class UpstreamDecodingError(UpstreamTransportError):
+    """The body arrived but does not decode as its Content-Encoding."""
 
 
 def _user_agent() -> str:
@@ -79,14 +140,14 @@ class UpstreamURL:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
-            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {parts.scheme!r} in {url!r}")
+            raise UpstreamRequestError(f"unsupported URL scheme {parts.scheme!r} in {url!r}")
         host = parts.hostname
         if not host:
-            raise httpx.UnsupportedProtocol(f"no host in URL {url!r}")
+            raise UpstreamRequestError(f"no host in URL {url!r}")
         try:
             port = parts.port
         except ValueError as exc:
-            raise httpx.UnsupportedProtocol(f"invalid port in URL {url!r}: {exc}") from None
+            raise UpstreamRequestError(f"invalid port in URL {url!r}: {exc}") from None
         default_port = 443 if scheme == "https" else 80
         shown_host = f"[{host}]" if ":" in host else host
         host_header = shown_host if port in (None, default_port) else f"{shown_host}:{port}"
@@ -152,6 +213,44 @@ class UpstreamClient(ABC):
     async def aclose(self) -> None: ...
 
 
+# httpx's exception kinds -> this module's; the most specific class in an exception's MRO
+# wins. WriteError is a dropped connection like ReadError; a ProxyError is a tunnel that
+# could not be opened, so nothing answered.
+_FROM_HTTPX: dict[type[Exception], type[UpstreamTransportError]] = {
+    httpx.PoolTimeout: UpstreamPoolTimeout,
+    httpx.ConnectTimeout: UpstreamConnectTimeout,
+    httpx.ReadTimeout: UpstreamReadTimeout,
+    httpx.WriteTimeout: UpstreamWriteTimeout,
+    httpx.TimeoutException: UpstreamTimeoutError,
+    httpx.ConnectError: UpstreamConnectError,
+    httpx.ProxyError: UpstreamConnectError,
+    httpx.UnsupportedProtocol: UpstreamRequestError,
+    httpx.LocalProtocolError: UpstreamRequestError,
+    httpx.RemoteProtocolError: UpstreamProtocolError,
+    httpx.NetworkError: UpstreamProtocolError,
+    httpx.DecodingError: UpstreamDecodingError,
+    httpx.TransportError: UpstreamTransportError,
+    httpx.HTTPError: UpstreamTransportError,
+}
+
+
+def from_httpx(exc: httpx.HTTPError) -> UpstreamTransportError:
+    """The upstream error an httpx exception stands for (its message kept)."""
+    for cls in type(exc).__mro__:
+        kind = _FROM_HTTPX.get(cls)
+        if kind is not None:
+            return kind(str(exc) or type(exc).__name__)
+    return UpstreamTransportError(str(exc) or type(exc).__name__)  # pragma: no cover
+
+
+async def _translated(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except httpx.HTTPError as exc:
+        raise from_httpx(exc) from exc
+
+
 class _HttpxResponse(UpstreamResponse):
     __slots__ = ("_response", "_stream", "content_type", "headers", "status")
 
@@ -164,16 +263,22 @@ class _HttpxResponse(UpstreamResponse):
 
     def chunks(self) -> AsyncIterator[bytes]:
         if self._stream is None:
-            self._stream = self._response.aiter_bytes()
+            self._stream = _translated(self._response.aiter_bytes())
         return self._stream
 
     async def read(self, limit: int | None = None) -> bytes:
         if limit is None and self._stream is None:
-            return await self._response.aread()
+            try:
+                return await self._response.aread()
+            except httpx.HTTPError as exc:
+                raise from_httpx(exc) from exc
         return await super().read(limit)
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        try:
+            await self._response.aclose()
+        except httpx.HTTPError as exc:
+            raise from_httpx(exc) from exc
 
 
 class HttpxUpstream(UpstreamClient):
@@ -202,7 +307,11 @@ class HttpxUpstream(UpstreamClient):
                 }
             },
         )
-        return _HttpxResponse(await self.transport.handle_async_request(upstream))
+        try:
+            response = await self.transport.handle_async_request(upstream)
+        except httpx.HTTPError as exc:
+            raise from_httpx(exc) from exc
+        return _HttpxResponse(response)
 
     async def aclose(self) -> None:
         await self.transport.aclose()

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import BodyTooLarge, InvalidRequest, RequestTimeout, SpanlabError
-from gateway.proxy.pipeline import ProxyPipeline, ProxyRequest
+from gateway.proxy.operations import ProxyRequest
+from gateway.proxy.pipeline import ProxyPipeline
 
 __all__ = ["ASGISink", "ProxyEndpoint", "ProxyRoutes", "body_timeout", "read_body"]
 

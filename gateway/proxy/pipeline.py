@@ -33,11 +33,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import anyio
-import httpx
 import orjson
 
 from gateway.capture.redaction import credential_values, query_secret_values, redact_headers
@@ -60,15 +57,31 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from gateway.http.network import network_secret_values
 from gateway.http.sse import SSESplitter
 from gateway.http.upstream import (
     Timeouts,
     UpstreamClient,
+    UpstreamDecodingError,
+    UpstreamPoolTimeout,
     UpstreamRequest,
+    UpstreamRequestError,
     UpstreamResponse,
+    UpstreamTimeoutError,
+    UpstreamTransportError,
     UpstreamURL,
 )
 from gateway.metrics import Metrics
+from gateway.proxy.operations import (
+    DROP_REQUEST_HEADERS,
+    DROP_RESPONSE_HEADERS,
+    MODEL_PATH,
+    MODEL_REQUIRED,
+    STREAM_FORMATS,
+    ProxyRequest,
+    connection_tokens,
+    parse_body,
+)
 from gateway.proxy.providers import PROVIDER_HEADER, Route, Router
 from gateway.proxy.providers.anthropic import ChatOverMessages, anthropic_credentials
 from gateway.proxy.providers.anthropic_response import ChatStreamTranslator
@@ -80,7 +93,7 @@ from gateway.proxy.providers.base import (
     provider_secret_values,
     upstream_url,
 )
-from gateway.proxy.providers.model_list import ListSink, ModelLists
+from gateway.proxy.providers.model_list import ModelLists
 from gateway.proxy.relay import (
     StreamCapture,
     StreamFailure,
@@ -93,83 +106,17 @@ from gateway.proxy.relay import (
     translated_stream,
     undecodable,
 )
+from gateway.proxy.sink import ListSink, ResponseSink, send_error
 from gateway.writer.span_writer import SpanWriter
 
 logger = logging.getLogger(__name__)
 
-# Client path -> operation name.
-OPERATIONS = {
-    "/v1/chat/completions": "chat",
-    "/v1/completions": "completions",
-    "/v1/embeddings": "embeddings",
-    "/v1/responses": "responses",
-    "/v1/messages": "messages",
-    "/v1/messages/count_tokens": "count_tokens",
-    "/v1/models": "models",
-}
-# GET /v1/models/{id} (a model's details) is the "models" operation too.
-MODEL_PATH = "/v1/models/"
-MODEL_REQUIRED = frozenset(
-    {"chat", "completions", "embeddings", "responses", "messages", "count_tokens"}
-)
-STREAM_FORMATS = {
-    "chat": "chat",
-    "completions": "completions",
-    "responses": "responses",
-    "messages": "anthropic",
-}
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# Not forwarded upstream: hop-by-hop, what httpx sets itself, and the W3C parent
-# (replaced by one naming this span).
-DROP_REQUEST_HEADERS = HOP_BY_HOP | {"host", "content-length", "accept-encoding", "traceparent"}
-# Not forwarded to the client: the body is re-framed (and decoded) by this server, and
-# the server writes its own Date (a response may carry only one).
-DROP_RESPONSE_HEADERS = HOP_BY_HOP | {"content-length", "content-encoding", "date"}
 DRAIN_AFTER_DONE_S = 1.0
 # A limit of 0 ("no limit") compares as this: more than any response.
 NO_LIMIT = 1 << 62
 # At shutdown, how long telling a cut call's client may take (a stalled client must
 # not hold the shutdown).
 INTERRUPT_NOTICE_S = 1.0
-
-
-@dataclass(slots=True)
-class ProxyRequest:
-    operation: str
-    method: str
-    path: str
-    headers: list[tuple[str, str]]  # names lower case
-    body: bytes = b""
-    query: str = ""
-    context: SpanContext | None = None
-    payload: dict[str, Any] | None = None  # already parsed (in-process callers)
-    capture: bool = True  # False: the gateway's own call (e.g. the UI's model list)
-
-
-class ResponseSink(Protocol):
-    """Where a response goes: an ASGI connection, or a collector in process."""
-
-    started: bool
-    client_gone: bool
-
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
-
-    async def send(self, data: bytes) -> None: ...
-
-    async def end(self) -> None: ...
 
 
 class ProxyPipeline:
@@ -193,6 +140,8 @@ class ProxyPipeline:
             pool=settings.connect_timeout,
         )
         self._urls: dict[str, UpstreamURL] = {}
+        # Proxy credentials (Proxy-Authorization): secrets of every span, like keys.
+        self._network_secrets = network_secret_values(settings)
         self._capture_limit = settings.max_capture_bytes or NO_LIMIT
         self._response_limit = settings.max_response_bytes or NO_LIMIT
         # What one call may hold in memory at once: a non-stream body read whole
@@ -348,12 +297,14 @@ class ProxyPipeline:
         route = self.router.resolve(span.request_model, hint)
         provider = route.provider
         span.provider = provider.name
-        self._check_dialect(request.operation, route)
+        self.check_dialect(request.operation, route)
         key = provider.api_key()
         if key:
             span.secrets.append(key)
         # e.g. Azure's api-key header, the Basic auth of https://user:pass@host
         span.secrets += provider_secret_values(provider)
+        if self._network_secrets:
+            span.secrets += self._network_secrets
 
         body = request.body
         modified = request.payload is not None
@@ -459,7 +410,7 @@ class ProxyPipeline:
                 self._urls.clear()
             try:
                 parsed = self._urls[url] = UpstreamURL.parse(url)
-            except httpx.TransportError as exc:
+            except UpstreamRequestError as exc:
                 raise UpstreamUnreachable(
                     f"Provider {provider!r} has an unusable URL: {exc}"
                 ) from None
@@ -473,7 +424,7 @@ class ProxyPipeline:
             merged.append(("authorization", parsed.basic_auth))
         return UpstreamRequest(method, parsed, merged, content, self._timeouts)
 
-    def _check_dialect(self, operation: str, route: Route) -> None:
+    def check_dialect(self, operation: str, route: Route) -> None:
         kind = route.provider.kind
         if kind == "anthropic" and operation not in ("messages", "count_tokens", "models", "chat"):
             raise InvalidRequest(
@@ -523,7 +474,7 @@ class ProxyPipeline:
         provider = span.provider or "?"
         try:
             response = await self.upstream.send(upstream)
-        except httpx.PoolTimeout:
+        except UpstreamPoolTimeout:
             # The gateway's own limit, not the provider: no connection came free.
             raise ServiceUnavailable(
                 f"All {self.settings.max_connections} upstream connections (max_connections)"
@@ -531,12 +482,12 @@ class ProxyPipeline:
                 " retry later, or raise max_connections.",
                 code="upstream_connections_busy",
             ) from None
-        except httpx.TimeoutException as exc:
+        except UpstreamTimeoutError as exc:
             self.metrics.upstream_errors.labels(provider, "timeout").inc()
             raise UpstreamTimeout(
                 f"Provider {provider!r} timed out ({type(exc).__name__})."
             ) from None
-        except httpx.TransportError as exc:
+        except UpstreamTransportError as exc:
             self.metrics.upstream_errors.labels(provider, "unreachable").inc()
             raise UpstreamUnreachable(
                 f"Could not reach provider {provider!r} at {upstream.url.origin}:"
@@ -571,7 +522,7 @@ class ProxyPipeline:
             limit = self._buffer_limit
             try:
                 body = await response.read(limit)
-            except httpx.HTTPError as exc:
+            except UpstreamTransportError as exc:
                 raise read_failure(provider, exc) from None
             if len(body) > limit:
                 # More than may be held: relayed as it comes, without a length.
@@ -619,7 +570,7 @@ class ProxyPipeline:
                 if received > limit:
                     raise too_large(provider, limit)
                 await sink.send(chunk)
-        except httpx.HTTPError as exc:
+        except UpstreamTransportError as exc:
             raise read_failure(provider, exc) from None
         finally:
             span.context.attributes["truncated_capture"]["response_bytes"] = received
@@ -689,18 +640,18 @@ class ProxyPipeline:
                     break
         except StreamFailure as exc:
             failure = exc.error
-        except httpx.TimeoutException:
+        except UpstreamTimeoutError:
             failure = UpstreamTimeout(
                 f"Provider {span.provider!r} went silent mid-stream for more than"
                 f" read_timeout ({self.settings.read_timeout:g}s)."
             )
-        except httpx.TransportError as exc:
+        except UpstreamDecodingError as exc:
+            failure = undecodable(span.provider, exc)
+        except UpstreamTransportError as exc:
             failure = UpstreamProtocol(
                 f"Provider {span.provider!r} broke off the stream: {exc or type(exc).__name__}",
                 code="upstream_stream_truncated",
             )
-        except httpx.DecodingError as exc:
-            failure = undecodable(span.provider, exc)
         finally:
             if capture.mark is not None:
                 capture.mark["response_bytes"] = received
@@ -769,16 +720,6 @@ class ProxyPipeline:
         )
 
 
-def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
-    """Header names a ``Connection`` header declares hop-by-hop (RFC 9110 7.6.1)."""
-    return {
-        token.strip().lower()
-        for name, value in headers
-        if name == "connection"
-        for token in value.split(",")
-    }
-
-
 def _too_deep_to_rewrite() -> InvalidRequest:
     # orjson reads JSON nested 1,024 levels deep but writes 254: a body the gateway
     # must change (a model prefix, stream usage, a translation) cannot be sent past that.
@@ -786,16 +727,6 @@ def _too_deep_to_rewrite() -> InvalidRequest:
         "Request body is nested too deeply (more than 254 levels) for the gateway to forward it.",
         code="too_deeply_nested",
     )
-
-
-def parse_body(body: bytes) -> dict[str, Any]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJSON(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise InvalidJSON("Request body must be a JSON object.")
-    return payload
 
 
 def _encode_headers(
@@ -806,16 +737,3 @@ def _encode_headers(
     out.append((b"x-spanlab-trace-id", span.context.trace_id.encode()))
     out.append((b"x-spanlab-span-id", span.context.span_id.encode()))
     return out
-
-
-async def send_error(sink: ResponseSink, exc: SpanlabError, span: Span | None = None) -> None:
-    body = exc.to_json()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-    if span is not None:
-        headers.append((b"x-spanlab-trace-id", span.context.trace_id.encode()))
-        headers.append((b"x-spanlab-span-id", span.context.span_id.encode()))
-        span.response_body = body
-    await sink.start(exc.status_code, headers)
-    await sink.send(body)
-    await sink.end()

@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from gateway.capture.span import STATUS_ERROR, Span
 from gateway.errors import SpanlabError, UpstreamProtocol, UpstreamTimeout
 from gateway.http.sse import SSESplitter, parse_event
+from gateway.http.upstream import (
+    UpstreamDecodingError,
+    UpstreamTimeoutError,
+    UpstreamTransportError,
+)
 from gateway.proxy.providers.anthropic_response import ChatStreamTranslator
 
 RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -31,11 +35,11 @@ class StreamFailure(Exception):
         self.error = error
 
 
-def read_failure(provider: str | None, exc: httpx.HTTPError) -> SpanlabError:
+def read_failure(provider: str | None, exc: UpstreamTransportError) -> SpanlabError:
     """What a failure while reading a (non-stream) response body is to the client."""
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, UpstreamTimeoutError):
         return UpstreamTimeout(f"Provider {provider!r} stopped sending its response.")
-    if isinstance(exc, httpx.DecodingError):
+    if isinstance(exc, UpstreamDecodingError):
         return undecodable(provider, exc)
     return UpstreamProtocol(
         f"Provider {provider!r} broke off its response: {exc or type(exc).__name__}"
@@ -115,8 +119,8 @@ def is_final_event(obj: dict[str, Any], fmt: str) -> bool:
     return kind in ("message_delta", "message_stop", "error")
 
 
-def undecodable(provider: str | None, exc: httpx.DecodingError) -> UpstreamProtocol:
-    # Not a TransportError: the bytes arrived, but do not decode as their Content-Encoding.
+def undecodable(provider: str | None, exc: UpstreamDecodingError) -> UpstreamProtocol:
+    # Not a dropped connection: the bytes arrived, but do not decode as their Content-Encoding.
     return UpstreamProtocol(
         f"Provider {provider!r} sent a body that does not decode as its Content-Encoding: {exc}"
     )

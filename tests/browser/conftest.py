@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,7 @@ import httpx
 import pytest
 
 from tests.browser.upstream import LoopbackUpstream
+from tests.serve import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -43,28 +40,15 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Server:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
-        self.process = process
-        self.log = log
+class Server(GatewayProcess):
+    """The suite's `GatewayProcess`, with what the browser tests ask of it."""
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(self.url + path, timeout=10, **kwargs)
 
     def wait_span(self, span_id: str, timeout: float = 10.0) -> str:
         """Wait until the background writer has stored ``span_id``; return it."""
-        deadline = time.monotonic() + timeout
-        while self.get(f"/spans/{span_id}").status_code != 200:
-            assert time.monotonic() < deadline, f"span {span_id} was never stored"
-            time.sleep(0.02)
+        self.span(span_id, timeout)
         return span_id
 
     def has_experiments_api(self) -> bool:
@@ -82,60 +66,14 @@ def upstream() -> Iterator[LoopbackUpstream]:
 def server(
     upstream: LoopbackUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    workdir = tmp_path_factory.mktemp("spanlab")
-    port = free_port()
-    config = workdir / "spanlab.toml"
-    config.write_text(
-        f'db = "{workdir / "spanlab.db"}"\n'
+    config = (
         "events_heartbeat_s = 1.0\n"
         "[providers.openai]\n"
         'kind = "openai"\n'
         f'base_url = "{upstream.base_url}"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPANLAB_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.pop("OPENAI_API_KEY", None)
-    log = workdir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"spanlab serve exited: {log.read_text()}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"spanlab serve did not start: {log.read_text()}")
-        time.sleep(0.1)
-    try:
-        yield Server(url, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with Server(tmp_path_factory.mktemp("spanlab"), config) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,12 @@ A user message containing ``XSS-PROBE`` gets a reply full of markup that must ne
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
+
+from tests.upstream.server import MockUpstream, Reply
 
 MODELS = ["fake-small", "fake-large"]
 
@@ -49,40 +51,32 @@ def _words(text: str) -> int:
     return max(1, len(text.split()))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, Any]]  # set per server: each chat request's body and auth
+def _json(status: int, payload: Any) -> Reply:
+    return Reply(status, "application/json", [json.dumps(payload).encode()])
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
-    def _json(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class LoopbackUpstream(MockUpstream):
+    """The browser tests' upstream: a script of the suite's loopback fake upstream."""
 
-    def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
-            self._json(
-                200,
-                {
-                    "object": "list",
-                    "data": [{"id": m, "object": "model", "owned_by": "test"} for m in MODELS],
-                },
-            )
-        else:
-            self._json(404, {"error": {"message": "not found"}})
+    def __init__(self) -> None:
+        super().__init__(script=self.answer)
+        self.seen: list[dict[str, Any]] = []
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        if not self.path.endswith("/chat/completions"):
-            self._json(404, {"error": {"message": "not found"}})
-            return
-        self.seen.append({"body": body, "authorization": self.headers.get("authorization")})
+    def __enter__(self) -> LoopbackUpstream:
+        self.start()
+        return self
+
+    def answer(self, method: str, target: str, headers: Mapping[str, str], raw: bytes) -> Reply:
+        path = urlsplit(target).path
+        if method == "GET":
+            if path.rstrip("/").endswith("/models"):
+                data = [{"id": m, "object": "model", "owned_by": "test"} for m in MODELS]
+                return _json(200, {"object": "list", "data": data})
+            return _json(404, {"error": {"message": "not found"}})
+        body = json.loads(raw or b"{}")
+        if not path.endswith("/chat/completions"):
+            return _json(404, {"error": {"message": "not found"}})
+        self.seen.append({"body": body, "authorization": headers.get("authorization")})
         text = reply_for(body)
         model = body.get("model") or "fake-small"
         prompt_tokens = sum(
@@ -94,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": prompt_tokens + _words(text),
         }
         if not body.get("stream"):
-            self._json(
+            return _json(
                 200,
                 {
                     "id": "chatcmpl-loopback",
@@ -111,49 +105,19 @@ class _Handler(BaseHTTPRequestHandler):
                     "usage": usage,
                 },
             )
-            return
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("connection", "close")
-        self.end_headers()
         base = {"id": "chatcmpl-loopback", "object": "chat.completion.chunk", "model": model}
 
-        def send(chunk: dict[str, Any]) -> None:
-            self.wfile.write(b"data: " + json.dumps({**base, **chunk}).encode() + b"\n\n")
-            self.wfile.flush()
+        def event(chunk: dict[str, Any]) -> bytes:
+            return b"data: " + json.dumps({**base, **chunk}).encode() + b"\n\n"
 
-        send({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        events = [event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})]
         words = text.split(" ")
         for i, word in enumerate(words):
             piece = word if i == len(words) - 1 else word + " "
-            send({"choices": [{"index": 0, "delta": {"content": piece}}]})
-            time.sleep(0.03)
-        send({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            events.append(event({"choices": [{"index": 0, "delta": {"content": piece}}]}))
+        events.append(event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
         if (body.get("stream_options") or {}).get("include_usage"):
-            send({"choices": [], "usage": usage})
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
-        self.close_connection = True
-
-
-class LoopbackUpstream:
-    def __init__(self) -> None:
-        self.seen: list[dict[str, Any]] = []
-        handler = type("Handler", (_Handler,), {"seen": self.seen})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> LoopbackUpstream:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+            events.append(event({"choices": [], "usage": usage}))
+        events.append(b"data: [DONE]\n\n")
+        # Word by word, slowly enough that the UI shows the stream arriving.
+        return Reply(200, "text/event-stream", events, 0.03)

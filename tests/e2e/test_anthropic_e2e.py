@@ -381,7 +381,7 @@ def test_openai_sdk_tool_calls_with_claude(gpt: openai.OpenAI, server: SpanlabPr
         (c.function.name, json.loads(c.function.arguments)) for c in calls
     ]
     assert final.choices[0].finish_reason == "tool_calls"
-    (stream_span,) = server.spans(run=run_id)
+    (stream_span,) = server.detailed_spans(run=run_id)
     assert stream_span["stream"] is True
     assert stream_span["finish_reason"] == "tool_calls"
     assert stream_span["output_text"] == "Let me check."
@@ -438,7 +438,7 @@ def test_openai_sdk_sees_claude_errors_as_openai_errors(
         for chunk in stream:
             received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "Echo:"
-    (span,) = server.spans(run=run_id)
+    (span,) = server.detailed_spans(run=run_id)
     assert span["status"] == "error"
     assert span["error"]["code"] == "overloaded"
     assert span["output_text"] == "Echo:"

@@ -294,7 +294,7 @@ def test_the_cli_as_a_real_process(world: World, tmp_path: Path) -> None:
         "replay",
         span_id,
         "--config",
-        str(served.config),
+        str(served.config_path),
         "--db",
         str(served.db),
         "--set",

@@ -5,11 +5,9 @@ from __future__ import annotations
 import functools
 from urllib.parse import quote, unquote, urlsplit
 
-import httpx
-
 from gateway.capture.redaction import credential_values
 from gateway.config import ProviderConfig
-from gateway.http.upstream import UpstreamURL
+from gateway.http.upstream import UpstreamRequestError, UpstreamURL
 
 # The path under a provider's base_url for each operation the proxy forwards.
 UPSTREAM_PATHS = {
@@ -65,7 +63,7 @@ def url_secret_values(base_url: str) -> tuple[str, ...]:
         return ()
     try:
         header = UpstreamURL.parse(base_url).basic_auth
-    except httpx.TransportError:  # an unusable URL: the call fails before it is sent
+    except UpstreamRequestError:  # an unusable URL: the call fails before it is sent
         header = None
     values = credential_values([("authorization", header)]) if header else []
     password = parts.password or ""

@@ -39,7 +39,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -49,9 +49,7 @@ from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequest, SpanlabError, UpstreamError, UpstreamTimeout
 from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS
-
-if TYPE_CHECKING:  # gateway.proxy imports this module
-    from gateway.proxy.pipeline import ResponseSink
+from gateway.proxy.sink import ListSink, ResponseSink
 
 logger = logging.getLogger(__name__)
 
@@ -63,30 +61,6 @@ UPSTREAM_PAGES_MAX = 10  # pages followed per Anthropic provider (10,000 models)
 ATTRIBUTE = "spanlab.model_list"  # the span attribute naming what each provider answered
 
 Headers = list[tuple[str, str]]
-
-
-class ListSink:
-    """A `gateway.proxy.pipeline.ResponseSink` that keeps one provider's whole answer."""
-
-    __slots__ = ("body", "client_gone", "headers", "started", "status")
-
-    def __init__(self) -> None:
-        self.started = False
-        self.client_gone = False
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body = bytearray()
-
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.started = True
-        self.status = status
-        self.headers = headers
-
-    async def send(self, data: bytes) -> None:
-        self.body += data
-
-    async def end(self) -> None:
-        return None
 
 
 # (provider name, request headers, query string, sink): one provider's own model list,

@@ -1,0 +1,223 @@
+"""Every metric on ``/metrics`` moves when what it counts happens: each test reads
+``/metrics`` before and after a call, an error, a stream, a stalled writer, a failed
+write or an experiment run. `COVERED` lists the metrics these tests move; a metric
+declared without a test here (or one removed) fails the first test."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.metrics import Metrics
+from gateway.store.database import SQLiteDatabase
+from tests.conftest import Gateway, GatewayFactory
+from tests.experiments_helpers import CHAT, capture, create
+from tests.fakes import FakeUpstream, chat_chunks, sse, stream_response
+from tests.writer_helpers import (
+    disk_full_for_writer_process,
+    fill,
+    make_room,
+    stopped,
+    writer_process_pid,
+)
+
+COVERED = {
+    "spanlab_requests",
+    "spanlab_request_duration_seconds",
+    "spanlab_time_to_first_token_seconds",
+    "spanlab_tokens",
+    "spanlab_cost_usd",
+    "spanlab_upstream_errors",
+    "spanlab_in_flight_requests",
+    "spanlab_span_queue_depth",
+    "spanlab_spans_written",
+    "spanlab_span_write_errors",
+    "spanlab_experiment_runs",
+}
+OPENAI = {"provider": "openai"}
+MINI = {"provider": "openai", "model": "gpt-4o-mini"}
+
+
+async def scrape(gateway: Gateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    r = await gateway.client.get("/metrics")
+    assert r.status_code == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
+
+
+def value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    """A sample's value (0 when the series does not exist yet)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_every_declared_metric_has_a_test_here() -> None:
+    declared = {
+        family.name
+        for family in Metrics().registry.collect()
+        # prometheus_client's own families (none in an app registry) would start python_.
+        if family.name.startswith("spanlab_")
+    }
+    assert declared == COVERED
+
+
+async def test_a_call_moves_requests_duration_tokens_cost_and_spans_written(
+    gateway: Gateway,
+) -> None:
+    before = await scrape(gateway)
+    r = await gateway.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 200
+    await gateway.flush()
+    after = await scrape(gateway)
+    ok = {**MINI, "status": "ok"}
+    assert (
+        value(after, "spanlab_requests_total", **ok)
+        == value(before, "spanlab_requests_total", **ok) + 1
+    )
+    assert (
+        value(after, "spanlab_request_duration_seconds_count", **OPENAI)
+        == value(before, "spanlab_request_duration_seconds_count", **OPENAI) + 1
+    )
+    for kind, tokens in (("prompt", 12), ("completion", 3)):
+        name = "spanlab_tokens_total"
+        assert value(after, name, **MINI, kind=kind) == value(before, name, **MINI, kind=kind) + (
+            tokens
+        )
+    assert value(after, "spanlab_cost_usd_total", **MINI) > value(
+        before, "spanlab_cost_usd_total", **MINI
+    )
+    assert (
+        value(after, "spanlab_spans_written_total")
+        == value(before, "spanlab_spans_written_total") + 1
+    )
+    # A non-stream call has no first token.
+    assert value(after, "spanlab_time_to_first_token_seconds_count", **OPENAI) == value(
+        before, "spanlab_time_to_first_token_seconds_count", **OPENAI
+    )
+
+
+async def test_a_stream_moves_time_to_first_token(gateway: Gateway) -> None:
+    before = await scrape(gateway)
+    r = await gateway.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert r.status_code == 200
+    assert b"[DONE]" in r.content
+    after = await scrape(gateway)
+    name = "spanlab_time_to_first_token_seconds_count"
+    assert value(after, name, **OPENAI) == value(before, name, **OPENAI) + 1
+
+
+async def test_in_flight_counts_a_call_while_it_runs(make_gateway: GatewayFactory) -> None:
+    upstream = FakeUpstream(
+        handler=lambda _: stream_response(sse(chat_chunks(["a", "b", "c", "d"])), delay=0.3)
+    )
+    gateway: Gateway = await make_gateway(upstream)
+    name = "spanlab_in_flight_requests"
+    assert value(await scrape(gateway), name) == 0
+    call = asyncio.create_task(
+        gateway.client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    )
+    seen = 0.0
+    async with asyncio.timeout(10):
+        while seen == 0 and not call.done():
+            seen = value(await scrape(gateway), name)
+            await asyncio.sleep(0.02)
+    assert seen == 1
+    assert (await call).status_code == 200
+    assert value(await scrape(gateway), name) == 0
+
+
+def failing(exc: Exception | None, status: int = 500) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if exc is not None:
+            raise exc
+        return httpx.Response(status, json={"error": {"message": "boom", "type": "server_error"}})
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (None, "500"),
+        (httpx.ConnectError("refused"), "unreachable"),
+        (httpx.ReadTimeout("slow"), "timeout"),
+    ],
+)
+async def test_an_upstream_failure_moves_upstream_errors_by_kind(
+    make_gateway: GatewayFactory, exc: Exception | None, kind: str
+) -> None:
+    gateway: Gateway = await make_gateway(FakeUpstream(handler=failing(exc)))
+    before = await scrape(gateway)
+    r = await gateway.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code >= 500
+    after = await scrape(gateway)
+    name = "spanlab_upstream_errors_total"
+    assert value(after, name, **OPENAI, kind=kind) == value(before, name, **OPENAI, kind=kind) + 1
+
+
+@pytest.mark.slow
+async def test_queue_depth_counts_spans_a_stalled_writer_has_not_stored(
+    gateway: Gateway,
+) -> None:
+    name = "spanlab_span_queue_depth"
+    await gateway.flush()
+    assert value(await scrape(gateway), name) == 0
+    with stopped(await writer_process_pid(gateway.state.writer)):
+        for _ in range(3):
+            r = await gateway.client.post("/v1/chat/completions", json=CHAT)
+            assert r.status_code == 200
+        assert value(await scrape(gateway), name) == 3
+    await asyncio.wait_for(gateway.flush(), 20)
+    assert value(await scrape(gateway), name) == 0
+
+
+@pytest.mark.slow
+async def test_a_failed_write_moves_span_write_errors(
+    make_gateway: GatewayFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway's database, made and then filled so that its writer process (started
+    # with a page limit at the file's size) cannot store a span: a full disk.
+    db = tmp_path / "spanlab.db"
+    database = SQLiteDatabase(str(db))
+    await database.open()
+    await database.close()
+    disk_full_for_writer_process(monkeypatch, tmp_path, fill(db, 2))
+    gateway: Gateway = await make_gateway()
+    name = "spanlab_span_write_errors_total"
+    assert value(await scrape(gateway), name) == 0
+    r = await gateway.client.post("/v1/chat/completions", json={**CHAT, "user": "x" * 20_000})
+    assert r.status_code == 200
+
+    async def errors() -> float:
+        return value(await scrape(gateway), name)
+
+    async with asyncio.timeout(20):
+        while await errors() == 0:  # noqa: ASYNC110  (counted in another process)
+            await asyncio.sleep(0.05)
+    make_room(db)
+    await asyncio.wait_for(gateway.flush(), 20)
+    assert await errors() >= 1
+
+
+async def test_an_experiment_run_moves_experiment_runs_by_outcome(gateway: Gateway) -> None:
+    original = await capture(gateway)
+    exp = await create(gateway, original_span_id=original["span_id"])
+    name = "spanlab_experiment_runs_total"
+    before = await scrape(gateway)
+    r = await gateway.client.post(f"/experiments/{exp['id']}/run")
+    assert r.json()["status"] == "completed"
+    gateway.upstream.handler = failing(None)
+    r = await gateway.client.post(f"/experiments/{exp['id']}/run")
+    assert r.json()["status"] == "failed"
+    after = await scrape(gateway)
+    for status in ("completed", "failed"):
+        assert value(after, name, status=status) == value(before, name, status=status) + 1
