@@ -244,7 +244,8 @@ SETTINGS: tuple[Setting, ...] = (
         " first bytes (for a stream: its first events, and the final ones carrying usage)"
         ' and says so in attributes["truncated_capture"]. A non-stream response up to'
         " this size is read whole before it is sent; a larger one is relayed as it comes."
-        " A single stream event larger than this fails the stream.",
+        " A single stream event is held whole while it arrives, up to the larger of"
+        " 16 MiB and this (at most max_response_bytes); a larger one fails the stream.",
         "capture",
     ),
     Setting(

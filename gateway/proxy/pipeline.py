@@ -99,7 +99,6 @@ from gateway.proxy.relay import (
     StreamFailure,
     error_event,
     inspect_event,
-    limit_name,
     mark_truncated,
     read_failure,
     too_large,
@@ -114,6 +113,8 @@ logger = logging.getLogger(__name__)
 DRAIN_AFTER_DONE_S = 1.0
 # A limit of 0 ("no limit") compares as this: more than any response.
 NO_LIMIT = 1 << 62
+# The smallest bound on one stream event held while it arrives (see `_event_limit`).
+MIN_EVENT_LIMIT = 16 * 1024 * 1024
 # At shutdown, how long telling a cut call's client may take (a stalled client must
 # not hold the shutdown).
 INTERRUPT_NOTICE_S = 1.0
@@ -145,8 +146,12 @@ class ProxyPipeline:
         self._capture_limit = settings.max_capture_bytes or NO_LIMIT
         self._response_limit = settings.max_response_bytes or NO_LIMIT
         # What one call may hold in memory at once: a non-stream body read whole
-        # before it is sent, one stream event.
+        # before it is sent.
         self._buffer_limit = min(self._capture_limit, self._response_limit)
+        # The largest stream event held while it arrives. Not the capture limit alone:
+        # a Responses stream's final event repeats the whole output, and it must pass
+        # (and be read for its usage) whether it arrives in one chunk or in many.
+        self._event_limit = min(max(self._capture_limit, MIN_EVENT_LIMIT), self._response_limit)
         self.in_flight = 0
         self.model_lists = ModelLists(router, settings.models_timeout)
         self.interrupted = 0  # calls the server cut at shutdown
@@ -595,7 +600,7 @@ class ProxyPipeline:
         failure: SpanlabError | None = None
         received = 0
         response_limit = self._response_limit
-        event_limit = self._buffer_limit
+        event_limit = self._event_limit
         await sink.start(200, _encode_headers(headers, span))
         chunks = response.chunks()
         if translator is not None:
@@ -618,8 +623,8 @@ class ProxyPipeline:
                         raise StreamFailure(
                             UpstreamProtocol(
                                 f"Provider {span.provider!r} sent a stream event larger than"
-                                f" {limit_name(event_limit, self._capture_limit)}"
-                                f" ({event_limit} bytes).",
+                                f" {event_limit} bytes (the larger of 16 MiB and"
+                                " max_capture_bytes, at most max_response_bytes).",
                                 code="response_too_large",
                             )
                         )

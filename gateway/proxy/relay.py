@@ -46,10 +46,6 @@ def read_failure(provider: str | None, exc: UpstreamTransportError) -> SpanlabEr
     )
 
 
-def limit_name(limit: int, capture_limit: int) -> str:
-    return "max_capture_bytes" if limit == capture_limit else "max_response_bytes"
-
-
 def too_large(provider: str | None, limit: int) -> UpstreamProtocol:
     """A response past ``limit`` (0: past max_capture_bytes, and to be translated)."""
     if not limit:
