@@ -17,11 +17,7 @@ from gateway.capture.pricing import PriceTable
 from gateway.capture.redaction import credential_values, redact_headers
 from gateway.capture.span import (
     Span,
-    SpanContext,
     finalize,
-    new_span_id,
-    new_trace_id,
-    now_us,
     to_record,
 )
 from gateway.metrics import Metrics
@@ -29,30 +25,10 @@ from gateway.store.database import SQLiteDatabase
 from gateway.store.spans import span_from_row
 from gateway.store.sqlite import SQLiteSpanStore
 from gateway.writer.span_writer import SpanWriter
+from tests.writer_helpers import make_span
 
 SECRET = "sk-canary-0123456789abcdefXYZ"
 BODY_SECRET = "body-canary-9876543210"
-
-
-def make_span(i: int) -> Span:
-    span = Span(
-        context=SpanContext(trace_id=new_trace_id(), span_id=new_span_id()),
-        operation="chat",
-        method="POST",
-        path="/v1/chat/completions",
-        start_us=now_us() + i,
-        provider="openai",
-        request_model="gpt-4o-mini",
-        request={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]},
-        response_body=(
-            b'{"model": "gpt-4o-mini", "choices": [{"message": {"content": "a%d"},'
-            b' "finish_reason": "stop"}], "usage": {"prompt_tokens": 10,'
-            b' "completion_tokens": 5, "total_tokens": 15}}' % i
-        ),
-        http_status=200,
-    )
-    span.end_us = span.start_us + 1000
-    return span
 
 
 class Written:
