@@ -11,6 +11,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.state import AppState
 from tests.fakes import FakeUpstream
+from tests.network_helpers import LocalCA, make_ca
 from tests.upstream.bridge import TransportBridge
 
 UPSTREAM = "http://upstream.test/v1"
@@ -130,3 +131,9 @@ async def make_gateway(tmp_path: Path, upstream_client: str) -> AsyncIterator[Ga
 async def gateway(make_gateway: GatewayFactory) -> Gateway:
     gw: Gateway = await make_gateway()
     return gw
+
+
+@pytest.fixture(scope="module")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    """A CA made for the test and a loopback certificate it signed (tests of TLS trust)."""
+    return make_ca(tmp_path_factory.mktemp("ca"))

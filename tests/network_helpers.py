@@ -18,12 +18,39 @@ import httpx
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.http.upstream import Timeouts, UpstreamRequest, UpstreamURL
 
 CHAT_REPLY = (
     b'{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o","choices":[{"index":0,'
     b'"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
     b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
 )
+
+
+def chat_request(url: str, headers: list[tuple[str, str]] | None = None) -> UpstreamRequest:
+    """A chat-completions POST to the upstream at ``url``, for the client tests."""
+    return UpstreamRequest(
+        "POST",
+        UpstreamURL.parse(url + "/v1/chat/completions"),
+        headers or [],
+        b"{}",
+        Timeouts(5, 5, 5),
+    )
+
+
+def provider_settings(
+    tmp_path: Path, url: str, provider: dict[str, Any] | None = None, **raw: Any
+) -> Settings:
+    """Settings with one `openai` provider at ``url`` (its options in ``provider``)."""
+    tmp_path.mkdir(exist_ok=True)
+    return Settings.from_mapping(
+        {
+            "db": str(tmp_path / "spanlab.db"),
+            "providers": {"openai": {"base_url": url + "/v1", **(provider or {})}},
+            **raw,
+        }
+    )
+
 
 PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 

@@ -14,25 +14,20 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli.main import cli
-from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.http.client import ConnectionPool
 from gateway.http.network import Network, OriginOptions, bypasses_proxy
-from gateway.http.upstream import Timeouts, UpstreamConnectError, UpstreamRequest, UpstreamURL
+from gateway.http.upstream import UpstreamConnectError, UpstreamRequest
 from tests.network_helpers import (
     CHAT_REPLY,
     LocalCA,
+    chat_request,
     clear_proxy_env,
     connect_proxy,
-    make_ca,
+    provider_settings,
     running_gateway,
     upstream_server,
 )
-
-
-@pytest.fixture(scope="module")
-def test_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return make_ca(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture(autouse=True)
@@ -41,13 +36,7 @@ def no_inherited_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def request(url: str) -> UpstreamRequest:
-    return UpstreamRequest(
-        "POST",
-        UpstreamURL.parse(url + "/v1/chat/completions"),
-        [("authorization", "Bearer sk-upstream")],
-        b"{}",
-        Timeouts(5, 5, 5),
-    )
+    return chat_request(url, [("authorization", "Bearer sk-upstream")])
 
 
 async def calls(pool: ConnectionPool, url: str, count: int = 1) -> list[bytes]:
@@ -60,19 +49,6 @@ async def calls(pool: ConnectionPool, url: str, count: int = 1) -> list[bytes]:
     finally:
         await pool.aclose()
     return bodies
-
-
-def settings(
-    tmp_path: Path, url: str, provider: dict[str, Any] | None = None, **raw: Any
-) -> Settings:
-    tmp_path.mkdir(exist_ok=True)
-    return Settings.from_mapping(
-        {
-            "db": str(tmp_path / "spanlab.db"),
-            "providers": {"openai": {"base_url": url + "/v1", **(provider or {})}},
-            **raw,
-        }
-    )
 
 
 def authority(url: str) -> str:
@@ -117,12 +93,12 @@ async def test_the_proxy_setting_wins_over_the_environment(
     async with upstream_server(test_ca.server_context()) as upstream, connect_proxy() as proxy:
         # The environment's proxy is a closed port: used, the call would fail.
         env = {"HTTPS_PROXY": "http://127.0.0.1:9"}
-        config = settings(tmp_path, upstream.url, proxy=proxy.url, ca_bundle=test_ca.ca)
+        config = provider_settings(tmp_path, upstream.url, proxy=proxy.url, ca_bundle=test_ca.ca)
         pool = ConnectionPool(network=Network.from_settings(config, env=env))
         assert await calls(pool, upstream.url) == [CHAT_REPLY]
         assert len(proxy.tunnels) == 1
 
-        own = settings(tmp_path, upstream.url, {"proxy": proxy.url}, ca_bundle=test_ca.ca)
+        own = provider_settings(tmp_path, upstream.url, {"proxy": proxy.url}, ca_bundle=test_ca.ca)
         pool = ConnectionPool(network=Network.from_settings(own, env=env))
         assert await calls(pool, upstream.url) == [CHAT_REPLY]
         assert len(proxy.tunnels) == 2
@@ -140,7 +116,7 @@ async def test_no_proxy_goes_direct(no_proxy: str) -> None:
 
 async def test_direct_turns_the_environments_proxy_off_for_a_provider(tmp_path: Path) -> None:
     async with upstream_server() as upstream, connect_proxy() as proxy:
-        config = settings(tmp_path, upstream.url, {"proxy": "direct"})
+        config = provider_settings(tmp_path, upstream.url, {"proxy": "direct"})
         pool = ConnectionPool(network=Network.from_settings(config, env={"HTTP_PROXY": proxy.url}))
         assert await calls(pool, upstream.url) == [CHAT_REPLY]
     assert proxy.forwarded == []
@@ -163,7 +139,9 @@ def test_no_proxy_matches_hosts_suffixes_ports_and_blocks() -> None:
 
 def test_only_http_proxies_are_accepted(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="only http:// proxies"):
-        Network.from_settings(settings(tmp_path, "https://x.test", proxy="socks5://p:1080"), env={})
+        Network.from_settings(
+            provider_settings(tmp_path, "https://x.test", proxy="socks5://p:1080"), env={}
+        )
 
 
 PASSWORD = "p@ss w0rd"
@@ -209,7 +187,7 @@ async def test_proxy_credentials_never_reach_a_span_or_the_log(
         upstream_server(replier=echo) as upstream,
         connect_proxy(required_auth=PROXY_AUTH) as proxy,
     ):
-        config = settings(
+        config = provider_settings(
             tmp_path, upstream.url, proxy=f"http://alice:p%40ss%20w0rd@{proxy.address}"
         )
         async with running_gateway(config) as gateway:

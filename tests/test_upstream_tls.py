@@ -8,33 +8,24 @@ from __future__ import annotations
 import logging
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.http.client import ConnectionPool
 from gateway.http.network import Network, OriginOptions
 from gateway.http.upstream import (
-    Timeouts,
     UpstreamConnectError,
     UpstreamProtocolError,
-    UpstreamRequest,
-    UpstreamURL,
 )
 from tests.network_helpers import (
     LocalCA,
+    chat_request,
     clear_proxy_env,
-    make_ca,
+    provider_settings,
     running_gateway,
     upstream_server,
 )
-
-
-@pytest.fixture(scope="module")
-def test_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return make_ca(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture(autouse=True)
@@ -44,33 +35,14 @@ def no_inherited_trust_or_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
 
 
-def request(url: str) -> UpstreamRequest:
-    return UpstreamRequest(
-        "POST", UpstreamURL.parse(url + "/v1/chat/completions"), [], b"{}", Timeouts(5, 5, 5)
-    )
-
-
 async def call(pool: ConnectionPool, url: str) -> bytes:
     try:
-        response = await pool.send(request(url))
+        response = await pool.send(chat_request(url))
         body = await response.read()
         await response.aclose()
         return body
     finally:
         await pool.aclose()
-
-
-def settings(
-    tmp_path: Path, url: str, provider: dict[str, Any] | None = None, **raw: Any
-) -> Settings:
-    tmp_path.mkdir(exist_ok=True)
-    return Settings.from_mapping(
-        {
-            "db": str(tmp_path / "spanlab.db"),
-            "providers": {"openai": {"base_url": url + "/v1", **(provider or {})}},
-            **raw,
-        }
-    )
 
 
 async def test_a_server_signed_by_an_unknown_ca_is_refused_with_a_clear_error(
@@ -86,14 +58,14 @@ async def test_a_server_signed_by_an_unknown_ca_is_refused_with_a_clear_error(
 async def test_the_ca_bundle_setting_is_trusted(test_ca: LocalCA, tmp_path: Path) -> None:
     async with upstream_server(test_ca.server_context()) as upstream:
         network = Network.from_settings(
-            settings(tmp_path, upstream.url, ca_bundle=test_ca.ca), env={}
+            provider_settings(tmp_path, upstream.url, ca_bundle=test_ca.ca), env={}
         )
         assert b"chat.completion" in await call(ConnectionPool(network=network), upstream.url)
 
 
 async def test_a_providers_own_ca_bundle_is_trusted(test_ca: LocalCA, tmp_path: Path) -> None:
     async with upstream_server(test_ca.server_context()) as upstream:
-        config = settings(tmp_path, upstream.url, {"ca_bundle": test_ca.ca})
+        config = provider_settings(tmp_path, upstream.url, {"ca_bundle": test_ca.ca})
         network = Network.from_settings(config, env={})
         assert b"chat.completion" in await call(ConnectionPool(network=network), upstream.url)
 
@@ -131,7 +103,7 @@ async def test_verify_false_reaches_the_server_and_warns_loudly(
     test_ca: LocalCA, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with upstream_server(test_ca.server_context()) as upstream:
-        config = settings(tmp_path, upstream.url, {"verify": False})
+        config = provider_settings(tmp_path, upstream.url, {"verify": False})
         with caplog.at_level(logging.WARNING, logger="gateway.http.network"):
             network = Network.from_settings(config, env={})
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -143,13 +115,15 @@ async def test_verify_false_reaches_the_server_and_warns_loudly(
 
 def test_verify_is_a_providers_setting_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown setting"):
-        settings(tmp_path, "https://127.0.0.1:1", verify=False)
+        provider_settings(tmp_path, "https://127.0.0.1:1", verify=False)
     with pytest.raises(ConfigError, match="must be a bool"):
-        settings(tmp_path, "https://127.0.0.1:1", {"verify": "sometimes"})
+        provider_settings(tmp_path, "https://127.0.0.1:1", {"verify": "sometimes"})
 
 
 def test_a_missing_ca_file_fails_the_start(tmp_path: Path) -> None:
-    config = settings(tmp_path, "https://127.0.0.1:1", ca_bundle=str(tmp_path / "nope.pem"))
+    config = provider_settings(
+        tmp_path, "https://127.0.0.1:1", ca_bundle=str(tmp_path / "nope.pem")
+    )
     with pytest.raises(ConfigError, match="TLS settings"):
         Network.from_settings(config, env={})
 
@@ -164,7 +138,7 @@ async def test_a_client_certificate_is_presented_when_configured(
             await call(without, upstream.url)
         assert upstream.heads == []
 
-        config = settings(
+        config = provider_settings(
             tmp_path,
             upstream.url,
             {"client_cert": test_ca.client_cert, "client_key": test_ca.client_key},
@@ -182,19 +156,19 @@ async def test_the_gateway_reaches_a_private_ca_upstream_only_when_told_to_trust
     test_ca: LocalCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with upstream_server(test_ca.server_context()) as upstream:
-        async with running_gateway(settings(tmp_path / "a", upstream.url)) as untrusting:
+        async with running_gateway(provider_settings(tmp_path / "a", upstream.url)) as untrusting:
             refused = await untrusting.client.post("/v1/chat/completions", json=CHAT)
         assert refused.status_code == 502
         assert "not trusted" in refused.json()["error"]["message"]
         assert upstream.heads == []
 
-        trusting = settings(tmp_path / "b", upstream.url, ca_bundle=test_ca.ca)
+        trusting = provider_settings(tmp_path / "b", upstream.url, ca_bundle=test_ca.ca)
         async with running_gateway(trusting) as by_setting:
             reply = await by_setting.client.post("/v1/chat/completions", json=CHAT)
         assert reply.status_code == 200, reply.text
         assert reply.json()["choices"][0]["message"]["content"] == "hi"
 
         monkeypatch.setenv("SSL_CERT_FILE", test_ca.ca)
-        async with running_gateway(settings(tmp_path / "c", upstream.url)) as by_env:
+        async with running_gateway(provider_settings(tmp_path / "c", upstream.url)) as by_env:
             assert (await by_env.client.post("/v1/chat/completions", json=CHAT)).status_code == 200
         assert len(upstream.heads) == 2
