@@ -84,14 +84,13 @@ def new_page(browser: Any, viewport: dict[str, int]) -> Any:
 
 def overflow(page: Any) -> tuple[int, int]:
     """(document width, viewport width): the page overflows when the first is larger."""
-    result: list[int] = page.evaluate(
-        "[document.documentElement.scrollWidth, window.innerWidth]"
-    )
+    result: list[int] = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     return result[0], result[1]
 
 
 LINE_COUNT = """el => {
-    const text = [...el.childNodes].find(n => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+    const text = [...el.childNodes]
+      .find(n => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
     const r = document.createRange(); r.selectNodeContents(text || el);
     return new Set([...r.getClientRects()].map(b => Math.round(b.top))).size; }"""
 
@@ -112,7 +111,11 @@ def pages_to_visit(server: Server, seeded: dict[str, str]) -> list[tuple[str, st
     if "experiment" in seeded:
         pages += [
             ("experiments", "/ui/experiments", "[data-testid=experiment-row]"),
-            ("experiment", f"/ui/experiment?id={seeded['experiment']}", "[data-testid=experiment-page]"),
+            (
+                "experiment",
+                f"/ui/experiment?id={seeded['experiment']}",
+                "[data-testid=experiment-page]",
+            ),
         ]
     else:
         pages.append(("experiments", "/ui/experiments", "[data-testid=experiments-table]"))
