@@ -241,3 +241,32 @@ def test_ids_are_never_uppercased(server: Server, browser: Any, seeded: dict[str
         assert transforms == ["none"], transforms
     finally:
         page.context.close()
+
+
+def test_an_experiment_run_and_its_comparison_fit_a_phone(
+    server: Server, browser: Any, seeded: dict[str, str]
+) -> None:
+    if "experiment" not in seeded:
+        pytest.skip("the experiments API is not on this branch")
+    page = new_page(browser, PHONE)
+    try:
+        page.goto(server.url + f"/ui/experiment?id={seeded['experiment']}")
+        page.get_by_test_id("experiment-page").wait_for(timeout=10_000)
+        page.get_by_label("API key for runs").fill("sk-test-not-a-secret")
+        page.get_by_test_id("run-button").click()
+        page.get_by_test_id("compare-result").get_by_text("Reply at temperature").wait_for(
+            timeout=20_000
+        )
+        page.get_by_test_id("metrics").wait_for()
+        page.get_by_test_id("run-history").locator("li").first.wait_for()
+        page.wait_for_timeout(300)
+        width, screen = overflow(page)
+        page.get_by_test_id("compare-result").scroll_into_view_if_needed()
+        # the comparison fits its panel: a wide table scrolls by itself, not the panel
+        panel = page.eval_on_selector(".results-panel", "el => [el.scrollWidth, el.clientWidth]")
+        assert panel[0] <= panel[1] + 1, f"the results panel scrolls sideways: {panel}"
+        screenshot(page, "shell-390-experiment-run")
+        assert width <= screen, f"the experiment page is {width}px wide on a {screen}px screen"
+        assert not page.errors, page.errors
+    finally:
+        page.context.close()
