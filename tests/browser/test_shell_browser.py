@@ -17,6 +17,7 @@ from tests.browser.conftest import Server, screenshot
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 PHONE = {"width": 390, "height": 844}
+TABLET = {"width": 820, "height": 1180}
 DESKTOP = {"width": 1440, "height": 900}
 MODEL = "gpt-4o-mini-2024-07-18"
 THREAD = "thread-shell-Layout"
@@ -122,7 +123,7 @@ def pages_to_visit(server: Server, seeded: dict[str, str]) -> list[tuple[str, st
     return pages
 
 
-@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+@pytest.mark.parametrize("viewport", [PHONE, TABLET, DESKTOP], ids=["phone", "tablet", "desktop"])
 def test_no_page_overflows(
     server: Server, browser: Any, seeded: dict[str, str], viewport: dict[str, int]
 ) -> None:
@@ -193,6 +194,14 @@ def test_phone_menu_opens_closes_and_navigates(server: Server, browser: Any) -> 
         page.keyboard.press("Enter")
         page.wait_for_url("**/ui/threads")
         page.get_by_role("heading", name="Threads").wait_for()
+        threads_link.wait_for(state="hidden")
+        assert button.get_attribute("aria-expanded") == "false"
+
+        # tabbing past the last link closes the menu
+        button.click()
+        threads_link.wait_for(state="visible")
+        for _ in range(3):
+            page.keyboard.press("Tab")
         threads_link.wait_for(state="hidden")
         assert button.get_attribute("aria-expanded") == "false"
 

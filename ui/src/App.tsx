@@ -72,7 +72,15 @@ function Nav({ path }: { path: string }) {
   }, [open]);
 
   return (
-    <nav ref={nav} className={open ? "sidebar menu-open" : "sidebar"} aria-label="Main">
+    <nav
+      ref={nav}
+      className={open ? "sidebar menu-open" : "sidebar"}
+      aria-label="Main"
+      onBlur={(e) => {
+        // tabbing out of the open menu closes it, as a click elsewhere does
+        if (open && e.relatedTarget instanceof Node && !nav.current?.contains(e.relatedTarget)) setOpen(false);
+      }}
+    >
       <div className="sidebar-top">
         <button
           ref={button}
