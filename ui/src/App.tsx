@@ -1,4 +1,4 @@
-import { lazy, Suspense } from "react";
+import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { SWRConfig } from "swr";
 import { fetcher } from "./lib/api";
 import { Link, useLocation } from "./lib/router";
@@ -40,43 +40,111 @@ function Route({ path }: { path: string }) {
   );
 }
 
+/** The main navigation: a sidebar on wide screens; under the breakpoint (styles/shell.css)
+ * a top bar whose menu button opens the same links as a panel. */
+function Nav({ path }: { path: string }) {
+  const [open, setOpen] = useState(false);
+  const button = useRef<HTMLButtonElement>(null);
+  const nav = useRef<HTMLElement>(null);
+
+  // following a link closes the menu
+  useEffect(() => setOpen(false), [path]);
+
+  useEffect(() => {
+    if (!open) return;
+    nav.current?.querySelector<HTMLAnchorElement>("#main-nav a")?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== "Escape") return;
+      // the menu takes this Escape, not a drawer under it
+      e.stopImmediatePropagation();
+      setOpen(false);
+      button.current?.focus();
+    };
+    const onPointer = (e: PointerEvent) => {
+      if (nav.current && !nav.current.contains(e.target as Node)) setOpen(false);
+    };
+    window.addEventListener("keydown", onKey, true);
+    document.addEventListener("pointerdown", onPointer);
+    return () => {
+      window.removeEventListener("keydown", onKey, true);
+      document.removeEventListener("pointerdown", onPointer);
+    };
+  }, [open]);
+
+  return (
+    <nav
+      ref={nav}
+      className={open ? "sidebar menu-open" : "sidebar"}
+      aria-label="Main"
+      onBlur={(e) => {
+        // tabbing out of the open menu closes it, as a click elsewhere does
+        if (open && e.relatedTarget instanceof Node && !nav.current?.contains(e.relatedTarget)) setOpen(false);
+      }}
+    >
+      <div className="sidebar-top">
+        <button
+          ref={button}
+          type="button"
+          className="menu-button"
+          aria-expanded={open}
+          aria-controls="main-nav"
+          aria-label="Menu"
+          data-testid="menu-button"
+          onClick={() => setOpen(!open)}
+        >
+          <span aria-hidden="true">{open ? "\u2715" : "\u2630"}</span>
+        </button>
+        <Link to="/" className="brand">
+          <span className="brand-mark" aria-hidden="true">
+            {"\u25c8"}
+          </span>{" "}
+          Spanlab
+        </Link>
+      </div>
+      <ul id="main-nav">
+        {NAV.map((item) => (
+          <li key={item.to}>
+            <Link
+              to={item.to}
+              className={item.match(path) ? "nav-item active" : "nav-item"}
+              aria-current={item.match(path) ? "page" : undefined}
+            >
+              <span className="nav-icon" aria-hidden="true">
+                {item.icon}
+              </span>
+              {item.label}
+            </Link>
+          </li>
+        ))}
+      </ul>
+      <div className="sidebar-foot">
+        <LiveBadge />
+      </div>
+    </nav>
+  );
+}
+
+/** What the page-wide error card names: the span on a span's page, else the page. */
+function boundaryFor(path: string): { what: string; recordId?: string } {
+  if (!path.startsWith("/spans/")) return { what: "page" };
+  try {
+    return { what: "span", recordId: decodeURIComponent(path.slice(7)) };
+  } catch {
+    return { what: "span", recordId: path.slice(7) }; // a malformed escape: shown as typed
+  }
+}
+
 export function App() {
   const { path } = useLocation();
   return (
     <SWRConfig value={{ fetcher, revalidateOnFocus: false, dedupingInterval: 2000 }}>
       <LiveProvider>
         <div className="shell">
-          <nav className="sidebar" aria-label="Main">
-            <Link to="/" className="brand">
-              <span className="brand-mark" aria-hidden="true">
-                {"\u25c8"}
-              </span>{" "}
-              Spanlab
-            </Link>
-            <ul>
-              {NAV.map((item) => (
-                <li key={item.to}>
-                  <Link
-                    to={item.to}
-                    className={item.match(path) ? "nav-item active" : "nav-item"}
-                    aria-current={item.match(path) ? "page" : undefined}
-                  >
-                    <span className="nav-icon" aria-hidden="true">
-                      {item.icon}
-                    </span>
-                    {item.label}
-                  </Link>
-                </li>
-              ))}
-            </ul>
-            <div className="sidebar-foot">
-              <LiveBadge />
-            </div>
-          </nav>
+          <Nav path={path} />
           <main className="content">
             <Suspense fallback={<div className="page muted">Loading…</div>}>
               {/* keyed by path: moving to another page clears the error */}
-              <ErrorBoundary key={path}>
+              <ErrorBoundary key={path} {...boundaryFor(path)}>
                 <Route path={path} />
               </ErrorBoundary>
             </Suspense>

@@ -1,4 +1,5 @@
 import { useState, type ReactNode } from "react";
+import { ApiError, NetworkError } from "../lib/api";
 import { jsonText } from "../lib/messages";
 import type { JsonValue } from "../lib/types";
 
@@ -54,12 +55,37 @@ export function Section({ title, children, actions }: { title: string; children:
   );
 }
 
-export function ErrorNote({ error }: { error: unknown }) {
+/** The one way a page shows a failure. A NetworkError says plainly that the gateway
+ * cannot be reached (never the browser's bare "Failed to fetch"); an ApiError shows the
+ * gateway's own message and status; anything else its message. With `onRetry`, a
+ * "Retry" button. */
+export function ErrorNote({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
   if (!error) return null;
-  const message = error instanceof Error ? error.message : typeof error === "string" ? error : jsonText(error as JsonValue);
+  const retry = onRetry && (
+    <button type="button" className="btn btn-small error-retry" onClick={onRetry}>
+      Retry
+    </button>
+  );
+  if (error instanceof NetworkError) {
+    return (
+      <div className="error-note unreachable" role="alert" data-testid="gateway-unreachable">
+        <strong>The gateway is unreachable.</strong> Spanlab cannot connect to {window.location.host}: it may be stopped or
+        restarting. Check that <code>spanlab serve</code> is running, then retry. {retry}
+      </div>
+    );
+  }
+  let message: string;
+  let detail: string | null = null;
+  if (error instanceof ApiError) {
+    message = error.message;
+    detail = [`HTTP ${error.status}`, error.type, error.code, error.param && `param ${error.param}`].filter(Boolean).join(" \u00b7 ");
+  } else {
+    message = error instanceof Error ? error.message : typeof error === "string" ? error : jsonText(error as JsonValue);
+  }
   return (
-    <div className="error-note" role="alert">
+    <div className="error-note" role="alert" data-testid="error-note">
       {message}
+      {detail && <span className="error-detail small"> ({detail})</span>} {retry}
     </div>
   );
 }

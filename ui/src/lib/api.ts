@@ -1,5 +1,8 @@
-// The one way the UI talks to the gateway: same-origin fetch, JSON in and out, errors
-// in the gateway's {"error": {...}} shape turned into ApiError.
+// The one way the UI talks to the gateway: same-origin fetch, JSON in and out. Two typed
+// failures: NetworkError when the gateway cannot be reached at all (stopped, restarting,
+// network down) and ApiError when it answered with an error, in its
+// {"error": {"message","type","code","param"}} shape. Every answer and every network
+// failure is also reported to reachability listeners (the live badge listens).
 
 export class ApiError extends Error {
   constructor(
@@ -7,6 +10,7 @@ export class ApiError extends Error {
     readonly status: number,
     readonly type: string | null = null,
     readonly code: string | null = null,
+    readonly param: string | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -18,19 +22,62 @@ export class ApiError extends Error {
   }
 }
 
+/** The gateway could not be reached: no HTTP answer at all. */
+export class NetworkError extends Error {
+  constructor(
+    readonly path: string,
+    cause?: unknown,
+  ) {
+    super("The gateway is unreachable", { cause });
+    this.name = "NetworkError";
+  }
+}
+
+export function isNetworkError(error: unknown): error is NetworkError {
+  return error instanceof NetworkError;
+}
+
+type ReachabilityListener = (reachable: boolean) => void;
+const reachability = new Set<ReachabilityListener>();
+
+/** Be told, after every request, whether the gateway answered (true) or could not be
+ * reached (false). Returns the unsubscribe function. */
+export function onReachability(listener: ReachabilityListener): () => void {
+  reachability.add(listener);
+  return () => {
+    reachability.delete(listener);
+  };
+}
+
+function report(reachable: boolean): void {
+  for (const listener of reachability) listener(reachable);
+}
+
+function text(value: unknown): string | null {
+  return typeof value === "string" ? value : null;
+}
+
 async function errorFrom(response: Response): Promise<ApiError> {
-  let message = `${response.status} ${response.statusText}`;
+  let message = `${response.status} ${response.statusText}`.trim();
   let type: string | null = null;
   let code: string | null = null;
+  let param: string | null = null;
   try {
-    const body = (await response.json()) as { error?: { message?: string; type?: string; code?: string } };
-    if (body.error?.message) message = body.error.message;
-    type = body.error?.type ?? null;
-    code = body.error?.code ?? null;
+    const body = (await response.json()) as { error?: unknown };
+    const error = body.error;
+    if (error !== null && typeof error === "object") {
+      const e = error as Record<string, unknown>;
+      message = text(e.message) ?? message;
+      type = text(e.type);
+      code = e.code === null || e.code === undefined ? null : String(e.code);
+      param = text(e.param);
+    } else if (typeof error === "string") {
+      message = error;
+    }
   } catch {
     // not JSON: keep the status line
   }
-  return new ApiError(message, response.status, type, code);
+  return new ApiError(message, response.status, type, code, param);
 }
 
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {
@@ -38,7 +85,16 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
   if (init.body !== undefined && !headers.has("content-type")) {
     headers.set("content-type", "application/json");
   }
-  const response = await fetch(path, { ...init, headers });
+  let response: Response;
+  try {
+    response = await fetch(path, { ...init, headers });
+  } catch (err) {
+    // an abort is the caller's own doing, not a sign the gateway is down
+    if (err instanceof DOMException && err.name === "AbortError") throw err;
+    report(false);
+    throw new NetworkError(path, err);
+  }
+  report(true);
   if (!response.ok) throw await errorFrom(response);
   return response;
 }

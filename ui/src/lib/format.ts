@@ -3,23 +3,69 @@
 export const DASH = "\u2013";
 
 export function fmtMs(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return DASH;
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return DASH;
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
-  return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  return `${(ms / 60_000).toFixed(1)} min`;
 }
 
+const MINUS = "\u2212";
+
+/** Money in US dollars, never in exponent notation: two decimals from a cent up
+ * (`$4.10`, `$1,234.50`), three significant digits below it (`$0.0123`, `$0.0000041`),
+ * so a sub-cent call cost is still told apart from zero. */
 export function fmtCost(usd: number | null | undefined): string {
-  if (usd === null || usd === undefined) return DASH;
+  if (usd === null || usd === undefined || !Number.isFinite(usd)) return DASH;
   if (usd === 0) return "$0";
-  if (Math.abs(usd) < 0.0001) return `$${usd.toExponential(1)}`;
-  if (Math.abs(usd) < 1) return `$${usd.toFixed(4)}`;
-  return `$${usd.toFixed(2)}`;
+  const abs = Math.abs(usd);
+  const sign = usd < 0 ? MINUS : "";
+  if (abs >= 0.01) {
+    return `${sign}$${abs.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: abs >= 1 ? 2 : 4 })}`;
+  }
+  // three significant digits, capped so a float's noise never turns into 30 zeros
+  const decimals = Math.min(20, Math.max(2, 2 - Math.floor(Math.log10(abs))));
+  let text = abs.toFixed(decimals);
+  if (text.includes(".")) text = text.replace(/0+$/, "");
+  const [whole, frac = ""] = text.split(".");
+  return `${sign}$${whole}.${frac.padEnd(2, "0")}`;
+}
+
+/** A price per million tokens, e.g. `$4.10 per 1M`. */
+export function fmtPrice(usdPerMillion: number | null | undefined): string {
+  if (usdPerMillion === null || usdPerMillion === undefined || !Number.isFinite(usdPerMillion)) return DASH;
+  const abs = Math.abs(usdPerMillion);
+  const money =
+    abs >= 0.01 || abs === 0
+      ? `${usdPerMillion < 0 ? MINUS : ""}$${abs.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`
+      : fmtCost(usdPerMillion);
+  return `${money} per 1M`;
 }
 
 export function fmtInt(n: number | null | undefined): string {
-  if (n === null || n === undefined) return DASH;
+  if (n === null || n === undefined || !Number.isFinite(n)) return DASH;
   return n.toLocaleString("en-US");
+}
+
+/** A count in a few characters, for chart axes and tight cells: 950, 1.2k, 3.4M. */
+export function fmtCompact(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return DASH;
+  const abs = Math.abs(n);
+  const sign = n < 0 ? MINUS : "";
+  for (const [size, unit] of [[1e9, "B"], [1e6, "M"], [1e3, "k"]] as const) {
+    if (abs >= size) {
+      const v = abs / size;
+      return `${sign}${v >= 100 ? Math.round(v) : Number(v.toFixed(1))}${unit}`;
+    }
+  }
+  return `${sign}${Number.isInteger(abs) ? abs : Number(abs.toFixed(2))}`;
+}
+
+/** A fraction as a percent, e.g. 0.0412 -> "4.1%". */
+export function fmtPercent(fraction: number | null | undefined, digits = 1): string {
+  if (fraction === null || fraction === undefined || !Number.isFinite(fraction)) return DASH;
+  const text = (Math.abs(fraction) * 100).toFixed(digits);
+  return `${fraction < 0 && Number(text) !== 0 ? MINUS : ""}${text}%`;
 }
 
 export function fmtTime(iso: string | null | undefined): string {

@@ -1,9 +1,24 @@
 // One EventSource on GET /events for the whole app. Pages subscribe to stored spans;
 // after a reconnect or a "lagged" notice they are told to resync (refetch), since
 // events sent meanwhile are lost.
+//
+// The badge's state joins two signals: whether /events is open, and whether the last
+// request to the gateway got an answer (lib/api reports it). When /events drops the UI
+// says "Reconnecting" and probes /healthz; when a request cannot reach the gateway at
+// all it says "Offline" until something answers again.
 
 import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from "react";
+import { onReachability, request } from "./api";
 import type { SpanSummary } from "./types";
+
+export type LiveState = "connecting" | "live" | "reconnecting" | "offline";
+
+/** The badge's state from its two signals (kept pure so it is tested on its own). */
+export function liveState(events: "never" | "open" | "dropped" | "closed", reachable: boolean | null): LiveState {
+  if (events === "closed" || reachable === false) return "offline";
+  if (events === "open") return "live";
+  return events === "dropped" ? "reconnecting" : "connecting";
+}
 
 export interface LiveListener {
   onSpan: (span: SpanSummary) => void;
@@ -11,7 +26,7 @@ export interface LiveListener {
 }
 
 interface LiveContext {
-  state: "connecting" | "live" | "offline";
+  state: LiveState;
   subscribe: (listener: LiveListener) => () => void;
 }
 
@@ -19,7 +34,9 @@ const Context = createContext<LiveContext>({ state: "offline", subscribe: () => 
 
 export function LiveProvider({ children }: { children: ReactNode }) {
   const listeners = useRef(new Set<LiveListener>());
-  const [state, setState] = useState<LiveContext["state"]>("connecting");
+  const [events, setEvents] = useState<"never" | "open" | "dropped" | "closed">("never");
+  const [reachable, setReachable] = useState<boolean | null>(null);
+  const state = liveState(events, reachable);
   const [value] = useState<Omit<LiveContext, "state">>(() => ({
     subscribe: (listener: LiveListener) => {
       listeners.current.add(listener);
@@ -27,21 +44,26 @@ export function LiveProvider({ children }: { children: ReactNode }) {
     },
   }));
 
+  useEffect(() => onReachability(setReachable), []);
+
   useEffect(() => {
     if (typeof EventSource === "undefined") {
-      setState("offline");
+      setEvents("closed");
       return;
     }
     const source = new EventSource("/events");
     let dropped = false;
     source.onopen = () => {
-      setState("live");
+      setEvents("open");
+      setReachable(true);
       if (dropped) for (const l of listeners.current) l.onResync();
       dropped = false;
     };
     source.onerror = () => {
       dropped = true;
-      setState(source.readyState === EventSource.CLOSED ? "offline" : "connecting");
+      setEvents(source.readyState === EventSource.CLOSED ? "closed" : "dropped");
+      // is the gateway gone, or only the stream? request() reports the answer
+      request("/healthz", { cache: "no-store" }).catch(() => undefined);
     };
     source.addEventListener("span", (event) => {
       let span: SpanSummary;
@@ -80,12 +102,25 @@ export function useLiveSpans(listener: LiveListener): void {
   );
 }
 
+const LABELS: Record<LiveState, string> = {
+  live: "Live",
+  connecting: "Connecting\u2026",
+  reconnecting: "Reconnecting\u2026",
+  offline: "Offline",
+};
+
+const TITLES: Record<LiveState, string> = {
+  live: "Live updates from GET /events",
+  connecting: "Connecting to GET /events",
+  reconnecting: "The live stream dropped; reconnecting to GET /events",
+  offline: "The gateway cannot be reached",
+};
+
 export function LiveBadge() {
   const { state } = useLive();
-  const label = state === "live" ? "Live" : state === "connecting" ? "Connecting…" : "Offline";
   return (
-    <span className={`live-badge live-${state}`} title="Live updates from GET /events" data-testid="live-state">
-      <span className="dot" aria-hidden="true" /> {label}
+    <span className={`live-badge live-${state}`} title={TITLES[state]} data-testid="live-state" role="status">
+      <span className="dot" aria-hidden="true" /> {LABELS[state]}
     </span>
   );
 }

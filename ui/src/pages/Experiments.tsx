@@ -238,7 +238,7 @@ export function ExperimentsPage() {
       {noBackend ? (
         <ErrorNote error="The experiments API is not available on this gateway." />
       ) : (
-        <ErrorNote error={error} />
+        <ErrorNote error={error} onRetry={() => void mutate()} />
       )}
       <div className="table-wrap">
         <table className="spans-table experiments-table" data-testid="experiments-table">

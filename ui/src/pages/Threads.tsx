@@ -32,7 +32,7 @@ function ThreadCalls({ threadId }: { threadId: string }) {
 
 export function ThreadsPage() {
   const [limit, setLimit] = useState(50);
-  const { data, error, isLoading } = useSWR<{ data: ThreadSummary[] }>(`/threads?limit=${limit}`);
+  const { data, error, isLoading, mutate } = useSWR<{ data: ThreadSummary[] }>(`/threads?limit=${limit}`);
   const [open, setOpen] = useState<string | null>(null);
   const threads = data?.data ?? [];
   return (
@@ -51,7 +51,7 @@ export function ThreadsPage() {
       <p className="muted small">
         Calls sent with an <code>x-thread-id</code> header, grouped by thread, most recent activity first.
       </p>
-      <ErrorNote error={error} />
+      <ErrorNote error={error} onRetry={() => void mutate()} />
       <div className="table-wrap">
         <table className="spans-table">
           <thead>
