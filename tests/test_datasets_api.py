@@ -241,6 +241,9 @@ async def test_item_pages_follow_the_list_order_in_any_version(gateway: Gateway)
             break
     # The updated item keeps its place.
     assert keys == ["renamed"] + [f"k{i:02}" for i in range(1, 25)]
+    for bad in ("garbage", "WyJhIl0"):  # not a cursor; a cursor of a text position
+        r = await gateway.client.get(base + "/items", params={"cursor": bad})
+        error(r, 400)
     old = await items(gateway, ds["id"], version=1, limit=1000)
     assert [i["key"] for i in old["data"]] == [f"k{i:02}" for i in range(25)]
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from gateway.errors import Conflict, NotFound
+from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.store.database import SQLiteDatabase
 from gateway.store.datasets import (
     DATASET_COLUMNS,
@@ -119,8 +119,8 @@ class SQLiteDatasetStore(DatasetStore):
     ) -> Page:
         # In list order (ascending position), unlike the newest-first lists.
         after = decode_cursor(cursor, 1)[0] if cursor else None
-        if after is not None and not isinstance(after, int):
-            after = None
+        if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+            raise InvalidRequest(f"Invalid cursor {cursor!r}", param="cursor")
         rows = await self.db.fetch(
             _SELECT_ITEM + f" WHERE dataset_id = ? AND {_IN_VERSION} AND position > ?"
             " ORDER BY position LIMIT ?",
