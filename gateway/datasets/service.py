@@ -42,8 +42,25 @@ DATASET_FIELDS = frozenset({"name", "description", "project_id"})
 DATASET_READ_ONLY = frozenset({"id", "version", "item_count", "created_at", "updated_at"})
 FROM_SPANS_FIELDS = frozenset({"sample", "seed", "span_ids", "on_conflict"})
 IMPORT_FIELDS = frozenset(
-    {"format", "content", "filename", "expected_column", "key_column", "on_conflict"}
+    {
+        "format",
+        "content",
+        "content_type",
+        "filename",
+        "expected_column",
+        "key_column",
+        "on_conflict",
+    }
 )
+# A file's media type (a browser's File.type) names its format as well.
+CONTENT_TYPES = {
+    "application/x-ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "application/jsonlines": "jsonl",
+    "text/csv": "csv",
+    "application/csv": "csv",
+}
 ON_CONFLICT = ("error", "skip", "update")
 
 
@@ -340,13 +357,16 @@ class DatasetService:
             )
         format = fields.get("format")
         filename = _text(fields.get("filename"), "filename")
+        content_type = _text(fields.get("content_type"), "content_type")
+        if format is None and content_type is not None:
+            format = CONTENT_TYPES.get(content_type.split(";", 1)[0].strip().lower())
         if format is None and filename is not None:
             suffix = filename.rsplit(".", 1)[-1].lower()
             format = {"jsonl": "jsonl", "ndjson": "jsonl", "csv": "csv"}.get(suffix)
         if format not in FORMATS:
             raise ValidationFailed(
-                f"format must be one of {', '.join(FORMATS)} (or a filename ending .jsonl"
-                f" or .csv), got {format!r}.",
+                f"format must be one of {', '.join(FORMATS)} (or a content_type or a"
+                f" filename that says which), got {format!r}.",
                 param="format",
             )
         items = parse_file(

@@ -169,6 +169,7 @@ def parse_file(
     expected_column: str | None = None,
     key_column: str | None = None,
 ) -> list[ItemContent]:
+    text = text.removeprefix("\ufeff")  # a byte order mark, as spreadsheets write
     if format == "jsonl":
         if expected_column is not None or key_column is not None:
             raise ValidationFailed(
