@@ -254,6 +254,10 @@ async def test_a_duplicate_key_refuses_the_whole_edit(gateway: Gateway) -> None:
     r = await gateway.client.post(base + "/items", json=[var_item("b", "q"), var_item("a", "q")])
     body = error(r, 409, "duplicate_key")
     assert "Row 2" in body["message"] and "'a'" in body["message"]
+    r = await gateway.client.post(
+        base + "/items", json={"items": [var_item("d", "q"), {"key": "e"}]}
+    )
+    assert "Row 2" in error(r, 422)["message"]
     r = await gateway.client.post(base + "/items", json=[var_item("c", "q"), var_item("c", "q")])
     assert "given twice" in error(r, 409, "duplicate_key")["message"]
     b = (await gateway.client.post(base + "/items", json=var_item("b", "q"))).json()["data"][0]

@@ -235,10 +235,9 @@ class DatasetService:
         return item
 
     async def add_items(self, dataset_id: str, body: Any) -> ChangeResult:
-        items = [
-            parse_item(item, i + 1 if isinstance(body, list) else None)
-            for i, item in enumerate(items_of(body))
-        ]
+        given = items_of(body)
+        many = not (isinstance(body, dict) and set(body) != {"items"})
+        items = [parse_item(item, i + 1 if many else None) for i, item in enumerate(given)]
         await self.get(dataset_id)
         return await self.store.change_items(
             dataset_id, ItemChanges(add=items), action="items_added"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -83,6 +84,27 @@ def item_from_row(row: sqlite3.Row) -> ItemRecord:
         updated_at=row["updated_at"],
         **values,
     )
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An item to add, its id drawn and its JSON encoded before the write transaction
+    (so the database's write lock is held for the SQL alone)."""
+
+    item: ItemContent
+    id: str
+    encoded: tuple[Any, ...]  # the ITEM_CONTENT_FIELDS columns
+
+
+def prepare(items: Sequence[ItemContent]) -> list[Prepared]:
+    return [
+        Prepared(
+            item,
+            new_item_id(),
+            tuple(_dump(v) if n in ITEM_JSON else v for n, v in item.content().items()),
+        )
+        for item in items
+    ]
 
 
 def _at(row: int | None) -> str:
@@ -159,6 +181,7 @@ class SQLiteDatasetStore(DatasetStore):
     async def create_dataset(
         self, dataset: DatasetRecord, items: Sequence[ItemContent] = ()
     ) -> ChangeResult:
+        prepared = prepare(items)
         async with self.db.transaction() as conn:
             await self._ensure_project(conn, dataset.project_id)
             values = dataset.as_dict()
@@ -172,7 +195,7 @@ class SQLiteDatasetStore(DatasetStore):
             except sqlite3.IntegrityError:
                 raise self._name_taken(dataset.name, dataset.project_id) from None
             result = ChangeResult(dataset=DatasetRecord(**values))
-            await self._add_items(conn, dataset.id, items, 1, dataset.created_at, result, {})
+            await self._add_items(conn, dataset.id, prepared, 1, dataset.created_at, result, {})
             return await self._finish(conn, result, 1, "created", dataset.created_at)
 
     async def update_dataset(self, dataset_id: str, values: Mapping[str, Any]) -> DatasetRecord:
@@ -207,6 +230,7 @@ class SQLiteDatasetStore(DatasetStore):
     async def change_items(
         self, dataset_id: str, changes: ItemChanges, *, action: str
     ) -> ChangeResult:
+        prepared = prepare(changes.add)
         async with self.db.transaction() as conn:
             current = await self._locked_dataset(conn, dataset_id)
             version = current.version + 1
@@ -234,7 +258,7 @@ class SQLiteDatasetStore(DatasetStore):
                 result.updated.append(record)
             taken: dict[str, ItemContent] = {}
             await self._add_items(
-                conn, dataset_id, changes.add, version, stamp, result, taken, changes.on_conflict
+                conn, dataset_id, prepared, version, stamp, result, taken, changes.on_conflict
             )
             if not result.changed:
                 return result
@@ -246,19 +270,37 @@ class SQLiteDatasetStore(DatasetStore):
         self,
         conn: aiosqlite.Connection,
         dataset_id: str,
-        items: Sequence[ItemContent],
+        items: Sequence[Prepared],
         version: int,
         stamp: str,
         result: ChangeResult,
         taken: dict[str, ItemContent],
         on_conflict: str = "error",
     ) -> None:
+        """Add ``items``; a key the dataset has goes by ``on_conflict``. The keys are
+        read in one query and the rows written in batches: a large import holds the
+        database's write lock (which the span writer process waits on) briefly."""
+        if not items:
+            return
         rows = await conn.execute_fetchall(
             "SELECT COALESCE(MAX(position), 0) FROM dataset_items WHERE dataset_id = ?",
             (dataset_id,),
         )
         position = int(next(iter(rows))[0])
-        for item in items:
+        current: dict[str, int] = {}
+        keys = list({p.item.key: None for p in items})
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            for row in await self._fetch(
+                conn,
+                f"SELECT key, row_id FROM dataset_items WHERE dataset_id = ? AND {_CURRENT}"
+                f" AND key IN ({', '.join('?' for _ in chunk)})",
+                (dataset_id, *chunk),
+            ):
+                current[row["key"]] = row["row_id"]
+        batch: list[tuple[Any, ...]] = []
+        for prepared in items:
+            item = prepared.item
             first = taken.get(item.key)
             if first is not None:
                 where = f" (row {first.row})" if first.row is not None else ""
@@ -269,41 +311,55 @@ class SQLiteDatasetStore(DatasetStore):
                     code="duplicate_key",
                 )
             taken[item.key] = item
-            existing = await self._fetch(
-                conn,
-                _SELECT_ITEM + f" WHERE dataset_id = ? AND key = ? AND {_CURRENT}",
-                (dataset_id, item.key),
-            )
-            if existing:
-                if on_conflict == "skip":
-                    result.skipped.append(item.key)
-                    continue
-                if on_conflict == "update":
-                    old = item_from_row(existing[0])
-                    if old.content() == item.content():
-                        result.skipped.append(item.key)
-                        continue
-                    record = await self._rewrite(conn, existing[0], item.content(), version, stamp)
-                    result.updated.append(record)
-                    continue
-                raise Conflict(
-                    f"{_at(item.row)}key {item.key!r} is already in the dataset (item"
-                    f" {existing[0]['id']}). Nothing was written.",
-                    param="key",
-                    code="duplicate_key",
-                )
+            row_id = current.get(item.key)
+            if row_id is not None:
+                await self._on_conflict(conn, item, row_id, on_conflict, version, stamp, result)
+                continue
             position += 1
-            record = ItemRecord(
-                id=new_item_id(),
-                dataset_id=dataset_id,
-                position=position,
-                version=version,
-                created_at=stamp,
-                updated_at=stamp,
-                **item.content(),
+            result.added.append(
+                ItemRecord(
+                    id=prepared.id,
+                    dataset_id=dataset_id,
+                    position=position,
+                    version=version,
+                    created_at=stamp,
+                    updated_at=stamp,
+                    **item.content(),
+                )
             )
-            await conn.execute(_INSERT_ITEM, self._values(record))
-            result.added.append(record)
+            # The order of ITEM_ROW_COLUMNS.
+            batch.append(
+                (prepared.id, dataset_id, *prepared.encoded, position, stamp, stamp, version)
+            )
+            if len(batch) >= 500:
+                await conn.executemany(_INSERT_ITEM, batch)
+                batch = []
+        if batch:
+            await conn.executemany(_INSERT_ITEM, batch)
+
+    async def _on_conflict(
+        self,
+        conn: aiosqlite.Connection,
+        item: ItemContent,
+        row_id: int,
+        on_conflict: str,
+        version: int,
+        stamp: str,
+        result: ChangeResult,
+    ) -> None:
+        """An added item whose key the current item of row ``row_id`` has."""
+        [existing] = await self._fetch(conn, _SELECT_ITEM + " WHERE row_id = ?", (row_id,))
+        if on_conflict == "error":
+            raise Conflict(
+                f"{_at(item.row)}key {item.key!r} is already in the dataset (item"
+                f" {existing['id']}). Nothing was written.",
+                param="key",
+                code="duplicate_key",
+            )
+        if on_conflict == "skip" or item_from_row(existing).content() == item.content():
+            result.skipped.append(item.key)
+            return
+        result.updated.append(await self._rewrite(conn, existing, item.content(), version, stamp))
 
     async def _rewrite(
         self,
