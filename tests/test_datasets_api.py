@@ -500,3 +500,17 @@ async def test_export_refuses_an_unknown_format_and_a_variable_that_clashes_in_c
     error(await gateway.client.get(f"/datasets/{ds['id']}/export?format=csv"), 422)
     r = await gateway.client.get(f"/datasets/{ds['id']}/export?format=jsonl")
     assert orjson.loads(r.text) == {"key": "a", "variables": {"metadata": "x"}}
+
+
+async def test_an_import_past_its_item_limit_is_refused_at_that_row(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.datasets import transfer
+
+    monkeypatch.setattr(transfer, "MAX_IMPORT_ITEMS", 3)
+    ds = await create(gateway)
+    content = "q\n1\n2\n3\n4\n"
+    r = await import_(gateway, ds["id"], format="csv", content=content)
+    assert "Row 5" in error(r, 422, "too_many_items")["message"]
+    r = await import_(gateway, ds["id"], format="csv", content="q\n1\n2\n3\n")
+    assert r.status_code == 201, r.text

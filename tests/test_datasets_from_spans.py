@@ -260,3 +260,18 @@ def test_tool_calls_of_every_dialect_come_out_in_the_openai_chat_shape() -> None
     assert item.operation == "messages"
     assert item.expected_output["content"] == "Let me look."
     assert item.request == span["request"]
+
+
+async def test_too_many_matching_spans_without_a_sample_is_a_422(
+    world: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.datasets import service
+
+    monkeypatch.setattr(service, "MAX_ITEMS_PER_CALL", 2)
+    for i in range(3):
+        await call(world, f"q{i}", thread="many")
+    dataset_id = await new_dataset(world)
+    r = await from_spans(world, dataset_id, {"thread": "many"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "too_many_spans"
+    r = await from_spans(world, dataset_id, {"thread": "many"}, sample=2, seed=1)
+    assert r.status_code == 201 and r.json()["added"] == 2
