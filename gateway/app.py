@@ -27,6 +27,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.api import datasets as datasets_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
 from gateway.api.events import Broadcaster
@@ -94,6 +95,7 @@ def management_routes() -> list[BaseRoute]:
         Route("/models", system.models, methods=["GET"]),
         Route("/metrics", system.metrics, methods=["GET"]),
         *experiments_api.routes(),
+        *datasets_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
     ]
 

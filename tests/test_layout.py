@@ -24,10 +24,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "store": BASE | {"capture"},
     "writer": BASE | {"capture", "store"},
     "proxy": BASE | {"http", "capture", "writer"},
-    "experiments": BASE | {"http", "capture", "store", "writer", "proxy"},
-    "api": BASE | {"http", "capture", "store", "writer", "proxy", "experiments", "state"},
-    "state": BASE | {"http", "capture", "store", "writer", "proxy", "experiments", "api"},
-    "app": BASE | {"http", "capture", "store", "writer", "proxy", "experiments", "api", "state"},
+    "datasets": BASE | {"capture", "store"},
+    "experiments": BASE | {"http", "capture", "store", "writer", "proxy", "datasets"},
+    "api": BASE
+    | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets", "state"},
+    "state": BASE
+    | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets", "api"},
+    "app": BASE
+    | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets", "api", "state"},
     "cli": {"*"},
     "__main__": {"cli"},
     "__init__": set(),

@@ -96,7 +96,11 @@ MAX_QUERY_TEXT = 1000
 
 
 async def read_json(request: Request) -> Any:
-    body = await read_body(request)
+    return json_body(await read_body(request))
+
+
+def json_body(body: bytes) -> Any:
+    """A request body parsed as JSON, at most `MAX_BODY_DEPTH` levels deep."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

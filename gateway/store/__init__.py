@@ -2,9 +2,10 @@
 connections, transactions, migrations; `SQLiteDatabase`), `migrations` (the loader of
 the top-level `migrations/<dialect>/` files), `spans` (the `SpanStore` interface) with
 its SQLite implementation in `sqlite`, `experiments` (the `ExperimentStore` interface
-and `SQLiteExperimentStore`), `stores` (the `Stores` record the app holds), keyset
-`pagination` and the `sqlwhere` builder they share.
+and `SQLiteExperimentStore`), `datasets` (the `DatasetStore` interface: versioned
+items) with its SQLite implementation in `sqlite_datasets`, `stores` (the `Stores`
+record the app holds), keyset `pagination` and the `sqlwhere` builder they share.
 
 May import: `gateway.capture` (the span row), `gateway.config`, `gateway.errors`.
-Never `proxy`, `writer`, `experiments`, `api`, `cli`.
+Never `proxy`, `writer`, `experiments`, `datasets`, `api`, `cli`.
 """

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.store.database import Database, SQLiteDatabase
+from gateway.store.datasets import DatasetStore
 from gateway.store.experiments import ExperimentStore, SQLiteExperimentStore
 from gateway.store.spans import SpanStore
 from gateway.store.sqlite import SQLiteSpanStore
+from gateway.store.sqlite_datasets import SQLiteDatasetStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +17,7 @@ class Stores:
     database: Database
     spans: SpanStore
     experiments: ExperimentStore
+    datasets: DatasetStore
 
     async def open(self) -> None:
         await self.database.open()
@@ -26,4 +29,4 @@ class Stores:
 def sqlite_stores(path: str) -> Stores:
     """A SQLite database at ``path`` (a file, or ``:memory:``) and its stores."""
     db = SQLiteDatabase(path)
-    return Stores(db, SQLiteSpanStore(db), SQLiteExperimentStore(db))
+    return Stores(db, SQLiteSpanStore(db), SQLiteExperimentStore(db), SQLiteDatasetStore(db))
