@@ -313,7 +313,7 @@ export default function ExperimentPage() {
     setDirty(true);
   }, []);
 
-  const format = draft ? requestFormat(draft.request, originalSpan?.operation) : "chat";
+  const format = draft ? requestFormat(draft.request, experiment?.operation ?? originalSpan?.operation) : "chat";
   const variableNames = useMemo(() => (draft ? detectVariables(draft.request) : []), [draft]);
   const variables = useMemo(() => reconcileVariables(variableNames, draft?.variables), [variableNames, draft?.variables]);
 
@@ -461,6 +461,14 @@ export default function ExperimentPage() {
         );
       }
     } catch (err) {
+      if (created) {
+        // refused before it started: the experiment this click made goes too
+        const gone = created;
+        expId = null;
+        await sendJson("DELETE", `/experiments/${encodeURIComponent(gone.id)}`).catch(() => undefined);
+        void mutate((key) => typeof key === "string" && key.startsWith("/experiments?"));
+        setDirty(true);
+      }
       setActionError(err);
       if (err instanceof ApiError) {
         if (err.code === "missing_credential") {
@@ -469,14 +477,6 @@ export default function ExperimentPage() {
         } else if (["model_not_found", "provider_not_found", "missing_model"].includes(err.code ?? "") || /\bmodel\b/.test(err.message)) {
           setModelError(err.message);
         }
-      }
-      if (created) {
-        // refused before it started: the experiment this click made goes too
-        const gone = created;
-        expId = null;
-        await sendJson("DELETE", `/experiments/${encodeURIComponent(gone.id)}`).catch(() => undefined);
-        void mutate((key) => typeof key === "string" && key.startsWith("/experiments?"));
-        setDirty(true);
       }
     } finally {
       if (expId) void mutate(`/experiments/${encodeURIComponent(expId)}`);
