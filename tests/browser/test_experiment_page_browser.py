@@ -194,6 +194,13 @@ def test_editor_params_per_dialect_unset_sliders_and_system_on_top(
     page.get_by_role("button", name="+ system").click()
     expect(page.get_by_label("Message 1 role")).to_have_value("system")
     expect(page.get_by_label("Message 2 content")).to_have_value("Editor probe without temperature")
+    # the stream toggle edits the request itself: JSON mode shows it at once
+    page.get_by_role("tab", name="JSON").click()
+    page.get_by_test_id("stream-toggle").check()
+    expect(page.get_by_test_id("json-editor")).to_contain_text('"stream": true')
+    page.get_by_test_id("stream-toggle").uncheck()
+    expect(page.get_by_test_id("json-editor")).not_to_contain_text('"stream"')
+    page.get_by_role("tab", name="Visual").click()
 
     # an Anthropic messages experiment and a Responses one get their own parameters
     for operation, request, present, absent in (
@@ -300,4 +307,40 @@ def test_experiments_list_names_links_and_latest_run(server: Server, page: Any) 
     ran.get_by_test_id("original-link").click()
     page.wait_for_url(f"**/ui/spans/{first['span_id']}")
     screenshot(page, "expage-original-from-list")
+    assert not page.errors, page.errors
+
+
+def test_a_model_the_gateway_refuses_is_shown_at_the_model_field(
+    server: Server, upstream: LoopbackUpstream, page: Any
+) -> None:
+    """A messages experiment whose model routes to an OpenAI provider is refused before
+    anything is sent: the reason is shown at the model field and no run is kept."""
+    created = httpx.post(
+        server.url + "/experiments",
+        json={
+            "original_span_id": "elsewhere-model-probe",
+            "original_trace_id": "t",
+            "operation": "messages",
+            "original_request": {
+                "model": "claude-x",
+                "max_tokens": 9,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+        },
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    experiment_id = created.json()["id"]
+    page.goto(f"{server.url}/ui/experiment?id={experiment_id}")
+    calls = len(upstream.seen)
+    page.get_by_test_id("run-button").click()
+    model_error = page.get_by_test_id("model-error")
+    expect(model_error).to_contain_text("Messages API")
+    expect(page.get_by_label("Model", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_test_id("key-error")).to_have_count(0)
+    assert len(upstream.seen) == calls
+    assert server.get(f"/experiments/{experiment_id}/runs").json()["data"] == []
+    # editing the model clears the note
+    page.get_by_label("Model", exact=True).fill("claude-y")
+    expect(model_error).to_have_count(0)
     assert not page.errors, page.errors

@@ -7,6 +7,7 @@ export class ApiError extends Error {
     readonly status: number,
     readonly type: string | null = null,
     readonly code: string | null = null,
+    readonly param: string | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -22,15 +23,17 @@ async function errorFrom(response: Response): Promise<ApiError> {
   let message = `${response.status} ${response.statusText}`;
   let type: string | null = null;
   let code: string | null = null;
+  let param: string | null = null;
   try {
-    const body = (await response.json()) as { error?: { message?: string; type?: string; code?: string } };
+    const body = (await response.json()) as { error?: { message?: string; type?: string; code?: string; param?: string } };
     if (body.error?.message) message = body.error.message;
     type = body.error?.type ?? null;
     code = body.error?.code ?? null;
+    param = body.error?.param ?? null;
   } catch {
     // not JSON: keep the status line
   }
-  return new ApiError(message, response.status, type, code);
+  return new ApiError(message, response.status, type, code, param);
 }
 
 export async function request(path: string, init: RequestInit = {}): Promise<Response> {

@@ -474,7 +474,7 @@ export default function ExperimentPage() {
         if (err.code === "missing_credential") {
           setKeyError(err.message);
           apiKeyInput.current?.focus();
-        } else if (["model_not_found", "provider_not_found", "missing_model"].includes(err.code ?? "") || /\bmodel\b/.test(err.message)) {
+        } else if (err.param === "model" || err.param?.endsWith(".model") || ["model_not_found", "provider_not_found"].includes(err.code ?? "")) {
           setModelError(err.message);
         }
       }
@@ -579,7 +579,11 @@ export default function ExperimentPage() {
               <input
                 type="checkbox"
                 checked={streams(draft.request)}
-                onChange={(e) => update({ request: setStream(draft.request, e.target.checked) })}
+                onChange={(e) => {
+                  const next = setStream(draft.request, e.target.checked);
+                  update({ request: next });
+                  if (mode === "json") setJsonText(toJsonText(next)); // the JSON shown follows
+                }}
                 disabled={busy !== null || blocked}
                 data-testid="stream-toggle"
               />
