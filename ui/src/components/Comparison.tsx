@@ -153,7 +153,8 @@ function Column({
             <DiffText changes={changes} side={which} />
           ) : (
             <div className="output-text" data-testid={`output-${which}`}>
-              {side.text || (side.toolCalls.length ? "" : <span className="muted">(no text output)</span>)}
+              {side.text ||
+                (side.toolCalls.length ? "" : <span className="muted">{side.status === "running" ? "Waiting for the answer (not streamed)\u2026" : "(no text output)"}</span>)}
             </div>
           )}
           <ToolCalls calls={side.toolCalls} other={other?.toolCalls ?? []} />
@@ -222,7 +223,7 @@ export function Comparison({
     () => (showDiff && original && result ? diffWords(original.text, result.text) : null),
     [showDiff, original, result],
   );
-  const rows = original && result && !result.streaming && !result.pending ? metricRows(original, result) : null;
+  const rows = original && result && !result.streaming && !result.pending && result.status !== "running" ? metricRows(original, result) : null;
   return (
     <div className="comparison" data-testid="comparison">
       {requestChanges && <RequestChanges changes={requestChanges} />}

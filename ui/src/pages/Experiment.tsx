@@ -505,6 +505,7 @@ export default function ExperimentPage() {
   if (baseRun) originalSide = sideOfRun(baseRun, baseSpan);
   let resultSide: Side | null = null;
   if (streamText !== null) resultSide = { ...emptySide(streamText), model: draft && typeof draft.request.model === "string" ? draft.request.model : null, streaming: true };
+  else if (busy === "running") resultSide = { ...emptySide(""), status: "running" }; // a run that does not stream
   else if (selectedRun) resultSide = sideOfRun(selectedRun, resultSpan);
 
   // What was sent on each side: the original's request (as the experiment replays it),
