@@ -71,6 +71,24 @@ def experiment_filter(request: Request) -> ExperimentFilter:
     )
 
 
+INCLUDES = ("latest_run",)
+
+
+def includes_latest_run(request: Request) -> bool:
+    """``?include=latest_run``: each listed experiment with its latest run's summary."""
+    raw = query_str(request, "include")
+    if raw is None:
+        return False
+    wanted = {part.strip() for part in raw.split(",") if part.strip()}
+    unknown = wanted - set(INCLUDES)
+    if unknown:
+        raise InvalidRequest(
+            f"include takes {', '.join(INCLUDES)}; got {', '.join(sorted(unknown))}.",
+            param="include",
+        )
+    return "latest_run" in wanted
+
+
 def _id(request: Request) -> str:
     value: str = request.path_params["experiment_id"]
     return value
@@ -86,6 +104,7 @@ async def list_experiments(request: Request) -> Response:
         experiment_filter(request),
         limit=query_int(request, "limit", 50, low=1, high=1000),
         cursor=query_str(request, "cursor"),
+        latest_run=includes_latest_run(request),
     )
     return json_response({"data": page.items, "next_cursor": page.next_cursor})
 
@@ -95,7 +114,9 @@ async def get_experiment(request: Request) -> Response:
 
 
 async def experiments_by_span(request: Request) -> Response:
-    items = await service(request).by_span(request.path_params["span_id"])
+    items = await service(request).by_span(
+        request.path_params["span_id"], latest_run=includes_latest_run(request)
+    )
     return json_response({"data": items})
 
 
@@ -137,7 +158,9 @@ async def restore_version(request: Request) -> Response:
 
 
 async def compare(request: Request) -> Response:
-    result = await service(request).compare(_id(request), query_str(request, "run"))
+    result = await service(request).compare(
+        _id(request), query_str(request, "run"), query_str(request, "base")
+    )
     return json_response(result)
 
 

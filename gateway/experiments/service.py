@@ -45,7 +45,8 @@ from gateway.capture.redaction import credential_values, redact_body, scrub_valu
 from gateway.capture.span import STATUS_OK, Span, finalize, to_record
 from gateway.config import Settings
 from gateway.errors import Conflict, NotFound, SpanlabError, ValidationFailed
-from gateway.experiments.diffing import compare_spans
+from gateway.experiments.diffing import compare_spans, json_changes
+from gateway.experiments.naming import default_name
 from gateway.experiments.requests import (
     REPLAYABLE,
     check_content,
@@ -172,12 +173,26 @@ class ExperimentService:
         return experiment
 
     async def list_experiments(
-        self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
+        self,
+        filters: ExperimentFilter,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        latest_run: bool = False,
     ) -> Page:
-        return await self.experiments.list_experiments(filters, limit=limit, cursor=cursor)
+        """A page of experiments; with ``latest_run``, each carries its latest run's
+        summary (opt-in: the seed's list items are the experiments exactly)."""
+        page = await self.experiments.list_experiments(filters, limit=limit, cursor=cursor)
+        if latest_run:
+            latest = await self.experiments.latest_runs([item["id"] for item in page.items])
+            for item in page.items:
+                item["latest_run"] = latest.get(item["id"])
+        return page
 
-    async def by_span(self, span_id: str) -> list[dict[str, Any]]:
-        page = await self.experiments.list_experiments(ExperimentFilter(span=span_id), limit=1000)
+    async def by_span(self, span_id: str, *, latest_run: bool = False) -> list[dict[str, Any]]:
+        page = await self.list_experiments(
+            ExperimentFilter(span=span_id), limit=1000, latest_run=latest_run
+        )
         return page.items
 
     async def runs(self, experiment_id: str) -> list[dict[str, Any]]:
@@ -260,7 +275,7 @@ class ExperimentService:
         experiment = ExperimentRecord(
             id=new_experiment_id(),
             name=optional_str(body, "name", limit=500)
-            or f"Experiment on {(span or {}).get('request_model') or span_id}",
+            or default_name(original, (span or {}).get("request_model"), datetime.now(UTC)),
             description=optional_str(body, "description"),
             original_span_id=span_id,
             original_trace_id=trace_id,
@@ -614,13 +629,16 @@ class ExperimentService:
 
     # --- comparing ------------------------------------------------------------------------
 
-    async def compare(self, experiment_id: str, run_id: str | None = None) -> dict[str, Any]:
+    async def compare(
+        self, experiment_id: str, run_id: str | None = None, base_run_id: str | None = None
+    ) -> dict[str, Any]:
+        """Side A (``original``: the original call, or the run ``base_run_id``) against
+        side B (``result``: the run ``run_id``, or the experiment's latest result): what
+        changed in the request, then in the output and the numbers."""
         experiment = await self.get(experiment_id)
         run: dict[str, Any] | None = None
         if run_id is not None:
-            run = await self.get_run(experiment_id, run_id)
-            if run["status"] == "running":
-                raise Conflict(f"Run {run_id!r} is still running.", code="experiment_running")
+            run = await self._finished_run(experiment_id, run_id, "run")
             result_span_id = run["result_span_id"]
         else:
             runs = await self.experiments.list_experiment_runs(experiment_id)
@@ -638,15 +656,46 @@ class ExperimentService:
                 f"Experiment {experiment_id!r} has no result yet: run it first.",
                 code="not_run",
             )
-        original = await self._span(experiment["original_span_id"], "original")
+        base: dict[str, Any] | None = None
+        if base_run_id is not None:
+            base = await self._finished_run(experiment_id, base_run_id, "base")
+            original = await self._span(base["result_span_id"], "base run's result")
+            request_a: Any = base["request"]
+        else:
+            original = await self._span(experiment["original_span_id"], "original")
+            request_a = experiment["original_request"]
         result = await self._span(result_span_id, "result")
+        request_b: Any = run["request"] if run is not None else None
         comparison = compare_spans(original, result)
         return {
             "experiment_id": experiment_id,
+            "base_run_id": base["id"] if base is not None else None,
             "run_id": run["id"] if run is not None else None,
             "run_status": run["status"] if run is not None else experiment["status"],
+            "request": {
+                "original": request_a,
+                "result": request_b,
+                "changes": json_changes(request_a, request_b) if request_b is not None else [],
+            },
             **comparison,
         }
+
+    async def _finished_run(self, experiment_id: str, run_id: str, param: str) -> dict[str, Any]:
+        """A run of this experiment that ended with a result span (to compare)."""
+        run = await self.experiments.get_experiment_run(run_id)
+        if run is None or run["experiment_id"] != experiment_id:
+            raise NotFound(f"Experiment {experiment_id!r} has no run {run_id!r}.", param=param)
+        if run["status"] == "running":
+            raise Conflict(
+                f"Run {run_id!r} is still running.", param=param, code="experiment_running"
+            )
+        if not run["result_span_id"]:
+            raise Conflict(
+                f"Run {run_id!r} failed before it made a call: there is no output to compare.",
+                param=param,
+                code="no_result",
+            )
+        return run
 
     async def _span(self, span_id: str, which: str) -> dict[str, Any]:
         span = await self.spans.get_span(span_id)

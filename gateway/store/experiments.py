@@ -290,6 +290,52 @@ _SELECT_RUN = f"SELECT {', '.join(RUN_COLUMNS)} FROM experiment_runs"
 _SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM experiment_history"
 
 
+# The newest run per experiment (same order as `list_experiment_runs`), joined to its
+# result span and the experiment's original span: the experiment_runs index serves the
+# inner lookup, the spans primary key the joins.
+_LATEST_RUNS = """
+SELECT r.experiment_id, r.id, r.status, r.stream, r.started_at, r.ended_at,
+       r.result_span_id, r.error,
+       rs.duration_ms AS result_latency_ms, rs.cost_usd AS result_cost_usd,
+       rs.total_tokens AS result_total_tokens,
+       os.duration_ms AS original_latency_ms, os.cost_usd AS original_cost_usd,
+       os.total_tokens AS original_total_tokens
+FROM experiment_runs r
+JOIN experiments e ON e.id = r.experiment_id
+LEFT JOIN spans rs ON rs.span_id = r.result_span_id
+LEFT JOIN spans os ON os.span_id = e.original_span_id
+WHERE r.experiment_id IN ({marks})
+  AND r.rowid = (
+    SELECT r2.rowid FROM experiment_runs r2 WHERE r2.experiment_id = r.experiment_id
+    ORDER BY r2.started_at DESC, r2.rowid DESC LIMIT 1
+  )
+"""
+LATEST_RUN_METRICS = ("latency_ms", "cost_usd", "total_tokens")
+
+
+def latest_run_from_row(row: sqlite3.Row) -> dict[str, Any]:
+    """A `GET /experiments` item's ``latest_run``: the run, and per metric the
+    original's value, the result's and the delta (None when a side is unknown)."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "status": row["status"],
+        "stream": bool(row["stream"]),
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "result_span_id": row["result_span_id"],
+        "error": orjson.loads(row["error"]) if row["error"] is not None else None,
+    }
+    for name in LATEST_RUN_METRICS:
+        original, result = row[f"original_{name}"], row[f"result_{name}"]
+        delta = None
+        if original is not None and result is not None:
+            delta = result - original
+            if isinstance(delta, float):
+                delta = round(delta, 12)  # no 1e-17 noise from float subtraction
+        out[name] = {"original": original, "result": result, "delta": delta}
+    return out
+
+
 class ExperimentStore(ABC):
     """What the gateway needs of stored experiments, their runs and history."""
 
@@ -353,6 +399,9 @@ class ExperimentStore(ABC):
     @abstractmethod
     async def experiment_history(self, experiment_id: str) -> list[dict[str, Any]]: ...
 
+    @abstractmethod
+    async def latest_runs(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
 
 class SQLiteExperimentStore(ExperimentStore):
     """Experiments on a `SQLiteDatabase`: reads on its reader connection, writes in its
@@ -398,6 +447,16 @@ class SQLiteExperimentStore(ExperimentStore):
             _SELECT_HISTORY + " WHERE experiment_id = ? ORDER BY version DESC", (experiment_id,)
         )
         return [_row_dict(r, HISTORY_JSON) for r in rows]
+
+    async def latest_runs(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The latest run of each experiment, summarised with its result span's and the
+        original span's latency, cost and tokens: one query for a whole page of
+        experiments (the list shows it per row; a query per row would be N+1)."""
+        if not experiment_ids:
+            return {}
+        marks = ", ".join("?" for _ in experiment_ids)
+        rows = await self.db.fetch(_LATEST_RUNS.format(marks=marks), tuple(experiment_ids))
+        return {row["experiment_id"]: latest_run_from_row(row) for row in rows}
 
     # --- writing -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import { diffWords } from "diff";
 import { useMemo, useState } from "react";
 import { fmtCost, fmtDelta, fmtInt, fmtMs, DASH } from "../lib/format";
 import { responseOutput, type Part } from "../lib/messages";
+import { SECTIONS, type RequestChange } from "../lib/requestDiff";
 import type { JsonValue, SpanDetail } from "../lib/types";
 import { ErrorNote, StatusBadge } from "./common";
 
@@ -152,7 +153,8 @@ function Column({
             <DiffText changes={changes} side={which} />
           ) : (
             <div className="output-text" data-testid={`output-${which}`}>
-              {side.text || (side.toolCalls.length ? "" : <span className="muted">(no text output)</span>)}
+              {side.text ||
+                (side.toolCalls.length ? "" : <span className="muted">{side.status === "running" ? "Waiting for the answer (not streamed)\u2026" : "(no text output)"}</span>)}
             </div>
           )}
           <ToolCalls calls={side.toolCalls} other={other?.toolCalls ?? []} />
@@ -163,15 +165,69 @@ function Column({
   );
 }
 
-export function Comparison({ original, result }: { original: Side | null; result: Side | null }) {
+/** What changed in the request from side A to side B, by section; a text on both
+ * sides (a prompt, a message) as a word diff. */
+export function RequestChanges({ changes }: { changes: RequestChange[] }) {
+  return (
+    <section className="request-changes" data-testid="request-changes" aria-label="Request changes">
+      <h4>What changed in the request</h4>
+      {changes.length === 0 ? (
+        <p className="muted small">Nothing: the same request was sent.</p>
+      ) : (
+        SECTIONS.filter((section) => changes.some((c) => c.section === section)).map((section) => (
+          <div key={section} data-testid={`request-changes-${section}`}>
+            <h5>{section === "system" ? "system prompt" : section}</h5>
+            {changes
+              .filter((c) => c.section === section)
+              .map((c, i) => (
+                <div key={i} className="request-change" data-testid="request-change">
+                  <code>{c.label}</code>
+                  <span className="change-values">
+                    {c.before !== null && c.after !== null && (section === "system" || section === "messages") ? (
+                      diffWords(c.before, c.after).map((part, j) =>
+                        part.added ? <ins key={j}>{part.value}</ins> : part.removed ? <del key={j}>{part.value}</del> : <span key={j}>{part.value}</span>,
+                      )
+                    ) : (
+                      <>
+                        {c.before !== null && <del>{c.before}</del>}
+                        {c.before !== null && c.after !== null && " \u2192 "}
+                        {c.after !== null && <ins>{c.after}</ins>}
+                      </>
+                    )}{" "}
+                    <span className="op">({c.op})</span>
+                  </span>
+                </div>
+              ))}
+          </div>
+        ))
+      )}
+    </section>
+  );
+}
+
+export function Comparison({
+  original,
+  result,
+  titles = ["Original", "New"],
+  requestChanges = null,
+}: {
+  original: Side | null;
+  result: Side | null;
+  /** The two sides' names: "Original" or a run's ("Run #2"), then the other. */
+  titles?: [string, string];
+  /** What changed in the request from A to B, shown above the outputs. */
+  requestChanges?: RequestChange[] | null;
+}) {
   const [showDiff, setShowDiff] = useState(false);
   const changes = useMemo(
     () => (showDiff && original && result ? diffWords(original.text, result.text) : null),
     [showDiff, original, result],
   );
-  const rows = original && result && !result.streaming && !result.pending ? metricRows(original, result) : null;
+  const rows = original && result && !result.streaming && !result.pending && result.status !== "running" ? metricRows(original, result) : null;
   return (
     <div className="comparison" data-testid="comparison">
+      {requestChanges && <RequestChanges changes={requestChanges} />}
+      <h4>What changed in the output</h4>
       <div className="compare-toolbar">
         <label className="toggle">
           <input
@@ -190,8 +246,8 @@ export function Comparison({ original, result }: { original: Side | null; result
         )}
       </div>
       <div className="compare-cols">
-        <Column title="Original" side={original} other={result} changes={changes} which="original" />
-        <Column title="New" side={result} other={original} changes={changes} which="result" />
+        <Column title={titles[0]} side={original} other={result} changes={changes} which="original" />
+        <Column title={titles[1]} side={result} other={original} changes={changes} which="result" />
       </div>
       {result?.pending && <p className="muted small">Loading the new call's usage and timings…</p>}
       {rows && (
@@ -199,8 +255,8 @@ export function Comparison({ original, result }: { original: Side | null; result
           <thead>
             <tr>
               <th />
-              <th className="num">Original</th>
-              <th className="num">New</th>
+              <th className="num">{titles[0]}</th>
+              <th className="num">{titles[1]}</th>
               <th className="num">Change</th>
             </tr>
           </thead>

@@ -6,11 +6,11 @@ import { useEffect, useId, useState } from "react";
 import {
   ANTHROPIC_ROLES,
   CHAT_ROLES,
-  PARAMS,
   addMessage,
   messagesOf,
   moveMessage,
   otherKeys,
+  paramsFor,
   paramText,
   parseParam,
   parseTools,
@@ -27,6 +27,7 @@ import {
 } from "../lib/editor";
 import { isObject, jsonText } from "../lib/messages";
 import type { JsonObject, JsonValue } from "../lib/types";
+import "../styles/experiment.css";
 
 function rowsFor(text: string, min = 2, max = 16): number {
   return Math.min(max, Math.max(min, text.split("\n").length + 1));
@@ -107,9 +108,10 @@ function ParamInput({ spec, value, onChange }: { spec: ParamSpec; value: JsonVal
     });
   }, [external, value, spec]);
   const numeric = spec.kind === "number" || spec.kind === "integer";
+  const set = typeof value === "number";
   const id = useId();
   return (
-    <div className="param">
+    <div className="param" data-param={spec.name}>
       <label className="param-name" htmlFor={id}>
         {spec.name}
       </label>
@@ -133,19 +135,40 @@ function ParamInput({ spec, value, onChange }: { spec: ParamSpec; value: JsonVal
         }}
       />
       {numeric && spec.min !== undefined && spec.max !== undefined && (
+        // Unset, the slider has no thumb and says "unset" (a range input always holds
+        // some number; showing it at its minimum would read as 0). Moving it sets a value.
         <input
           type="range"
           min={spec.min}
           max={spec.max}
           step={spec.step}
-          value={typeof value === "number" ? value : spec.min}
-          className={typeof value === "number" ? undefined : "unset"}
+          value={set ? value : (spec.min + spec.max) / 2}
+          className={set ? undefined : "unset"}
+          data-unset={set ? undefined : "true"}
+          aria-valuetext={set ? undefined : "unset"}
           aria-label={`${spec.name} slider`}
           onChange={(e) => {
             setError(null);
             onChange(Number(e.target.value));
           }}
         />
+      )}
+      {set ? (
+        <button
+          type="button"
+          className="param-clear"
+          aria-label={`Clear ${spec.name}`}
+          title="Back to unset: the provider's default"
+          onClick={() => {
+            setError(null);
+            setText("");
+            onChange(undefined);
+          }}
+        >
+          clear
+        </button>
+      ) : (
+        <span className="param-unset muted small">unset (provider default)</span>
       )}
       {error && <span className="field-error">{error}</span>}
     </div>
@@ -297,9 +320,9 @@ function MessageEditor({
   );
 }
 
-function OtherParams({ request, onChange }: { request: JsonObject; onChange: (r: JsonObject) => void }) {
+function OtherParams({ request, format, onChange }: { request: JsonObject; format: RequestFormat; onChange: (r: JsonObject) => void }) {
   const [name, setName] = useState("");
-  const keys = otherKeys(request);
+  const keys = otherKeys(request, format);
   return (
     <div className="other-params">
       {keys.map((key) => (
@@ -349,11 +372,15 @@ export function VisualEditor({
   format,
   models,
   onChange,
+  modelError,
 }: {
   request: JsonObject;
   format: RequestFormat;
   models: string[];
   onChange: (r: JsonObject) => void;
+  /** Why the last run was refused for its model (unknown model or provider, a
+   * dialect the provider does not serve): shown at the field. */
+  modelError?: string | null;
 }) {
   const messages = messagesOf(request);
   const roles = format === "anthropic" ? ANTHROPIC_ROLES : CHAT_ROLES;
@@ -370,7 +397,14 @@ export function VisualEditor({
           onChange={(e) => onChange(setKey(request, "model", e.target.value))}
           aria-label="Model"
           name="model"
+          aria-invalid={modelError ? true : undefined}
+          aria-describedby={modelError ? "model-error" : undefined}
         />
+        {modelError && (
+          <div className="field-error" id="model-error" role="alert" data-testid="model-error">
+            {modelError}
+          </div>
+        )}
         <datalist id="experiment-models">
           {models.map((m) => (
             <option key={m} value={m} />
@@ -413,11 +447,11 @@ export function VisualEditor({
       <div className="field-block">
         <h4>Parameters</h4>
         <div className="params">
-          {PARAMS.map((spec) => (
+          {paramsFor(format).map((spec) => (
             <ParamInput key={spec.name} spec={spec} value={request[spec.name]} onChange={(v) => onChange(setKey(request, spec.name, v))} />
           ))}
         </div>
-        <OtherParams request={request} onChange={onChange} />
+        <OtherParams request={request} format={format} onChange={onChange} />
       </div>
 
       <div className="field-block">

@@ -139,7 +139,7 @@ describe("parameters", () => {
   });
 
   it("lists unknown keys as other parameters and extracts model parameters", () => {
-    expect(otherKeys(captured).sort()).toEqual(["metadata", "stream", "stream_options"]);
+    expect(otherKeys(captured).sort()).toEqual(["metadata", "stream_options"]); // stream has its own toggle
     expect(modelParameters(setKey(captured, "max_tokens", 10))).toEqual({ temperature: 0.7, max_tokens: 10 });
   });
 });

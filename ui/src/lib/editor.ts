@@ -30,31 +30,62 @@ export interface ParamSpec {
   max?: number;
   step?: number;
   hint: string;
+  /** The request formats (dialects) whose API takes this parameter. */
+  formats: readonly RequestFormat[];
 }
 
-/** Parameters with their own input in the visual editor. */
+const ALL: readonly RequestFormat[] = ["chat", "anthropic", "responses", "other"];
+const OPENAI_SAMPLING: readonly RequestFormat[] = ["chat", "other"];
+
+/** Parameters with their own input in the visual editor, each offered only in the
+ * dialects that take it (an OpenAI chat call has no top_k; Anthropic's temperature
+ * stops at 1; the Responses API limits output with max_output_tokens). */
 export const PARAMS: ParamSpec[] = [
-  { name: "temperature", kind: "number", min: 0, max: 2, step: 0.1, hint: "0 to 2" },
-  { name: "max_tokens", kind: "integer", min: 1, hint: "output token limit" },
-  { name: "top_p", kind: "number", min: 0, max: 1, step: 0.05, hint: "0 to 1" },
-  { name: "max_completion_tokens", kind: "integer", min: 1, hint: "incl. reasoning" },
-  { name: "presence_penalty", kind: "number", min: -2, max: 2, step: 0.1, hint: "-2 to 2" },
-  { name: "frequency_penalty", kind: "number", min: -2, max: 2, step: 0.1, hint: "-2 to 2" },
-  { name: "seed", kind: "integer", hint: "integer" },
-  { name: "n", kind: "integer", min: 1, hint: "choices" },
-  { name: "top_k", kind: "integer", min: 1, hint: "Anthropic" },
-  { name: "reasoning_effort", kind: "string", hint: "low / medium / high" },
-  { name: "stop", kind: "json", hint: 'string or ["…"]' },
-  { name: "response_format", kind: "json", hint: '{"type": "json_object"}' },
-  { name: "tool_choice", kind: "json", hint: '"auto" or {…}' },
+  { name: "temperature", kind: "number", min: 0, max: 2, step: 0.1, hint: "0 to 2", formats: ["chat", "responses", "other"] },
+  { name: "temperature", kind: "number", min: 0, max: 1, step: 0.05, hint: "0 to 1", formats: ["anthropic"] },
+  { name: "max_tokens", kind: "integer", min: 1, hint: "output token limit", formats: ["chat", "anthropic", "other"] },
+  { name: "max_output_tokens", kind: "integer", min: 1, hint: "output token limit", formats: ["responses"] },
+  { name: "top_p", kind: "number", min: 0, max: 1, step: 0.05, hint: "0 to 1", formats: ALL },
+  { name: "top_k", kind: "integer", min: 1, hint: "sample from the top k", formats: ["anthropic"] },
+  { name: "max_completion_tokens", kind: "integer", min: 1, hint: "incl. reasoning", formats: ["chat"] },
+  { name: "presence_penalty", kind: "number", min: -2, max: 2, step: 0.1, hint: "-2 to 2", formats: OPENAI_SAMPLING },
+  { name: "frequency_penalty", kind: "number", min: -2, max: 2, step: 0.1, hint: "-2 to 2", formats: OPENAI_SAMPLING },
+  { name: "seed", kind: "integer", hint: "integer", formats: OPENAI_SAMPLING },
+  { name: "n", kind: "integer", min: 1, hint: "choices", formats: OPENAI_SAMPLING },
+  { name: "reasoning_effort", kind: "string", hint: "low / medium / high", formats: ["chat"] },
+  { name: "reasoning", kind: "json", hint: '{"effort": "low"}', formats: ["responses"] },
+  { name: "stop", kind: "json", hint: 'string or ["…"]', formats: OPENAI_SAMPLING },
+  { name: "stop_sequences", kind: "json", hint: '["…"]', formats: ["anthropic"] },
+  { name: "response_format", kind: "json", hint: '{"type": "json_object"}', formats: ["chat"] },
+  { name: "tool_choice", kind: "json", hint: '"auto" or {…}', formats: ["chat", "anthropic", "responses"] },
 ];
 
-/** Keys edited by dedicated controls (so not listed as "other parameters"). */
-const STRUCTURAL = new Set(["model", "messages", "system", "tools", "input", "instructions"]);
+/** The parameters offered for a request format, in display order. */
+export function paramsFor(format: RequestFormat): ParamSpec[] {
+  return PARAMS.filter((p) => p.formats.includes(format));
+}
+
+/** Keys edited by dedicated controls (so not listed as "other parameters"); `stream`
+ * has its own toggle on the page. */
+const STRUCTURAL = new Set(["model", "messages", "system", "tools", "input", "instructions", "stream"]);
 const PARAM_NAMES = new Set(PARAMS.map((p) => p.name));
 
-export function otherKeys(request: JsonObject): string[] {
-  return Object.keys(request).filter((k) => !STRUCTURAL.has(k) && !PARAM_NAMES.has(k));
+/** Keys with no control of their own for this format: a parameter of another dialect
+ * (top_k on an OpenAI call) is listed here, editable and removable, never hidden. */
+export function otherKeys(request: JsonObject, format?: RequestFormat): string[] {
+  const offered = format ? new Set(paramsFor(format).map((p) => p.name)) : PARAM_NAMES;
+  return Object.keys(request).filter((k) => !STRUCTURAL.has(k) && !offered.has(k));
+}
+
+/** Whether the request streams (its own `stream` field, as the API reads it). */
+export function streams(request: JsonObject): boolean {
+  return request.stream === true;
+}
+
+/** Turn streaming on or off; off drops `stream_options`, which only goes with a stream. */
+export function setStream(request: JsonObject, on: boolean): JsonObject {
+  if (on) return setKey(request, "stream", true);
+  return setKey(setKey(request, "stream", undefined), "stream_options", undefined);
 }
 
 // --- generic edits ---------------------------------------------------------------------
@@ -135,8 +166,16 @@ export function setRole(request: JsonObject, index: number, role: string): JsonO
   return updateMessage(request, index, patch);
 }
 
+/** Add a message: a system (or developer) message goes at the top, after any that are
+ * there already, where a system prompt belongs; any other role at the end. */
 export function addMessage(request: JsonObject, role: string, content = ""): JsonObject {
-  return withMessages(request, [...messagesOf(request), { role, content }]);
+  const messages = messagesOf(request);
+  if (role === "system" || role === "developer") {
+    let at = 0;
+    while (at < messages.length && (messages[at]!.role === "system" || messages[at]!.role === "developer")) at += 1;
+    return withMessages(request, [...messages.slice(0, at), { role, content }, ...messages.slice(at)]);
+  }
+  return withMessages(request, [...messages, { role, content }]);
 }
 
 export function removeMessage(request: JsonObject, index: number): JsonObject {
@@ -308,9 +347,9 @@ export function reconcileVariables(
 /** The parameters part of a request, stored as the experiment's model_parameters. */
 export function modelParameters(request: JsonObject): JsonObject {
   const out: JsonObject = {};
-  for (const spec of PARAMS) {
-    const value = request[spec.name];
-    if (value !== undefined) out[spec.name] = value;
+  for (const name of PARAM_NAMES) {
+    const value = request[name];
+    if (value !== undefined) out[name] = value;
   }
   return out;
 }

@@ -101,6 +101,28 @@ export interface Experiment {
   tags: string[] | null;
   favorite: boolean | null;
   error: JsonValue;
+  operation?: string;
+  /** With `GET /experiments?include=latest_run`. */
+  latest_run?: LatestRun | null;
+}
+
+export interface MetricDelta {
+  original: number | null;
+  result: number | null;
+  delta: number | null;
+}
+
+export interface LatestRun {
+  id: string;
+  status: string;
+  stream: boolean;
+  started_at: string | null;
+  ended_at: string | null;
+  result_span_id: string | null;
+  error: JsonValue;
+  latency_ms: MetricDelta;
+  cost_usd: MetricDelta;
+  total_tokens: MetricDelta;
 }
 
 export interface ExperimentRun {
@@ -108,6 +130,7 @@ export interface ExperimentRun {
   experiment_id: string;
   status: string;
   request: JsonObject | null;
+  stream?: boolean;
   result_span_id: string | null;
   result_trace_id: string | null;
   output_text: string | null;

@@ -15,14 +15,21 @@ import {
   parseRequestJson,
   reconcileVariables,
   requestFormat,
+  setStream,
+  streams,
   toJsonText,
   type ParseResult,
 } from "../lib/editor";
+import { requestChanges, runSummary } from "../lib/requestDiff";
 import { fmtMs, fmtRelative, fmtTime, truncate } from "../lib/format";
 import { isObject } from "../lib/messages";
 import { Link, navigate, useLocation } from "../lib/router";
 import { readSse } from "../lib/sse";
 import type { Experiment, ExperimentRun, JsonObject, JsonValue, SpanDetail } from "../lib/types";
+import "../styles/experiment.css";
+
+/** Operations whose replay can stream (an embeddings call cannot). */
+const STREAMABLE = new Set(["chat", "completions", "responses", "messages"]);
 
 interface Draft {
   name: string;
@@ -46,9 +53,9 @@ function draftFromExperiment(exp: Experiment): Draft {
 
 function draftFromSpan(span: SpanDetail): Draft {
   const request = isObject(span.request) ? structuredClone(span.request) : {};
-  const model = span.request_model ?? span.response_model ?? "model";
   return {
-    name: `${model} experiment`,
+    // left blank, the gateway names it: the original's first words, model and time
+    name: "",
     description: "",
     tags: "",
     request,
@@ -115,26 +122,95 @@ function RunHistory({
   runs,
   selected,
   onSelect,
+  originalRequest,
 }: {
   runs: ExperimentRun[];
   selected: string | null;
   onSelect: (id: string) => void;
+  /** What each run's parameters are shown against. */
+  originalRequest: JsonObject | null;
 }) {
   if (!runs.length) return <p className="muted small">No runs yet.</p>;
   return (
     <ol className="run-history" data-testid="run-history">
-      {runs.map((run, i) => (
-        <li key={run.id} className={run.id === selected ? "selected" : ""}>
-          <button type="button" className="run-item" onClick={() => onSelect(run.id)} aria-pressed={run.id === selected}>
-            <span className="run-n">#{runs.length - i}</span> <StatusBadge status={run.status} />{" "}
-            <span className="muted small">
-              {fmtTime(run.started_at)} · {fmtMs(run.duration_ms)}
-            </span>
-            <span className="run-preview">{truncate(run.output_text ?? "", 90)}</span>
-          </button>
-        </li>
-      ))}
+      {runs.map((run, i) => {
+        const chips = originalRequest && run.request ? runSummary(originalRequest, run.request) : [];
+        return (
+          <li key={run.id} className={run.id === selected ? "selected" : ""} data-run-id={run.id}>
+            <button type="button" className="run-item" onClick={() => onSelect(run.id)} aria-pressed={run.id === selected}>
+              <span className="run-n">#{runs.length - i}</span> <StatusBadge status={run.status} />{" "}
+              <span className="muted small">
+                {fmtTime(run.started_at)} · {fmtMs(run.duration_ms)}
+              </span>
+              <span className="run-params" data-testid="run-params">
+                {chips.length ? (
+                  chips.map((chip) => (
+                    <span key={chip} className="run-param">
+                      {chip}
+                    </span>
+                  ))
+                ) : (
+                  <span className="muted small">as the original</span>
+                )}
+              </span>
+              <span className="run-preview">{truncate(run.output_text ?? "", 90)}</span>
+            </button>
+          </li>
+        );
+      })}
     </ol>
+  );
+}
+
+/** A run that failed because the provider refused its credential. */
+function isKeyFailure(error: JsonObject): boolean {
+  const code = typeof error.code === "string" ? error.code : "";
+  return code === "missing_credential" || code === "invalid_api_key" || code === "http_401" || error.type === "authentication_error";
+}
+
+function runLabel(runs: ExperimentRun[], id: string): string {
+  const i = runs.findIndex((r) => r.id === id);
+  return i < 0 ? "Run" : `Run #${runs.length - i}`;
+}
+
+/** Which two things the comparison shows: A (the original call or a run) and B (a run). */
+function ComparePicker({
+  runs,
+  a,
+  b,
+  onA,
+  onB,
+}: {
+  runs: ExperimentRun[];
+  a: string;
+  b: string | null;
+  onA: (v: string) => void;
+  onB: (v: string) => void;
+}) {
+  const compared = runs.filter((r) => r.status !== "running");
+  if (!compared.length) return null;
+  const options = compared.map((r) => (
+    <option key={r.id} value={r.id}>
+      {runLabel(runs, r.id)} · {r.status}
+    </option>
+  ));
+  return (
+    <div className="compare-pick" data-testid="compare-pick">
+      <label className="stream-toggle">
+        <span className="small muted">Compare A</span>
+        <select value={a} onChange={(e) => onA(e.target.value)} aria-label="Compare A">
+          <option value="original">Original call</option>
+          {options}
+        </select>
+      </label>
+      <label className="stream-toggle">
+        <span className="small muted">with B</span>
+        <select value={b ?? ""} onChange={(e) => onB(e.target.value)} aria-label="Compare B">
+          {b === null && <option value="">(none)</option>}
+          {options}
+        </select>
+      </label>
+    </div>
   );
 }
 
@@ -207,6 +283,11 @@ export default function ExperimentPage() {
   const [actionError, setActionError] = useState<unknown>(null);
   const [streamText, setStreamText] = useState<string | null>(null);
   const [selectedRunId, setSelectedRunId] = useState<string | null>(null);
+  // Side A of the comparison: "original" or a run id (side B is the selected run).
+  const [compareA, setCompareA] = useState<string>("original");
+  // A refused or failed run's reason, shown at the field it is about.
+  const [keyError, setKeyError] = useState<string | null>(null);
+  const [modelError, setModelError] = useState<string | null>(null);
   const [savedAt, setSavedAt] = useState<string | null>(null);
   // Held in memory for this page only: sent with runs, never saved.
   const [apiKey, setApiKey] = useState("");
@@ -232,7 +313,7 @@ export default function ExperimentPage() {
     setDirty(true);
   }, []);
 
-  const format = draft ? requestFormat(draft.request, originalSpan?.operation) : "chat";
+  const format = draft ? requestFormat(draft.request, experiment?.operation ?? originalSpan?.operation) : "chat";
   const variableNames = useMemo(() => (draft ? detectVariables(draft.request) : []), [draft]);
   const variables = useMemo(() => reconcileVariables(variableNames, draft?.variables), [variableNames, draft?.variables]);
 
@@ -265,11 +346,12 @@ export default function ExperimentPage() {
     }
   };
 
-  const save = async (): Promise<Experiment> => {
+  const save = async ({ open = true }: { open?: boolean } = {}): Promise<Experiment> => {
     if (!draft) throw new Error("Nothing to save yet.");
     if (mode === "json" && jsonError) throw new Error(`Fix the JSON first: ${jsonError.error}`);
     const body = {
-      name: draft.name.trim() || "Untitled experiment",
+      // no name: the gateway names a new experiment (first words, model, time)
+      ...(draft.name.trim() ? { name: draft.name.trim() } : {}),
       description: draft.description,
       tags: draft.tags
         .split(",")
@@ -290,14 +372,18 @@ export default function ExperimentPage() {
         original_span_id: originalSpan.span_id,
         original_trace_id: originalSpan.trace_id,
       });
-      loadedFor.current = saved.id;
-      navigate(`/experiment?id=${encodeURIComponent(saved.id)}`, { replace: true });
+      if (open) openSaved(saved.id);
     }
     await mutate(`/experiments/${encodeURIComponent(saved.id)}`, saved, { revalidate: false });
     void mutate((key) => typeof key === "string" && key.startsWith("/experiments?"));
     setDirty(false);
     setSavedAt(new Date().toISOString());
     return saved;
+  };
+
+  const openSaved = (savedId: string) => {
+    loadedFor.current = savedId;
+    navigate(`/experiment?id=${encodeURIComponent(savedId)}`, { replace: true });
   };
 
   const onSave = async () => {
@@ -313,22 +399,36 @@ export default function ExperimentPage() {
   };
 
   const onRun = async () => {
+    if (!draft) return;
     setBusy("running");
     setActionError(null);
-    setStreamText("");
+    setKeyError(null);
+    setModelError(null);
+    const streamed = streams(draft.request);
+    setStreamText(streamed ? "" : null);
     setSelectedRunId(null);
     let runId: string | null = null;
     let expId: string | null = null;
+    // A new experiment is created by this click; opened once its run has started, and
+    // removed again when the run is refused (nothing half-made stays behind).
+    let created: Experiment | null = null;
     try {
-      const saved = await save();
+      const saved = await save({ open: false });
+      if (!experiment) created = saved;
       expId = saved.id;
-      const headers: Record<string, string> = { accept: "text/event-stream" };
+      const headers: Record<string, string> = { accept: streamed ? "text/event-stream" : "application/json" };
       if (apiKey.trim()) headers.authorization = `Bearer ${apiKey.trim()}`;
-      const response = await apiRequest(`/experiments/${encodeURIComponent(saved.id)}/run?stream=true`, {
+      // the run streams exactly when the request says so (the toggle), as the original did
+      const response = await apiRequest(`/experiments/${encodeURIComponent(saved.id)}/run${streamed ? "?stream=true" : ""}`, {
         method: "POST",
         headers,
       });
+      if (created) {
+        openSaved(created.id);
+        created = null;
+      }
       let run: ExperimentRun | null = null;
+      let failure: JsonValue | null = null;
       if ((response.headers.get("content-type") ?? "").includes("text/event-stream") && response.body) {
         for await (const event of readSse(response.body)) {
           if (event.event === "delta") {
@@ -340,12 +440,16 @@ export default function ExperimentPage() {
             // {"error": {...}, "run": {...}}: the run failed (and is kept in the history)
             const data = JSON.parse(event.data) as JsonValue;
             if (isObject(data) && isObject(data.run)) run = data.run as unknown as ExperimentRun;
-            const inner = isObject(data) && data.error !== undefined ? data.error : data;
-            setActionError(isObject(inner) && typeof inner.message === "string" ? `Run failed: ${inner.message}` : inner);
+            failure = isObject(data) && data.error !== undefined ? data.error : data;
           }
         }
       } else {
         run = (await response.json()) as ExperimentRun;
+        if (run.status === "failed") failure = run.error;
+      }
+      if (failure !== null) {
+        setActionError(isObject(failure) && typeof failure.message === "string" ? `Run failed: ${failure.message}` : failure);
+        if (isObject(failure) && isKeyFailure(failure)) setKeyError(typeof failure.message === "string" ? failure.message : "The provider refused the key.");
       }
       if (run) {
         runId = run.id;
@@ -357,8 +461,23 @@ export default function ExperimentPage() {
         );
       }
     } catch (err) {
+      if (created) {
+        // refused before it started: the experiment this click made goes too
+        const gone = created;
+        expId = null;
+        await sendJson("DELETE", `/experiments/${encodeURIComponent(gone.id)}`).catch(() => undefined);
+        void mutate((key) => typeof key === "string" && key.startsWith("/experiments?"));
+        setDirty(true);
+      }
       setActionError(err);
-      if (err instanceof ApiError && err.code === "missing_credential") apiKeyInput.current?.focus();
+      if (err instanceof ApiError) {
+        if (err.code === "missing_credential") {
+          setKeyError(err.message);
+          apiKeyInput.current?.focus();
+        } else if (err.param === "model" || err.param?.endsWith(".model") || ["model_not_found", "provider_not_found"].includes(err.code ?? "")) {
+          setModelError(err.message);
+        }
+      }
     } finally {
       if (expId) void mutate(`/experiments/${encodeURIComponent(expId)}`);
       setSelectedRunId(runId);
@@ -370,18 +489,36 @@ export default function ExperimentPage() {
   const runs = runsPage?.data ?? [];
   const selectedRun = runs.find((r) => r.id === selectedRunId) ?? (selectedRunId === null && busy !== "running" ? runs[0] : undefined) ?? null;
   const { data: resultSpan } = useSpan(selectedRun?.result_span_id, true);
+  const baseRun = compareA === "original" ? null : (runs.find((r) => r.id === compareA) ?? null);
+  const { data: baseSpan } = useSpan(baseRun?.result_span_id, true);
 
-  const originalSide: Side | null = originalSpan ? sideFromSpan(originalSpan) : null;
+  const sideOfRun = (run: ExperimentRun, span: SpanDetail | undefined): Side => {
+    if (span && span.span_id === run.result_span_id) return sideFromSpan(span);
+    return {
+      ...emptySide(run.output_text ?? ""),
+      status: run.status,
+      error: run.error ?? null,
+      pending: Boolean(run.result_span_id),
+    };
+  };
+  let originalSide: Side | null = originalSpan ? sideFromSpan(originalSpan) : null;
+  if (baseRun) originalSide = sideOfRun(baseRun, baseSpan);
   let resultSide: Side | null = null;
   if (streamText !== null) resultSide = { ...emptySide(streamText), model: draft && typeof draft.request.model === "string" ? draft.request.model : null, streaming: true };
-  else if (selectedRun && resultSpan && resultSpan.span_id === selectedRun.result_span_id) resultSide = sideFromSpan(resultSpan);
-  else if (selectedRun)
-    resultSide = {
-      ...emptySide(selectedRun.output_text ?? ""),
-      status: selectedRun.status,
-      error: selectedRun.error ?? null,
-      pending: Boolean(selectedRun.result_span_id),
-    };
+  else if (busy === "running") resultSide = { ...emptySide(""), status: "running" }; // a run that does not stream
+  else if (selectedRun) resultSide = sideOfRun(selectedRun, resultSpan);
+
+  // What was sent on each side: the original's request (as the experiment replays it),
+  // or a run's; while a run is under way, the request being run.
+  const originalRequest: JsonObject | null = experiment?.original_request ?? (originalSpan && isObject(originalSpan.request) ? originalSpan.request : null);
+  const requestA: JsonObject | null = baseRun ? baseRun.request : originalRequest;
+  const requestB: JsonObject | null = streamText !== null || busy === "running" ? (draft?.request ?? null) : (selectedRun?.request ?? null);
+  const changes = useMemo(() => (requestA && requestB ? requestChanges(requestA, requestB) : null), [requestA, requestB]);
+  const titles: [string, string] = [
+    baseRun ? runLabel(runs, baseRun.id) : "Original",
+    selectedRun && streamText === null ? runLabel(runs, selectedRun.id) : "New",
+  ];
+  const operation = experiment?.operation ?? originalSpan?.operation ?? "chat";
 
   const models = useMemo(() => {
     const names = new Set<string>((modelsPage?.data ?? []).map((m) => m.id).filter(Boolean));
@@ -425,6 +562,7 @@ export default function ExperimentPage() {
           value={draft.name}
           onChange={(e) => update({ name: e.target.value })}
           aria-label="Experiment name"
+          placeholder="Name (default: the original's first words · model · time)"
         />
         {experiment && <StatusBadge status={experiment.status} />}
         <span className="muted small" data-testid="save-state">
@@ -435,6 +573,29 @@ export default function ExperimentPage() {
           <Link to={`/spans/${encodeURIComponent(originalSpan.span_id)}`} className="btn">
             Original call
           </Link>
+        )}
+        {STREAMABLE.has(operation) && (
+          <span className="run-options">
+            <label className="stream-toggle" title="Replay as a stream (server-sent events) or as one JSON answer">
+              <input
+                type="checkbox"
+                checked={streams(draft.request)}
+                onChange={(e) => {
+                  const next = setStream(draft.request, e.target.checked);
+                  update({ request: next });
+                  if (mode === "json") setJsonText(toJsonText(next)); // the JSON shown follows
+                }}
+                disabled={busy !== null || blocked}
+                data-testid="stream-toggle"
+              />
+              Stream
+            </label>
+            {originalSpan && originalSpan.stream !== null && (
+              <span className="muted small" data-testid="original-stream">
+                (original: {originalSpan.stream ? "streamed" : "not streamed"})
+              </span>
+            )}
+          </span>
         )}
         <button type="button" className="btn" onClick={() => void onSave()} disabled={busy !== null || blocked}>
           {busy === "saving" ? "Saving…" : "Save"}
@@ -461,7 +622,16 @@ export default function ExperimentPage() {
             <span className="muted small">{format === "anthropic" ? "Anthropic messages" : format === "chat" ? "OpenAI chat" : format}</span>
           </div>
           {mode === "visual" ? (
-            <VisualEditor request={draft.request} format={format} models={models} onChange={(request) => update({ request })} />
+            <VisualEditor
+              request={draft.request}
+              format={format}
+              models={models}
+              modelError={modelError}
+              onChange={(request) => {
+                setModelError(null);
+                update({ request });
+              }}
+            />
           ) : (
             <>
               <JsonEditor value={jsonText} onChange={onJsonChange} label="Request JSON" />
@@ -481,8 +651,13 @@ export default function ExperimentPage() {
             <HeadersEditor rows={draft.headers} onChange={(headers) => update({ headers })} />
             <label className="stack api-key">
               <span className="small muted">API key for runs from this page (kept in memory only, never saved; not needed when the gateway has the provider's key)</span>
-              <input ref={apiKeyInput} type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} onBlur={() => setModelsKey(apiKey.trim())} aria-label="API key for runs" placeholder="sk-…" />
+              <input ref={apiKeyInput} type="password" autoComplete="off" value={apiKey} onChange={(e) => setApiKey(e.target.value)} onBlur={() => setModelsKey(apiKey.trim())} aria-label="API key for runs" placeholder="sk-…" aria-invalid={keyError ? true : undefined} aria-describedby={keyError ? "key-error" : undefined} />
             </label>
+            {keyError && (
+              <div className="field-error key-error" id="key-error" role="alert" data-testid="key-error">
+                {keyError}
+              </div>
+            )}
           </div>
           <div className="field-block">
             <h4>Notes</h4>
@@ -502,10 +677,23 @@ export default function ExperimentPage() {
             <h3>Comparison</h3>
           </div>
           {!originalSpan && spanError ? <ErrorNote error="The original call is no longer stored; only the new output is shown." /> : null}
-          <Comparison original={originalSide} result={resultSide} />
+          {id && (
+            <ComparePicker
+              runs={runs}
+              a={baseRun ? baseRun.id : "original"}
+              b={streamText === null ? (selectedRun?.id ?? null) : null}
+              onA={setCompareA}
+              onB={setSelectedRunId}
+            />
+          )}
+          <Comparison original={originalSide} result={resultSide} titles={titles} requestChanges={changes} />
           <div className="field-block">
             <h4>Run history</h4>
-            {id ? <RunHistory runs={runs} selected={selectedRun?.id ?? null} onSelect={setSelectedRunId} /> : <p className="muted small">Runs appear here once the experiment is saved and run.</p>}
+            {id ? (
+              <RunHistory runs={runs} selected={selectedRun?.id ?? null} onSelect={setSelectedRunId} originalRequest={originalRequest} />
+            ) : (
+              <p className="muted small">Runs appear here once the experiment is saved and run.</p>
+            )}
           </div>
         </section>
       </div>

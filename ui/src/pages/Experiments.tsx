@@ -2,9 +2,35 @@ import { useRef, useState } from "react";
 import useSWRInfinite from "swr/infinite";
 import { ErrorNote, StatusBadge } from "../components/common";
 import { ApiError, getJson, query, sendJson } from "../lib/api";
-import { fmtRelative, fmtTime } from "../lib/format";
+import { fmtCost, fmtDelta, fmtInt, fmtMs, fmtRelative, fmtTime } from "../lib/format";
 import { Link, navigate, setSearch, useLocation } from "../lib/router";
-import type { Experiment, Page } from "../lib/types";
+import type { Experiment, LatestRun, MetricDelta, Page } from "../lib/types";
+import "../styles/experiment.css";
+
+function Delta({ name, metric, format }: { name: string; metric: MetricDelta; format: (n: number) => string }) {
+  if (metric.original === null && metric.result === null) return null;
+  const trend = metric.delta === null || metric.delta === 0 ? "" : metric.delta < 0 ? "down" : "up";
+  return (
+    <span className={trend} title={`${name}: original ${metric.original === null ? "unknown" : format(metric.original)}, run ${metric.result === null ? "unknown" : format(metric.result)}`}>
+      {name} {fmtDelta(metric.original, metric.result, format)}
+    </span>
+  );
+}
+
+/** The latest run's status and how it compares with the original call. */
+function LatestRunCell({ run }: { run: LatestRun | null | undefined }) {
+  if (!run) return <span className="muted small">not run</span>;
+  return (
+    <div className="exp-deltas" data-testid="latest-run">
+      <span>
+        <StatusBadge status={run.status} /> <span className="muted">{fmtRelative(run.started_at)}</span>
+      </span>
+      <Delta name="latency" metric={run.latency_ms} format={fmtMs} />
+      <Delta name="cost" metric={run.cost_usd} format={fmtCost} />
+      <Delta name="tokens" metric={run.total_tokens} format={fmtInt} />
+    </div>
+  );
+}
 
 function download(filename: string, data: unknown): void {
   const blob = new Blob([JSON.stringify(data, null, 2)], { type: "application/json" });
@@ -63,7 +89,15 @@ function Row({ exp, onChanged, onError }: { exp: Experiment; onChanged: () => Pr
         {exp.description && <div className="muted small">{exp.description}</div>}
       </td>
       <td>
+        <Link to={`/spans/${encodeURIComponent(exp.original_span_id)}`} className="mono small" data-testid="original-link" aria-label={`Original call of ${exp.name}`}>
+          {exp.original_span_id.slice(0, 8)}
+        </Link>
+      </td>
+      <td>
         <StatusBadge status={exp.status} />
+      </td>
+      <td>
+        <LatestRunCell run={exp.latest_run} />
       </td>
       <td>{modelOf(exp)}</td>
       <td className="nowrap" title={exp.created_at ?? ""}>
@@ -139,7 +173,7 @@ export function ExperimentsPage() {
   const [actionError, setActionError] = useState<unknown>(null);
   const fileInput = useRef<HTMLInputElement>(null);
 
-  const base = { q, status, tag, favorite: favorite ? "true" : "", limit: 50 };
+  const base = { q, status, tag, favorite: favorite ? "true" : "", limit: 50, include: "latest_run" };
   const { data, error, size, setSize, mutate, isLoading, isValidating } = useSWRInfinite<Page<Experiment>>(
     (index, previous: Page<Experiment> | null) => {
       if (previous && !previous.next_cursor) return null;
@@ -246,7 +280,9 @@ export function ExperimentsPage() {
             <tr>
               <th aria-label="Favourite" />
               <th>Name</th>
+              <th>Original</th>
               <th>Status</th>
+              <th>Latest run vs original</th>
               <th>Model</th>
               <th>Created</th>
               <th>Updated</th>
