@@ -149,7 +149,7 @@ def test_the_drawer_leaves_the_compared_columns_and_resizes(server: Server, page
     calls(server, "drawer-thread", "Drawer probe about a long-ish question here")
     page.goto(server.url + "/ui/?thread=drawer-thread")
     rows(page).first.click()
-    drawer = page.get_by_test_id("drawer")
+    drawer = page.locator("aside.drawer")
     page.get_by_test_id("span-detail").wait_for()
     left = box(drawer)["x"]
     for name in ("Latency", "Tokens", "Cost"):
@@ -180,7 +180,7 @@ def test_the_drawer_leaves_the_compared_columns_and_resizes(server: Server, page
     # The width is kept for the next visit.
     page.reload()
     page.get_by_test_id("span-detail").wait_for()
-    assert box(page.get_by_test_id("drawer"))["width"] == pytest.approx(width + 32 - 118, abs=3)
+    assert box(page.locator("aside.drawer"))["width"] == pytest.approx(width + 32 - 118, abs=3)
 
 
 def test_j_k_and_arrows_move_through_the_calls_and_escape_closes(server: Server, page: Any) -> None:
@@ -220,7 +220,7 @@ def test_j_k_and_arrows_move_through_the_calls_and_escape_closes(server: Server,
 
     page.locator("h1").click()
     page.keyboard.press("Escape")
-    page.get_by_test_id("drawer").wait_for(state="detached")
+    page.locator("aside.drawer").wait_for(state="detached")
     assert selected() is None
 
 
@@ -231,7 +231,7 @@ def test_on_a_phone_the_drawer_is_a_full_screen_sheet(server: Server, browser: A
         page = context.new_page()
         page.goto(server.url + f"/ui/?thread=phone-thread&span={span_id}")
         page.get_by_test_id("span-detail").wait_for()
-        sheet = box(page.get_by_test_id("drawer"))
+        sheet = box(page.locator("aside.drawer"))
         assert (sheet["x"], sheet["y"]) == (0, 0)
         assert sheet["width"] == pytest.approx(390, abs=1)
         assert sheet["height"] == pytest.approx(844, abs=1)
@@ -245,13 +245,13 @@ def test_on_a_phone_the_drawer_is_a_full_screen_sheet(server: Server, browser: A
             assert edge["x"] >= 0 and edge["x"] + edge["width"] <= 390, edge
             assert edge["y"] >= 0 and edge["y"] + edge["height"] <= 844, edge
         # Still there after scrolling the sheet's content.
-        page.get_by_test_id("drawer").locator(".drawer-body").evaluate(
+        page.locator("aside.drawer").locator(".drawer-body").evaluate(
             "el => el.scrollTo(0, el.scrollHeight)"
         )
         close = page.get_by_role("button", name="Close detail")
         assert 0 <= box(close)["y"] < 844
         screenshot(page, "traces-phone-sheet")
         close.click()
-        page.get_by_test_id("drawer").wait_for(state="detached")
+        page.locator("aside.drawer").wait_for(state="detached")
     finally:
         context.close()
