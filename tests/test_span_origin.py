@@ -98,6 +98,20 @@ async def test_stats_totals_leave_replays_out_when_asked(gw: Gateway) -> None:
     assert [row["calls"] for row in by_origin["data"]] == [1]
 
 
+async def test_stats_by_minute_and_the_times_of_a_group(gw: Gateway) -> None:
+    original, replay = await replayed(gw)
+    rows = (await gw.client.get("/stats?group_by=minute")).json()["data"]
+    assert sum(r["calls"] for r in rows) == 2
+    for row in rows:
+        assert len(row["group"]) == len("2026-12-02T14:05:00Z") and row["group"].endswith(":00Z")
+        assert row["first_time"] <= row["last_time"]
+    total = (await gw.client.get("/stats?group_by=total")).json()["data"][0]
+    assert total["first_time"] == original["start_time"]
+    assert total["last_time"] == replay["start_time"]
+    none = (await gw.client.get("/stats?group_by=total&origin=playground")).json()["data"]
+    assert none == []
+
+
 async def test_thread_totals_count_replays_apart(gw: Gateway) -> None:
     original, replay = await replayed(gw, thread="thread-t")
     threads = (await gw.client.get("/threads")).json()["data"]

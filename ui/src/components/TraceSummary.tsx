@@ -4,7 +4,7 @@
 // Charts are SVG of our own (no chart library on the first page); each carries its
 // figures as text (title and aria-label) for screen readers and tooltips.
 
-import { useMemo } from "react";
+import { useEffect, useMemo, useRef } from "react";
 import useSWR from "swr";
 import { query } from "../lib/api";
 import {
@@ -27,6 +27,7 @@ interface StatsAnswer {
 }
 
 const WIDTH = 220;
+const REFRESH_MS = 3000;
 const HEIGHT = 44;
 
 function Figure({ label, value, title, tone }: { label: string; value: string; title?: string; tone?: string }) {
@@ -119,6 +120,7 @@ export function TraceSummary({
   untilUs,
   ready,
   nowMs,
+  revision = 0,
 }: {
   /** The /stats filter parameters of the current view (spanList.filterParams). */
   params: Record<string, string | null | undefined>;
@@ -127,6 +129,9 @@ export function TraceSummary({
   /** False until the table's first page is in: the strip's queries wait behind it. */
   ready: boolean;
   nowMs: number;
+  /** How many live calls the table has taken in: the strip refreshes after them, at
+   * most every REFRESH_MS (a busy gateway must not rerun /stats per call). */
+  revision?: number;
 }) {
   const base = query(params);
   const sep = base ? "&" : "?";
@@ -140,6 +145,20 @@ export function TraceSummary({
   const overTime = useSWR<StatsAnswer>(ready && bucket && total ? `/stats${base}${sep}group_by=${bucket}` : null, {
     shouldRetryOnError: false,
   });
+
+  const lastRefresh = useRef(0);
+  const { mutate: refreshTotals } = totals;
+  const { mutate: refreshOverTime } = overTime;
+  useEffect(() => {
+    if (!revision) return;
+    const wait = Math.max(0, lastRefresh.current + REFRESH_MS - Date.now());
+    const timer = window.setTimeout(() => {
+      lastRefresh.current = Date.now();
+      void refreshTotals();
+      void refreshOverTime();
+    }, wait);
+    return () => window.clearTimeout(timer);
+  }, [revision, refreshTotals, refreshOverTime]);
 
   const points = useMemo(
     () => (bucket && overTime.data && fromMs !== null && toMs !== null ? fillBuckets(overTime.data.data, bucket, fromMs, toMs) : []),

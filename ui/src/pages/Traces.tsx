@@ -339,6 +339,7 @@ export function TracesPage() {
         sinceUs={bounds.sinceUs}
         untilUs={bounds.untilUs}
         nowMs={bounds.nowMs}
+        revision={list.fresh.size}
         ready={!list.loading || list.items.length > 0 || list.error !== null}
       />
       <div className="table-wrap">
