@@ -69,10 +69,12 @@ def box(locator: Any) -> dict[str, float]:
 
 
 def test_replays_are_badged_and_can_be_hidden(server: Server, page: Any) -> None:
+    page.goto(server.url + "/ui/?thread=replay-thread")
+    page.get_by_test_id("live-state").filter(has_text="Live").wait_for(timeout=10_000)
     (original,) = calls(server, "replay-thread", "What is a replay probe?")
     replayed = replay(server, original)
-    page.goto(server.url + "/ui/?thread=replay-thread")
-    rows(page).nth(1).wait_for()
+    # Both arrive live, the replay badged (its origin comes with the live event).
+    page.locator(f"tr[data-span-id='{replayed}']").get_by_test_id("origin-badge").wait_for()
     assert set(row_ids(page)) == {original, replayed}
     replay_row = page.locator(f"tr[data-span-id='{replayed}']")
     badge = replay_row.get_by_test_id("origin-badge")
