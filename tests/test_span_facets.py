@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
-from gateway.capture.span_table import SPAN_COLUMNS, FacetCache, insert_rows
+from gateway.capture.span_table import SPAN_COLUMNS, FacetCache, facets_of, insert_rows
 from gateway.store.database import SQLiteDatabase
 from tests.conftest import Gateway, GatewayFactory
 from tests.fakes import FakeUpstream, chat_completion
@@ -166,3 +166,14 @@ async def test_the_writer_sends_known_facets_once_until_another_connection_commi
     assert models == [("m1",)]
     writer.close()
     other.close()
+
+
+def test_facets_of_skips_what_is_not_text() -> None:
+    model = SPAN_COLUMNS.index("request_model")
+    provider = SPAN_COLUMNS.index("provider")
+    row = [None] * len(SPAN_COLUMNS)
+    odd = list(row)
+    odd[model], odd[provider] = ["a", "list"], 7
+    good = list(row)
+    good[model], good[provider] = "m", ""
+    assert facets_of([tuple(odd), tuple(good)]) == {("model", "m")}

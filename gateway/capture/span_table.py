@@ -133,9 +133,11 @@ def facets_of(
     span for a batch of 1,000."""
     found: set[tuple[str, str]] = set()
     for kind, i in indexes:
-        found.update(
-            (kind, v) for v in set(map(operator.itemgetter(i), rows)) if v and isinstance(v, str)
-        )
+        try:
+            values = set(map(operator.itemgetter(i), rows))
+        except TypeError:  # an unhashable value (no row the writers build has one)
+            values = {row[i] for row in rows if isinstance(row[i], str)}
+        found.update((kind, v) for v in values if v and isinstance(v, str))
     return found
 
 
