@@ -86,6 +86,7 @@ def proxy_endpoints(routes: Sequence[Route]) -> dict[str, tuple[frozenset[str], 
 def management_routes() -> list[BaseRoute]:
     return [
         Route("/spans", spans.list_spans, methods=["GET"]),
+        Route("/spans/facets", spans.span_facets, methods=["GET"]),  # before {span_id}
         Route("/spans/{span_id}", spans.get_span, methods=["GET"]),
         Route("/traces/{trace_id}", spans.get_trace, methods=["GET"]),
         Route("/threads", spans.list_threads, methods=["GET"]),

@@ -352,10 +352,14 @@ PARAMS: dict[str, st.SearchStrategy[str]] = {
     "status": st.sampled_from(["ok", "error", "draft", "x"]),
     "group_by": st.sampled_from(
         ["model", "provider", "project", "thread", "label", "operation", "status", "x", ""]
-    ),
+    )
+    | st.sampled_from(["total", "minute", "hour", "day"]),
     "favorite": st.sampled_from(["true", "false", "x"]),
     "run": st.text(max_size=10),
     "ids": st.lists(st.sampled_from(["$exp", "x", ""]), max_size=3).map(",".join),
+    "origin": st.sampled_from(["app", "experiment", "app,experiment", ",", "X"])
+    | st.text(max_size=40),
+    "exclude_origin": st.sampled_from(["experiment", "app,,x"]) | st.text(max_size=40),
 }
 OTHER_PARAMS = [
     "project",
@@ -376,7 +380,8 @@ QUERY = st.lists(
     max_size=4,
 )
 READ_PATHS = [
-    "/spans", "/spans/{id}", "/traces/{id}", "/threads", "/stats", "/healthz", "/metrics",
+    "/spans", "/spans/facets", "/spans/{id}", "/traces/{id}", "/threads", "/stats", "/healthz",
+    "/metrics",
     "/experiments", "/experiments/export", "/experiments/by-span/{id}", "/experiments/{id}",
     "/experiments/{id}/runs", "/experiments/{id}/runs/{id}", "/experiments/{id}/compare",
     "/experiments/{id}/export", "/experiments/{id}/history",

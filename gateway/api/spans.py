@@ -1,4 +1,9 @@
-"""Read API for captured calls: spans, traces, threads, stats."""
+"""Read API for captured calls: spans, traces, threads, stats, facets.
+
+Every span list and `/stats` takes ``origin`` (any of a comma-separated list of
+origins, `gateway.capture.origin`: ``origin=app`` is the app's own calls) and
+``exclude_origin`` (none of them: ``exclude_origin=experiment`` hides the replays).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api import json_response, query_int, query_str, query_text, query_time_us
+from gateway.capture.origin import ORIGIN_NAME
 from gateway.capture.otel import genai_attributes
 from gateway.capture.span import SPAN_STATUSES
 from gateway.errors import InvalidRequest, NotFound
 from gateway.state import app_state
 from gateway.store.spans import SpanFilter
+
+
+def query_origins(request: Request, name: str) -> tuple[str, ...] | None:
+    """A comma-separated list of origins (``app,experiment``), each a short word."""
+    raw = query_str(request, name)
+    if raw is None:
+        return None
+    values = tuple(dict.fromkeys(v.strip() for v in raw.split(",") if v.strip()))
+    bad = [v for v in values if not ORIGIN_NAME.match(v)]
+    if bad or not values:
+        raise InvalidRequest(
+            f"{name} must be origins separated by commas (e.g. app,experiment), got {raw!r}",
+            param=name,
+        )
+    return values
 
 
 def span_filter(request: Request) -> SpanFilter:
@@ -32,6 +53,8 @@ def span_filter(request: Request) -> SpanFilter:
         text=query_text(request),
         since_us=query_time_us(request, "since"),
         until_us=query_time_us(request, "until"),
+        origins=query_origins(request, "origin"),
+        exclude_origins=query_origins(request, "exclude_origin"),
     )
 
 
@@ -43,6 +66,15 @@ async def list_spans(request: Request) -> Response:
         cursor=query_str(request, "cursor"),
     )
     return json_response({"data": page.items, "next_cursor": page.next_cursor})
+
+
+async def span_facets(request: Request) -> Response:
+    """The values the filters can take, for dropdowns: ``{"models": [...],
+    "providers": [...], "labels": [...], "operations": [...], "origins": [...]}``."""
+    facets = await app_state(request).stores.spans.facets(
+        limit=query_int(request, "limit", 1000, low=1, high=10_000)
+    )
+    return json_response({f"{kind}s": values for kind, values in facets.items()})
 
 
 async def get_span(request: Request) -> Response:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from gateway.capture.origin import span_origin
 from gateway.capture.pricing import PriceTable
 from gateway.capture.redaction import (
     MAX_STORED_DEPTH,
@@ -680,6 +681,7 @@ def to_record(span: Span) -> dict[str, Any]:
         "error": body("error", span.error, redact=False),
         "attributes": body("attributes", ctx.attributes) if ctx.attributes else None,
         "links": dump(ctx.links) if ctx.links else None,
+        "origin": span_origin(ctx.attributes),
     }
     if dropped:
         _mark_dropped(record, dropped, {} if "attributes" in dropped else ctx.attributes, dump)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from gateway.capture.origin import APP
 from gateway.capture.span_table import JSON_COLUMNS
 from gateway.store.pagination import Page
 from gateway.store.sqlwhere import Where
@@ -33,6 +34,10 @@ class SpanFilter:
     text: str | None = None
     since_us: int | None = None
     until_us: int | None = None
+    # Any of these origins (gateway.capture.origin), and none of those: "not replays"
+    # is ``exclude_origins=("experiment",)``.
+    origins: tuple[str, ...] | None = None
+    exclude_origins: tuple[str, ...] | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         where = Where()
@@ -51,6 +56,17 @@ class SpanFilter:
             where.add("start_us >= ?", self.since_us)
         if self.until_us is not None:
             where.add("start_us < ?", self.until_us)
+        if self.origins is not None:
+            where.one_of("origin", self.origins)
+            if APP not in self.origins:
+                # Implies the partial index spans_not_app's condition, so SQLite may use
+                # it (it needs that term itself in the query) to find the few replays.
+                where.add(f"origin <> '{APP}'")
+        if self.exclude_origins:
+            where.add(
+                f"origin NOT IN ({', '.join('?' for _ in self.exclude_origins)})",
+                *self.exclude_origins,
+            )
         return where.sql()
 
 
@@ -119,8 +135,15 @@ class SpanStore(ABC):
     async def stats(self, group_by: str, filters: SpanFilter) -> list[dict[str, Any]]: ...
 
     @abstractmethod
+    async def facets(self, limit: int = 1000) -> dict[str, list[str]]:
+        """The values each filter can take (`span_table.FACET_KINDS`): ``{kind: values}``,
+        sorted, at most ``limit`` per kind; from a small table the writers keep, so it
+        costs the same at any number of spans."""
+
+    @abstractmethod
     async def count_spans(self, filters: SpanFilter | None = None) -> int: ...
 
     @abstractmethod
     async def delete_spans_before(self, before_us: int) -> int:
-        """Delete spans that started before ``before_us``; return how many."""
+        """Delete spans that started before ``before_us``; return how many. The facets
+        are rebuilt from the spans left (a model no span names any more goes)."""

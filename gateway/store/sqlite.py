@@ -15,13 +15,19 @@ from typing import Any
 
 import aiosqlite
 
+from gateway.capture.origin import APP
 from gateway.capture.span_table import (
+    FACET_COLUMNS,
+    FACET_KINDS,
+    INSERT_FACET,
     INSERT_SIZES,
     ORIGINAL_ID_ATTRIBUTE,
     SELECT_IDENTITY,
     SPAN_COLUMNS,
     SUMMARY_COLUMNS,
     Renamed,
+    facet_indexes,
+    facets_of,
     insert_sql,
     renamed_row,
     same_span,
@@ -37,10 +43,13 @@ capture_log = logging.getLogger("gateway.writer.span_writer")
 
 SPAN_ORDER = (SortKey("start_us", "start_us"), SortKey("span_id", "span_id"))
 STATS_GROUPS = {
+    # One row for every span the filter takes (its group is null): a summary's totals.
+    "total": "NULL",
     "model": "COALESCE(request_model, response_model)",
     "provider": "provider",
     "thread": "thread_id",
     "status": "status",
+    "minute": "strftime('%Y-%m-%dT%H:%M:00Z', start_us / 1000000, 'unixepoch')",
     "hour": "strftime('%Y-%m-%dT%H:00:00Z', start_us / 1000000, 'unixepoch')",
     "day": "strftime('%Y-%m-%d', start_us / 1000000, 'unixepoch')",
 }
@@ -69,6 +78,7 @@ class SQLiteSpanStore(SpanStore):
                             if new is not None:
                                 renamed[i] = new
                     start += size
+            await conn.executemany(INSERT_FACET, facets_of(rows))
         return {i: dict(zip(SPAN_COLUMNS, row, strict=True)) for i, row in renamed.items()}
 
     async def get_span(self, span_id: str) -> dict[str, Any] | None:
@@ -108,13 +118,19 @@ class SQLiteSpanStore(SpanStore):
         if project is not None:
             where += " AND project_id = ?"
             params.append(project)
+        # The totals are the app's calls only: a replay (any origin but app) lands in
+        # its original's thread, and is counted apart (replays) instead of inflating it.
+        app = f"origin = '{APP}'"
         rows = await self.db.fetch(
-            "SELECT thread_id, COUNT(*) AS calls,"
-            " SUM(status != 'ok') AS errors,"
-            " SUM(COALESCE(total_tokens, 0)) AS total_tokens,"
-            " SUM(cost_usd) AS cost_usd,"
-            " MIN(start_us) AS first_us, MAX(start_us) AS last_us,"
-            " GROUP_CONCAT(DISTINCT COALESCE(request_model, response_model)) AS models,"
+            f"SELECT thread_id, SUM({app}) AS calls,"
+            f" SUM({app} AND status != 'ok') AS errors,"
+            f" SUM(CASE WHEN {app} THEN COALESCE(total_tokens, 0) END) AS total_tokens,"
+            f" SUM(CASE WHEN {app} THEN cost_usd END) AS cost_usd,"
+            f" SUM(origin != '{APP}') AS replays,"
+            f" COALESCE(MIN(CASE WHEN {app} THEN start_us END), MIN(start_us)) AS first_us,"
+            f" COALESCE(MAX(CASE WHEN {app} THEN start_us END), MAX(start_us)) AS last_us,"
+            " GROUP_CONCAT(DISTINCT CASE WHEN"
+            f" {app} THEN COALESCE(request_model, response_model) END) AS models,"
             " MAX(project_id) AS project_id"
             f" FROM spans WHERE {where} GROUP BY thread_id"
             " ORDER BY last_us DESC LIMIT ? OFFSET ?",
@@ -126,8 +142,9 @@ class SQLiteSpanStore(SpanStore):
                 "project_id": r["project_id"],
                 "calls": r["calls"],
                 "errors": r["errors"],
-                "total_tokens": r["total_tokens"],
+                "total_tokens": r["total_tokens"] or 0,
                 "cost_usd": r["cost_usd"],
+                "replays": r["replays"],
                 "first_activity": iso_from_us(r["first_us"]),
                 "last_activity": iso_from_us(r["last_us"]),
                 "models": sorted(set((r["models"] or "").split(","))) if r["models"] else [],
@@ -146,7 +163,7 @@ class SQLiteSpanStore(SpanStore):
         # rank reaches p * n within its group (spans without a duration rank after n).
         sql = f"""
             WITH f AS (
-                SELECT {key} AS grp, status, duration_ms, ttft_ms, prompt_tokens,
+                SELECT {key} AS grp, status, start_us, duration_ms, ttft_ms, prompt_tokens,
                        completion_tokens, total_tokens, cost_usd
                 FROM spans WHERE {where}
             ),
@@ -166,11 +183,23 @@ class SQLiteSpanStore(SpanStore):
                        THEN duration_ms END) AS latency_p50_ms,
                    MIN(CASE WHEN duration_ms IS NOT NULL AND rn >= 0.95 * n
                        THEN duration_ms END) AS latency_p95_ms,
-                   AVG(ttft_ms) AS ttft_avg_ms
+                   AVG(ttft_ms) AS ttft_avg_ms,
+                   MIN(start_us) AS first_us, MAX(start_us) AS last_us
             FROM r GROUP BY grp ORDER BY calls DESC, grp
         """
         rows = await self.db.fetch(sql, params)
-        return [{"group": r["grp"], **{k: r[k] for k in r.keys() if k != "grp"}} for r in rows]  # noqa: SIM118
+        return [_stats_row(r) for r in rows]
+
+    async def facets(self, limit: int = 1000) -> dict[str, list[str]]:
+        # Per kind, the primary key's order: a range of the index, `limit` rows at most.
+        out: dict[str, list[str]] = {}
+        for kind in FACET_KINDS:
+            rows = await self.db.fetch(
+                "SELECT value FROM span_facets WHERE kind = ? ORDER BY value LIMIT ?",
+                (kind, limit),
+            )
+            out[kind] = [r[0] for r in rows]
+        return out
 
     async def count_spans(self, filters: SpanFilter | None = None) -> int:
         where, params = (filters or SpanFilter()).where()
@@ -180,7 +209,27 @@ class SQLiteSpanStore(SpanStore):
     async def delete_spans_before(self, before_us: int) -> int:
         async with self.db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM spans WHERE start_us < ?", (before_us,))
-            return int(cursor.rowcount)
+            deleted = int(cursor.rowcount)
+            if deleted:
+                # The facets of the spans left, in the same transaction (the writer
+                # process adds its batches' facets in its own, before or after this):
+                # one scan, for a maintenance command that scanned to delete already.
+                combos = await conn.execute_fetchall(
+                    f"SELECT DISTINCT {', '.join(FACET_COLUMNS)} FROM spans"
+                )
+                await conn.execute("DELETE FROM span_facets")
+                await conn.executemany(
+                    INSERT_FACET, facets_of(list(combos), facet_indexes(FACET_COLUMNS))
+                )
+            return deleted
+
+
+def _stats_row(row: Any) -> dict[str, Any]:
+    out = {"group": row["grp"]}
+    out.update({k: row[k] for k in row.keys() if k not in ("grp", "first_us", "last_us")})  # noqa: SIM118
+    out["first_time"] = iso_from_us(row["first_us"])
+    out["last_time"] = iso_from_us(row["last_us"])
+    return out
 
 
 async def _settle_conflict(

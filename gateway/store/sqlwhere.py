@@ -24,6 +24,15 @@ class Where:
         if value is not None:
             self.add(f"{column} = ?", value)
 
+    def one_of(self, column: str, values: tuple[Any, ...]) -> None:
+        """``column`` is one of ``values`` (none: nothing matches)."""
+        if not values:
+            self.add("0")
+        elif len(values) == 1:
+            self.add(f"{column} = ?", values[0])
+        else:
+            self.add(f"{column} IN ({', '.join('?' for _ in values)})", *values)
+
     def contains_text(self, columns: tuple[str, ...], text: str | None) -> None:
         """Any of ``columns`` contains ``text``: case-insensitive (ASCII), with LIKE's
         wildcards in ``text`` taken literally."""

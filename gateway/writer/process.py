@@ -52,12 +52,14 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from gateway.capture.origin import span_origin
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span, SpanContext, finalize, to_record
 from gateway.capture.span_table import (
     OUTLINE_COLUMNS,
     SPAN_COLUMNS,
     SUMMARY_COLUMNS,
+    FacetCache,
     insert_rows,
     insert_sql,
     outline_row,
@@ -218,6 +220,7 @@ def record_or_outline(span: Span, prices: PriceTable) -> dict[str, Any]:
         logger.error("span %s: %s; storing its outline", span.context.span_id, reason)
         values = {c: getattr(span.context, c, None) for c in OUTLINE_COLUMNS}
         values.update((c, getattr(span, c)) for c in OUTLINE_COLUMNS if hasattr(span, c))
+        values["origin"] = span_origin(span.context.attributes)
         return dict(zip(SPAN_COLUMNS, outline_row(values, reason), strict=True))
 
 
@@ -235,6 +238,7 @@ class ChildWriter:
         self.out_open = True
         self.outbox: list[bytes] = []
         self.batch_size = batch_size
+        self.facets = FacetCache()  # the facets this connection has stored
         self.prices = PriceTable()
         # Prepared frames waiting for the store thread, bounded in spans and bytes (see
         # HOLD_SPANS_PER_BATCH): a slow disk holds frames in the pipe and the gateway.
@@ -305,7 +309,7 @@ class ChildWriter:
         failures = 0
         while True:
             try:
-                renamed = insert_rows(self.conn, rows)
+                renamed = insert_rows(self.conn, rows, self.facets)
                 break
             except Exception as exc:  # retried, never dropped; the gateway logs it
                 self._send(FAILED, marshal.dumps(f"{type(exc).__name__}: {exc}"))

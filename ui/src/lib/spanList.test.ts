@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { filtersFrom, matchesFilters, spansQuery, timeBounds } from "./spanList";
+import { filtersFrom, isReplay, matchesFilters, spansQuery, timeBounds } from "./spanList";
 import type { SpanSummary } from "./types";
 
 const span = (extra: Partial<SpanSummary> = {}): SpanSummary =>
@@ -45,3 +45,25 @@ describe("filters", () => {
     expect(spansQuery({ model: "m", q: "a b" }, 50, "c1")).toBe("?model=m&q=a+b&limit=50&cursor=c1");
   });
 });
+
+describe("replays", () => {
+  it("keeps the replays filter in the URL and sends it as an origin filter", () => {
+    expect(filtersFrom(new URLSearchParams("replays=hide"))).toEqual({ replays: "hide" });
+    expect(spansQuery({ replays: "hide" }, 50)).toBe("?exclude_origin=experiment&limit=50");
+    expect(spansQuery({ replays: "only" }, 50)).toBe("?origin=experiment&limit=50");
+    expect(spansQuery({}, 50)).toBe("?limit=50");
+  });
+
+  it("matches live replays the way the server does", () => {
+    const replay = span({ origin: "experiment" });
+    expect(matchesFilters(replay, {})).toBe(true);
+    expect(matchesFilters(replay, { replays: "hide" })).toBe(false);
+    expect(matchesFilters(span({ origin: "app" }), { replays: "hide" })).toBe(true);
+    expect(matchesFilters(replay, { replays: "only" })).toBe(true);
+    expect(matchesFilters(span({ origin: "app" }), { replays: "only" })).toBe(false);
+    expect(isReplay(replay)).toBe(true);
+    expect(isReplay(span({ origin: "app" }))).toBe(false);
+    expect(isReplay(span())).toBe(false); // an older gateway's span has no origin
+  });
+});
+

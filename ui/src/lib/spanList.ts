@@ -16,9 +16,19 @@ export interface SpanFilters {
   range?: string;
   since?: string;
   until?: string;
+  /** Experiment replays (origin `experiment`): shown (unset), `hide` or `only`. */
+  replays?: string;
 }
 
-export const FILTER_KEYS = ["model", "provider", "status", "thread", "label", "q", "range", "since", "until"] as const;
+export const FILTER_KEYS = ["model", "provider", "status", "thread", "label", "q", "range", "since", "until", "replays"] as const;
+
+/** The origin of an experiment's replay (gateway/capture/origin.py). */
+export const REPLAY_ORIGIN = "experiment";
+
+/** Whether a span is a call the gateway made itself (a replay), not an app's. */
+export function isReplay(span: Pick<SpanSummary, "origin">): boolean {
+  return typeof span.origin === "string" && span.origin !== "app";
+}
 
 export const RANGES: Record<string, number> = {
   "15m": 15 * 60,
@@ -50,9 +60,13 @@ export function timeBounds(f: SpanFilters, nowMs = Date.now()): { sinceUs: numbe
   };
 }
 
-export function spansQuery(f: SpanFilters, limit: number, cursor?: string | null): string {
-  const { sinceUs, untilUs } = timeBounds(f);
-  return query({
+/** The server's filter parameters for ``f`` (shared by /spans and /stats). */
+export function filterParams(
+  f: SpanFilters,
+  bounds: { sinceUs: number | null; untilUs: number | null } = timeBounds(f),
+): Record<string, string | undefined | null> {
+  const { sinceUs, untilUs } = bounds;
+  return {
     model: f.model,
     provider: f.provider,
     status: f.status,
@@ -61,9 +75,13 @@ export function spansQuery(f: SpanFilters, limit: number, cursor?: string | null
     q: f.q,
     since: sinceUs === null ? null : (sinceUs / 1e6).toFixed(3),
     until: untilUs === null ? null : (untilUs / 1e6).toFixed(3),
-    limit,
-    cursor,
-  });
+    origin: f.replays === "only" ? REPLAY_ORIGIN : null,
+    exclude_origin: f.replays === "hide" ? REPLAY_ORIGIN : null,
+  };
+}
+
+export function spansQuery(f: SpanFilters, limit: number, cursor?: string | null): string {
+  return query({ ...filterParams(f), limit, cursor });
 }
 
 /** Whether a live span belongs in the current view (the server's filters, re-applied). */
@@ -73,6 +91,8 @@ export function matchesFilters(span: SpanSummary, f: SpanFilters, nowMs = Date.n
   if (f.status && span.status !== f.status) return false;
   if (f.thread && span.thread_id !== f.thread) return false;
   if (f.label && span.label !== f.label) return false;
+  if (f.replays === "hide" && span.origin === REPLAY_ORIGIN) return false;
+  if (f.replays === "only" && span.origin !== REPLAY_ORIGIN) return false;
   const { sinceUs, untilUs } = timeBounds(f, nowMs);
   if (sinceUs !== null && span.start_us < sinceUs) return false;
   if (untilUs !== null && span.start_us > untilUs) return false;

@@ -51,6 +51,8 @@ export interface SpanSummary {
   error: JsonValue;
   attributes: JsonValue;
   links: JsonValue;
+  /** Who made the call: `app`, or `experiment` for a replay (open text; older gateways: absent). */
+  origin?: string | null;
 }
 
 export interface SpanDetail extends SpanSummary {
@@ -77,6 +79,8 @@ export interface ThreadSummary {
   last_activity: string | null;
   models: string[];
   project_id: string | null;
+  /** Replays in the thread (origin other than app), not counted in the totals above. */
+  replays?: number;
 }
 
 export type ExperimentStatus = "draft" | "running" | "completed" | "failed";

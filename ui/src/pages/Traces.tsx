@@ -1,21 +1,61 @@
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type CSSProperties } from "react";
 import useSWR from "swr";
 import { SpanDetailView } from "../components/SpanDetail";
 import { ErrorBoundary } from "../components/ErrorBoundary";
 import { ErrorNote, StatusBadge } from "../components/common";
+import { ResizeHandle, clampWidth } from "../components/ResizeHandle";
+import { TraceSummary } from "../components/TraceSummary";
 import { fmtCost, fmtInt, fmtMs, fmtUs, truncate } from "../lib/format";
 import { useLiveSpans } from "../lib/live";
 import { Link, setSearch, useLocation } from "../lib/router";
-import { filtersFrom, RANGES, useSpanList, type SpanFilters } from "../lib/spanList";
+import { filterParams, filtersFrom, isReplay, RANGES, timeBounds, useSpanList, type SpanFilters } from "../lib/spanList";
 import type { SpanSummary } from "../lib/types";
+import "../styles/traces.css";
 
-interface StatRow {
-  group: string | null;
+/** GET /spans/facets: the values the filters can take (a small table, not a scan). */
+interface Facets {
+  models: string[];
+  providers: string[];
+  labels: string[];
 }
 
-function useValues(group: string): string[] {
-  const { data } = useSWR<{ data: StatRow[] }>(`/stats?group_by=${group}`, { shouldRetryOnError: false });
-  return (data?.data ?? []).map((r) => String(r.group ?? "")).filter(Boolean);
+function useFacets(): Facets {
+  const { data } = useSWR<Facets>("/spans/facets", { shouldRetryOnError: false });
+  return { models: data?.models ?? [], providers: data?.providers ?? [], labels: data?.labels ?? [] };
+}
+
+// The drawer's width (px): remembered across visits; at least MIN, and never so wide
+// that the table loses the columns a user compares (what TABLE_MIN leaves them).
+const DRAWER_KEY = "spanlab.drawerWidth";
+const DRAWER_MIN = 340;
+const DRAWER_DEFAULT = 480;
+const TABLE_MIN = 520;
+const SIDEBAR = 190;
+
+function drawerMax(): number {
+  return Math.max(DRAWER_MIN, window.innerWidth - SIDEBAR - TABLE_MIN);
+}
+
+function useDrawerWidth(): [number, (width: number) => void] {
+  const [width, setWidth] = useState(() => {
+    const saved = Number(window.localStorage?.getItem(DRAWER_KEY));
+    return clampWidth(Number.isFinite(saved) && saved > 0 ? saved : DRAWER_DEFAULT, DRAWER_MIN, drawerMax());
+  });
+  const set = useCallback((next: number) => {
+    setWidth(next);
+    try {
+      window.localStorage?.setItem(DRAWER_KEY, String(next));
+    } catch {
+      // storage refused (private mode): the width lasts for this visit
+    }
+  }, []);
+  return [width, set];
+}
+
+/** Whether a key press is typing (in a field), not a command for the list. */
+function typing(target: EventTarget | null): boolean {
+  if (!(target instanceof HTMLElement)) return false;
+  return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName);
 }
 
 /** A text filter: typed locally, written to the URL after a pause or on Enter. */
@@ -55,8 +95,7 @@ function toLocalInput(iso?: string): string {
 }
 
 function Filters({ filters }: { filters: SpanFilters }) {
-  const models = useValues("model");
-  const providers = useValues("provider");
+  const { models, providers, labels } = useFacets();
   const range = filters.range ?? (filters.since || filters.until ? "custom" : "");
   const [custom, setCustom] = useState(range === "custom");
   const active = Object.keys(filters).length > 0;
@@ -99,7 +138,25 @@ function Filters({ filters }: { filters: SpanFilters }) {
         </select>
       </label>
       <TextFilter name="thread" label="Thread" value={filters.thread ?? ""} />
-      <TextFilter name="label" label="Label" value={filters.label ?? ""} />
+      <TextFilter name="label" label="Label" value={filters.label ?? ""} list="labels-list" />
+      <datalist id="labels-list">
+        {labels.map((l) => (
+          <option key={l} value={l} />
+        ))}
+      </datalist>
+      <label className="filter">
+        <span>Replays</span>
+        <select
+          value={filters.replays ?? ""}
+          onChange={(e) => setSearch({ replays: e.target.value || null, span: null })}
+          aria-label="Replays"
+          data-testid="replays-filter"
+        >
+          <option value="">shown</option>
+          <option value="hide">hidden</option>
+          <option value="only">only replays</option>
+        </select>
+      </label>
       <label className="filter">
         <span>Time</span>
         <select
@@ -164,7 +221,7 @@ function SpanRow({ span, fresh, selected }: { span: SpanSummary; fresh: boolean;
   const open = () => setSearch({ span: span.span_id }, { replace: false });
   return (
     <tr
-      className={`${fresh ? "fresh" : ""} ${selected ? "selected" : ""}`}
+      className={`${fresh ? "fresh" : ""} ${selected ? "selected" : ""} ${isReplay(span) ? "replay" : ""}`}
       onClick={open}
       data-span-id={span.span_id}
       data-testid="span-row"
@@ -184,9 +241,18 @@ function SpanRow({ span, fresh, selected }: { span: SpanSummary; fresh: boolean;
       <td className="model-cell" title={span.request_model !== span.response_model ? `requested ${span.request_model}` : undefined}>
         {model}
       </td>
-      <td>{span.provider ?? "\u2013"}</td>
-      <td>
+      <td className="col-provider">{span.provider ?? "\u2013"}</td>
+      <td className="nowrap">
         <StatusBadge status={span.status} title={span.http_status ? `HTTP ${span.http_status}` : undefined} />
+        {isReplay(span) && (
+          <span
+            className="badge badge-origin"
+            data-testid="origin-badge"
+            title={`Made by Spanlab (origin ${span.origin}), not by your app: left out of thread totals`}
+          >
+            {span.origin}
+          </span>
+        )}
       </td>
       <td className="num">{fmtMs(span.duration_ms)}</td>
       <td className="num">{fmtMs(span.ttft_ms)}</td>
@@ -197,7 +263,7 @@ function SpanRow({ span, fresh, selected }: { span: SpanSummary; fresh: boolean;
         {fmtInt(span.usage?.total_tokens)}
       </td>
       <td className="num">{fmtCost(span.cost_usd)}</td>
-      <td className="preview">{span.input_preview ? truncate(span.input_preview, 140) : <span className="muted">{span.operation}</span>}</td>
+      <td className="preview col-preview">{span.input_preview ? truncate(span.input_preview, 140) : <span className="muted">{span.operation}</span>}</td>
     </tr>
   );
 }
@@ -205,9 +271,15 @@ function SpanRow({ span, fresh, selected }: { span: SpanSummary; fresh: boolean;
 export function TracesPage() {
   const { search } = useLocation();
   const filters = filtersFrom(search);
+  const filterKey = JSON.stringify(filters);
   const selected = search.get("span");
   const list = useSpanList(filters);
   useLiveSpans({ onSpan: list.addLive, onResync: list.resync });
+  // A preset range ("last 1h") is fixed when the filter is chosen, so the summary's
+  // queries keep one key (not a new one at every render).
+  const bounds = useMemo(() => ({ ...timeBounds(filters), nowMs: Date.now() }), [filterKey]);
+  const params = useMemo(() => filterParams(filters, bounds), [filterKey, bounds]);
+  const [drawerWidth, setDrawerWidth] = useDrawerWidth();
 
   const sentinel = useRef<HTMLDivElement>(null);
   const loadMore = list.loadMore;
@@ -221,17 +293,35 @@ export function TracesPage() {
     return () => observer.disconnect();
   }, [loadMore]);
 
+  // With the drawer open: Escape closes it; j/k or ArrowDown/ArrowUp open the next or
+  // previous call (not while typing in a field, nor on the resize handle).
+  const items = list.items;
   useEffect(() => {
     if (!selected) return;
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === "Escape") setSearch({ span: null });
+      if (e.key === "Escape") {
+        setSearch({ span: null });
+        return;
+      }
+      if (e.altKey || e.ctrlKey || e.metaKey || typing(e.target)) return;
+      const step = e.key === "j" || e.key === "ArrowDown" ? 1 : e.key === "k" || e.key === "ArrowUp" ? -1 : 0;
+      if (!step || !items.length) return;
+      const at = items.findIndex((s) => s.span_id === selected);
+      const next = items[at < 0 ? 0 : Math.min(Math.max(at + step, 0), items.length - 1)];
+      e.preventDefault();
+      if (!next || next.span_id === selected) return;
+      setSearch({ span: next.span_id });
+      document.querySelector(`tr[data-span-id="${CSS.escape(next.span_id)}"]`)?.scrollIntoView({ block: "nearest" });
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [selected]);
+  }, [selected, items]);
 
   return (
-    <div className={`page traces-page ${selected ? "with-drawer" : ""}`}>
+    <div
+      className={`page traces-page ${selected ? "with-drawer" : ""}`}
+      style={selected ? ({ "--drawer-width": `${drawerWidth}px` } as CSSProperties) : undefined}
+    >
       <header className="page-head">
         <h1>Traces</h1>
         <div className="segmented" role="tablist" aria-label="View">
@@ -244,19 +334,29 @@ export function TracesPage() {
         </div>
       </header>
       <Filters filters={filters} />
+      <TraceSummary
+        params={params}
+        sinceUs={bounds.sinceUs}
+        untilUs={bounds.untilUs}
+        nowMs={bounds.nowMs}
+        revision={list.fresh.size}
+        ready={!list.loading || list.items.length > 0 || list.error !== null}
+      />
       <div className="table-wrap">
         <table className="spans-table" data-testid="spans-table">
           <thead>
             <tr>
               <th>Time</th>
               <th>Model</th>
-              <th>Provider</th>
+              <th className="col-provider">Provider</th>
               <th>Status</th>
               <th className="num">Latency</th>
               <th className="num">TTFT</th>
               <th className="num">Tokens</th>
               <th className="num">Cost</th>
-              <th>First user message</th>
+              <th className="col-preview" title="The request's last user message (or its prompt or input)">
+                Last user message
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -295,10 +395,13 @@ export function TracesPage() {
         </div>
       </div>
       {selected && (
-        <aside className="drawer" aria-label="Span detail">
-          <ErrorBoundary key={selected}>
-            <SpanDetailView spanId={selected} onClose={() => setSearch({ span: null })} />
-          </ErrorBoundary>
+        <aside className="drawer" aria-label="Span detail" data-testid="drawer">
+          <ResizeHandle width={drawerWidth} min={DRAWER_MIN} max={drawerMax()} onResize={setDrawerWidth} label="Resize the detail panel" />
+          <div className="drawer-body">
+            <ErrorBoundary key={selected}>
+              <SpanDetailView spanId={selected} onClose={() => setSearch({ span: null })} />
+            </ErrorBoundary>
+          </div>
         </aside>
       )}
     </div>
