@@ -126,7 +126,7 @@ export function MessageView({ message }: { message: DisplayMessage }) {
     <div className={`msg role-${message.role.replace(/[^a-z_]/gi, "")}`} data-role={message.role}>
       <div className="msg-role">
         {message.role}
-        {message.name && <span className="muted"> · {message.name}</span>}
+        {message.name && <span className="muted id-text"> · {message.name}</span>}
         {message.toolCallId && (
           <span className="muted small">
             {" "}

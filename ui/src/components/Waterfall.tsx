@@ -50,6 +50,7 @@ export function TraceWaterfall({ traceId, currentSpanId, inDrawer }: { traceId: 
             data-span-id={span.span_id}
             data-depth={depth}
             aria-current={current ? "true" : undefined}
+            title={`starts ${fmtMs(offset * tree.totalMs)} into the trace, lasts ${fmtMs(span.duration_ms)}`}
           >
             <div className="wf-name" style={{ paddingLeft: depth * INDENT_PX }} title={orphan ? `parent ${span.parent_span_id} (not a call through the gateway)` : undefined}>
               {depth > 0 && (
