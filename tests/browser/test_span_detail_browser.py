@@ -146,12 +146,12 @@ def test_embeddings_show_counts_and_dimensions_never_vectors(server: Server, pag
     assert rows["inputs"].strip() == "3"
     assert rows["vectors returned"].strip() == "3"
     assert rows["dimensions"].strip() == str(DIMENSIONS)
+    screenshot(page, "detail-embeddings")
     for details in detail.locator("details").all():
         details.locator("summary").click()  # open the raw request and response too
     assert "second text" in detail.inner_text()
     assert str(VECTOR_MARK) not in page.content()
     assert f"[{DIMENSIONS} values, not shown]" in detail.inner_text()
-    screenshot(page, "detail-embeddings")
     assert not page.errors, page.errors
 
 
