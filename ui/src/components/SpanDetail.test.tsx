@@ -102,6 +102,13 @@ describe("SpanDetailView per operation", () => {
     expect([...ids.querySelectorAll("li")].map((li) => li.textContent)).toEqual(["gpt-x", "Claude-Y"]);
   });
 
+  it("shows the count of a count_tokens call and the Anthropic messages counted", async () => {
+    const view = show({ ...BASE, operation: "count_tokens", request: { model: "claude-x", system: "Sys", messages: [{ role: "user", content: "Count me" }] }, response: { input_tokens: 1234 } });
+    expect((await view.findByTestId("counted-tokens")).textContent).toBe("1,234");
+    expect(view.container.textContent).toContain("Count me");
+    expect(view.container.querySelector(".msg[data-role='system']")?.textContent).toContain("Sys");
+  });
+
   it("shows Responses API input and output items, reasoning and function calls included", async () => {
     const view = show({
       ...BASE,

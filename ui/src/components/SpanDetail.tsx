@@ -140,6 +140,21 @@ function ConversationView({ span }: { span: Span }) {
   );
 }
 
+/** `POST /v1/messages/count_tokens`: the messages counted and the count. */
+function CountTokensView({ span }: { span: Span }) {
+  const count = isObject(span.response) && typeof span.response.input_tokens === "number" ? span.response.input_tokens : null;
+  return (
+    <>
+      <Section title="Messages counted">
+        <MessageList messages={requestMessages(span.request)} />
+      </Section>
+      <Section title="Token count">
+        <KeyValues rows={[["input tokens", <span key="n" data-testid="counted-tokens">{fmtInt(count)}</span>]]} />
+      </Section>
+    </>
+  );
+}
+
 function SpanBody({ span, problems, inDrawer }: { span: Span; problems: string[]; inDrawer: boolean }) {
   const usage = span.usage;
   const tools = isObject(span.request) && Array.isArray(span.request.tools) ? span.request.tools : null;
@@ -165,6 +180,8 @@ function SpanBody({ span, problems, inDrawer }: { span: Span; problems: string[]
         <EmbeddingsView span={span} />
       ) : span.operation === "models" ? (
         <ModelsView span={span} />
+      ) : span.operation === "count_tokens" ? (
+        <CountTokensView span={span} />
       ) : (
         <ConversationView span={span} />
       )}
