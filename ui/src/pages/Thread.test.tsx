@@ -54,6 +54,7 @@ describe("ThreadConversation", () => {
     expect(view.getAllByTestId("turn-output").map((t) => t.textContent)).toEqual(["assistantre: first", "assistantre: second", "assistantre: third"]);
     await waitFor(() => expect(view.getByTestId("total-calls").textContent).toBe("3"));
     expect(view.getByTestId("total-replays").textContent).toBe("2");
+    expect(view.getByTestId("replays-note").textContent).toContain("2 replays");
     expect(view.getByTestId("total-cost").textContent).toBe("\u2013");
   });
 
@@ -61,6 +62,7 @@ describe("ThreadConversation", () => {
     const view = show(BASE);
     await waitFor(() => expect(view.getByTestId("total-calls").textContent).toBe("3"));
     expect(view.getByTestId("total-replays").textContent).toBe("\u2013");
+    expect(view.queryByTestId("replays-note")).toBeNull();
     cleanup();
     const missing = show(null);
     await waitFor(() => expect(missing.getAllByTestId("turn")).toHaveLength(3));

@@ -35,7 +35,10 @@ export function replayCount(t: ThreadTotals): number | null {
 }
 
 export const threadsKey = (limit: number) => `/threads?limit=${limit}`;
-export const threadCallsKey = (threadId: string) => `/spans?thread=${encodeURIComponent(threadId)}&limit=${THREAD_CALLS}`;
+/** The thread's own calls: replays made by experiments land in their original's thread
+ * but are not turns of the conversation (GET /threads counts them apart, as `replays`). */
+export const threadCallsKey = (threadId: string) =>
+  `/spans?thread=${encodeURIComponent(threadId)}&exclude_origin=experiment&limit=${THREAD_CALLS}`;
 
 /** Run `fn` at most once per `ms` for a burst of calls (the last one wins). */
 export function useThrottled(fn: () => void, ms: number): () => void {
@@ -69,7 +72,7 @@ function Turn({ summary, index, first }: { summary: SpanSummary; index: number; 
         <span>{fmtUs(summary.start_us)}</span>
         <span data-testid="turn-model">{model}</span>
         <StatusBadge status={typeof summary.status === "string" ? summary.status : "error"} />
-        {origin === "experiment" && <span className="badge badge-info">experiment</span>}
+        {typeof origin === "string" && origin !== "app" && <span className="badge badge-info">{origin}</span>}
         <span className="turn-figures">
           <span title={usage ? `${fmtInt(usage.prompt_tokens)} in / ${fmtInt(usage.completion_tokens)} out` : undefined}>
             <span className="muted">tokens</span> <b data-testid="turn-tokens">{fmtInt(usage?.total_tokens)}</b>
@@ -111,6 +114,13 @@ function Totals({ threadId }: { threadId: string }) {
   const longer = useSWR<{ data: ThreadTotals[] }>(first.data && !inFirst ? threadsKey(1000) : null);
   const t = inFirst ?? longer.data?.data.find((x) => x.thread_id === threadId) ?? null;
   const replays = t ? replayCount(t) : null;
+  const note =
+    replays !== null && replays > 0 ? (
+      <span className="muted small" data-testid="replays-note">
+        {fmtInt(replays)} replays (experiment runs) of this thread are counted apart and not shown as turns;{" "}
+        <Link to={`/?thread=${encodeURIComponent(threadId)}`}>see them in Traces</Link>.
+      </span>
+    ) : null;
   const item = (label: string, value: string, id: string) => (
     <span>
       <span className="muted">{label}</span> <b data-testid={id}>{value}</b>
@@ -125,6 +135,7 @@ function Totals({ threadId }: { threadId: string }) {
       {item("replays", fmtInt(replays), "total-replays")}
       {item("first", fmtTime(t?.first_activity), "total-first")}
       {item("last", fmtTime(t?.last_activity), "total-last")}
+      {note}
     </div>
   );
 }
