@@ -96,6 +96,12 @@ describe("SpanDetailView per operation", () => {
     expect(view.container.textContent).toContain("[8 values, not shown]");
   });
 
+  it("shows a single text input of an embeddings call", async () => {
+    const view = show({ ...BASE, operation: "embeddings", request: { model: "e", input: "just one" }, response: { data: [{ embedding: [0.5, 0.25] }] } });
+    expect((await view.findByTestId("embeddings-summary")).textContent).toContain("dimensions2");
+    expect(view.container.querySelector(".msg[data-role='input']")?.textContent).toContain("just one");
+  });
+
   it("lists the model ids of GET /v1/models", async () => {
     const view = show({ ...BASE, operation: "models", request: null, response: { object: "list", data: [{ id: "gpt-x" }, { id: "Claude-Y" }] } });
     const ids = await view.findByTestId("model-ids");

@@ -2,7 +2,7 @@ import useSWR from "swr";
 import { ApiError, getJson } from "../lib/api";
 import { useMemo } from "react";
 import { captureNotes, DASH, fmtCost, fmtInt, fmtMs, fmtRelative, fmtTags, fmtTime } from "../lib/format";
-import { elideVectors, embeddingsSummary, isObject, modelIds, requestMessages, responseOutput } from "../lib/messages";
+import { elideVectors, embeddingsSummary, isObject, modelIds, requestMessages, responseOutput, type DisplayMessage } from "../lib/messages";
 import { Link } from "../lib/router";
 import { checkSpan } from "../lib/spanShape";
 import type { Experiment, JsonValue, SpanDetail as Span } from "../lib/types";
@@ -76,7 +76,9 @@ function RecordProblems({ problems }: { problems: string[] }) {
 
 function EmbeddingsView({ span }: { span: Span }) {
   const e = embeddingsSummary(span.request, span.response);
-  const inputs = requestMessages(span.request).filter((m) => m.role === "input");
+  const raw = isObject(span.request) ? span.request.input : undefined;
+  const texts = typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw.filter((i): i is string => typeof i === "string") : [];
+  const inputs: DisplayMessage[] = texts.map((text) => ({ role: "input", parts: [{ kind: "text", text }] }));
   return (
     <>
       <Section title="Embeddings">
