@@ -9,6 +9,7 @@ export type Part =
   | { kind: "image"; url: string }
   | { kind: "tool_call"; id: string | null; name: string; arguments: string }
   | { kind: "tool_result"; id: string | null; text: string }
+  | { kind: "reasoning"; text: string | null }
   | { kind: "other"; label: string; value: JsonValue };
 
 export interface DisplayMessage {
@@ -74,6 +75,10 @@ function partsOf(content: JsonValue | undefined): Part[] {
         str(source.url) ??
         (str(source.data) ? `data:${str(source.media_type) ?? "image"};base64,${str(source.data)}` : null);
       parts.push(url ? { kind: "image", url } : { kind: "other", label: type, value: item });
+    } else if (type === "thinking" || type === "reasoning_text" || type === "summary_text") {
+      parts.push({ kind: "reasoning", text: str(item.thinking) ?? str(item.text) });
+    } else if (type === "redacted_thinking") {
+      parts.push({ kind: "reasoning", text: null });
     } else if (type === "tool_use") {
       parts.push({
         kind: "tool_call",
@@ -148,7 +153,12 @@ function responseItems(items: JsonValue | undefined, defaultRole: string): Displ
     } else if (type === "message" || item.role !== undefined) {
       out.push({ role: str(item.role) ?? defaultRole, parts: partsOf(item.content) });
     } else if (type === "reasoning") {
-      continue;
+      // the summary is the readable part; encrypted content is not shown
+      const summary = Array.isArray(item.summary) ? item.summary : [];
+      const texts = summary.filter(isObject).map((p) => str(p.text)).filter((t): t is string => t !== null);
+      const content = Array.isArray(item.content) ? item.content.filter(isObject).map((p) => str(p.text)) : [];
+      const all = [...texts, ...content.filter((t): t is string => t !== null)];
+      out.push({ role: "reasoning", parts: [{ kind: "reasoning", text: all.length ? all.join("\n\n") : null }] });
     } else {
       out.push({ role: defaultRole, parts: [{ kind: "other", label: type ?? "item", value: item }] });
     }
@@ -231,4 +241,73 @@ export function safeHttpUrl(url: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** What an embeddings call carried: how many inputs, how many vectors came back and
+ * their dimensions. The vectors themselves are never shown. */
+export interface EmbeddingsSummary {
+  inputs: number | null;
+  inputKind: "text" | "tokens" | null;
+  vectors: number | null;
+  dimensions: number | null;
+  requestedDimensions: number | null;
+  encodingFormat: string | null;
+}
+
+function vectorLength(embedding: unknown): number | null {
+  if (Array.isArray(embedding)) return embedding.length;
+  // base64: little-endian float32s
+  if (typeof embedding === "string") return Math.floor((Math.floor((embedding.replace(/=+$/, "").length * 3) / 4)) / 4);
+  return null;
+}
+
+export function embeddingsSummary(request: JsonValue | undefined, response: JsonValue | undefined): EmbeddingsSummary {
+  const out: EmbeddingsSummary = {
+    inputs: null,
+    inputKind: null,
+    vectors: null,
+    dimensions: null,
+    requestedDimensions: null,
+    encodingFormat: null,
+  };
+  if (isObject(request)) {
+    const input = request.input;
+    if (typeof input === "string") [out.inputs, out.inputKind] = [1, "text"];
+    else if (Array.isArray(input)) {
+      if (input.length && input.every((i) => typeof i === "number")) [out.inputs, out.inputKind] = [1, "tokens"];
+      else [out.inputs, out.inputKind] = [input.length, input.some((i) => Array.isArray(i)) ? "tokens" : "text"];
+    }
+    if (typeof request.dimensions === "number") out.requestedDimensions = request.dimensions;
+    out.encodingFormat = str(request.encoding_format);
+  }
+  if (isObject(response) && Array.isArray(response.data)) {
+    const items = response.data.filter(isObject);
+    out.vectors = items.length;
+    const lengths = new Set(items.map((d) => vectorLength(d.embedding)).filter((n): n is number => n !== null));
+    if (lengths.size) out.dimensions = Math.max(...lengths);
+  }
+  return out;
+}
+
+/** The model ids of a `GET /v1/models` answer (or the one model of `/v1/models/{id}`). */
+export function modelIds(response: JsonValue | undefined): string[] | null {
+  if (!isObject(response)) return null;
+  if (Array.isArray(response.data)) {
+    return response.data.map((m) => (isObject(m) ? (str(m.id) ?? jsonText(m)) : jsonText(m)));
+  }
+  return typeof response.id === "string" ? [response.id] : null;
+}
+
+/** A copy of a response with every embedding vector replaced by a short note, for the
+ * raw view: thousands of floats help nobody and cost the browser. */
+export function elideVectors(value: JsonValue | undefined): JsonValue | undefined {
+  if (!isObject(value) || !Array.isArray(value.data)) return value;
+  return {
+    ...value,
+    data: value.data.map((item) => {
+      if (!isObject(item) || item.embedding === undefined) return item;
+      const n = vectorLength(item.embedding);
+      return { ...item, embedding: `[${n ?? "?"} values, not shown]` };
+    }),
+  };
 }

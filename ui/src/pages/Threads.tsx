@@ -1,40 +1,31 @@
 import { useState } from "react";
-import useSWR from "swr";
-import { ErrorNote, StatusBadge } from "../components/common";
-import { fmtCost, fmtInt, fmtMs, fmtTime, fmtUs, truncate } from "../lib/format";
-import { Link, navigate } from "../lib/router";
-import type { Page, SpanSummary, ThreadSummary } from "../lib/types";
+import useSWR, { useSWRConfig } from "swr";
+import { ErrorNote } from "../components/common";
+import { Id } from "../components/Messages";
+import { fmtCost, fmtInt, fmtTime } from "../lib/format";
+import { useLiveSpans } from "../lib/live";
+import { Link, navigate, useLocation } from "../lib/router";
+import { replayCount, ThreadConversation, threadsKey, useThrottled, type ThreadTotals } from "./Thread";
+import "../styles/detail.css";
 
-function ThreadCalls({ threadId }: { threadId: string }) {
-  const { data, error } = useSWR<Page<SpanSummary>>(`/spans?thread=${encodeURIComponent(threadId)}&limit=100`);
-  if (error) return <ErrorNote error={error} />;
-  if (!data) return <div className="muted small">Loading…</div>;
-  const calls = [...data.data].reverse(); // a conversation reads oldest first
-  return (
-    <ol className="thread-calls">
-      {calls.map((span) => (
-        <li key={span.span_id}>
-          <Link to={`/?thread=${encodeURIComponent(threadId)}&span=${encodeURIComponent(span.span_id)}`}>
-            {fmtUs(span.start_us)}
-          </Link>{" "}
-          <StatusBadge status={span.status} /> <span className="muted">{span.response_model ?? span.request_model}</span>{" "}
-          {fmtMs(span.duration_ms)} · {truncate(span.input_preview ?? "", 100)}
-        </li>
-      ))}
-      {data.next_cursor && (
-        <li>
-          <Link to={`/?thread=${encodeURIComponent(threadId)}`}>All calls of this thread…</Link>
-        </li>
-      )}
-    </ol>
-  );
-}
+const threadHref = (id: string) => `/threads?thread=${encodeURIComponent(id)}`;
 
-export function ThreadsPage() {
+function ThreadList() {
   const [limit, setLimit] = useState(50);
-  const { data, error, isLoading, mutate } = useSWR<{ data: ThreadSummary[] }>(`/threads?limit=${limit}`);
-  const [open, setOpen] = useState<string | null>(null);
-  const threads = data?.data ?? [];
+  const key = threadsKey(limit);
+  const { data, error, isLoading } = useSWR<{ data: ThreadTotals[] }>(key);
+  const { mutate } = useSWRConfig();
+  // Live, as Traces: a stored call of any thread refreshes the totals. GET /threads
+  // groups the whole table, so a busy gateway costs at most one such query a second.
+  const refresh = useThrottled(() => void mutate(key), 1000);
+  useLiveSpans({
+    onSpan: (span) => {
+      if (span.thread_id) refresh();
+    },
+    onResync: refresh,
+  });
+  const threads = Array.isArray(data?.data) ? data.data : [];
+  const withReplays = threads.some((t) => replayCount(t) !== null);
   return (
     <div className="page">
       <header className="page-head">
@@ -49,11 +40,12 @@ export function ThreadsPage() {
         </div>
       </header>
       <p className="muted small">
-        Calls sent with an <code>x-thread-id</code> header, grouped by thread, most recent activity first.
+        Calls sent with an <code>x-thread-id</code> header, grouped by thread, most recent activity first. Open a thread to read
+        it as a conversation.
       </p>
-      <ErrorNote error={error} onRetry={() => void mutate()} />
+      <ErrorNote error={error} onRetry={() => void mutate(key)} />
       <div className="table-wrap">
-        <table className="spans-table">
+        <table className="spans-table threads-table" data-testid="threads-table">
           <thead>
             <tr>
               <th>Thread</th>
@@ -61,53 +53,31 @@ export function ThreadsPage() {
               <th className="num">Errors</th>
               <th className="num">Tokens</th>
               <th className="num">Cost</th>
+              {withReplays && <th className="num">Replays</th>}
               <th>Models</th>
               <th>First call</th>
               <th>Last call</th>
             </tr>
           </thead>
           <tbody>
-            {threads.flatMap((t) => {
-              const rows = [
-                <tr key={t.thread_id} onClick={() => setOpen(open === t.thread_id ? null : t.thread_id)} aria-expanded={open === t.thread_id}>
-                  <td>
-                    <span className="caret" aria-hidden="true">
-                      {open === t.thread_id ? "\u25be" : "\u25b8"}
-                    </span>{" "}
-                    <code>{t.thread_id}</code>
-                  </td>
-                  <td className="num">{fmtInt(t.calls)}</td>
-                  <td className="num">{fmtInt(t.errors)}</td>
-                  <td className="num">{fmtInt(t.total_tokens)}</td>
-                  <td className="num">{fmtCost(t.cost_usd)}</td>
-                  <td>{t.models.length ? t.models.join(", ") : "\u2013"}</td>
-                  <td className="nowrap">{fmtTime(t.first_activity)}</td>
-                  <td className="nowrap">
-                    {fmtTime(t.last_activity)}{" "}
-                    <button
-                      type="button"
-                      className="btn btn-small"
-                      onClick={(e) => {
-                        e.stopPropagation();
-                        navigate(`/?thread=${encodeURIComponent(t.thread_id)}`);
-                      }}
-                    >
-                      Filter traces
-                    </button>
-                  </td>
-                </tr>,
-              ];
-              if (open === t.thread_id) {
-                rows.push(
-                  <tr key={`${t.thread_id}-calls`} className="expanded">
-                    <td colSpan={8}>
-                      <ThreadCalls threadId={t.thread_id} />
-                    </td>
-                  </tr>,
-                );
-              }
-              return rows;
-            })}
+            {threads.map((t) => (
+              <tr key={t.thread_id} data-testid="thread-row" data-thread-id={t.thread_id} onClick={() => navigate(threadHref(t.thread_id))}>
+                <td>
+                  {/* the link is the keyboard's way in; the whole row takes a click */}
+                  <Link to={threadHref(t.thread_id)} onClick={(e) => e.stopPropagation()}>
+                    <Id value={String(t.thread_id)} />
+                  </Link>
+                </td>
+                <td className="num" data-testid="thread-calls">{fmtInt(t.calls)}</td>
+                <td className="num">{fmtInt(t.errors)}</td>
+                <td className="num" data-testid="thread-tokens">{fmtInt(t.total_tokens)}</td>
+                <td className="num">{fmtCost(t.cost_usd)}</td>
+                {withReplays && <td className="num">{fmtInt(replayCount(t))}</td>}
+                <td>{Array.isArray(t.models) && t.models.length ? t.models.join(", ") : "\u2013"}</td>
+                <td className="nowrap">{fmtTime(t.first_activity)}</td>
+                <td className="nowrap">{fmtTime(t.last_activity)}</td>
+              </tr>
+            ))}
           </tbody>
         </table>
         {!isLoading && threads.length === 0 && !error && (
@@ -127,4 +97,12 @@ export function ThreadsPage() {
       </div>
     </div>
   );
+}
+
+/** /threads lists threads; /threads?thread=ID opens one as a conversation (a URL that
+ * survives a reload and can be shared). */
+export function ThreadsPage() {
+  const { search } = useLocation();
+  const open = search.get("thread");
+  return open ? <ThreadConversation key={open} threadId={open} /> : <ThreadList />;
 }
