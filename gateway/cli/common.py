@@ -27,6 +27,21 @@ CONFIG_OPTION = click.option(
     help="TOML configuration file (see config.example.toml).",
 )
 DB_OPTION = click.option("--db", help="SQLite database file (default: spanlab.db).")
+URL_OPTION = click.option(
+    "--url",
+    envvar="SPANLAB_URL",
+    help="A running gateway (e.g. http://127.0.0.1:8080). Without it the command runs"
+    " the gateway in process on --db/--config.",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a command that talks to the management API: --json, --db,
+    --config and --url (a running gateway, else one in process)."""
+    for option in (JSON_OPTION, DB_OPTION, CONFIG_OPTION, URL_OPTION):
+        command = option(command)
+    return command
 
 
 def load_settings(config_path: Path | None, **overrides: Any) -> Settings:

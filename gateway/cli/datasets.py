@@ -7,7 +7,6 @@ process on ``--db``/``--config``. A dataset is named by its id or by its name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gateway.cli.client import APIError, call, run_async
-from gateway.cli.common import CONFIG_OPTION, DB_OPTION, load_settings, print_json, terminal
-from gateway.cli.experiments import JSON_OPTION, URL_OPTION
+from gateway.cli.common import api_options, load_settings, print_json, terminal
 
 SPAN_FILTERS = (
     "project",
@@ -34,12 +32,6 @@ SPAN_FILTERS = (
     "since",
     "until",
 )
-
-
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
-    for option in (JSON_OPTION, DB_OPTION, CONFIG_OPTION, URL_OPTION):
-        f = option(f)
-    return f
 
 
 async def resolve(client: httpx.AsyncClient, ref: str) -> dict[str, Any]:
@@ -120,7 +112,7 @@ def datasets() -> None:
 @click.option("--project", help="Only this project.")
 @click.option("-q", "--search", "text", help="Text in names and descriptions.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-@_common
+@api_options
 def datasets_list(
     project: str | None,
     text: str | None,
@@ -160,7 +152,7 @@ def datasets_list(
 @click.argument("dataset")
 @click.option("--version", type=click.IntRange(1), help="This version (default: current).")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-@_common
+@api_options
 def datasets_show(
     dataset: str,
     version: int | None,
@@ -216,7 +208,7 @@ def datasets_show(
 @click.argument("name")
 @click.option("--description", help="What the dataset is for.")
 @click.option("--project", help="Its project.")
-@_common
+@api_options
 def datasets_create(
     name: str,
     description: str | None,
@@ -255,7 +247,7 @@ def datasets_create(
     help="An item whose key the dataset has: fail (nothing imported), leave it out, or"
     " replace the dataset's item.",
 )
-@_common
+@api_options
 def datasets_import(
     file: Any,
     into: str | None,
@@ -323,7 +315,7 @@ def datasets_import(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file (default: standard output).",
 )
-@_common
+@api_options
 def datasets_export(
     dataset: str,
     fmt: str,
@@ -371,7 +363,7 @@ def datasets_export(
 @click.option("--span", "span_ids", multiple=True, help="This span (repeatable; no filters).")
 @click.option("--sample", type=click.IntRange(1), help="A random sample of this many spans.")
 @click.option("--seed", help="Seed of the sample (the same seed, the same sample).")
-@_common
+@api_options
 def datasets_from_spans(
     dataset: str,
     text: str | None,
@@ -421,7 +413,7 @@ def datasets_from_spans(
 @datasets.command("delete")
 @click.argument("dataset_refs", nargs=-1, required=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_common
+@api_options
 def datasets_delete(
     dataset_refs: tuple[str, ...],
     yes: bool,

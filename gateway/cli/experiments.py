@@ -10,7 +10,6 @@ process with the keys in its environment.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +25,21 @@ from gateway.cli.client import call, run_async, run_experiment
 from gateway.cli.common import (
     CONFIG_OPTION,
     DB_OPTION,
+    JSON_OPTION,
+    URL_OPTION,
+    api_options,
     format_cost,
     load_settings,
     print_json,
     terminal,
 )
 
-URL_OPTION = click.option(
-    "--url",
-    envvar="SPANLAB_URL",
-    help="A running gateway (e.g. http://127.0.0.1:8080). Without it the command runs"
-    " the gateway in process on --db/--config.",
-)
 API_KEY_OPTION = click.option(
     "--api-key",
     envvar="SPANLAB_REPLAY_API_KEY",
     help="Your provider key, sent with the run as Authorization: Bearer ... when the"
     " provider has no configured key. Never stored.",
 )
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 # --- presenting -----------------------------------------------------------------------------
@@ -367,12 +362,6 @@ def experiments() -> None:
     """Experiments: captured calls replayed with changes."""
 
 
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
-    for option in (JSON_OPTION, DB_OPTION, CONFIG_OPTION, URL_OPTION):
-        f = option(f)
-    return f
-
-
 @experiments.command("list")
 @click.option("--project", help="Only this project.")
 @click.option("--status", type=click.Choice(["draft", "running", "completed", "failed"]))
@@ -380,7 +369,7 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--favorite", "favorite", is_flag=True, default=None, help="Only favourites.")
 @click.option("-q", "--search", "text", help="Text search in names, descriptions, requests.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-@_common
+@api_options
 def experiments_list(
     project: str | None,
     status: str | None,
@@ -439,7 +428,7 @@ def experiments_list(
 
 @experiments.command("show")
 @click.argument("experiment_id")
-@_common
+@api_options
 def experiments_show(
     experiment_id: str, url: str | None, config_path: Path | None, db: str | None, as_json: bool
 ) -> None:
@@ -499,7 +488,7 @@ def experiments_show(
 @click.argument("experiment_id")
 @click.option("--stream", is_flag=True, help="Stream the output as it arrives.")
 @API_KEY_OPTION
-@_common
+@api_options
 def experiments_run(
     experiment_id: str,
     stream: bool,
@@ -533,7 +522,7 @@ def experiments_run(
 @experiments.command("compare")
 @click.argument("experiment_id")
 @click.option("--run", "run_id", help="Compare this run (default: the latest result).")
-@_common
+@api_options
 def experiments_compare(
     experiment_id: str,
     run_id: str | None,
@@ -567,7 +556,7 @@ def experiments_compare(
 @experiments.command("duplicate")
 @click.argument("experiment_id")
 @click.option("--name", help="Name of the copy (default: Copy of ...).")
-@_common
+@api_options
 def experiments_duplicate(
     experiment_id: str,
     name: str | None,
@@ -598,7 +587,7 @@ def experiments_duplicate(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file (default: standard output).",
 )
-@_common
+@api_options
 def experiments_export(
     experiment_ids: tuple[str, ...],
     output: Path | None,
@@ -635,7 +624,7 @@ def experiments_export(
     help="When an experiment's id exists: fail (nothing imported), leave it out, or"
     " import a copy under a new id.",
 )
-@_common
+@api_options
 def experiments_import(
     file: Any,
     on_conflict: str,
@@ -668,7 +657,7 @@ def experiments_import(
 @experiments.command("delete")
 @click.argument("experiment_ids", nargs=-1, required=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_common
+@api_options
 def experiments_delete(
     experiment_ids: tuple[str, ...],
     yes: bool,
