@@ -153,6 +153,21 @@ async def call(
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Any:
+    response = await send(client, method, path, json=json, params=params, headers=headers)
+    return response.json() if response.content else None
+
+
+async def send(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """The gateway's answer to one request, whatever its body; an unreachable gateway is
+    a `click.ClickException`, an error answer an `APIError`."""
     try:
         response = await client.request(method, path, json=json, params=params, headers=headers)
     except httpx.TransportError as exc:
@@ -161,7 +176,7 @@ async def call(
         ) from None
     if response.status_code >= 400:
         raise APIError(response.status_code, response.content)
-    return response.json() if response.content else None
+    return response
 
 
 def run_async(

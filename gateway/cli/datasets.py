@@ -16,7 +16,7 @@ import orjson
 from rich.table import Table
 from rich.text import Text
 
-from gateway.cli.client import APIError, call, run_async
+from gateway.cli.client import APIError, call, run_async, send
 from gateway.cli.common import api_options, load_settings, print_json, terminal
 
 SPAN_FILTERS = (
@@ -57,14 +57,7 @@ async def resolve(client: httpx.AsyncClient, ref: str) -> dict[str, Any]:
 async def fetch_bytes(
     client: httpx.AsyncClient, path: str, params: dict[str, str]
 ) -> tuple[bytes, httpx.Headers]:
-    try:
-        response = await client.get(path, params=params)
-    except httpx.TransportError as exc:
-        raise click.ClickException(
-            f"Could not reach the gateway at {client.base_url}: {exc or type(exc).__name__}"
-        ) from None
-    if response.status_code >= 400:
-        raise APIError(response.status_code, response.content)
+    response = await send(client, "GET", path, params=params)
     return response.content, response.headers
 
 

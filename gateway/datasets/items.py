@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway.capture.redaction import NestingTooDeep, nesting_depth, redact_body
 from gateway.errors import ValidationFailed
-from gateway.store.datasets import ItemContent
+from gateway.store.datasets import ITEM_CONTENT_FIELDS, ItemContent
 
 OPERATIONS = ("chat", "completions", "responses", "messages", "embeddings")
 MAX_KEY_LENGTH = 256
@@ -27,17 +27,7 @@ MAX_DEPTH = 128  # as the management API's bodies (`gateway.api.MAX_BODY_DEPTH`)
 READ_ONLY = frozenset(
     {"id", "dataset_id", "position", "version", "created_at", "updated_at", "row"}
 )
-CONTENT = frozenset(
-    {
-        "key",
-        "operation",
-        "variables",
-        "request",
-        "expected_output",
-        "metadata",
-        "source_span_id",
-    }
-)
+CONTENT = frozenset(ITEM_CONTENT_FIELDS)
 ALIASES = {"expected": "expected_output"}
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 

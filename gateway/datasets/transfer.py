@@ -20,7 +20,7 @@ import orjson
 
 from gateway.datasets.items import parse_item
 from gateway.errors import ValidationFailed
-from gateway.store.datasets import ItemContent
+from gateway.store.datasets import ITEM_CONTENT_FIELDS, ItemContent
 
 FORMATS = ("jsonl", "csv")
 MAX_IMPORT_ITEMS = 50_000  # one transaction: it holds the write lock ~1 s per 20k items
@@ -186,19 +186,7 @@ def parse_file(
 
 def jsonl_line(item: dict[str, Any]) -> bytes:
     """One item as an export line: its content, without empty fields or its ids."""
-    content = {
-        name: item[name]
-        for name in (
-            "key",
-            "operation",
-            "variables",
-            "request",
-            "expected_output",
-            "metadata",
-            "source_span_id",
-        )
-        if item.get(name) is not None
-    }
+    content = {name: item[name] for name in ITEM_CONTENT_FIELDS if item.get(name) is not None}
     return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS) + b"\n"
 
 
