@@ -34,6 +34,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+try:
+    import playwright  # noqa: F401
+except ImportError:
+    if os.environ.get("CI"):
+        raise
+    # On a developer machine without the package the browser tests are not collected
+    # (their modules import playwright at the top); under CI its absence is an error.
+    collect_ignore_glob = ["test_*.py"]
+
+
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"browser tests cannot run under CI: {reason}")

@@ -5,20 +5,13 @@ the drawer as a full-screen sheet on a phone."""
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 import httpx
 import pytest
 from openai import OpenAI
-
-try:
-    from playwright.sync_api import expect
-except ImportError:
-    if os.environ.get("CI"):
-        raise
-    pytest.skip("the playwright package is not installed", allow_module_level=True)
+from playwright.sync_api import expect
 
 from tests.browser.conftest import Server, screenshot
 
