@@ -12,6 +12,8 @@ import httpx
 import orjson
 import pytest
 
+from gateway.capture.origin import PLAYGROUND_ATTRIBUTE, origin_from_json, span_origin
+from gateway.playground.service import ATTR_MODEL
 from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import error_of, sse_events
 from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse, stream_response
@@ -330,3 +332,10 @@ async def test_save_as_experiment_errors(gw: Gateway) -> None:
     )
     assert r.status_code == 422
     assert (await gw.client.get("/experiments")).json()["data"] == []
+
+
+def test_the_playground_attribute_maps_to_origin_playground() -> None:
+    assert span_origin({PLAYGROUND_ATTRIBUTE: "pgs_1", ATTR_MODEL: "m"}) == "playground"
+    # A row written before the origin column (a spill file) is mapped the same way.
+    assert origin_from_json(orjson.dumps({PLAYGROUND_ATTRIBUTE: "pgs_1"}).decode()) == "playground"
+    assert span_origin({ATTR_MODEL: "m"}) == "app"
