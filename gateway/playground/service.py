@@ -185,15 +185,6 @@ class PlaygroundService:
         session.updated_at = now
         return Prepared(request, session, new, payloads, headers, secret_values)
 
-    async def complete(
-        self,
-        body: Any,
-        credentials: Sequence[tuple[str, str]] = (),
-        listener: Listener | None = None,
-    ) -> dict[str, Any]:
-        prepared = await self.prepare(body, credentials)
-        return await asyncio.shield(self.start(prepared, listener))
-
     def start(
         self, prepared: Prepared, listener: Listener | None = None
     ) -> asyncio.Task[dict[str, Any]]:
