@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api import datasets as datasets_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
+from gateway.api import playground as playground_api
 from gateway.api.events import Broadcaster
 from gateway.api.ui import ui_routes
 from gateway.capture.pricing import PriceTable
@@ -97,6 +98,7 @@ def management_routes() -> list[BaseRoute]:
         Route("/metrics", system.metrics, methods=["GET"]),
         *experiments_api.routes(),
         *datasets_api.routes(),
+        *playground_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
     ]
 

@@ -78,6 +78,19 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.playground_requests = Counter(
+            "spanlab_playground_requests",
+            "Playground calls, by model (one per model of a side-by-side request).",
+            ["model"],
+            registry=r,
+        )
+        self.playground_latency = Histogram(
+            "spanlab_playground_request_duration_seconds",
+            "Playground call duration, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def model_label(self, model: str | None) -> str:
         """The ``model`` label value: the name as requested, while fewer than

@@ -38,6 +38,8 @@ COVERED = {
     "spanlab_spans_written",
     "spanlab_span_write_errors",
     "spanlab_experiment_runs",
+    "spanlab_playground_requests",
+    "spanlab_playground_request_duration_seconds",
 }
 OPENAI = {"provider": "openai"}
 MINI = {"provider": "openai", "model": "gpt-4o-mini"}
@@ -221,3 +223,20 @@ async def test_an_experiment_run_moves_experiment_runs_by_outcome(gateway: Gatew
     after = await scrape(gateway)
     for status in ("completed", "failed"):
         assert value(after, name, status=status) == value(before, name, status=status) + 1
+
+
+async def test_a_playground_call_moves_playground_requests_and_duration_by_model(
+    gateway: Gateway,
+) -> None:
+    before = await scrape(gateway)
+    body = {"models": ["gpt-4o-mini", "local/llama3"], "prompt": "hi"}
+    r = await gateway.client.post("/playground/complete", json=body)
+    assert r.status_code == 200, r.text
+    after = await scrape(gateway)
+    for model in ("gpt-4o-mini", "local/llama3"):
+        for name in (
+            "spanlab_playground_requests_total",
+            "spanlab_playground_request_duration_seconds_count",
+        ):
+            assert value(after, name, model=model) - value(before, name, model=model) == 1
+        assert value(after, "spanlab_playground_request_duration_seconds_sum", model=model) > 0

@@ -22,6 +22,8 @@ from gateway.store.experiments import SQLiteExperimentStore
 from gateway.store.migrations import available_migrations, migrations_root
 from gateway.store.sqlite import SQLiteSpanStore
 from gateway.store.sqlite_datasets import SQLiteDatasetStore
+from gateway.store.sqlite_events import SQLiteEventStore
+from gateway.store.sqlite_playground import SQLitePlaygroundStore
 from gateway.store.stores import Stores, sqlite_stores
 from gateway.writer.process import NOT_SENT_FIELDS, RAW_SPAN_FIELDS, decode_spans, encode_spans
 from tests.conftest import make_settings
@@ -149,7 +151,14 @@ class RecordingSpanStore(SQLiteSpanStore):
 async def test_create_app_takes_injected_stores_and_uses_them(tmp_path: Path) -> None:
     db = SQLiteDatabase(":memory:")
     spans = RecordingSpanStore(db)
-    stores = Stores(db, spans, SQLiteExperimentStore(db), SQLiteDatasetStore(db))
+    stores = Stores(
+        db,
+        spans,
+        SQLiteExperimentStore(db),
+        SQLiteDatasetStore(db),
+        SQLitePlaygroundStore(db),
+        SQLiteEventStore(db),
+    )
     upstream = FakeUpstream()
     app = create_app(make_settings(tmp_path), transport=upstream.transport(), stores=stores)
     lifespan = app.router.lifespan_context(app)

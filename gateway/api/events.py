@@ -1,4 +1,5 @@
-"""Live events: a fan-out of "span stored" notices to every ``GET /events`` listener.
+"""Live events: a fan-out of "span stored" notices (and named events such as
+``playground.completion``, see `named_event`) to every ``GET /events`` listener.
 
 Each listener has a bounded queue. A listener too slow to keep up loses events rather
 than slowing the writer; it is told so (a ``lagged`` event) and can refetch. `close`
@@ -16,6 +17,14 @@ from typing import Any
 LAGGED: dict[str, Any] = {"type": "lagged"}
 # Queued to a listener when the broadcaster closes: its stream ends there.
 CLOSED: dict[str, Any] = {"type": "closed"}
+# A queued item carrying this key is a named event (its value the SSE event name, its
+# data under "data"); any other item is a stored span (SSE event "span").
+EVENT_NAME = "spanlab_event"
+
+
+def named_event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A named event to `Broadcaster.publish` (e.g. ``playground.completion``)."""
+    return {EVENT_NAME: name, "data": data}
 
 
 class Subscription:

@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway import __version__
 from gateway.api import json_response
-from gateway.api.events import CLOSED, LAGGED
+from gateway.api.events import CLOSED, EVENT_NAME, LAGGED
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.proxy.operations import ProxyRequest
 from gateway.proxy.sink import CollectingSink
@@ -72,7 +72,8 @@ async def metrics(request: Request) -> Response:
 
 
 async def events(request: Request) -> Response:
-    """Server-sent events: one ``span`` event per stored span, as soon as it is stored."""
+    """Server-sent events: one ``span`` event per stored span, as soon as it is stored,
+    and named events (``playground.completion``) as they happen."""
     state = app_state(request)
     heartbeat = state.settings.events_heartbeat_s
 
@@ -90,6 +91,10 @@ async def events(request: Request) -> Response:
                     continue
                 if item is CLOSED:
                     return  # the gateway is stopping
+                name = item.get(EVENT_NAME)
+                if name is not None:
+                    yield f"event: {name}\ndata: ".encode() + orjson.dumps(item["data"]) + b"\n\n"
+                    continue
                 yield b"event: span\ndata: " + orjson.dumps(item) + b"\n\n"
 
     return StreamingResponse(

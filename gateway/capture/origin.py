@@ -6,14 +6,15 @@ gateway-made call adds a value, no migration); the ones in use:
 
 * ``app``: a call an application sent through the proxy (the default).
 * ``experiment``: a replay made by an experiment run (`gateway.experiments.runner`).
+* ``playground``: a call made from the playground (`gateway.playground`).
 
-Planned: ``playground`` (a call made from the UI's playground) and ``judge`` (an
-evaluator's call). Every origin but ``app`` is the gateway's own: thread totals leave
-those out (``GET /threads`` counts them apart, as ``replays``).
+Planned: ``judge`` (an evaluator's call). Every origin but ``app`` is the gateway's
+own: thread totals leave those out (``GET /threads`` counts them apart, as ``replays``).
 
 The origin is derived off the request path, when the writer builds a span's row
 (`gateway.capture.span.to_record`), from the attributes the caller set on the span:
-a span carrying `EXPERIMENT_ATTRIBUTE` is an experiment's replay.
+a span carrying `EXPERIMENT_ATTRIBUTE` is an experiment's replay, one carrying
+`PLAYGROUND_ATTRIBUTE` a playground call.
 """
 
 from __future__ import annotations
@@ -25,25 +26,33 @@ from typing import Any
 
 APP = "app"
 EXPERIMENT = "experiment"
-ORIGINS = (APP, EXPERIMENT)
+PLAYGROUND = "playground"
+ORIGINS = (APP, EXPERIMENT, PLAYGROUND)
 # The attribute an experiment run sets on its span (`gateway.experiments.runner`
 # names it ATTR_EXPERIMENT; tests/test_span_origin.py checks the two agree).
 EXPERIMENT_ATTRIBUTE = "spanlab.experiment.id"
+# The attribute a playground call sets on its span (its session's id).
+PLAYGROUND_ATTRIBUTE = "spanlab.playground.session.id"
 # What a filter may name as an origin: a short lowercase word (values are open).
 ORIGIN_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 def span_origin(attributes: Mapping[str, Any] | None) -> str:
     """The origin of a span with these attributes."""
-    if attributes and EXPERIMENT_ATTRIBUTE in attributes:
-        return EXPERIMENT
+    if attributes:
+        if EXPERIMENT_ATTRIBUTE in attributes:
+            return EXPERIMENT
+        if PLAYGROUND_ATTRIBUTE in attributes:
+            return PLAYGROUND
     return APP
 
 
 def origin_from_json(attributes: Any) -> str:
     """The origin of a stored row whose attributes are JSON text (a row written before
     the column existed, as a spill file keeps it)."""
-    if isinstance(attributes, str) and EXPERIMENT_ATTRIBUTE in attributes:
+    if isinstance(attributes, str) and (
+        EXPERIMENT_ATTRIBUTE in attributes or PLAYGROUND_ATTRIBUTE in attributes
+    ):
         try:
             parsed = json.loads(attributes)
         except ValueError:

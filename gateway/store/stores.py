@@ -6,10 +6,14 @@ from dataclasses import dataclass
 
 from gateway.store.database import Database, SQLiteDatabase
 from gateway.store.datasets import DatasetStore
+from gateway.store.events import EventStore
 from gateway.store.experiments import ExperimentStore, SQLiteExperimentStore
+from gateway.store.playground import PlaygroundStore
 from gateway.store.spans import SpanStore
 from gateway.store.sqlite import SQLiteSpanStore
 from gateway.store.sqlite_datasets import SQLiteDatasetStore
+from gateway.store.sqlite_events import SQLiteEventStore
+from gateway.store.sqlite_playground import SQLitePlaygroundStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +22,8 @@ class Stores:
     spans: SpanStore
     experiments: ExperimentStore
     datasets: DatasetStore
+    playground: PlaygroundStore
+    events: EventStore
 
     async def open(self) -> None:
         await self.database.open()
@@ -29,4 +35,11 @@ class Stores:
 def sqlite_stores(path: str) -> Stores:
     """A SQLite database at ``path`` (a file, or ``:memory:``) and its stores."""
     db = SQLiteDatabase(path)
-    return Stores(db, SQLiteSpanStore(db), SQLiteExperimentStore(db), SQLiteDatasetStore(db))
+    return Stores(
+        db,
+        SQLiteSpanStore(db),
+        SQLiteExperimentStore(db),
+        SQLiteDatasetStore(db),
+        SQLitePlaygroundStore(db),
+        SQLiteEventStore(db),
+    )
