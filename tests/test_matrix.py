@@ -252,6 +252,8 @@ async def test_cancel_mid_run_then_resume_runs_only_the_unfinished(
     await add_inputs(gw, exp["id"], [f"line {i}" for i in range(6)])
     await start(gw, exp["id"], concurrency=2)
     await until(lambda: gate.waiting == 2)
+    await asyncio.sleep(0.05)
+    assert gate.waiting == 2  # never more in flight than the run's concurrency
     r = await gw.client.post(f"/experiments/{exp['id']}/cancel")
     assert r.status_code == 200, r.text
     progress = r.json()
