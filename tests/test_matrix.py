@@ -485,3 +485,19 @@ async def test_inputs_from_a_dataset_version(gateway: Gateway) -> None:
     assert item["dataset_item_id"]
     r = await gateway.client.post(f"/experiments/{exp['id']}/inputs", json={"datasetId": "nope"})
     assert r.status_code == 404
+
+
+async def test_deleting_a_running_experiment_stops_its_run(make_gateway: GatewayFactory) -> None:
+    gate = Gate()
+    gw = await make_gateway(FakeUpstream(handler=gate.handler))
+    exp = await matrix_experiment(gw)
+    await add_variant(gw, exp["id"], name="a", config={"model": "gpt-4o-mini"})
+    await add_inputs(gw, exp["id"], [f"line {i}" for i in range(4)])
+    await start(gw, exp["id"], concurrency=1)
+    await until(lambda: gate.waiting == 1)
+    r = await gw.client.delete(f"/experiments/{exp['id']}")
+    assert r.status_code == 204
+    gate.opened.set()
+    await asyncio.sleep(0.05)
+    assert len(gw.upstream.bodies) == 1  # nothing started after the delete
+    assert (await gw.client.get(f"/experiments/{exp['id']}")).status_code == 404

@@ -496,9 +496,9 @@ class MatrixService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            self._active.pop(active.experiment["id"], None)
             with anyio.CancelScope(shield=True):
                 await self.store.end_run(active.run["id"], status)
+            self._active.pop(active.experiment["id"], None)
 
     async def _cell(
         self, active: ActiveRun, cell: dict[str, Any], semaphore: asyncio.Semaphore
@@ -621,6 +621,13 @@ class MatrixService:
         active.task.cancel()
         await asyncio.gather(active.task, return_exceptions=True)
         return await self.progress(experiment_id, active.run["id"])
+
+    async def stop(self, experiment_id: str) -> None:
+        """Cancel the experiment's run in progress, if any (before a delete)."""
+        active = self._active.get(experiment_id)
+        if active is not None and active.task is not None:
+            active.task.cancel()
+            await asyncio.gather(active.task, return_exceptions=True)
 
     async def wait(self, experiment_id: str) -> None:
         """Until the experiment's run in progress (if any) ends (tests, the CLI)."""

@@ -445,6 +445,7 @@ class ExperimentService:
             )
 
     async def delete(self, experiment_id: str) -> None:
+        await self.matrix.stop(experiment_id)  # its matrix run, if any, stops first
         if not await self.experiments.delete_experiment(experiment_id):
             raise NotFound(f"No experiment with id {experiment_id!r}.", param="id")
 
