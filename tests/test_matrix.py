@@ -501,3 +501,23 @@ async def test_deleting_a_running_experiment_stops_its_run(make_gateway: Gateway
     await asyncio.sleep(0.05)
     assert len(gw.upstream.bodies) == 1  # nothing started after the delete
     assert (await gw.client.get(f"/experiments/{exp['id']}")).status_code == 404
+
+
+async def test_one_run_at_a_time_and_a_shutdown_interrupts_cells_in_flight(
+    make_gateway: GatewayFactory,
+) -> None:
+    gate = Gate()
+    gw = await make_gateway(FakeUpstream(handler=gate.handler))
+    exp = await matrix_experiment(gw)
+    await add_variant(gw, exp["id"], name="a", config={"model": "gpt-4o-mini"})
+    await add_inputs(gw, exp["id"], [f"line {i}" for i in range(5)])
+    await start(gw, exp["id"], concurrency=2)
+    await until(lambda: gate.waiting == 2)
+    r = await gw.client.post(f"/experiments/{exp['id']}/run", json={})
+    assert r.status_code == 409 and error_of(r)["code"] == "experiment_running"
+    r = await gw.client.get(f"/experiments/{exp['id']}/progress", params={"run": "mrun_nope"})
+    assert r.status_code == 404
+    await gw.state.experiments.close()  # what the app's shutdown does
+    progress = (await gw.client.get(f"/experiments/{exp['id']}/progress")).json()
+    assert progress["status"] == "interrupted"
+    assert (progress["interrupted"], progress["pending"], progress["running"]) == (2, 3, 0)
