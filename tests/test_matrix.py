@@ -521,3 +521,28 @@ async def test_one_run_at_a_time_and_a_shutdown_interrupts_cells_in_flight(
     progress = (await gw.client.get(f"/experiments/{exp['id']}/progress")).json()
     assert progress["status"] == "interrupted"
     assert (progress["interrupted"], progress["pending"], progress["running"]) == (2, 3, 0)
+
+
+async def test_an_exported_experiment_with_matrix_cells_imports_again(
+    make_gateway: GatewayFactory,
+) -> None:
+    gate = Gate()
+    gw = await make_gateway(FakeUpstream(handler=gate.handler))
+    exp = await matrix_experiment(gw)
+    await add_variant(gw, exp["id"], name="a", config={"model": "gpt-4o-mini"})
+    await add_inputs(gw, exp["id"], ["x", "y", "z"])
+    await start(gw, exp["id"], concurrency=1)
+    await until(lambda: gate.waiting == 1)
+    await gw.client.post(f"/experiments/{exp['id']}/cancel")  # cancelled and pending cells
+    exported = await gw.client.get(f"/experiments/{exp['id']}/export")
+    assert exported.status_code == 200
+    assert len(exported.json()["experiments"][0]["runs"]) == 3  # the cells are in the file
+    r = await gw.client.post(
+        "/experiments/import",
+        params={"on_conflict": "copy"},
+        content=exported.content,
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 201, r.text
+    [copy] = r.json()["data"]
+    assert copy["kind"] == "matrix" and copy["name"] == exp["name"]

@@ -167,7 +167,13 @@ def import_bundle(
     where = f"experiments[{index}]"
     try:
         experiment = import_experiment(item)
-        runs = [import_run(r, experiment["id"]) for r in _entries(item, "runs")]
+        # A matrix cell (a run with a matrix_run_id) is exported for the record but not
+        # imported: its variant, input and matrix run are not part of the document.
+        runs = [
+            import_run(r, experiment["id"])
+            for r in _entries(item, "runs")
+            if not (isinstance(r, Mapping) and r.get("matrix_run_id"))
+        ]
         history = [import_history(h) for h in _entries(item, "history")]
         _unique([r["id"] for r in runs], "run id", "runs.id")
         _unique([h["version"] for h in history], "history version", "history.version")
