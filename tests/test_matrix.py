@@ -167,8 +167,13 @@ async def test_three_variants_by_ten_inputs_twice_make_sixty_cells_and_spans(
     await gw.flush()
     spans = gw.state.stores.spans
     assert await spans.count_spans(SpanFilter(label="experiment")) == 60
+    priced = [c for c in stored if c["config"]["model"] == "gpt-4o-mini"]
+    assert len(priced) == 20 and all(c["cost_usd"] and c["cost_usd"] > 0 for c in priced)
+    total = sum(c["cost_usd"] or 0 for c in stored)
+    assert progress["cost_usd"] == pytest.approx(total)
     for cell in stored:
         assert cell["status"] == "completed" and cell["output_text"]
+        assert cell["duration_ms"] is not None and cell["request"]["messages"]
         assert cell["input_tokens"] and cell["output_tokens"]
         assert cell["config"]["variant_name"] in ("v1", "v2", "v3")
         span = await spans.get_span(cell["result_span_id"])

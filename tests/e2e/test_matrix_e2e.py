@@ -161,6 +161,12 @@ def test_kill_9_mid_run_then_restart_and_resume_completes_each_cell_once(
         assert len(upstream.requests) - sent_before == 60 - len(completed_before)
         after = cells(served, "completed")
         assert all(after[cell] == span for cell, span in completed_before.items())
+        with sqlite3.connect(served.db) as conn:  # streamed cells: each has its TTFT
+            [[no_ttft]] = conn.execute(
+                "SELECT COUNT(*) FROM experiment_runs"
+                " WHERE matrix_run_id IS NOT NULL AND ttft_ms IS NULL"
+            ).fetchall()
+        assert no_ttft == 0
         http.close()
 
 
