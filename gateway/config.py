@@ -211,6 +211,13 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "matrix_concurrency",
+        4,
+        "Cells of an experiment's matrix (variants x inputs x repetitions) run at once,"
+        " when a run does not say (its concurrency field). Each cell is one upstream call.",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",
@@ -273,6 +280,7 @@ POSITIVE_SETTINGS = (
     "client_header_timeout",
     "client_body_timeout",
     "models_timeout",
+    "matrix_concurrency",
 )
 # Settings where 0 turns the limit off.
 OPTIONAL_LIMIT_SETTINGS = ("max_response_bytes", "max_capture_bytes")
@@ -350,6 +358,7 @@ class Settings:
     client_cert: str = ""
     client_key: str = ""
     upstream_retry_stale_connection: bool = True
+    matrix_concurrency: int = 4
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000

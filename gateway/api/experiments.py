@@ -24,6 +24,7 @@ from gateway.api import (
     read_body,
     read_json,
 )
+from gateway.api import variants as variants_api
 from gateway.errors import InvalidRequest, SpanlabError
 from gateway.experiments.service import ExperimentService
 from gateway.experiments.transfer import OnConflict
@@ -33,6 +34,19 @@ from gateway.state import app_state
 from gateway.store.experiments import EXPERIMENT_STATUSES, ExperimentFilter
 
 EXPORT_LIMIT = 10_000
+MATRIX_RUN_FIELDS = frozenset(
+    {
+        "inputIds",
+        "input_ids",
+        "variantIds",
+        "variant_ids",
+        "repetitions",
+        "concurrency",
+        "resume",
+        "runId",
+        "run_id",
+    }
+)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -110,7 +124,21 @@ async def list_experiments(request: Request) -> Response:
 
 
 async def get_experiment(request: Request) -> Response:
-    return json_response(await service(request).get(_id(request)))
+    """The experiment (seed-1 fields first, unchanged), with its variants, inputs
+    (a replay experiment's own call first), matrix runs and runs (cells included)."""
+    svc = service(request)
+    experiment = await svc.get(_id(request))
+    detail = await svc.matrix.detail(experiment)
+    # A seed-1 experiment nobody grew reads exactly as it always has (its contract).
+    if (
+        experiment.get("kind") == "matrix"
+        or detail["variants"]
+        or detail["matrix_runs"]
+        or (len(detail["inputs"]) > 1)
+    ):
+        experiment.update(detail)
+        experiment["runs"] = await svc.experiments.list_experiment_runs(experiment["id"])
+    return json_response(experiment)
 
 
 async def experiments_by_span(request: Request) -> Response:
@@ -227,12 +255,26 @@ def check_run_body(body: Any) -> None:
     )
 
 
+def is_matrix_run(experiment: dict[str, Any], body: Any) -> bool:
+    """A matrix experiment always runs its matrix; a seed-1 one does when the body
+    names matrix fields (without them it runs exactly as it always has)."""
+    if experiment.get("kind") == "matrix":
+        return True
+    return isinstance(body, dict) and bool(body) and set(body) <= MATRIX_RUN_FIELDS
+
+
 async def run_experiment(request: Request) -> Response:
     svc = service(request)
     experiment_id = _id(request)
-    if (await read_body(request)).strip():
-        check_run_body(await read_json(request))
     credentials = [(k, v) for k, v in request.headers.items() if k.lower() in CREDENTIAL_HEADERS]
+    has_body = bool((await read_body(request)).strip())
+    body = await read_json(request) if has_body else None
+    experiment = await svc.get(experiment_id)
+    if is_matrix_run(experiment, body):
+        started = await svc.matrix.start(experiment, body, credentials)
+        return json_response(started, status_code=202)
+    if has_body:
+        check_run_body(body)
     if not query_bool(request, "stream"):
         return json_response(await svc.run(experiment_id, credentials=credentials))
 
@@ -286,6 +328,7 @@ def routes() -> list[BaseRoute]:
         Route("/experiments/{experiment_id}", update_experiment, methods=["PUT", "PATCH"]),
         Route("/experiments/{experiment_id}", delete_experiment, methods=["DELETE"]),
         Route("/experiments/{experiment_id}/run", run_experiment, methods=["POST"]),
+        *variants_api.routes(),
         Route("/experiments/{experiment_id}/runs", list_runs, methods=["GET"]),
         Route("/experiments/{experiment_id}/runs/{run_id}", get_run, methods=["GET"]),
         Route("/experiments/{experiment_id}/compare", compare, methods=["GET"]),

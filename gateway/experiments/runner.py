@@ -77,15 +77,7 @@ def proxy_request(
 ) -> ProxyRequest:
     original_span = experiment["original_span_id"]
     original_trace = experiment["original_trace_id"]
-    links = []
-    if _is_hex(original_trace, 32) and _is_hex(original_span, 16):
-        links.append(
-            {
-                "trace_id": original_trace,
-                "span_id": original_span,
-                "attributes": {LINK_TYPE: "replay_of", ATTR_EXPERIMENT: experiment["id"]},
-            }
-        )
+    links = span_links(original_trace, original_span, experiment["id"])
     context = SpanContext(
         trace_id=new_trace_id(),
         span_id=new_span_id(),
@@ -100,11 +92,35 @@ def proxy_request(
         },
         links=links,
     )
+    return build_request(experiment["operation"], context, payload, headers, credentials)
+
+
+def span_links(trace_id: Any, span_id: Any, experiment_id: str) -> list[dict[str, Any]]:
+    """An OpenTelemetry link to the call replayed (when its ids are W3C ids)."""
+    if not (_is_hex(trace_id, 32) and _is_hex(span_id, 16)):
+        return []
+    return [
+        {
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "attributes": {LINK_TYPE: "replay_of", ATTR_EXPERIMENT: experiment_id},
+        }
+    ]
+
+
+def build_request(
+    operation: str,
+    context: SpanContext,
+    payload: dict[str, Any],
+    headers: Mapping[str, str],
+    credentials: Sequence[tuple[str, str]],
+) -> ProxyRequest:
+    """The in-process request the pipeline takes for one experiment call (a seed-1 run
+    or a matrix cell), its span described by ``context``."""
     accept = "text/event-stream" if payload.get("stream") else "application/json"
     request_headers = [("content-type", "application/json"), ("accept", accept)]
     request_headers += [(k, v) for k, v in headers.items() if k not in ("content-type",)]
     request_headers += list(credentials)
-    operation = experiment["operation"]
     return ProxyRequest(
         operation=operation,
         method="POST",

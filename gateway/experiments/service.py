@@ -46,6 +46,7 @@ from gateway.capture.span import STATUS_OK, Span, finalize, to_record
 from gateway.config import Settings
 from gateway.errors import Conflict, NotFound, SpanlabError, ValidationFailed
 from gateway.experiments.diffing import compare_spans, json_changes
+from gateway.experiments.matrix import REPLAY_FIELDS, MatrixService, matrix_experiment
 from gateway.experiments.naming import default_name
 from gateway.experiments.requests import (
     REPLAYABLE,
@@ -77,13 +78,16 @@ from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_values
 from gateway.proxy.sink import CollectingSink, Delta
 from gateway.store.experiments import (
+    EXPERIMENT_KINDS,
     EXPERIMENT_STATUSES,
     ExperimentFilter,
     ExperimentRecord,
     ExperimentStore,
     RunRecord,
+    SQLiteExperimentStore,
     now_iso,
 )
+from gateway.store.matrix import SQLiteMatrixStore
 from gateway.store.pagination import Page
 from gateway.store.spans import SpanStore, span_from_row
 from gateway.writer.span_writer import SpanWriter
@@ -114,6 +118,7 @@ READ_ONLY = (
     "updated_at",
     "error",
     "version",
+    "kind",
 )
 CREATE_FIELDS = frozenset(
     {
@@ -131,6 +136,7 @@ CREATE_FIELDS = frozenset(
         "favorite",
         "operation",
         "status",
+        "kind",
     }
 )
 # PUT status changes that make sense; "running" is entered only through a run.
@@ -163,6 +169,20 @@ class ExperimentService:
     prices: PriceTable
     router: Router
     _tasks: set[asyncio.Task[dict[str, Any]]] = field(default_factory=set)
+    # Variants x inputs (gateway.experiments.matrix), on the same database.
+    matrix: MatrixService = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.experiments, SQLiteExperimentStore):
+            raise TypeError("the matrix needs the SQLite experiment store")
+        self.matrix = MatrixService(
+            self.settings,
+            SQLiteMatrixStore(self.experiments.db),
+            self.spans,
+            self.pipeline,
+            self.prices,
+            self.router,
+        )
 
     # --- reading ------------------------------------------------------------------------
 
@@ -222,6 +242,13 @@ class ExperimentService:
                 f" {', '.join(sorted(CREATE_FIELDS))}.",
                 param=sorted(unknown)[0],
             )
+        kind = body.get("kind", "matrix" if not set(body) & REPLAY_FIELDS else "replay")
+        if kind not in EXPERIMENT_KINDS:
+            raise ValidationFailed(
+                f"kind must be one of {', '.join(EXPERIMENT_KINDS)}, got {kind!r}.", param="kind"
+            )
+        if kind == "matrix":
+            return await self._create_matrix(body)
         span_id = body.get("original_span_id")
         if not isinstance(span_id, str) or not span_id:
             raise ValidationFailed(
@@ -308,6 +335,11 @@ class ExperimentService:
         await self.experiments.insert_experiment(experiment)
         return experiment
 
+    async def _create_matrix(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        experiment = matrix_experiment(body)
+        await self.experiments.insert_experiment(experiment)
+        return experiment
+
     async def update(self, experiment_id: str, body: Any) -> dict[str, Any]:
         body = json_object(body, "body")
         assert body is not None
@@ -331,7 +363,8 @@ class ExperimentService:
         values = self._edited_values(body)
         updated = {**current, **values}
         self._check_transition(current, updated, "status" in body)
-        check_content(updated)
+        if updated.get("kind") != "matrix":  # a matrix experiment has no request
+            check_content(updated)
         changes = {
             key: {"from": current[key], "to": value}
             for key, value in values.items()
@@ -412,6 +445,7 @@ class ExperimentService:
             )
 
     async def delete(self, experiment_id: str) -> None:
+        await self.matrix.stop(experiment_id)  # its matrix run, if any, stops first
         if not await self.experiments.delete_experiment(experiment_id):
             raise NotFound(f"No experiment with id {experiment_id!r}.", param="id")
 
@@ -604,7 +638,9 @@ class ExperimentService:
     async def close(self, grace_s: float | None = None) -> None:
         """At shutdown: let runs in flight finish for ``grace_s`` seconds (default:
         ``shutdown_grace_s``, at most 10: the server has waited for its requests
-        already), then fail them, each recorded as interrupted."""
+        already), then fail them, each recorded as interrupted. Matrix runs stop at
+        once, their cells in flight interrupted (a resume finishes them)."""
+        await self.matrix.close()
         tasks = list(self._tasks)
         if not tasks:
             return
@@ -616,7 +652,9 @@ class ExperimentService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def recover(self) -> int:
-        """Fail runs that a stopped gateway left running (older than any live run)."""
+        """Fail runs that a stopped gateway left running (older than any live run);
+        matrix cells left running become interrupted."""
+        await self.matrix.recover()
         return await self.experiments.fail_stale_experiment_runs(self._stale_before())
 
     def _stale_before(self) -> str:

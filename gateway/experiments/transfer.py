@@ -29,6 +29,7 @@ from gateway.experiments.requests import (
     validate_tags,
 )
 from gateway.store.experiments import (
+    EXPERIMENT_KINDS,
     EXPERIMENT_STATUSES,
     RUN_STATUSES,
     ExperimentRecord,
@@ -166,7 +167,13 @@ def import_bundle(
     where = f"experiments[{index}]"
     try:
         experiment = import_experiment(item)
-        runs = [import_run(r, experiment["id"]) for r in _entries(item, "runs")]
+        # A matrix cell (a run with a matrix_run_id) is exported for the record but not
+        # imported: its variant, input and matrix run are not part of the document.
+        runs = [
+            import_run(r, experiment["id"])
+            for r in _entries(item, "runs")
+            if not (isinstance(r, Mapping) and r.get("matrix_run_id"))
+        ]
         history = [import_history(h) for h in _entries(item, "history")]
         _unique([r["id"] for r in runs], "run id", "runs.id")
         _unique([h["version"] for h in history], "history version", "history.version")
@@ -212,6 +219,11 @@ def import_experiment(item: Mapping[str, Any]) -> dict[str, Any]:
     status = item.get("status", "draft")
     if status not in EXPERIMENT_STATUSES:
         raise ValidationFailed(f"Invalid status {status!r}.", param="status")
+    kind = item.get("kind", "replay")
+    if kind not in EXPERIMENT_KINDS:
+        raise ValidationFailed(f"Invalid kind {kind!r}.", param="kind")
+    if kind == "matrix":
+        return _matrix_experiment(item, experiment_id, status)
     for key in ("original_span_id", "original_trace_id"):
         if not isinstance(item.get(key), str) or not item[key]:
             raise ValidationFailed(f"{key} is required.", param=key)
@@ -254,3 +266,25 @@ def import_experiment(item: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationFailed(f"Invalid operation {experiment['operation']!r}.", param="operation")
     check_content(experiment)
     return experiment
+
+
+def _matrix_experiment(item: Mapping[str, Any], experiment_id: str, status: str) -> dict[str, Any]:
+    """An exported matrix experiment (no span, no request: see migration 0006)."""
+    now = now_iso()
+    return ExperimentRecord(
+        id=experiment_id,
+        name=optional_str(item, "name", limit=500) or f"Experiment {experiment_id}",
+        description=optional_str(item, "description"),
+        original_span_id="",
+        original_trace_id="",
+        original_request={},
+        modified_request={},
+        status=status,
+        project_id=project_id(item),
+        created_at=optional_str(item, "created_at", limit=64) or now,
+        updated_at=optional_str(item, "updated_at", limit=64) or now,
+        tags=validate_tags(item.get("tags")),
+        favorite=validate_bool(item.get("favorite", False), "favorite"),
+        version=positive_int(item.get("version", 1), "version"),
+        kind="matrix",
+    ).as_dict()

@@ -30,6 +30,11 @@ from gateway.store.sqlwhere import Where
 
 EXPERIMENT_STATUSES = ("draft", "running", "completed", "failed")
 RUN_STATUSES = ("running", "completed", "failed")
+# A matrix cell's statuses: the seed-1 run's, and pending (not started), cancelled
+# (stopped by a cancel) and interrupted (the gateway stopped while it ran).
+CELL_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "interrupted")
+# A seed-1 experiment (a captured call replayed) and one created without a span.
+EXPERIMENT_KINDS = ("replay", "matrix")
 
 # The seed's columns, in its order, then Spanlab's additions.
 EXPERIMENT_COLUMNS = (
@@ -54,6 +59,7 @@ EXPERIMENT_COLUMNS = (
     "error",
     "operation",
     "version",
+    "kind",
 )
 # Newest first; a NULL created_at (imported rows may lack one) sorts as "".
 EXPERIMENT_ORDER = (SortKey("COALESCE(created_at, '')", "created_at", ""), SortKey("id", "id"))
@@ -72,7 +78,7 @@ EXPERIMENT_JSON = frozenset(
 SNAPSHOT_FIELDS = tuple(
     c
     for c in EXPERIMENT_COLUMNS
-    if c not in ("id", "created_at", "updated_at", "version", "operation")
+    if c not in ("id", "created_at", "updated_at", "version", "operation", "kind")
 )
 RUN_COLUMNS = (
     "id",
@@ -88,8 +94,19 @@ RUN_COLUMNS = (
     "started_at",
     "ended_at",
     "duration_ms",
+    # A matrix cell's (NULL for a seed-1 run; see migration 0006).
+    "matrix_run_id",
+    "variant_id",
+    "input_id",
+    "repetition",
+    "config",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "ttft_ms",
+    "retries",
 )
-RUN_JSON = frozenset({"request", "headers", "error"})
+RUN_JSON = frozenset({"request", "headers", "error", "config"})
 HISTORY_COLUMNS = ("experiment_id", "version", "action", "at", "changes", "run_id", "snapshot")
 HISTORY_JSON = frozenset({"changes", "snapshot"})
 
@@ -123,6 +140,7 @@ class ExperimentRecord:
     error: dict[str, Any] | None = None
     operation: str = "chat"
     version: int = 1
+    kind: str = "replay"
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> ExperimentRecord:
@@ -151,6 +169,16 @@ class RunRecord:
     error: dict[str, Any] | None = None
     ended_at: str | None = None
     duration_ms: float | None = None
+    matrix_run_id: str | None = None
+    variant_id: str | None = None
+    input_id: str | None = None
+    repetition: int | None = None
+    config: dict[str, Any] | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    ttft_ms: float | None = None
+    retries: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {column: getattr(self, column) for column in RUN_COLUMNS}
@@ -264,7 +292,8 @@ def _experiment_values(experiment: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def _run_values(run: Mapping[str, Any]) -> tuple[Any, ...]:
-    return _row_values(run, RUN_COLUMNS, RUN_JSON, "stream")
+    # A run recorded before migration 0006's columns (an import, a seed-1 run) has none.
+    return _row_values({**run, "retries": run.get("retries") or 0}, RUN_COLUMNS, RUN_JSON, "stream")
 
 
 async def _fetch_all(
@@ -700,7 +729,8 @@ class SQLiteExperimentStore(ExperimentStore):
     async def _fail_stale_runs(
         self, conn: aiosqlite.Connection, stale_before: str, experiment_id: str | None
     ) -> int:
-        where = "status = 'running' AND started_at < ?"
+        # Matrix cells are not seed-1 runs: `SQLiteMatrixStore.interrupt_running` ends them.
+        where = "status = 'running' AND started_at < ? AND matrix_run_id IS NULL"
         params: list[Any] = [stale_before]
         if experiment_id is not None:
             where += " AND experiment_id = ?"

@@ -1,0 +1,663 @@
+"""The matrix: an experiment's variants x inputs x repetitions, each cell one call
+through the proxy pipeline, run in the background.
+
+`MatrixService.start` checks everything first (ids, an empty matrix, every cell's
+rendered request, every route and credential) and only then writes the run and all its
+cells (``pending``) in one transaction; a task the service owns then runs them, at most
+``concurrency`` at a time. Each cell's span is a new trace labelled ``experiment``
+whose attributes name the experiment, variant, input and repetition (and link to the
+input's source span). An upstream 429 or 503 is retried (bounded, after its
+Retry-After), counted on the cell and never taken for the model's failure.
+
+Cancel: the cells in flight are cancelled (their upstream calls with them) and marked
+``cancelled``; cells not started stay ``pending``. Resume runs a run's unfinished
+cells (pending, failed, cancelled, interrupted) and any missing ones, into the same
+run. At startup, cells a stopped gateway left ``running`` become ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import orjson
+
+from gateway.capture.pricing import PriceTable
+from gateway.capture.redaction import credential_values, scrub_values
+from gateway.capture.span import STATUS_OK, SpanContext, finalize, new_span_id, new_trace_id
+from gateway.config import Settings
+from gateway.errors import Conflict, NotFound, SpanlabError, ValidationFailed
+from gateway.experiments.requests import optional_str, project_id, validate_bool, validate_tags
+from gateway.experiments.runner import (
+    ATTR_EXPERIMENT,
+    ATTR_RUN,
+    LABEL,
+    build_request,
+    check_route,
+    span_links,
+)
+from gateway.experiments.transfer import new_experiment_id, new_run_id
+from gateway.experiments.variants import parse_inputs, parse_variant, render_cell, snake_case
+from gateway.proxy.pipeline import ProxyPipeline
+from gateway.proxy.providers import Router
+from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_values
+from gateway.proxy.sink import CollectingSink
+from gateway.store.experiments import ExperimentRecord, RunRecord, now_iso
+from gateway.store.matrix import (
+    UNFINISHED,
+    InputRecord,
+    MatrixRunRecord,
+    SQLiteMatrixStore,
+    VariantRecord,
+)
+from gateway.store.spans import SpanStore
+
+logger = logging.getLogger(__name__)
+
+ATTR_VARIANT = "spanlab.experiment.variant.id"
+ATTR_VARIANT_NAME = "spanlab.experiment.variant.name"
+ATTR_INPUT = "spanlab.experiment.input.id"
+ATTR_INPUT_KEY = "spanlab.experiment.input.key"
+ATTR_REPETITION = "spanlab.experiment.repetition"
+ATTR_MATRIX_RUN = "spanlab.experiment.matrix_run.id"
+RUN_FIELDS = frozenset(
+    {"input_ids", "variant_ids", "repetitions", "concurrency", "resume", "run_id"}
+)
+RETRY_STATUSES = (429, 503)
+MAX_RETRIES = 4
+MAX_RETRY_WAIT_S = 30.0
+MAX_REPETITIONS = 100
+MAX_CONCURRENCY = 256
+MAX_CELLS = 100_000
+# A seed-1 experiment's own call: the implicit first input of its matrix.
+ORIGINAL_INPUT = "original"
+
+
+# What a seed-1 (replay) experiment is made of: a body with none of these, or with
+# ``kind: "matrix"``, creates a matrix experiment (variants x inputs, no span).
+REPLAY_FIELDS = frozenset(
+    {
+        "original_span_id",
+        "original_trace_id",
+        "original_request",
+        "modified_request",
+        "headers",
+        "prompt_variables",
+        "model_parameters",
+        "operation",
+    }
+)
+
+
+def matrix_experiment(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A new experiment without a span: its calls come from its variants and inputs.
+    The seed's NOT NULL span and request columns hold empty values (docs/api.md)."""
+    extra = set(body) & REPLAY_FIELDS
+    if extra:
+        raise ValidationFailed(
+            f"A matrix experiment has no span or request ({', '.join(sorted(extra))}"
+            " given): its calls come from its variants and inputs.",
+            param=sorted(extra)[0],
+        )
+    if body.get("status", "draft") != "draft":
+        raise ValidationFailed("A new experiment starts as draft.", param="status")
+    now = now_iso()
+    return ExperimentRecord(
+        id=new_experiment_id(),
+        name=optional_str(body, "name", limit=500)
+        or f"Experiment {datetime.now(UTC):%Y-%m-%d %H:%M}",
+        description=optional_str(body, "description"),
+        original_span_id="",
+        original_trace_id="",
+        original_request={},
+        modified_request={},
+        created_at=now,
+        updated_at=now,
+        project_id=project_id(body),
+        tags=validate_tags(body.get("tags")),
+        favorite=validate_bool(body.get("favorite", False), "favorite"),
+        kind="matrix",
+    ).as_dict()
+
+
+def new_variant_id() -> str:
+    return "var_" + new_run_id().removeprefix("exprun_")
+
+
+def new_input_id() -> str:
+    return "inp_" + new_run_id().removeprefix("exprun_")
+
+
+def new_matrix_run_id() -> str:
+    return "mrun_" + new_run_id().removeprefix("exprun_")
+
+
+def retry_delay(headers: Mapping[str, str], attempt: int) -> float:
+    """Seconds to wait before retry ``attempt``: the upstream's Retry-After (seconds)
+    when it gives one, else an exponential backoff; never past `MAX_RETRY_WAIT_S`."""
+    raw = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+    try:
+        delay = float(raw) if raw is not None else 0.5 * 2 ** (attempt - 1)
+    except ValueError:
+        delay = 0.5 * 2 ** (attempt - 1)  # an HTTP date: back off as if none was given
+    return max(0.0, min(delay, MAX_RETRY_WAIT_S))
+
+
+@dataclass(slots=True)
+class RunOptions:
+    input_ids: list[str] | None
+    variant_ids: list[str] | None
+    repetitions: int
+    concurrency: int
+    resume: bool
+    run_id: str | None
+
+
+def _ids(value: Any, param: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationFailed(f"{param} must be a list of ids.", param=param)
+    return list(dict.fromkeys(value))
+
+
+def _bounded(value: Any, param: str, default: int, high: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise ValidationFailed(f"{param} must be an integer from 1 to {high}.", param=param)
+    return value
+
+
+def parse_run(body: Any, default_concurrency: int) -> RunOptions:
+    body = snake_case(body if isinstance(body, dict) else {})
+    unknown = set(body) - RUN_FIELDS
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown run field(s): {', '.join(sorted(unknown))}. Accepted: inputIds,"
+            " variantIds, repetitions, concurrency, resume, runId.",
+            param=sorted(unknown)[0],
+        )
+    resume = body.get("resume", False)
+    if not isinstance(resume, bool):
+        raise ValidationFailed("resume must be true or false.", param="resume")
+    options = RunOptions(
+        input_ids=_ids(body.get("input_ids"), "inputIds"),
+        variant_ids=_ids(body.get("variant_ids"), "variantIds"),
+        repetitions=_bounded(body.get("repetitions"), "repetitions", 1, MAX_REPETITIONS),
+        concurrency=_bounded(
+            body.get("concurrency"), "concurrency", default_concurrency, MAX_CONCURRENCY
+        ),
+        resume=resume,
+        run_id=body.get("run_id") if isinstance(body.get("run_id"), str) else None,
+    )
+    if resume and {"input_ids", "variant_ids", "repetitions"} & set(body):
+        raise ValidationFailed(
+            "A resume runs its run's own cells: send resume (and runId), not inputIds,"
+            " variantIds or repetitions.",
+            param="resume",
+        )
+    return options
+
+
+@dataclass
+class ActiveRun:
+    run: dict[str, Any]
+    experiment: dict[str, Any]
+    credentials: list[tuple[str, str]]
+    links: dict[str, list[dict[str, Any]]]
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class MatrixService:
+    settings: Settings
+    store: SQLiteMatrixStore
+    spans: SpanStore
+    pipeline: ProxyPipeline
+    prices: PriceTable
+    router: Router
+    _active: dict[str, ActiveRun] = field(default_factory=dict)
+    _closing: bool = False
+
+    # --- variants and inputs -----------------------------------------------------------
+
+    async def add_variant(self, experiment: Mapping[str, Any], body: Any) -> dict[str, Any]:
+        values = parse_variant(body, self.router)
+        now = now_iso()
+        record = VariantRecord(
+            id=new_variant_id(),
+            experiment_id=experiment["id"],
+            name=values["name"],
+            config=values["config"],
+            position=0,
+            created_at=now,
+            updated_at=now,
+            kind=values["kind"],
+            description=values.get("description"),
+            system_prompt=values.get("system_prompt"),
+        )
+        return await self.store.insert_variant(record.as_dict())
+
+    async def variant(self, experiment_id: str, variant_id: str) -> dict[str, Any]:
+        for variant in await self.store.list_variants(experiment_id):
+            if variant["id"] == variant_id:
+                return variant
+        raise NotFound(f"Experiment {experiment_id!r} has no variant {variant_id!r}.", param="id")
+
+    async def update_variant(
+        self, experiment: Mapping[str, Any], variant_id: str, body: Any
+    ) -> dict[str, Any]:
+        current = await self.variant(experiment["id"], variant_id)
+        values = parse_variant(body, self.router, current)
+        updated = {**current, **values, "updated_at": now_iso()}
+        await self.store.update_variant(updated)
+        return updated
+
+    async def delete_variant(self, experiment: Mapping[str, Any], variant_id: str) -> None:
+        if not await self.store.delete_variant(experiment["id"], variant_id):
+            raise NotFound(
+                f"Experiment {experiment['id']!r} has no variant {variant_id!r}.", param="id"
+            )
+
+    async def add_inputs(
+        self, experiment: Mapping[str, Any], items: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        now = now_iso()
+        records = [
+            InputRecord(
+                id=new_input_id(),
+                experiment_id=experiment["id"],
+                position=0,
+                created_at=now,
+                **{k: v for k, v in item.items() if k not in ("id", "position", "created_at")},
+            ).as_dict()
+            for item in items
+        ]
+        return await self.store.insert_inputs(experiment["id"], records)
+
+    async def add_inputs_from_body(
+        self, experiment: Mapping[str, Any], body: Any
+    ) -> list[dict[str, Any]]:
+        return await self.add_inputs(experiment, parse_inputs(body))
+
+    async def delete_input(self, experiment: Mapping[str, Any], input_id: str) -> None:
+        if not await self.store.delete_input(experiment["id"], input_id):
+            raise NotFound(
+                f"Experiment {experiment['id']!r} has no input {input_id!r}.", param="id"
+            )
+
+    async def inputs_of(self, experiment: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The stored inputs; a seed-1 experiment's own call comes first."""
+        inputs = await self.store.list_inputs(experiment["id"])
+        if experiment.get("kind", "replay") == "replay":
+            original = InputRecord(
+                id=ORIGINAL_INPUT,
+                experiment_id=experiment["id"],
+                key=ORIGINAL_INPUT,
+                position=0,
+                created_at=experiment.get("created_at") or "",
+                request=experiment["original_request"],
+                operation=experiment.get("operation"),
+                source_span_id=experiment["original_span_id"],
+            ).as_dict()
+            inputs.insert(0, original)
+        return inputs
+
+    async def detail(self, experiment: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "variants": await self.store.list_variants(experiment["id"]),
+            "inputs": await self.inputs_of(experiment),
+            "matrix_runs": await self.store.list_runs(experiment["id"]),
+        }
+
+    # --- running -------------------------------------------------------------------
+
+    async def start(
+        self, experiment: dict[str, Any], body: Any, credentials: Sequence[tuple[str, str]]
+    ) -> dict[str, Any]:
+        """Check, write the run and its cells (pending), start it; nothing is written
+        when any check fails."""
+        options = parse_run(body, self.settings.matrix_concurrency)
+        creds = [(k.lower(), v) for k, v in credentials if k.lower() in CREDENTIAL_HEADERS]
+        if experiment["id"] in self._active:
+            raise Conflict(
+                f"Experiment {experiment['id']!r} is running; wait for it or cancel it.",
+                code="experiment_running",
+            )
+        variants = await self.store.list_variants(experiment["id"])
+        inputs = await self.inputs_of(experiment)
+        if options.resume:
+            run, todo = await self._resume(experiment, options, variants, inputs, creds)
+        else:
+            variants = _chosen(variants, options.variant_ids, "variantIds", "variant")
+            inputs = _chosen(inputs, options.input_ids, "inputIds", "input")
+            if not variants or not inputs:
+                raise ValidationFailed(
+                    f"The matrix is empty ({len(variants)} variant(s) x {len(inputs)}"
+                    " input(s)): add variants (POST /experiments/{id}/variants) and inputs"
+                    " (POST /experiments/{id}/inputs) first.",
+                    code="empty_matrix",
+                    param="variantIds" if not variants else "inputIds",
+                )
+            total = len(variants) * len(inputs) * options.repetitions
+            if total > MAX_CELLS:
+                raise ValidationFailed(f"{total} cells is more than {MAX_CELLS}.", param="body")
+            run_id = new_matrix_run_id()
+            todo = []
+            for variant in variants:
+                for item in inputs:
+                    todo += self._cells(
+                        experiment, run_id, variant, item, options.repetitions, creds
+                    )
+            now = now_iso()
+            run = MatrixRunRecord(
+                id=run_id,
+                experiment_id=experiment["id"],
+                status="running",
+                variant_ids=[v["id"] for v in variants],
+                input_ids=[i["id"] for i in inputs],
+                repetitions=options.repetitions,
+                concurrency=options.concurrency,
+                cells=len(todo),
+                created_at=now,
+                updated_at=now,
+            ).as_dict()
+            await self.store.create_run(run, todo)
+        run["concurrency"] = options.concurrency
+        links = await self._links(inputs)
+        active = ActiveRun(run, experiment, creds, links)
+        self._active[experiment["id"]] = active
+        active.task = asyncio.create_task(
+            self._supervise(active, todo, options.concurrency), name=f"matrix-run-{run['id']}"
+        )
+        return {"run_id": run["id"], "cells": len(todo), "total": run["cells"], "status": "running"}
+
+    def _cells(
+        self,
+        experiment: Mapping[str, Any],
+        run_id: str,
+        variant: Mapping[str, Any],
+        item: Mapping[str, Any],
+        repetitions: Sequence[int] | int,
+        credentials: Sequence[tuple[str, str]],
+    ) -> list[dict[str, Any]]:
+        operation, payload, headers = render_cell(variant, item)
+        provider = check_route(
+            self.pipeline, {"operation": operation}, payload, headers, credentials, None
+        )
+        configured = self.router.provider(provider)
+        secrets = credential_values(credentials) + provider_secret_values(configured)
+        if configured.api_key():
+            secrets.append(configured.api_key() or "")
+        if secrets:  # a credential typed into a prompt never reaches the database
+            payload = orjson.loads(scrub_values(orjson.dumps(payload).decode(), secrets))
+        snapshot = {
+            "variant_name": variant["name"],
+            "kind": variant.get("kind"),
+            "system_prompt": variant.get("system_prompt"),
+            "config": variant.get("config"),
+            "operation": operation,
+            "model": payload.get("model"),
+            "provider": provider,
+            "input_key": item["key"],
+        }
+        reps = range(1, repetitions + 1) if isinstance(repetitions, int) else repetitions
+        now = now_iso()
+        return [
+            RunRecord(
+                id=new_run_id(),
+                experiment_id=experiment["id"],
+                status="pending",
+                request=copy.deepcopy(payload),
+                started_at=now,
+                headers=headers or None,
+                stream=bool(payload.get("stream")),
+                matrix_run_id=run_id,
+                variant_id=variant["id"],
+                input_id=item["id"],
+                repetition=rep,
+                config=snapshot,
+            ).as_dict()
+            for rep in reps
+        ]
+
+    async def _resume(
+        self,
+        experiment: Mapping[str, Any],
+        options: RunOptions,
+        variants: list[dict[str, Any]],
+        inputs: list[dict[str, Any]],
+        credentials: Sequence[tuple[str, str]],
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        runs = await self.store.list_runs(experiment["id"])
+        run = next((r for r in runs if options.run_id in (None, r["id"])), None)
+        if run is None:
+            raise NotFound(
+                f"Experiment {experiment['id']!r} has no matrix run"
+                f"{' ' + repr(options.run_id) if options.run_id else ''} to resume.",
+                param="runId",
+            )
+        cells = await self.store.cells(run["id"])
+        reset = [c for c in cells if c["status"] in UNFINISHED]
+        have = {(c["variant_id"], c["input_id"], c["repetition"]) for c in cells}
+        by_id = {v["id"]: v for v in variants}
+        inputs_by_id = {i["id"]: i for i in inputs}
+        missing: list[dict[str, Any]] = []
+        for variant_id in run["variant_ids"]:
+            for input_id in run["input_ids"]:
+                reps = [
+                    r
+                    for r in range(1, run["repetitions"] + 1)
+                    if (variant_id, input_id, r) not in have
+                ]
+                variant, item = by_id.get(variant_id), inputs_by_id.get(input_id)
+                if reps and variant is not None and item is not None:
+                    missing += self._cells(experiment, run["id"], variant, item, reps, credentials)
+        await self.store.resume_run(run["id"], experiment["id"], reset, missing)
+        for cell in reset:
+            cell["status"] = "pending"
+        run = await self.store.get_run(run["id"]) or run
+        return run, reset + missing
+
+    async def _links(self, inputs: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Span links to each input's source span (one lookup per input with one)."""
+        links: dict[str, list[dict[str, Any]]] = {}
+        for item in inputs:
+            source = item.get("source_span_id")
+            if source:
+                span = await self.spans.get_span(source)
+                if span is not None:
+                    links[item["id"]] = span_links(span["trace_id"], source, item["experiment_id"])
+        return links
+
+    async def _supervise(
+        self, active: ActiveRun, cells: Sequence[dict[str, Any]], concurrency: int
+    ) -> None:
+        semaphore = asyncio.Semaphore(concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        status = "completed"
+        try:
+            for cell in cells:
+                await semaphore.acquire()
+                task = asyncio.create_task(self._cell(active, cell, semaphore))
+                tasks.add(task)
+            await asyncio.gather(*tasks, return_exceptions=True)
+        except asyncio.CancelledError:
+            status = "interrupted" if self._closing else "cancelled"
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.store.end_run(active.run["id"], status)
+            self._active.pop(active.experiment["id"], None)
+
+    async def _cell(
+        self, active: ActiveRun, cell: dict[str, Any], semaphore: asyncio.Semaphore
+    ) -> None:
+        try:
+            await self._call(active, dict(cell))
+        except asyncio.CancelledError:
+            pass  # recorded by `_call`; the supervisor is what was cancelled
+        except Exception:
+            logger.exception("matrix cell %s failed", cell["id"])
+        finally:
+            semaphore.release()
+
+    async def _call(self, active: ActiveRun, cell: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        experiment = active.experiment
+        retries = 0
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.store.start_cell(cell["id"])
+            while True:
+                context = SpanContext(
+                    trace_id=new_trace_id(),
+                    span_id=new_span_id(),
+                    project_id=experiment.get("project_id"),
+                    thread_id=None,
+                    label=LABEL,
+                    attributes={
+                        ATTR_EXPERIMENT: experiment["id"],
+                        ATTR_RUN: cell["id"],
+                        ATTR_MATRIX_RUN: active.run["id"],
+                        ATTR_VARIANT: cell["variant_id"],
+                        ATTR_VARIANT_NAME: (cell.get("config") or {}).get("variant_name"),
+                        ATTR_INPUT: cell["input_id"],
+                        ATTR_INPUT_KEY: (cell.get("config") or {}).get("input_key"),
+                        ATTR_REPETITION: cell["repetition"],
+                    },
+                    links=active.links.get(cell["input_id"], []),
+                )
+                operation = (cell.get("config") or {}).get("operation") or "chat"
+                request = build_request(
+                    operation,
+                    context,
+                    copy.deepcopy(cell["request"]),
+                    cell.get("headers") or {},
+                    active.credentials,
+                )
+                span = await self.pipeline.handle(request, CollectingSink(operation))
+                finalize(span, self.prices)
+                if span.http_status in RETRY_STATUSES and retries < MAX_RETRIES:
+                    retries += 1
+                    await asyncio.sleep(retry_delay(span.response_headers, retries))
+                    continue
+                break
+            ok = span.status == STATUS_OK and (span.http_status or 200) < 400
+            cell.update(
+                status="completed" if ok else "failed",
+                result_span_id=context.span_id,
+                result_trace_id=context.trace_id,
+                output_text=span.output_text,
+                input_tokens=span.prompt_tokens,
+                output_tokens=span.completion_tokens,
+                cost_usd=span.cost_usd,
+                ttft_ms=span.ttft_ms,
+            )
+            if not ok:
+                limited = span.http_status in RETRY_STATUSES
+                cell["error"] = span.error or {
+                    "type": "rate_limited" if limited else "upstream_error",
+                    "code": f"http_{span.http_status}",
+                    "message": f"The provider answered HTTP {span.http_status}"
+                    + (f" after {retries} retries." if limited else "."),
+                }
+        except asyncio.CancelledError:
+            interrupted = self._closing
+            cell["status"] = "interrupted" if interrupted else "cancelled"
+            cell["error"] = {
+                "type": "interrupted" if interrupted else "cancelled",
+                "code": "run_interrupted" if interrupted else "run_cancelled",
+                "message": "The gateway stopped before this cell finished."
+                if interrupted
+                else "The run was cancelled while this cell ran.",
+            }
+            raise
+        except SpanlabError as exc:
+            cell["status"] = "failed"
+            cell["error"] = exc.to_dict()["error"]
+        except Exception as exc:
+            logger.exception("matrix cell %s failed", cell["id"])
+            cell["status"] = "failed"
+            cell["error"] = {
+                "type": "server_error",
+                "code": "internal_error",
+                "message": f"Internal error ({type(exc).__name__}); see the gateway log.",
+            }
+        finally:
+            cell["retries"] = retries
+            cell["ended_at"] = now_iso()
+            cell["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            with anyio.CancelScope(shield=True):
+                await self.store.finish_cell(cell)
+
+    async def progress(self, experiment_id: str, run_id: str | None) -> dict[str, Any]:
+        runs = await self.store.list_runs(experiment_id)
+        run = next((r for r in runs if run_id in (None, r["id"])), None)
+        if run is None:
+            raise NotFound(
+                f"Experiment {experiment_id!r} has no matrix run"
+                f"{' ' + repr(run_id) if run_id else ''}.",
+                param="run",
+            )
+        return (await self.store.progress(run)).as_dict()
+
+    async def cancel(self, experiment_id: str) -> dict[str, Any]:
+        active = self._active.get(experiment_id)
+        if active is None or active.task is None:
+            raise Conflict(
+                f"Experiment {experiment_id!r} has no run in progress.", code="not_running"
+            )
+        active.task.cancel()
+        await asyncio.gather(active.task, return_exceptions=True)
+        return await self.progress(experiment_id, active.run["id"])
+
+    async def stop(self, experiment_id: str) -> None:
+        """Cancel the experiment's run in progress, if any (before a delete)."""
+        active = self._active.get(experiment_id)
+        if active is not None and active.task is not None:
+            active.task.cancel()
+            await asyncio.gather(active.task, return_exceptions=True)
+
+    async def wait(self, experiment_id: str) -> None:
+        """Until the experiment's run in progress (if any) ends (tests, the CLI)."""
+        active = self._active.get(experiment_id)
+        if active is not None and active.task is not None:
+            await asyncio.gather(active.task, return_exceptions=True)
+
+    async def recover(self) -> int:
+        return await self.store.interrupt_running()
+
+    async def close(self) -> None:
+        """At shutdown: runs in progress stop; their cells in flight become interrupted
+        (a resume finishes them)."""
+        self._closing = True
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _chosen(
+    items: list[dict[str, Any]], ids: list[str] | None, param: str, what: str
+) -> list[dict[str, Any]]:
+    if ids is None:
+        return items
+    by_id = {item["id"]: item for item in items}
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        raise NotFound(
+            f"No {what} {', '.join(repr(u) for u in unknown[:5])} in this experiment.",
+            param=param,
+        )
+    return [by_id[i] for i in ids]
