@@ -123,6 +123,10 @@ def test_playground_two_models_streamed_then_a_second_turn(
     page.reload()
     expect(page.get_by_test_id("pg-turn")).to_have_count(2, timeout=10_000)
     expect(page.get_by_test_id("pg-turn").nth(1).get_by_test_id("pg-answer")).to_have_count(2)
+    # with each answer's figures, read from its span
+    reloaded = page.get_by_test_id("pg-turn").nth(1).get_by_test_id("answer-figures")
+    expect(reloaded).to_have_count(2, timeout=10_000)
+    expect(reloaded.first).to_contain_text("tokens")
 
     # "Save as experiment" opens the experiment made from that answer
     page.get_by_test_id("save-experiment").first.click()

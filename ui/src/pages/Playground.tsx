@@ -42,7 +42,12 @@ function useModels(): string[] {
 }
 
 function Figures({ answer }: { answer: PlaygroundAnswer }) {
-  const f = answer.figures;
+  // a session read back has its answers' spans, not their figures: those come from the span
+  const stored = useSWR<SpanDetail>(
+    !answer.figures && answer.done && answer.spanId ? `/spans/${encodeURIComponent(answer.spanId)}` : null,
+    { shouldRetryOnError: false },
+  ).data;
+  const f = answer.figures ?? (stored ? { latency_ms: stored.duration_ms, ttft_ms: stored.ttft_ms, usage: stored.usage, cost_usd: stored.cost_usd } : null);
   if (!f) return null;
   return (
     <div className="pg-figures small muted" data-testid="answer-figures">
