@@ -120,6 +120,13 @@ def test_playground_two_models_streamed_then_a_second_turn(
     # the session is listed, and reads back as its two turns after a reload
     sessions = page.get_by_test_id("pg-sessions")
     expect(sessions.get_by_text("What is a lighthouse for?")).to_be_visible()
+    other = httpx.post(
+        server.url + "/playground/complete",
+        json={"model": MODELS[0], "prompt": "Another session entirely"},
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=20,
+    )
+    assert other.status_code == 200, other.text
     page.reload()
     expect(page.get_by_test_id("pg-turn")).to_have_count(2, timeout=10_000)
     expect(page.get_by_test_id("pg-turn").nth(1).get_by_test_id("pg-answer")).to_have_count(2)
@@ -127,6 +134,15 @@ def test_playground_two_models_streamed_then_a_second_turn(
     reloaded = page.get_by_test_id("pg-turn").nth(1).get_by_test_id("answer-figures")
     expect(reloaded).to_have_count(2, timeout=10_000)
     expect(reloaded.first).to_contain_text("tokens")
+    first_session = page.url
+    # another session from the list replaces this one (and the URL names it)
+    sessions.get_by_text("Another session entirely").click()
+    page.wait_for_url(re.compile(rf"session={other.json()['session_id']}"))
+    expect(page.get_by_test_id("pg-turn")).to_have_count(1, timeout=10_000)
+    expect(page.get_by_test_id("pg-answer")).to_have_count(1)
+    page.go_back()
+    page.wait_for_url(first_session)
+    expect(page.get_by_test_id("pg-turn")).to_have_count(2, timeout=10_000)
 
     # "Save as experiment" opens the experiment made from that answer
     page.get_by_test_id("save-experiment").first.click()

@@ -246,6 +246,13 @@ export default function PlaygroundPage() {
     else body.prompt = text;
     const controller = new AbortController();
     abort.current = controller;
+    let started: string | null = null;
+    const begin = (id: string) => {
+      started = id;
+      setSessionId(id);
+      // the URL names the session from now on: the load effect must not read it back
+      loaded.current = `session:${id}`;
+    };
     try {
       const response = await request("/playground/complete", {
         method: "POST",
@@ -262,21 +269,17 @@ export default function PlaygroundPage() {
             continue; // a keep-alive or a malformed event: nothing to show
           }
           if (ev.event === "start" && typeof (data as { session_id?: unknown }).session_id === "string") {
-            const id = (data as { session_id: string }).session_id;
-            setSessionId(id);
-            loaded.current = `session:${id}`;
+            begin((data as { session_id: string }).session_id);
           }
           update((t) => applyEvent(t, ev.event, data));
         }
       } else {
         const answer = (await response.json()) as { session_id?: string };
-        if (answer.session_id) {
-          setSessionId(answer.session_id);
-          loaded.current = `session:${answer.session_id}`;
-        }
+        if (answer.session_id) begin(answer.session_id);
         update((t) => applyAnswer(t, answer));
       }
-      // done: the session's URL (shareable, survives a reload)
+      // done: the session's URL (shareable, survives a reload), and the list shows it
+      if (started && first) setSearch({ session: started, span_id: null });
       setRevision((r) => r + 1);
     } catch (err) {
       if (err instanceof DOMException && err.name === "AbortError") return;
@@ -289,10 +292,6 @@ export default function PlaygroundPage() {
       setBusy(false);
     }
   };
-
-  useEffect(() => {
-    if (sessionId && !busy && sessionParam !== sessionId) setSearch({ session: sessionId, span_id: null });
-  }, [sessionId, busy, sessionParam]);
 
   const locked = sessionId !== null; // a session's models and system prompt are fixed once it starts
   const columns = Math.max(chosen.length, 1);
