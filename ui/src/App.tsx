@@ -12,6 +12,9 @@ import { ErrorBoundary } from "./components/ErrorBoundary";
 // The experiment page carries the code editor and the diff library: loaded on demand,
 // so the traces page (the first page) stays small.
 const ExperimentPage = lazy(() => import("./pages/Experiment"));
+// The lab's pages, loaded on demand for the same reason.
+const PlaygroundPage = lazy(() => import("./pages/Playground"));
+const DatasetsPage = lazy(() => import("./pages/Datasets"));
 
 const NAV = [
   { to: "/", label: "Traces", icon: "\u2261", match: (p: string) => p === "/" || p.startsWith("/spans") },
@@ -22,6 +25,8 @@ const NAV = [
     icon: "\u2726",
     match: (p: string) => p.startsWith("/experiment"),
   },
+  { to: "/playground", label: "Playground", icon: "\u25b7", match: (p: string) => p.startsWith("/playground") },
+  { to: "/datasets", label: "Datasets", icon: "\u25a4", match: (p: string) => p.startsWith("/datasets") },
 ];
 
 function Route({ path }: { path: string }) {
@@ -30,6 +35,8 @@ function Route({ path }: { path: string }) {
   if (path.startsWith("/spans/")) return <SpanPage spanId={decodeURIComponent(path.slice(7))} />;
   if (path === "/experiments") return <ExperimentsPage />;
   if (path === "/experiment") return <ExperimentPage />;
+  if (path === "/playground") return <PlaygroundPage />;
+  if (path === "/datasets") return <DatasetsPage />;
   return (
     <div className="page">
       <h1>Not found</h1>

@@ -328,6 +328,11 @@ export function SpanDetailView({ spanId, onClose }: { spanId: string; onClose?: 
               {"\u2726"} Experiment
             </Link>
           )}
+          {isModelCall(span) && (
+            <Link to={`/playground?span_id=${encodeURIComponent(span.span_id)}`} className="btn" data-testid="playground-button">
+              Open in playground
+            </Link>
+          )}
           {onClose && (
             <>
               <Link to={`/spans/${encodeURIComponent(span.span_id)}`} className="btn">

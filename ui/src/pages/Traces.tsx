@@ -5,6 +5,8 @@ import { ErrorBoundary } from "../components/ErrorBoundary";
 import { ErrorNote, StatusBadge } from "../components/common";
 import { ResizeHandle, clampWidth } from "../components/ResizeHandle";
 import { TraceSummary } from "../components/TraceSummary";
+import { AddToDataset } from "../components/AddToDataset";
+import { toggled, toggledAll } from "../lib/datasets";
 import { fmtCost, fmtInt, fmtMs, fmtUs, truncate } from "../lib/format";
 import { useLiveSpans } from "../lib/live";
 import { Link, setSearch, useLocation } from "../lib/router";
@@ -216,7 +218,19 @@ function Filters({ filters }: { filters: SpanFilters }) {
   );
 }
 
-function SpanRow({ span, fresh, selected }: { span: SpanSummary; fresh: boolean; selected: boolean }) {
+function SpanRow({
+  span,
+  fresh,
+  selected,
+  checked,
+  onCheck,
+}: {
+  span: SpanSummary;
+  fresh: boolean;
+  selected: boolean;
+  checked: boolean;
+  onCheck: (id: string) => void;
+}) {
   const model = span.response_model ?? span.request_model ?? "\u2013";
   const open = () => setSearch({ span: span.span_id }, { replace: false });
   return (
@@ -225,7 +239,22 @@ function SpanRow({ span, fresh, selected }: { span: SpanSummary; fresh: boolean;
       onClick={open}
       data-span-id={span.span_id}
       data-testid="span-row"
+      onKeyDown={(e) => {
+        // Space on a focused row (its link) toggles its checkbox; the box itself toggles natively
+        if (e.key !== " " || (e.target instanceof HTMLInputElement && e.target.type === "checkbox")) return;
+        e.preventDefault();
+        onCheck(span.span_id);
+      }}
     >
+      <td className="col-check" onClick={(e) => e.stopPropagation()}>
+        <input
+          type="checkbox"
+          checked={checked}
+          onChange={() => onCheck(span.span_id)}
+          aria-label={`Select call ${span.span_id}`}
+          data-testid="row-check"
+        />
+      </td>
       <td className="nowrap">
         <a
           href={`/ui/?span=${encodeURIComponent(span.span_id)}`}
@@ -280,6 +309,9 @@ export function TracesPage() {
   const bounds = useMemo(() => ({ ...timeBounds(filters), nowMs: Date.now() }), [filterKey]);
   const params = useMemo(() => filterParams(filters, bounds), [filterKey, bounds]);
   const [drawerWidth, setDrawerWidth] = useDrawerWidth();
+  // the calls ticked for "Add to dataset" (kept across filter changes until cleared)
+  const [checked, setChecked] = useState<Set<string>>(() => new Set());
+  const onCheck = useCallback((id: string) => setChecked((c) => toggled(c, id)), []);
 
   const sentinel = useRef<HTMLDivElement>(null);
   const loadMore = list.loadMore;
@@ -334,6 +366,7 @@ export function TracesPage() {
         </div>
       </header>
       <Filters filters={filters} />
+      <AddToDataset selected={[...checked]} onClear={() => setChecked(new Set())} />
       <TraceSummary
         params={params}
         sinceUs={bounds.sinceUs}
@@ -346,6 +379,14 @@ export function TracesPage() {
         <table className="spans-table" data-testid="spans-table">
           <thead>
             <tr>
+              <th className="col-check">
+                <input
+                  type="checkbox"
+                  aria-label="Select all calls shown"
+                  checked={list.items.length > 0 && list.items.every((s) => checked.has(s.span_id))}
+                  onChange={() => setChecked((c) => toggledAll(c, list.items.map((s) => s.span_id)))}
+                />
+              </th>
               <th>Time</th>
               <th>Model</th>
               <th className="col-provider">Provider</th>
@@ -361,7 +402,14 @@ export function TracesPage() {
           </thead>
           <tbody>
             {list.items.map((span) => (
-              <SpanRow key={span.span_id} span={span} fresh={list.fresh.has(span.span_id)} selected={span.span_id === selected} />
+              <SpanRow
+                key={span.span_id}
+                span={span}
+                fresh={list.fresh.has(span.span_id)}
+                selected={span.span_id === selected}
+                checked={checked.has(span.span_id)}
+                onCheck={onCheck}
+              />
             ))}
           </tbody>
         </table>

@@ -1,0 +1,3 @@
+async function*e(e){let t=e.getReader(),n=new TextDecoder,r=``,i=`message`,a=[];try{for(;;){let{value:e,done:o}=await t.read();if(o)break;r+=n.decode(e,{stream:!0});let s;for(;(s=r.search(/\r?\n/))>=0;){let e=r.slice(0,s);if(r=r.slice(s+(r[s]===`\r`?2:1)),e===``)a.length&&(yield{event:i,data:a.join(`
+`)}),i=`message`,a=[];else if(!e.startsWith(`:`)){let t=e.indexOf(`:`),n=t<0?e:e.slice(0,t),r=t<0?``:e.slice(t+1);r.startsWith(` `)&&(r=r.slice(1)),n===`event`?i=r:n===`data`&&a.push(r)}}}a.length&&(yield{event:i,data:a.join(`
+`)})}finally{t.releaseLock()}}export{e as t};
