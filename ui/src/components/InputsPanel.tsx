@@ -18,6 +18,19 @@ export function linesOf(text: string): string[] {
     .filter(Boolean);
 }
 
+/** Keys for new inputs that no existing input has (`input-N`, numbered on from the
+ * list): the gateway numbers keyless inputs from 1 in each batch, so a second paste
+ * would collide with the first. */
+export function freshKeys(existing: string[], count: number): string[] {
+  const used = new Set(existing);
+  const keys: string[] = [];
+  for (let n = existing.length + 1; keys.length < count; n++) {
+    const key = `input-${n}`;
+    if (!used.has(key)) keys.push(key);
+  }
+  return keys;
+}
+
 export function InputsPanel({
   experimentId,
   inputs,
@@ -54,7 +67,12 @@ export function InputsPanel({
       setError("Paste one input per line first.");
       return;
     }
-    if (await act(() => sendJson("POST", base, { inputs: lines }))) setText("");
+    const keys = freshKeys(
+      inputs.map((i) => i.key),
+      lines.length,
+    );
+    const body = { inputs: lines.map((content, i) => ({ key: keys[i], content })) };
+    if (await act(() => sendJson("POST", base, body))) setText("");
   };
   const addDataset = async () => {
     if (!datasetId) return;

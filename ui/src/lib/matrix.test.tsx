@@ -1,6 +1,6 @@
 import { cleanup, fireEvent, render } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { linesOf } from "../components/InputsPanel";
+import { freshKeys, linesOf } from "../components/InputsPanel";
 import { MatrixGrid } from "../components/MatrixGrid";
 import { variantBody } from "../components/VariantsPanel";
 import { EstimateBox } from "../pages/MatrixExperiment";
@@ -155,6 +155,10 @@ describe("the matrix page's helpers", () => {
 
   it("turns pasted text into one input per non-blank line and a variant form into its body", () => {
     expect(linesOf("  a \n\n b\r\nc\n  ")).toEqual(["a", "b", "c"]);
+    // a second paste never reuses a key (the gateway refuses a duplicate batch)
+    expect(freshKeys(["input-1", "input-2", "input-4"], 3)).toEqual(["input-5", "input-6", "input-7"]);
+    expect(freshKeys(["original", "input-3"], 2)).toEqual(["input-4", "input-5"]);
+    expect(freshKeys([], 2)).toEqual(["input-1", "input-2"]);
     const form = { name: " fast ", kind: "override" as const, model: "gpt-4o", temperature: "0.5", maxTokens: "", systemPrompt: "Be terse.", systemMode: "prepend" as const, extra: '{"top_p": 0.9}' };
     expect(variantBody(form)).toEqual({
       body: { name: "fast", kind: "override", systemPrompt: "Be terse.", config: { top_p: 0.9, model: "gpt-4o", temperature: 0.5, system_mode: "prepend" } },
