@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.api import json_response, query_str, read_json
+from gateway.api import json_response, query_str, read_body, read_json
 from gateway.api.datasets import service as datasets
 from gateway.errors import ValidationFailed
+from gateway.experiments.estimate import estimate as estimate_cost
 from gateway.experiments.matrix import MatrixService
 from gateway.experiments.variants import snake_case
 from gateway.state import app_state
@@ -131,6 +132,13 @@ async def cancel(request: Request) -> Response:
     return json_response(await matrix(request).cancel(experiment["id"]))
 
 
+async def estimate(request: Request) -> Response:
+    experiment = await _experiment(request)
+    has_body = bool((await read_body(request)).strip())
+    body = await read_json(request) if has_body else {}
+    return json_response(await estimate_cost(matrix(request), experiment, body))
+
+
 def routes() -> list[BaseRoute]:
     base = "/experiments/{experiment_id}"
     return [
@@ -143,4 +151,5 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/inputs/{{input_id}}", delete_input, methods=["DELETE"]),
         Route(f"{base}/progress", progress, methods=["GET"]),
         Route(f"{base}/cancel", cancel, methods=["POST"]),
+        Route(f"{base}/estimate", estimate, methods=["POST"]),
     ]

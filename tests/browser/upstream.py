@@ -39,6 +39,12 @@ def _last_user_text(messages: list[Any]) -> str:
     return ""
 
 
+# A user message containing SLOW_PROBE is answered after SLOW_PROBE_S seconds (a run to
+# catch in flight: cancel, resume).
+SLOW_PROBE = "SLOW-PROBE"
+SLOW_PROBE_S = 3.0
+
+
 def reply_for(body: dict[str, Any]) -> str:
     user = _last_user_text(body.get("messages") or [])
     if "XSS-PROBE" in user:
@@ -77,6 +83,8 @@ class LoopbackUpstream(MockUpstream):
         if not path.endswith("/chat/completions"):
             return _json(404, {"error": {"message": "not found"}})
         self.seen.append({"body": body, "authorization": headers.get("authorization")})
+        if SLOW_PROBE in _last_user_text(body.get("messages") or []):
+            time.sleep(SLOW_PROBE_S)  # scripts run in a thread: the server stays free
         text = reply_for(body)
         model = body.get("model") or "fake-small"
         prompt_tokens = sum(

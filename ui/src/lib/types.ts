@@ -143,3 +143,112 @@ export interface ExperimentRun {
   ended_at: string | null;
   duration_ms: number | null;
 }
+
+// --- Variants x inputs: the matrix of an experiment (docs/api.md "Variants and the matrix")
+
+export type ExperimentKind = "replay" | "matrix";
+
+export interface Variant {
+  id: string;
+  experiment_id: string;
+  name: string;
+  description: string | null;
+  system_prompt: string | null;
+  config: JsonObject | null;
+  kind: "template" | "override";
+  position: number;
+}
+
+export interface MatrixInput {
+  id: string;
+  experiment_id: string;
+  key: string;
+  content: string | null;
+  variables: JsonObject | null;
+  request: JsonObject | null;
+  expected_output: JsonValue;
+  metadata: JsonObject | null;
+  source_span_id: string | null;
+  dataset_id: string | null;
+  dataset_version: number | null;
+}
+
+export interface MatrixRun {
+  id: string;
+  experiment_id: string;
+  status: string;
+  variant_ids: string[];
+  input_ids: string[];
+  repetitions: number;
+  cells: number;
+  created_at: string;
+}
+
+/** A cell: an experiment run of a matrix run (variant x input x repetition). */
+export interface MatrixCell extends ExperimentRun {
+  matrix_run_id: string | null;
+  variant_id: string | null;
+  input_id: string | null;
+  repetition: number | null;
+  cost_usd: number | null;
+  ttft_ms: number | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  retries: number | null;
+  /** Snapshot of what the cell ran: variant_name, input_key, model, provider... */
+  config: JsonObject | null;
+}
+
+export interface MatrixExperimentDetail extends Experiment {
+  kind?: ExperimentKind;
+  variants?: Variant[];
+  inputs?: MatrixInput[];
+  matrix_runs?: MatrixRun[];
+  runs?: MatrixCell[];
+}
+
+export interface MatrixProgress {
+  run_id: string;
+  status: string;
+  total: number;
+  done: number;
+  pending: number;
+  running: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  interrupted: number;
+  cost_usd: number | null;
+  retries: number;
+}
+
+export interface VariantEstimate {
+  variant_id: string;
+  name: string;
+  model: string | null;
+  calls: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd: number | null;
+  unpriced_calls: number;
+}
+
+export interface MatrixEstimate {
+  calls: number;
+  variants: number;
+  inputs: number;
+  repetitions: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_usd: number | null;
+  unpriced_calls: number;
+  per_variant: VariantEstimate[];
+  basis: { captured: string[]; approximated: string[]; approximation: string; captured_usage: string };
+}
+
+export interface Dataset {
+  id: string;
+  name: string;
+  version: number;
+  item_count: number;
+}

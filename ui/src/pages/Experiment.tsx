@@ -25,7 +25,9 @@ import { fmtMs, fmtRelative, fmtTime, truncate } from "../lib/format";
 import { isObject } from "../lib/messages";
 import { Link, navigate, useLocation } from "../lib/router";
 import { readSse } from "../lib/sse";
-import type { Experiment, ExperimentRun, JsonObject, JsonValue, SpanDetail } from "../lib/types";
+import type { Experiment, ExperimentRun, JsonObject, JsonValue, MatrixExperimentDetail, SpanDetail } from "../lib/types";
+import { isMatrixView } from "../lib/matrix";
+import MatrixExperimentPage from "./MatrixExperiment";
 import "../styles/experiment.css";
 
 /** Operations whose replay can stream (an embeddings call cannot). */
@@ -244,7 +246,17 @@ function useSpan(spanId: string | null | undefined, awaitWrite = false) {
   });
 }
 
+/** A matrix experiment (or a seed-1 one grown variants/inputs) gets the matrix page;
+ * a plain seed-1 experiment this one-call page, exactly as before (`view=replay` forces it). */
 export default function ExperimentPage() {
+  const { search } = useLocation();
+  const id = search.get("id");
+  const { data } = useSWR<MatrixExperimentDetail>(id ? `/experiments/${encodeURIComponent(id)}` : null);
+  if (id && data && search.get("view") !== "replay" && isMatrixView(data)) return <MatrixExperimentPage id={id} />;
+  return <ReplayExperimentPage />;
+}
+
+function ReplayExperimentPage() {
   const { search } = useLocation();
   const id = search.get("id");
   const spanParam = search.get("span_id");

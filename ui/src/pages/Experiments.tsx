@@ -1,6 +1,7 @@
 import { useRef, useState } from "react";
 import useSWRInfinite from "swr/infinite";
 import { ErrorNote, StatusBadge } from "../components/common";
+import { NewExperiment } from "../components/NewExperiment";
 import { ApiError, getJson, query, sendJson } from "../lib/api";
 import { fmtCost, fmtDelta, fmtInt, fmtMs, fmtRelative, fmtTime } from "../lib/format";
 import { Link, navigate, setSearch, useLocation } from "../lib/router";
@@ -202,6 +203,7 @@ export function ExperimentsPage() {
       <header className="page-head">
         <h1>Experiments</h1>
         <span className="spacer" />
+        <NewExperiment />
         <input
           ref={fileInput}
           type="file"
