@@ -164,3 +164,31 @@ async def test_a_cancelled_run_ends_with_its_event_too(make_gateway: GatewayFact
     [row] = await gw.state.stores.events.list_events(type="experiment.run.completed")
     assert row.payload["status"] == "cancelled"
     assert row.payload["cancelled"] == 1 and row.payload["pending"] == 1
+
+
+async def test_a_write_that_must_happen_survives_a_cancel_which_then_lands() -> None:
+    """`unstoppable`: a native Task.cancel() during the write (anyio's shield let it
+    through: a cancel in a cell's start left the run stuck running) waits for the
+    write, then cancels the task."""
+    from gateway.experiments.matrix import unstoppable
+
+    written: list[str] = []
+    entered = asyncio.Event()
+
+    async def write() -> None:
+        entered.set()
+        await asyncio.sleep(0.05)
+        written.append("row")
+
+    async def cell() -> None:
+        await unstoppable(write())
+        written.append("after")  # no await before: the cancel lands at the next one
+        await asyncio.sleep(1)
+        written.append("never")
+
+    task = asyncio.create_task(cell())
+    await entered.wait()
+    task.cancel()
+    [outcome] = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert written == ["row", "after"]

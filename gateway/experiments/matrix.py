@@ -21,12 +21,11 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import orjson
 
 from gateway.capture.pricing import PriceTable
@@ -511,10 +510,14 @@ class MatrixService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.store.end_run(active.run["id"], status)
-                self._active.pop(active.experiment["id"], None)
-                await self._announce_end(active)
+            await unstoppable(self._end(active, status))
+
+    async def _end(self, active: ActiveRun, status: str) -> None:
+        try:
+            await self.store.end_run(active.run["id"], status)
+        finally:
+            self._active.pop(active.experiment["id"], None)
+        await self._announce_end(active)
 
     async def _announce_end(self, active: ActiveRun) -> None:
         try:
@@ -544,8 +547,7 @@ class MatrixService:
         experiment = active.experiment
         retries = 0
         try:
-            with anyio.CancelScope(shield=True):
-                await self.store.start_cell(cell["id"])
+            await unstoppable(self.store.start_cell(cell["id"]))
             while True:
                 context = SpanContext(
                     trace_id=new_trace_id(),
@@ -626,8 +628,7 @@ class MatrixService:
             cell["ended_at"] = now_iso()
             duration_s = time.perf_counter() - started
             cell["duration_ms"] = round(duration_s * 1000, 3)
-            with anyio.CancelScope(shield=True):
-                await self.store.finish_cell(cell)
+            await unstoppable(self.store.finish_cell(cell))
             active.clock.ended += 1
             self.observer.cell_ended(cell, duration_s)
             self.hub.notify(experiment["id"])
@@ -690,6 +691,27 @@ class MatrixService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def unstoppable(work: Awaitable[None]) -> None:
+    """Run ``work`` (a database write that must happen) to its end even when the caller
+    is cancelled meanwhile; the cancellation is then passed on (the task is cancelled
+    again, at its next await). anyio's shielded scope does not hold off a native
+    ``Task.cancel()`` (a cancel arriving during a cell's start left it ``running`` and
+    its run stuck), which is what `cancel` and shutdown send."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    task.result()
+    current = asyncio.current_task()
+    if cancelled and current is not None:
+        current.cancel()
 
 
 def _seconds_between(start: str, end: str) -> float | None:
