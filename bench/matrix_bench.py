@@ -169,8 +169,8 @@ def _bursts(results: list[dict[str, Any]]) -> dict[str, Any]:
         return {"bursts": 0, "p50_ms": None, "p99_ms": None, "rps": None}
     return {
         "bursts": len(results),
-        "p50_ms": median([_ms(r["latency_us"], "p50") for r in results]),
-        "p99_ms": median([_ms(r["latency_us"], "p99") for r in results]),
+        "p50_ms": _round(median([_ms(r["latency_us"], "p50") for r in results])),
+        "p99_ms": _round(median([_ms(r["latency_us"], "p99") for r in results])),
         "rps": _round(median([r["rps"] for r in results])),
     }
 

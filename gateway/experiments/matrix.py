@@ -325,6 +325,23 @@ class MatrixService:
             inputs.insert(0, original)
         return inputs
 
+    async def copy_setup(self, source_id: str, target_id: str) -> dict[str, int]:
+        """A duplicate's variants and inputs: copies of the source's, with new ids (its
+        runs and cells are results, not setup: they stay with the source)."""
+        now = now_iso()
+        variants = [
+            {**v, "id": new_variant_id(), "experiment_id": target_id, "created_at": now,
+             "updated_at": now}
+            for v in await self.store.list_variants(source_id)
+        ]  # fmt: skip
+        inputs = [
+            {**i, "id": new_input_id(), "experiment_id": target_id, "created_at": now}
+            for i in await self.store.list_inputs(source_id)
+        ]
+        if variants or inputs:
+            await self.store.insert_setup(variants, inputs)
+        return {"variants": len(variants), "inputs": len(inputs)}
+
     async def detail(self, experiment: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "variants": await self.store.list_variants(experiment["id"]),
