@@ -31,7 +31,7 @@ from gateway.api import datasets as datasets_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
 from gateway.api import playground as playground_api
-from gateway.api.events import Broadcaster
+from gateway.api.events import Broadcaster, named_event
 from gateway.api.ui import ui_routes
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span
@@ -202,6 +202,9 @@ def create_app(
         pipeline = ProxyPipeline(settings, upstream, router, metrics, writer)
         experiments = ExperimentService(
             settings, the_stores.spans, the_stores.experiments, pipeline, writer, prices, router
+        )
+        experiments.matrix.attach(
+            metrics, the_stores.events, lambda name, data: events.publish(named_event(name, data))
         )
         app.state.spanlab = AppState(
             settings=settings,

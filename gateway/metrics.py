@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 MAX_MODEL_LABELS = 200
 MAX_CACHED_SERIES = 4096
+MAX_EXPERIMENT_LABELS = 500
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -91,6 +92,53 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+
+        # Experiment and variant ids are labels: a series per (experiment, variant,
+        # status). Bounded by what users create (ids, not client-sent names), the
+        # seed's grouping; `MAX_EXPERIMENT_LABELS` caps the experiments all the same.
+        self.experiment_cells = Counter(
+            "spanlab_experiment_cells",
+            "Matrix cells ended, by experiment, variant and status"
+            " (completed, failed, cancelled, interrupted).",
+            ["experiment", "variant", "status"],
+            registry=r,
+        )
+        self.experiment_cell_latency = Histogram(
+            "spanlab_experiment_cell_duration_seconds",
+            "Matrix cell duration (retries and their waits included), by experiment and variant.",
+            ["experiment", "variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.experiment_cell_retries = Counter(
+            "spanlab_experiment_cell_retries",
+            "Upstream 429/503 answers retried by matrix cells, by experiment and variant.",
+            ["experiment", "variant"],
+            registry=r,
+        )
+        self._experiments: set[str] = set()
+
+    def experiment_label(self, experiment_id: str) -> str:
+        """The ``experiment`` label: the id, for the first `MAX_EXPERIMENT_LABELS`
+        experiments seen by this process; ``other`` past that."""
+        if experiment_id in self._experiments:
+            return experiment_id
+        if len(self._experiments) >= MAX_EXPERIMENT_LABELS:
+            return "other"
+        self._experiments.add(experiment_id)
+        return experiment_id
+
+    def observe_cell(
+        self, experiment_id: str, variant_id: str, status: str, duration_s: float, retries: int
+    ) -> None:
+        """Count one ended matrix cell, its duration and its retries."""
+        experiment = self.experiment_label(experiment_id)
+        variant = variant_id if experiment != "other" else "other"
+        self.experiment_cells.labels(experiment, variant, status).inc()
+        self.experiment_cell_latency.labels(experiment, variant).observe(duration_s)
+        retried = self.experiment_cell_retries.labels(experiment, variant)
+        if retries:
+            retried.inc(retries)
 
     def model_label(self, model: str | None) -> str:
         """The ``model`` label value: the name as requested, while fewer than

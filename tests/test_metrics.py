@@ -17,7 +17,7 @@ from gateway.metrics import Metrics
 from gateway.store.database import SQLiteDatabase
 from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import CHAT, capture, create
-from tests.fakes import FakeUpstream, chat_chunks, sse, stream_response
+from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse, stream_response
 from tests.writer_helpers import (
     disk_full_for_writer_process,
     fill,
@@ -40,6 +40,9 @@ COVERED = {
     "spanlab_experiment_runs",
     "spanlab_playground_requests",
     "spanlab_playground_request_duration_seconds",
+    "spanlab_experiment_cells",
+    "spanlab_experiment_cell_duration_seconds",
+    "spanlab_experiment_cell_retries",
 }
 OPENAI = {"provider": "openai"}
 MINI = {"provider": "openai", "model": "gpt-4o-mini"}
@@ -240,3 +243,49 @@ async def test_a_playground_call_moves_playground_requests_and_duration_by_model
         ):
             assert value(after, name, model=model) - value(before, name, model=model) == 1
         assert value(after, "spanlab_playground_request_duration_seconds_sum", model=model) > 0
+
+
+async def test_matrix_cells_move_cells_duration_and_retries_by_experiment_and_variant(
+    gateway: Gateway,
+) -> None:
+    """Two variants x two inputs: the first call is a 429 (retried), the variant "bad"
+    names a model the upstream refuses (failed cells)."""
+    calls = {"n": 0}
+
+    def storm(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return httpx.Response(429, headers={"retry-after": "0"}, json={"error": {}})
+        if b"gpt-bad" in request.content:
+            return httpx.Response(400, json={"error": {"message": "no such model"}})
+        return httpx.Response(200, json=chat_completion())
+
+    gateway.upstream.handler = storm
+    exp = (await create(gateway, name="m"))["id"]
+    variants = {}
+    for name, model in (("good", "gpt-4o-mini"), ("bad", "gpt-bad")):
+        r = await gateway.client.post(
+            f"/experiments/{exp}/variants", json={"name": name, "config": {"model": model}}
+        )
+        variants[name] = r.json()["variant"]["id"]
+    await gateway.client.post(f"/experiments/{exp}/inputs", json={"inputs": ["x", "y"]})
+    before = await scrape(gateway)
+    r = await gateway.client.post(f"/experiments/{exp}/run", json={"concurrency": 1})
+    assert r.status_code == 202, r.text
+    await asyncio.wait_for(gateway.state.experiments.matrix.wait(exp), 10)
+    after = await scrape(gateway)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    good, bad = variants["good"], variants["bad"]
+    cells = "spanlab_experiment_cells_total"
+    assert moved(cells, experiment=exp, variant=good, status="completed") == 2
+    assert moved(cells, experiment=exp, variant=bad, status="failed") == 2
+    assert moved(cells, experiment=exp, variant=good, status="failed") == 0
+    duration = "spanlab_experiment_cell_duration_seconds_count"
+    assert moved(duration, experiment=exp, variant=good) == 2
+    assert moved(duration, experiment=exp, variant=bad) == 2
+    retries = "spanlab_experiment_cell_retries_total"
+    assert moved(retries, experiment=exp, variant=good) == 1  # the good variant runs first
+    assert moved(retries, experiment=exp, variant=bad) == 0

@@ -160,7 +160,10 @@ async def delete_experiment(request: Request) -> Response:
 
 async def duplicate_experiment(request: Request) -> Response:
     body = await read_json(request) if await read_body(request) else None
-    return json_response(await service(request).duplicate(_id(request), body), status_code=201)
+    svc = service(request)
+    duplicate = await svc.duplicate(_id(request), body)
+    await svc.matrix.copy_setup(_id(request), duplicate["id"])  # its variants and inputs
+    return json_response(duplicate, status_code=201)
 
 
 async def list_runs(request: Request) -> Response:

@@ -7,10 +7,13 @@ The seed's camelCase fields are accepted beside snake_case. Shapes: ``docs/api.m
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway.api import json_response, query_str, read_body, read_json
@@ -122,9 +125,49 @@ async def delete_input(request: Request) -> Response:
 
 
 async def progress(request: Request) -> Response:
+    if query_str(request, "stream") in ("true", "1"):
+        return await progress_events(request)
     experiment = await _experiment(request)
     run = query_str(request, "run")
     return json_response(await matrix(request).progress(experiment["id"], run))
+
+
+def _progress_event(progress: dict[str, Any], final: bool) -> bytes:
+    return b"event: progress\ndata: " + orjson.dumps({**progress, "final": final}) + b"\n\n"
+
+
+async def progress_events(request: Request) -> Response:
+    """Server-sent ``progress`` events: one now, one each time a cell of the run ends,
+    and a last one (``final: true``) when the run ends; then the stream closes. A run
+    not in progress gets its one final event. An unknown experiment or run is a 404
+    before the stream starts."""
+    experiment = await _experiment(request)
+    svc = matrix(request)
+    first = await svc.progress(experiment["id"], query_str(request, "run"))
+    run_id = first["run_id"]
+    heartbeat = app_state(request).settings.events_heartbeat_s
+
+    async def stream() -> AsyncIterator[bytes]:
+        async with svc.hub.listen(experiment["id"]) as wake:
+            # Read again once listening: a cell ending in between is not missed.
+            progress = await svc.progress(experiment["id"], run_id)
+            live = svc.active_run(experiment["id"]) == run_id
+            yield b"retry: 2000\n" + _progress_event(progress, not live)
+            while live:
+                try:
+                    final = await asyncio.wait_for(wake.get(), timeout=heartbeat)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                progress = await svc.progress(experiment["id"], run_id)
+                yield _progress_event(progress, final)
+                live = not final
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
 
 
 async def cancel(request: Request) -> Response:
@@ -150,6 +193,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/inputs", add_inputs, methods=["POST"]),
         Route(f"{base}/inputs/{{input_id}}", delete_input, methods=["DELETE"]),
         Route(f"{base}/progress", progress, methods=["GET"]),
+        Route(f"{base}/progress/events", progress_events, methods=["GET"]),
         Route(f"{base}/cancel", cancel, methods=["POST"]),
         Route(f"{base}/estimate", estimate, methods=["POST"]),
     ]

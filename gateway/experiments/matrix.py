@@ -21,12 +21,11 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import orjson
 
 from gateway.capture.pricing import PriceTable
@@ -34,6 +33,12 @@ from gateway.capture.redaction import credential_values, scrub_values
 from gateway.capture.span import STATUS_OK, SpanContext, finalize, new_span_id, new_trace_id
 from gateway.config import Settings
 from gateway.errors import Conflict, NotFound, SpanlabError, ValidationFailed
+from gateway.experiments.matrix_events import (
+    MatrixObserver,
+    ProgressHub,
+    Publish,
+    RunClock,
+)
 from gateway.experiments.requests import optional_str, project_id, validate_bool, validate_tags
 from gateway.experiments.runner import (
     ATTR_EXPERIMENT,
@@ -45,10 +50,12 @@ from gateway.experiments.runner import (
 )
 from gateway.experiments.transfer import new_experiment_id, new_run_id
 from gateway.experiments.variants import parse_inputs, parse_variant, render_cell, snake_case
+from gateway.metrics import Metrics
 from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_values
 from gateway.proxy.sink import CollectingSink
+from gateway.store.events import EventStore
 from gateway.store.experiments import ExperimentRecord, RunRecord, now_iso
 from gateway.store.matrix import (
     UNFINISHED,
@@ -214,6 +221,7 @@ class ActiveRun:
     credentials: list[tuple[str, str]]
     links: dict[str, list[dict[str, Any]]]
     task: asyncio.Task[None] | None = None
+    clock: RunClock = field(default_factory=RunClock)
 
 
 @dataclass
@@ -224,8 +232,14 @@ class MatrixService:
     pipeline: ProxyPipeline
     prices: PriceTable
     router: Router
+    observer: MatrixObserver = field(default_factory=MatrixObserver)
+    hub: ProgressHub = field(default_factory=ProgressHub)
     _active: dict[str, ActiveRun] = field(default_factory=dict)
     _closing: bool = False
+
+    def attach(self, metrics: Metrics, events: EventStore, publish: Publish) -> None:
+        """The app's metrics, events table and ``/events`` fan-out (see `MatrixObserver`)."""
+        self.observer = MatrixObserver(metrics, events, publish)
 
     # --- variants and inputs -----------------------------------------------------------
 
@@ -310,6 +324,23 @@ class MatrixService:
             ).as_dict()
             inputs.insert(0, original)
         return inputs
+
+    async def copy_setup(self, source_id: str, target_id: str) -> dict[str, int]:
+        """A duplicate's variants and inputs: copies of the source's, with new ids (its
+        runs and cells are results, not setup: they stay with the source)."""
+        now = now_iso()
+        variants = [
+            {**v, "id": new_variant_id(), "experiment_id": target_id, "created_at": now,
+             "updated_at": now}
+            for v in await self.store.list_variants(source_id)
+        ]  # fmt: skip
+        inputs = [
+            {**i, "id": new_input_id(), "experiment_id": target_id, "created_at": now}
+            for i in await self.store.list_inputs(source_id)
+        ]
+        if variants or inputs:
+            await self.store.insert_setup(variants, inputs)
+        return {"variants": len(variants), "inputs": len(inputs)}
 
     async def detail(self, experiment: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -496,9 +527,25 @@ class MatrixService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.store.end_run(active.run["id"], status)
+            await unstoppable(self._end(active, status))
+
+    async def _end(self, active: ActiveRun, status: str) -> None:
+        try:
+            await self.store.end_run(active.run["id"], status)
+        finally:
             self._active.pop(active.experiment["id"], None)
+        await self._announce_end(active)
+
+    async def _announce_end(self, active: ActiveRun) -> None:
+        try:
+            run = await self.store.get_run(active.run["id"]) or active.run
+            progress = (await self.store.progress(run)).as_dict()
+            progress.update(elapsed_s=round(active.clock.elapsed_s(), 3), eta_s=0.0)
+            await self.observer.run_ended(active.experiment, run, progress)
+        except Exception:  # the run is recorded; telling about it must not break the end
+            logger.exception("could not announce the end of matrix run %s", active.run["id"])
+        finally:
+            self.hub.notify(active.experiment["id"], final=True)
 
     async def _cell(
         self, active: ActiveRun, cell: dict[str, Any], semaphore: asyncio.Semaphore
@@ -517,8 +564,7 @@ class MatrixService:
         experiment = active.experiment
         retries = 0
         try:
-            with anyio.CancelScope(shield=True):
-                await self.store.start_cell(cell["id"])
+            await unstoppable(self.store.start_cell(cell["id"]))
             while True:
                 context = SpanContext(
                     trace_id=new_trace_id(),
@@ -597,9 +643,12 @@ class MatrixService:
         finally:
             cell["retries"] = retries
             cell["ended_at"] = now_iso()
-            cell["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-            with anyio.CancelScope(shield=True):
-                await self.store.finish_cell(cell)
+            duration_s = time.perf_counter() - started
+            cell["duration_ms"] = round(duration_s * 1000, 3)
+            await unstoppable(self.store.finish_cell(cell))
+            active.clock.ended += 1
+            self.observer.cell_ended(cell, duration_s)
+            self.hub.notify(experiment["id"])
 
     async def progress(self, experiment_id: str, run_id: str | None) -> dict[str, Any]:
         runs = await self.store.list_runs(experiment_id)
@@ -610,7 +659,20 @@ class MatrixService:
                 f"{' ' + repr(run_id) if run_id else ''}.",
                 param="run",
             )
-        return (await self.store.progress(run)).as_dict()
+        progress = (await self.store.progress(run)).as_dict()
+        active = self._active.get(experiment_id)
+        if active is not None and active.run["id"] == run["id"]:
+            progress["elapsed_s"] = round(active.clock.elapsed_s(), 3)
+            progress["eta_s"] = active.clock.eta_s(progress["pending"] + progress["running"])
+        else:  # an ended run: its span, from when it was written to its last change
+            progress["elapsed_s"] = _seconds_between(run["created_at"], run["updated_at"])
+            progress["eta_s"] = 0.0 if progress["pending"] + progress["running"] == 0 else None
+        return progress
+
+    def active_run(self, experiment_id: str) -> str | None:
+        """The id of the experiment's run in progress, if any."""
+        active = self._active.get(experiment_id)
+        return None if active is None else str(active.run["id"])
 
     async def cancel(self, experiment_id: str) -> dict[str, Any]:
         active = self._active.get(experiment_id)
@@ -646,6 +708,36 @@ class MatrixService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def unstoppable(work: Awaitable[None]) -> None:
+    """Run ``work`` (a database write that must happen) to its end even when the caller
+    is cancelled meanwhile; the cancellation is then passed on (the task is cancelled
+    again, at its next await). anyio's shielded scope does not hold off a native
+    ``Task.cancel()`` (a cancel arriving during a cell's start left it ``running`` and
+    its run stuck), which is what `cancel` and shutdown send."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    task.result()
+    current = asyncio.current_task()
+    if cancelled and current is not None:
+        current.cancel()
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    try:
+        begun = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+    return round(max(0.0, (ended - begun).total_seconds()), 3)
 
 
 def _chosen(

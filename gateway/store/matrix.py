@@ -288,6 +288,23 @@ class SQLiteMatrixStore:
             )
             return bool(cursor.rowcount)
 
+    async def insert_setup(
+        self, variants: Sequence[Mapping[str, Any]], inputs: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Variants and inputs as given (positions kept), in one transaction: a
+        duplicated experiment's copies, all or none."""
+        async with self.db.transaction() as conn:
+            for variant in variants:
+                await conn.execute(
+                    _insert("experiment_variants", VARIANT_COLUMNS),
+                    _values(variant, VARIANT_COLUMNS, VARIANT_JSON),
+                )
+            for item in inputs:
+                await conn.execute(
+                    _insert("experiment_inputs", INPUT_COLUMNS),
+                    _values(item, INPUT_COLUMNS, INPUT_JSON),
+                )
+
     # --- matrix runs and cells -------------------------------------------------------
 
     async def create_run(self, run: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> None:

@@ -1,0 +1,201 @@
+"""The matrix benchmark: a variants x inputs run through a real `spanlab serve` against
+the mock upstream, and live proxy traffic beside it.
+
+Figures:
+
+* cells/s: cells / wall time from ``POST /experiments/{id}/run`` to the run's end;
+* the gateway's overhead per cell: each cell's ``duration_ms`` (what the engine
+  measured around the pipeline call, retries included; there are none here) minus
+  the mock's own latency (a direct latency job against the mock, no gateway), p50/p95;
+* live traffic: the proxy's p50/p99 in short closed-loop bursts (the load generator),
+  alone, then while the matrix runs: the median over bursts; a burst that outlives the
+  run is dropped (it would measure less overlap than it says).
+
+Not a timed test. Run: ``python -m bench.matrix_bench`` (1,000 cells: 4 variants x 250
+inputs at concurrency 32) or smaller: ``--inputs 50`` (200 cells).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.procs import Gateway, LoadGenerator, MockUpstream
+from bench.runner import HEADERS, REQUEST
+from bench.util import median, percentile
+
+
+def _job(loadgen: LoadGenerator, kind: str, port: int, **spec: Any) -> dict[str, Any]:
+    job = {
+        "kind": kind,
+        "host": "127.0.0.1",
+        "port": port,
+        "path": "/v1/chat/completions",
+        "body": REQUEST,
+        "headers": dict(HEADERS),
+        **spec,
+    }
+    return loadgen.run(job)
+
+
+def _ms(summary: dict[str, Any], p: str) -> float | None:
+    value = summary.get(p)
+    return None if value is None else round(float(value) / 1000.0, 3)
+
+
+def setup_matrix(client: httpx.Client, variants: int, inputs: int) -> str:
+    r = client.post("/experiments", json={"name": "matrix bench"})
+    r.raise_for_status()
+    experiment_id: str = r.json()["id"]
+    for i in range(variants):
+        body = {
+            "name": f"v{i}",
+            "systemPrompt": f"You are variant {i}. Answer briefly.",
+            "config": {"model": "gpt-4o-mini", "temperature": round(0.1 * i, 1)},
+        }
+        client.post(f"/experiments/{experiment_id}/variants", json=body).raise_for_status()
+    lines = [f"Question number {n}: what is {n} + {n}?" for n in range(inputs)]
+    client.post(f"/experiments/{experiment_id}/inputs", json={"inputs": lines}).raise_for_status()
+    return experiment_id
+
+
+def wait_for_run(client: httpx.Client, experiment_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        progress: dict[str, Any] = client.get(f"/experiments/{experiment_id}/progress").json()
+        if progress["status"] != "running":
+            return progress
+        time.sleep(0.05)
+    raise RuntimeError(f"the matrix run did not end within {timeout}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--inputs", type=int, default=250)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--burst-s", type=float, default=0.5, help="one live traffic burst")
+    parser.add_argument("--bursts", type=int, default=4, help="bursts without the matrix")
+    parser.add_argument("--burst-clients", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="spanlab-matrix-bench-") as tmp:
+        workdir = Path(tmp)
+        mock = MockUpstream()
+        gateway = Gateway(workdir, "matrix", mock, capture=True)
+        loadgen = LoadGenerator()
+        try:
+            result = run_bench(args, mock, gateway, loadgen)
+        finally:
+            loadgen.stop()
+            gateway.stop()
+            mock.stop()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(report(result))
+
+
+def run_bench(
+    args: argparse.Namespace, mock: MockUpstream, gateway: Gateway, loadgen: LoadGenerator
+) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{gateway.port}"
+    burst = {"concurrency": args.burst_clients, "duration": args.burst_s}
+    # The mock's own latency (no gateway), and the proxy's alone (warm-up first).
+    direct = _job(loadgen, "latency", mock.port, n=300)
+    _job(loadgen, "throughput", gateway.port, concurrency=args.burst_clients, duration=0.5)
+    alone = [_job(loadgen, "throughput", gateway.port, **burst) for _ in range(args.bursts)]
+    with httpx.Client(base_url=base, headers=HEADERS, timeout=60.0, trust_env=False) as client:
+        experiment_id = setup_matrix(client, args.variants, args.inputs)
+        started = time.monotonic()
+        r = client.post(f"/experiments/{experiment_id}/run", json={"concurrency": args.concurrency})
+        r.raise_for_status()
+        cells = int(r.json()["cells"])
+        # Short bursts while the run goes on; only those that ended with the matrix still
+        # running count (a burst outliving the run would measure less than it says).
+        beside: list[dict[str, Any]] = []
+        outlived = 0
+        while True:
+            result = _job(loadgen, "throughput", gateway.port, **burst)
+            during = client.get(f"/experiments/{experiment_id}/progress").json()
+            if during["status"] != "running":
+                outlived += 1
+                break
+            beside.append(result)
+        progress = wait_for_run(client, experiment_id, args.timeout)
+        wall = time.monotonic() - started
+        detail = client.get(f"/experiments/{experiment_id}").json()
+    durations = [
+        float(run["duration_ms"])
+        for run in detail["runs"]
+        if run.get("matrix_run_id") and run.get("duration_ms") is not None
+    ]
+    mock_ms = _ms(direct["latency_us"], "p50") or 0.0
+    overhead = [d - mock_ms for d in durations]
+    return {
+        "cells": cells,
+        "variants": args.variants,
+        "inputs": args.inputs,
+        "concurrency": args.concurrency,
+        "status": progress["status"],
+        "completed": progress["completed"],
+        "failed": progress["failed"],
+        "retries": progress["retries"],
+        "wall_s": round(wall, 3),
+        "cells_per_s": round(cells / wall, 1) if wall else None,
+        "mock_latency_p50_ms": mock_ms,
+        "cell_overhead_ms": {
+            "p50": _round(percentile(overhead, 50)),
+            "p95": _round(percentile(overhead, 95)),
+            "max": _round(max(overhead) if overhead else None),
+        },
+        "live_alone": _bursts(alone),
+        "live_beside_matrix": {**_bursts(beside), "bursts_outliving_the_run_dropped": outlived},
+        "burst": {"clients": args.burst_clients, "seconds": args.burst_s},
+    }
+
+
+def _bursts(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median over bursts of each burst's p50, p99 and req/s."""
+    if not results:
+        return {"bursts": 0, "p50_ms": None, "p99_ms": None, "rps": None}
+    return {
+        "bursts": len(results),
+        "p50_ms": _round(median([_ms(r["latency_us"], "p50") for r in results])),
+        "p99_ms": _round(median([_ms(r["latency_us"], "p99") for r in results])),
+        "rps": _round(median([r["rps"] for r in results])),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [
+        f"matrix: {r['variants']} variants x {r['inputs']} inputs = {r['cells']} cells,"
+        f" concurrency {r['concurrency']}: {r['status']} ({r['completed']} completed,"
+        f" {r['failed']} failed, {r['retries']} retries)",
+        f"  {r['cells_per_s']} cells/s ({r['wall_s']} s wall)",
+        f"  gateway overhead per cell (cell duration - mock p50 {r['mock_latency_p50_ms']} ms):"
+        f" p50 {r['cell_overhead_ms']['p50']} ms, p95 {r['cell_overhead_ms']['p95']} ms",
+        f"live proxy traffic ({r['burst']['clients']} clients, {r['burst']['seconds']} s):",
+        f"  alone:         p50 {r['live_alone']['p50_ms']} ms, p99 {r['live_alone']['p99_ms']} ms,"
+        f" {r['live_alone']['rps']} req/s",
+        f"  beside matrix: p50 {r['live_beside_matrix']['p50_ms']} ms,"
+        f" p99 {r['live_beside_matrix']['p99_ms']} ms, {r['live_beside_matrix']['rps']} req/s"
+        f" ({r['live_beside_matrix']['bursts']} burst(s) wholly inside the run)",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
