@@ -165,8 +165,10 @@ def test_run_a_matrix_with_json_results(setup: Setup) -> None:
     assert progress["final"] is True and progress["eta_s"] == 0.0
     assert len(cells) == 12 and {c["variant_id"] for c in cells} == set(variants)
     assert len(setup.upstream.requests) == 12
-    # The call count went to stderr (no estimate route: said so), never into the JSON.
-    assert "12 call(s)" in r.stderr
+    # The estimate (calls, cost, what was approximated) went to stderr, never into the JSON:
+    # these inputs were typed, not captured, so their tokens are approximated.
+    assert "12 call(s), estimated $" in r.stderr
+    assert "3 input(s) without captured usage approximated" in r.stderr
     # --variants/--inputs choose the cells.
     one = setup.invoke("experiments", "run", exp, "--variants", variants[1], "--json")
     assert json_of(one)["progress"]["total"] == 3

@@ -33,8 +33,6 @@ from gateway.http.sse import SSESplitter, parse_event
 EXIT_FAILED_CELLS = 1
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 ENDED = ("completed", "failed", "cancelled", "interrupted")
-# The gateways without the estimate route answer these to it.
-NO_ROUTE = (404, 405)
 
 # Progress updates, from the progress stream (or a poll): the dict is the progress.
 OnProgress = Callable[[dict[str, Any]], None]
@@ -92,29 +90,29 @@ def planned_calls(experiment: dict[str, Any], body: dict[str, Any]) -> int | Non
 
 async def estimate(
     client: httpx.AsyncClient, experiment_id: str, body: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The gateway's estimate, or None when it has no estimate route."""
-    try:
-        response = await send(
-            client,
-            "POST",
-            f"/experiments/{experiment_id}/estimate",
-            json={k: v for k, v in body.items() if k != "concurrency"},
-        )
-    except APIError as exc:
-        if exc.status in NO_ROUTE:
-            return None
-        raise
-    data: dict[str, Any] = response.json()
-    return data
+) -> dict[str, Any]:
+    """The gateway's estimate of the run (`gateway.experiments.estimate.Estimate`)."""
+    found: dict[str, Any] = await call(
+        client,
+        "POST",
+        f"/experiments/{experiment_id}/estimate",
+        json={k: v for k, v in body.items() if k != "concurrency"},
+    )
+    return found
 
 
-def estimate_cost(found: dict[str, Any]) -> float | None:
-    for key in ("cost_usd", "estimated_cost_usd", "costUsd"):
-        value = found.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-    return None
+def estimate_line(found: dict[str, Any]) -> str:
+    """The estimate in one line: calls, cost, and how much of it is approximated."""
+    line = f"{found['calls']} call(s)"
+    cost = found.get("cost_usd")
+    line += f", estimated ${format_cost(cost)}" if cost is not None else ", cost unknown"
+    approximated = len((found.get("basis") or {}).get("approximated") or [])
+    notes = []
+    if approximated:
+        notes.append(f"{approximated} input(s) without captured usage approximated")
+    if found.get("unpriced_calls"):
+        notes.append(f"{found['unpriced_calls']} call(s) of unpriced models not counted")
+    return line + (f" ({'; '.join(notes)})" if notes else "")
 
 
 async def watch(
@@ -310,19 +308,15 @@ async def matrix_run(
     status: Console,
 ) -> int:
     experiment_id = experiment["id"]
-    calls = planned_calls(experiment, body)
-    found = await estimate(client, experiment_id, body)
-    cost = estimate_cost(found) if found else None
-    if found is not None and isinstance(found.get("calls"), int):
-        calls = found["calls"]
-    line = f"{calls if calls is not None else '?'} call(s)"
-    if found is None:
-        line += "; no cost estimate (this gateway has no POST /experiments/{id}/estimate)"
-    elif cost is not None:
-        line += f", estimated ${format_cost(cost)}"
-        if found.get("approximate") or found.get("note"):
-            line += f" ({found.get('note') or 'approximate'})"
-    status.print(line)
+    calls: int | None
+    cost: float | None = None
+    if body.get("resume"):  # the estimate prices a new run; a resume runs what is left
+        calls = planned_calls(experiment, body)
+        status.print(f"{calls if calls is not None else '?'} unfinished cell(s) to run")
+    else:
+        found = await estimate(client, experiment_id, body)
+        calls, cost = found["calls"], found.get("cost_usd")
+        status.print(estimate_line(found))
     large = (calls or 0) > confirm_calls or (cost or 0.0) > confirm_cost
     if large and not yes:
         click.confirm("Run it?", abort=True, err=True)

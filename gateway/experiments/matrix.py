@@ -300,7 +300,8 @@ class MatrixService:
     async def add_inputs_from_body(
         self, experiment: Mapping[str, Any], body: Any
     ) -> list[dict[str, Any]]:
-        return await self.add_inputs(experiment, parse_inputs(body))
+        taken = {item["key"] for item in await self.store.list_inputs(experiment["id"])}
+        return await self.add_inputs(experiment, parse_inputs(body, taken))
 
     async def delete_input(self, experiment: Mapping[str, Any], input_id: str) -> None:
         if not await self.store.delete_input(experiment["id"], input_id):

@@ -13,7 +13,8 @@ or removed (``remove_tools``). A null parameter removes the key. See docs/api.md
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import itertools
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import pystache
@@ -210,8 +211,10 @@ def parse_variant(
     return values
 
 
-def parse_inputs(body: Any) -> list[dict[str, Any]]:
-    """``inputs``: each a string (its content) or an object; keys unique in the batch."""
+def parse_inputs(body: Any, taken: Collection[str] = ()) -> list[dict[str, Any]]:
+    """``inputs``: each a string (its content) or an object; keys unique in the batch.
+    An input without a key gets the first ``input-N`` that neither the batch nor
+    ``taken`` (the experiment's keys already) holds, so a second paste adds on."""
     items = body.get("inputs") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         raise ValidationFailed(
@@ -222,6 +225,9 @@ def parse_inputs(body: Any) -> list[dict[str, Any]]:
         raise ValidationFailed(f"At most {MAX_INPUTS} inputs at once.", param="inputs")
     parsed = []
     keys: set[str] = set()
+    named = {item.get("key") for item in items if isinstance(item, dict)}
+    unavailable = set(taken) | {key for key in named if isinstance(key, str)}
+    counter = itertools.count(1)
     for i, item in enumerate(items):
         where = f"inputs[{i}]"
         if isinstance(item, str):
@@ -234,7 +240,9 @@ def parse_inputs(body: Any) -> list[dict[str, Any]]:
             raise ValidationFailed(
                 f"{where} has unknown field(s): {', '.join(sorted(unknown))}.", param=where
             )
-        key = item.get("key") or f"input-{i + 1}"
+        key = item.get("key") or next(
+            f"input-{n}" for n in counter if f"input-{n}" not in unavailable
+        )
         if not isinstance(key, str) or len(key) > MAX_KEY:
             raise ValidationFailed(f"{where}.key must be a short string.", param=f"{where}.key")
         if key in keys:
