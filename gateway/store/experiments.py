@@ -315,7 +315,7 @@ _INSERT_HISTORY = (
     f"INSERT INTO experiment_history ({', '.join(HISTORY_COLUMNS)})"
     f" VALUES ({', '.join('?' for _ in HISTORY_COLUMNS)})"
 )
-_SELECT_RUN = f"SELECT {', '.join(RUN_COLUMNS)} FROM experiment_runs"
+SELECT_RUN = f"SELECT {', '.join(RUN_COLUMNS)} FROM experiment_runs"
 _SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM experiment_history"
 
 
@@ -462,13 +462,13 @@ class SQLiteExperimentStore(ExperimentStore):
 
     async def list_experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
-            _SELECT_RUN + " WHERE experiment_id = ? ORDER BY started_at DESC, rowid DESC",
+            SELECT_RUN + " WHERE experiment_id = ? ORDER BY started_at DESC, rowid DESC",
             (experiment_id,),
         )
         return [run_from_row(r) for r in rows]
 
     async def get_experiment_run(self, run_id: str) -> dict[str, Any] | None:
-        rows = await self.db.fetch(_SELECT_RUN + " WHERE id = ?", (run_id,))
+        rows = await self.db.fetch(SELECT_RUN + " WHERE id = ?", (run_id,))
         return run_from_row(rows[0]) if rows else None
 
     async def experiment_history(self, experiment_id: str) -> list[dict[str, Any]]:

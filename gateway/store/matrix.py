@@ -17,7 +17,7 @@ import orjson
 
 from gateway.errors import Conflict
 from gateway.store.database import SQLiteDatabase
-from gateway.store.experiments import RUN_COLUMNS, RUN_JSON, now_iso, run_from_row
+from gateway.store.experiments import RUN_COLUMNS, RUN_JSON, SELECT_RUN, now_iso, run_from_row
 
 VARIANT_KINDS = ("template", "override")
 VARIANT_COLUMNS = (
@@ -167,9 +167,6 @@ def _decode(row: sqlite3.Row, json: frozenset[str]) -> dict[str, Any]:
 
 def _insert(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-
-
-_SELECT_RUN = f"SELECT {', '.join(RUN_COLUMNS)} FROM experiment_runs"
 
 
 class SQLiteMatrixStore:
@@ -381,7 +378,7 @@ class SQLiteMatrixStore:
 
     async def cells(self, run_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
-            _SELECT_RUN + " WHERE matrix_run_id = ? ORDER BY rowid", (run_id,)
+            SELECT_RUN + " WHERE matrix_run_id = ? ORDER BY rowid", (run_id,)
         )
         return [run_from_row(r) for r in rows]
 
