@@ -27,6 +27,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "datasets": BASE | {"capture", "store"},
     "experiments": BASE | {"http", "capture", "store", "writer", "proxy", "datasets"},
     "playground": BASE | {"http", "capture", "store", "writer", "proxy", "experiments"},
+    "evaluation": BASE
+    | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets"},
     "api": BASE
     | {
         "http",
@@ -37,10 +39,22 @@ MAY_IMPORT: dict[str, set[str]] = {
         "experiments",
         "datasets",
         "playground",
+        "evaluation",
         "state",
     },
     "state": BASE
-    | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets", "api"},
+    | {
+        "http",
+        "capture",
+        "store",
+        "writer",
+        "proxy",
+        "experiments",
+        "datasets",
+        "playground",
+        "evaluation",
+        "api",
+    },
     "app": BASE
     | {
         "http",
@@ -51,6 +65,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "experiments",
         "datasets",
         "playground",
+        "evaluation",
         "api",
         "state",
     },

@@ -22,6 +22,7 @@ from gateway.store.experiments import SQLiteExperimentStore
 from gateway.store.migrations import available_migrations, migrations_root
 from gateway.store.sqlite import SQLiteSpanStore
 from gateway.store.sqlite_datasets import SQLiteDatasetStore
+from gateway.store.sqlite_evaluation import SQLiteEvaluationStore
 from gateway.store.sqlite_events import SQLiteEventStore
 from gateway.store.sqlite_playground import SQLitePlaygroundStore
 from gateway.store.stores import Stores, sqlite_stores
@@ -158,6 +159,7 @@ async def test_create_app_takes_injected_stores_and_uses_them(tmp_path: Path) ->
         SQLiteDatasetStore(db),
         SQLitePlaygroundStore(db),
         SQLiteEventStore(db),
+        SQLiteEvaluationStore(db),
     )
     upstream = FakeUpstream()
     app = create_app(make_settings(tmp_path), transport=upstream.transport(), stores=stores)

@@ -3,7 +3,9 @@ connections, transactions, migrations; `SQLiteDatabase`), `migrations` (the load
 the top-level `migrations/<dialect>/` files), `spans` (the `SpanStore` interface) with
 its SQLite implementation in `sqlite`, `experiments` (the `ExperimentStore` interface
 and `SQLiteExperimentStore`), `datasets` (the `DatasetStore` interface: versioned
-items) with its SQLite implementation in `sqlite_datasets`, `stores` (the `Stores`
+items) with its SQLite implementation in `sqlite_datasets`, `evaluation` (the
+`EvaluationStore` interface: metric definitions, scores, feedback, evaluators) with
+`sqlite_evaluation`, `stores` (the `Stores`
 record the app holds), keyset `pagination` and the `sqlwhere` builder they share.
 
 May import: `gateway.capture` (the span row), `gateway.config`, `gateway.errors`.

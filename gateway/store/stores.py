@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from gateway.store.database import Database, SQLiteDatabase
 from gateway.store.datasets import DatasetStore
+from gateway.store.evaluation import EvaluationStore
 from gateway.store.events import EventStore
 from gateway.store.experiments import ExperimentStore, SQLiteExperimentStore
 from gateway.store.playground import PlaygroundStore
 from gateway.store.spans import SpanStore
 from gateway.store.sqlite import SQLiteSpanStore
 from gateway.store.sqlite_datasets import SQLiteDatasetStore
+from gateway.store.sqlite_evaluation import SQLiteEvaluationStore
 from gateway.store.sqlite_events import SQLiteEventStore
 from gateway.store.sqlite_playground import SQLitePlaygroundStore
 
@@ -24,6 +26,7 @@ class Stores:
     datasets: DatasetStore
     playground: PlaygroundStore
     events: EventStore
+    evaluation: EvaluationStore
 
     async def open(self) -> None:
         await self.database.open()
@@ -42,4 +45,5 @@ def sqlite_stores(path: str) -> Stores:
         SQLiteDatasetStore(db),
         SQLitePlaygroundStore(db),
         SQLiteEventStore(db),
+        SQLiteEvaluationStore(db),
     )
