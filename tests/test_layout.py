@@ -27,8 +27,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "datasets": BASE | {"capture", "store"},
     "experiments": BASE | {"http", "capture", "store", "writer", "proxy", "datasets"},
     "playground": BASE | {"http", "capture", "store", "writer", "proxy", "experiments"},
-    "evaluation": BASE
-    | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets"},
+    "evaluation": BASE | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets"},
     "api": BASE
     | {
         "http",
