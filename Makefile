@@ -50,8 +50,14 @@ ui-check: ui
 	@test -z "$$(git status --porcelain -- gateway/ui_dist)" || \
 		{ git status --short -- gateway/ui_dist; echo "gateway/ui_dist is stale: commit it"; exit 1; }
 
+# nginx (Debian's nginx-light) is the benchmark's reference proxy: installed where we
+# can (root with apt-get); without it the bench leaves nginx's column empty and says so.
 bench: install
 	$(BIN)/pip install -q -e '.[test,bench]'
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+		{ test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } || \
+		echo "nginx is not installed: the benchmark runs without its column"
 	$(BIN)/python -m bench
 
 serve: install

@@ -1,4 +1,4 @@
-"""``python -m bench``: the gateway against the direct path, side by side.
+"""``python -m bench``: the gateway against the direct path and nginx, side by side.
 
 Starts a mock upstream, `spanlab serve` and a load generator as separate processes
 on loopback, runs the sections, prints one table and writes it (with every round's
@@ -83,6 +83,9 @@ def main() -> None:
         " 4 concurrent streams, 5 capture)",
     )
     parser.add_argument("--rounds", type=int, help="measured rounds per figure")
+    parser.add_argument(
+        "--no-nginx", action="store_true", help="leave nginx (the reference proxy) out"
+    )
     parser.add_argument("--out", type=Path, help="JSON file to write (default bench/results/)")
     parser.add_argument("--no-save", action="store_true", help="print only")
     parser.add_argument("--note", default="", help="free text stored with the results")
@@ -92,6 +95,7 @@ def main() -> None:
     plan.sections = tuple(int(s) for s in args.sections.split(",") if s.strip())
     if args.rounds:
         plan.rounds = args.rounds
+    plan.nginx = not args.no_nginx
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -107,6 +111,8 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="spanlab-bench-") as tmp:
         bench = Bench(plan, Path(tmp), log)
+        results["nginx"] = bench.nginx_note
+        log(bench.nginx_note)
         try:
             steps = (
                 (1, "added_latency", bench.added_latency),

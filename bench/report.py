@@ -9,6 +9,10 @@ def _f(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _p50_p99(figures: dict[str, Any], prefix: str) -> str:
+    return f"{_f(figures[prefix + '_p50_ms'], 3)} / {_f(figures[prefix + '_p99_ms'], 3)} ms"
+
+
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target: its figure, the limit, met or not, and by how much it is missed."""
     out: list[dict[str, Any]] = []
@@ -58,6 +62,7 @@ def render(r: dict[str, Any]) -> str:
     m = r["machine"]
     pk = m["packages"]
     rows: list[tuple[str, str, str]] = []
+    nginx: dict[int, str] = {}  # row -> nginx's figure, measured in the same rounds
     verdicts = {t["target"]: t for t in r.get("targets", [])}
 
     def verdict(*names: str) -> str:
@@ -74,6 +79,8 @@ def render(r: dict[str, Any]) -> str:
                      f"{_f(lat['added_p50_ms'], 3)} / {_f(lat['added_p99_ms'], 3)} ms",
                      "<=1 / <=3 ms  " + verdict("added latency p50 ms (c=1)",
                                                 "added latency p99 ms (c=1)")))  # fmt: skip
+        if "nginx_added_p50_ms" in lat:
+            nginx[len(rows) - 1] = _p50_p99(lat, "nginx_added")
         rows.append(("    (direct p50 / p99; gateway CPU per request)",
                      f"{_f(lat['direct_p50_ms'], 3)} / {_f(lat['direct_p99_ms'], 3)} ms;"
                      f" {_f(lat['gateway_cpu_us_per_request'], 0)} us", ""))  # fmt: skip
@@ -89,15 +96,21 @@ def render(r: dict[str, Any]) -> str:
                 f" {row['errors']['proxied']}/{row['errors']['direct']})",
                 target + verdict(*names),
             ))  # fmt: skip
+            if "nginx_ratio" in row:
+                nginx[len(rows) - 1] = f"{_f(row['nginx_ratio'], 3)} ({_f(row['nginx_rps'], 0)})"
     st = r.get("streaming")
     if st:
         rows.append((f"3 streaming {st['chunks']} chunks x {st['interval_ms']:g} ms,"
                      f" c={st['concurrency']} staggered: added TTFT p50 / p99",
                      f"{_f(st['added_ttft_p50_ms'], 3)} / {_f(st['added_ttft_p99_ms'], 3)} ms",
                      "p50 <=1 ms  " + verdict("added TTFT p50 ms")))  # fmt: skip
+        if "nginx_added_ttft_p50_ms" in st:
+            nginx[len(rows) - 1] = _p50_p99(st, "nginx_added_ttft")
         rows.append(("    added inter-chunk gap p50 / p99",
                      f"{_f(st['added_gap_p50_ms'], 3)} / {_f(st['added_gap_p99_ms'], 3)} ms",
                      "p99 <=0.5 ms  " + verdict("added inter-chunk gap p99 ms")))  # fmt: skip
+        if "nginx_added_gap_p50_ms" in st:
+            nginx[len(rows) - 1] = _p50_p99(st, "nginx_added_gap")
         rows.append(("    chunks received / sent (streams complete)",
                      f"{st['chunks_received']} / {st['chunks_sent']}"
                      f" ({st['streams_complete']}/{st['streams_sent']})",
@@ -149,18 +162,26 @@ def render(r: dict[str, Any]) -> str:
 
     w0 = max(len(a) for a, _, _ in rows)
     w1 = max(len(b) for _, b, _ in rows)
+    wn = max((len(v) for v in nginx.values()), default=0)
+    wn = max(wn, len("nginx")) if nginx else 0
     load = m.get("load_avg_start", [0])[0], (m.get("load_avg_end") or [0])[0]
     head = [
         f"Spanlab benchmark ({r['mode']}, {r['plan']['rounds']} measured rounds, medians;"
-        f" proxied vs direct interleaved in one run) {r['when']}",
+        f" direct, nginx and proxied interleaved in one run) {r['when']}",
         f"commit {m['commit']}; {m['cpu']} x{m['cores']}; Python {m['python']};"
         f" uvicorn {pk.get('uvicorn')}, starlette {pk.get('starlette')}, httpx {pk.get('httpx')},"
         f" uvloop {pk.get('uvloop')}, httptools {pk.get('httptools')};"
         f" load avg {load[0]:.2f} -> {load[1]:.2f}; loadgen CPU max"
         f" {_f(r.get('loadgen_cpu_util_max'), 2)} core",
         "",
-        f"{'figure':<{w0}}  {'measured':<{w1}}  target",
-        f"{'-' * w0}  {'-' * w1}  ------",
+        f"{r.get('nginx', '')}",
+        "",
+        f"{'figure':<{w0}}  {'measured':<{w1}}  " + (f"{'nginx':<{wn}}  " if wn else "") + "target",
+        f"{'-' * w0}  {'-' * w1}  " + (f"{'-' * wn}  " if wn else "") + "------",
     ]
-    body = [f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
+    body = [
+        f"{a:<{w0}}  {b:<{w1}}  " + (f"{nginx.get(i, ''):<{wn}}  " if wn else "") + c
+        for i, (a, b, c) in enumerate(rows)
+    ]
+    body = [line.rstrip() for line in body]
     return "\n".join(head + body)

@@ -1,10 +1,16 @@
 """The benchmark's sections: every figure proxied against direct, interleaved.
 
 Each section runs ``rounds + 1`` rounds; round 0 warms up (connections, pools, caches)
-and is discarded. Within a round the direct run (load generator -> mock) and the
-proxied run (load generator -> gateway -> mock) follow each other, in alternating
-order from round to round, so a noisy neighbour hits both sides alike. A figure is
+and is discarded. Within a round the direct run (load generator -> mock), the run
+through nginx (load generator -> nginx -> mock; where nginx is installed) and the
+proxied run (load generator -> gateway -> mock) follow each other, in an order that
+rotates from round to round, so a noisy neighbour hits every side alike. A figure is
 the median over the measured rounds of the per-round difference (or ratio).
+
+nginx is the physical reference: a C reverse proxy that captures nothing (one worker
+like the gateway's one event loop, keep-alive upstream, ``proxy_buffering off``; the
+config is `bench.procs.NGINX_CONF`). Sections 1-3 show its added figures beside the
+gateway's.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Gateway, LoadGenerator, MockUpstream, RSSSampler
+from bench.procs import Gateway, LoadGenerator, MockUpstream, Nginx, RSSSampler, nginx_binary
 from bench.util import median
 from bench.writer_bench import REQUEST, run_writer_bench
 
@@ -44,6 +50,7 @@ class Plan:
         default_factory=lambda: {1: 3000, 100: 30000, 1000: 30000}
     )
     sections: tuple[int, ...] = (1, 2, 3, 4, 5)
+    nginx: bool = True  # measure nginx beside direct and the gateway, if installed
 
 
 QUICK = Plan(
@@ -79,8 +86,19 @@ class Bench:
         self.gateway = Gateway(workdir, "gateway", self.mock, capture=True)
         self.gateways = [self.gateway]
         self.loadgen_cpu: list[float] = []
+        binary = nginx_binary() if plan.nginx else None
+        self.nginx = Nginx(workdir, self.mock, binary) if binary else None
+        self.nginx_note = (
+            f"nginx {binary}"
+            if binary
+            else "nginx left out (--no-nginx)"
+            if not plan.nginx
+            else "nginx not installed (apt-get install nginx-light): its column is empty"
+        )
 
     def close(self) -> None:
+        if self.nginx is not None:
+            self.nginx.stop()
         for gw in self.gateways:
             gw.stop()
         self.loadgen.stop()
@@ -88,18 +106,19 @@ class Bench:
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def job(self, kind: str, target: MockUpstream | Gateway, **spec: Any) -> dict[str, Any]:
+    def job(self, kind: str, target: MockUpstream | Gateway | Nginx, **spec: Any) -> dict[str, Any]:
         spec.setdefault("path", "/v1/chat/completions")
         spec.setdefault("body", REQUEST)
         headers = dict(HEADERS)
         headers.update(spec.pop("headers", {}))
         job = {"kind": kind, "host": "127.0.0.1", "port": target.port, "headers": headers, **spec}
         gc.collect()
-        cpu0 = target.cpu_seconds() if isinstance(target, Gateway) else 0.0
+        proxy = isinstance(target, Gateway | Nginx)
+        cpu0 = target.cpu_seconds() if proxy else 0.0
         result = self.loadgen.run(job)
         if result.get("cpu_util") is not None:
             self.loadgen_cpu.append(result["cpu_util"])
-        if isinstance(target, Gateway):
+        if isinstance(target, Gateway | Nginx):
             target.requests_sent += result["sent"]
             cpu = target.cpu_seconds() - cpu0
             result["gateway_cpu_util"] = cpu / result["wall_s"] if result["wall_s"] else None
@@ -111,13 +130,16 @@ class Bench:
     def pair(
         self, rnd: int, kind: str, proxied: Gateway | None = None, **spec: Any
     ) -> dict[str, dict[str, Any]]:
-        """One direct and one proxied run, in an order that alternates by round."""
-        sides: list[tuple[str, MockUpstream | Gateway]] = [
+        """One direct, one nginx (if installed) and one proxied run, in an order that
+        rotates by round."""
+        sides: list[tuple[str, MockUpstream | Gateway | Nginx]] = [
             ("direct", self.mock),
             ("proxied", proxied or self.gateway),
         ]
-        if rnd % 2:
-            sides.reverse()
+        if self.nginx is not None:
+            sides.insert(1, ("nginx", self.nginx))
+        shift = rnd % len(sides)
+        sides = sides[shift:] + sides[:shift]
         return {name: self.job(kind, target, **spec) for name, target in sides}
 
     def rounds(self) -> range:
@@ -161,6 +183,7 @@ class Bench:
             "gateway_cpu_us_per_request": median(
                 [r["proxied"]["gateway_cpu_us_per_request"] for r in measured]
             ),
+            **_nginx_added(measured, "latency_us", "added"),
             "rounds": runs,
         }
 
@@ -227,7 +250,9 @@ class Bench:
             "chunks_received": sum(r["proxied"]["events_received"] for r in runs),
             "streams_complete": sum(r["proxied"]["complete"] for r in runs),
             "streams_sent": sum(r["proxied"]["sent"] for r in runs),
-            "errors": {s: sum(r[s]["errors"] for r in runs) for s in ("direct", "proxied")},
+            "errors": {s: sum(r[s]["errors"] for r in runs) for s in runs[0]},
+            **_nginx_added(measured, "ttft_us", "added_ttft"),
+            **_nginx_added(measured, "gap_us", "added_gap"),
             "rounds": runs,
         }
 
@@ -386,13 +411,21 @@ def _throughput_summary(
     measured = runs[1:]
     ideal = concurrency / (plan.upstream_ms / 1000.0)
     direct = median([r["direct"]["rps"] for r in measured])
+    nginx = {}
+    if "nginx" in measured[0]:
+        nginx = {
+            "nginx_ratio": median([r["nginx"]["rps"] / r["direct"]["rps"] for r in measured]),
+            "nginx_rps": median([r["nginx"]["rps"] for r in measured]),
+            "nginx_p99_ms": _ms(median([r["nginx"]["latency_us"]["p99"] for r in measured])),
+        }
     return {
+        **nginx,
         "ratio": median([r["proxied"]["rps"] / r["direct"]["rps"] for r in measured]),
         "direct_rps": direct,
         "proxied_rps": median([r["proxied"]["rps"] for r in measured]),
         "ideal_rps": ideal,
         "direct_vs_ideal": (direct or 0) / ideal,
-        "errors": {s: sum(r[s]["errors"] for r in runs) for s in ("direct", "proxied")},
+        "errors": {s: sum(r[s]["errors"] for r in runs) for s in runs[0]},
         "proxied_p50_ms": _ms(median([r["proxied"]["latency_us"]["p50"] for r in measured])),
         "proxied_p99_ms": _ms(median([r["proxied"]["latency_us"]["p99"] for r in measured])),
         "direct_p99_ms": _ms(median([r["direct"]["latency_us"]["p99"] for r in measured])),
@@ -401,6 +434,21 @@ def _throughput_summary(
             [r["proxied"]["gateway_cpu_us_per_request"] for r in measured]
         ),
         "rounds": runs,
+    }
+
+
+def _nginx_added(
+    measured: list[dict[str, dict[str, Any]]], metric: str, name: str
+) -> dict[str, float | None]:
+    """nginx's added p50/p99 of ``metric`` (its figure minus direct's, per round), or
+    nothing when nginx was not measured."""
+    if not measured or "nginx" not in measured[0]:
+        return {}
+    return {
+        f"nginx_{name}_{p}_ms": _ms(
+            median([_diff(r["nginx"][metric][p], r["direct"][metric][p]) for r in measured])
+        )
+        for p in ("p50", "p99")
     }
 
 
