@@ -65,6 +65,11 @@ class Metrics:
         self.queue_depth = Gauge(
             "spanlab_span_queue_depth", "Spans captured and waiting for the writer.", registry=r
         )
+        self.writer_lag = Gauge(
+            "spanlab_span_writer_lag_seconds",
+            "Seconds spans have waited for the writer with none stored (0 when none waits).",
+            registry=r,
+        )
         self.spans_written = Counter(
             "spanlab_spans_written", "Spans stored by the background writer.", registry=r
         )
@@ -184,6 +189,9 @@ class Metrics:
 
     def bind_queue_depth(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)
+
+    def bind_writer_lag(self, lag: Callable[[], float]) -> None:
+        self.writer_lag.set_function(lag)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -35,6 +35,7 @@ COVERED = {
     "spanlab_upstream_errors",
     "spanlab_in_flight_requests",
     "spanlab_span_queue_depth",
+    "spanlab_span_writer_lag_seconds",
     "spanlab_spans_written",
     "spanlab_span_write_errors",
     "spanlab_experiment_runs",
@@ -170,19 +171,25 @@ async def test_an_upstream_failure_moves_upstream_errors_by_kind(
 
 
 @pytest.mark.slow
-async def test_queue_depth_counts_spans_a_stalled_writer_has_not_stored(
+async def test_queue_depth_and_writer_lag_count_what_a_stalled_writer_has_not_stored(
     gateway: Gateway,
 ) -> None:
-    name = "spanlab_span_queue_depth"
+    name, lag = "spanlab_span_queue_depth", "spanlab_span_writer_lag_seconds"
     await gateway.flush()
     assert value(await scrape(gateway), name) == 0
+    assert value(await scrape(gateway), lag) == 0
     with stopped(await writer_process_pid(gateway.state.writer)):
         for _ in range(3):
             r = await gateway.client.post("/v1/chat/completions", json=CHAT)
             assert r.status_code == 200
         assert value(await scrape(gateway), name) == 3
+        first = value(await scrape(gateway), lag)
+        await asyncio.sleep(0.3)
+        later = value(await scrape(gateway), lag)
+        assert 0 < first < later and later >= 0.3
     await asyncio.wait_for(gateway.flush(), 20)
     assert value(await scrape(gateway), name) == 0
+    assert value(await scrape(gateway), lag) == 0
 
 
 @pytest.mark.slow

@@ -162,6 +162,16 @@ class SpanWriter:
         self._seq = 0
         self._flushing = 0  # callers waiting in `flush`: no group-commit wait
         metrics.bind_queue_depth(lambda: self.depth)
+        metrics.bind_writer_lag(lambda: self.lag_seconds)
+
+    @property
+    def lag_seconds(self) -> float:
+        """How long spans have waited for the writer without any being stored: since the
+        queue stopped being empty, or since the last batch was stored; 0 when nothing
+        waits. Read at scrape time only (no work per call)."""
+        if not self.depth:
+            return 0.0
+        return max(0.0, time.monotonic() - self._last_progress)
 
     @property
     def depth(self) -> int:
