@@ -31,6 +31,7 @@ from gateway.api import datasets as datasets_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
 from gateway.api import playground as playground_api
+from gateway.api import scores as scores_api
 from gateway.api.events import Broadcaster, named_event
 from gateway.api.ui import ui_routes
 from gateway.capture.pricing import PriceTable
@@ -96,6 +97,7 @@ def management_routes() -> list[BaseRoute]:
         Route("/healthz", system.healthz, methods=["GET"]),
         Route("/models", system.models, methods=["GET"]),
         Route("/metrics", system.metrics, methods=["GET"]),
+        *scores_api.routes(),  # before the experiments': /experiments/runs/... is not one
         *experiments_api.routes(),
         *datasets_api.routes(),
         *playground_api.routes(),

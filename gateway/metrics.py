@@ -121,6 +121,21 @@ class Metrics:
             ["experiment", "variant"],
             registry=r,
         )
+        # Feedback and scores (the seed's experiment_feedback_thumbs_*_total and
+        # score counters): by experiment and variant ids, "none" for a span's own.
+        self.feedback = Counter(
+            "spanlab_feedback",
+            "Feedback given on runs and spans, by experiment, variant and the thumbs given"
+            " (up, down; none: a note only, or the thumbs cleared).",
+            ["experiment", "variant", "thumbs"],
+            registry=r,
+        )
+        self.scores_created = Counter(
+            "spanlab_scores_created",
+            "Scores recorded (by people, the API and evaluators), by experiment and variant.",
+            ["experiment", "variant"],
+            registry=r,
+        )
         self._experiments: set[str] = set()
 
     def experiment_label(self, experiment_id: str) -> str:
@@ -144,6 +159,28 @@ class Metrics:
         retried = self.experiment_cell_retries.labels(experiment, variant)
         if retries:
             retried.inc(retries)
+
+    def experiment_labels(
+        self, experiment_id: str | None, variant_id: str | None
+    ) -> tuple[str, str]:
+        """The ``experiment`` and ``variant`` labels of something that may be in no
+        experiment (a span's own feedback): ``none`` then."""
+        if experiment_id is None:
+            return "none", "none"
+        experiment = self.experiment_label(experiment_id)
+        if experiment == "other":
+            return experiment, "other"
+        return experiment, variant_id or "none"
+
+    def observe_feedback(
+        self, experiment_id: str | None, variant_id: str | None, thumbs_up: bool | None
+    ) -> None:
+        experiment, variant = self.experiment_labels(experiment_id, variant_id)
+        thumbs = "none" if thumbs_up is None else ("up" if thumbs_up else "down")
+        self.feedback.labels(experiment, variant, thumbs).inc()
+
+    def observe_score(self, experiment_id: str | None, variant_id: str | None) -> None:
+        self.scores_created.labels(*self.experiment_labels(experiment_id, variant_id)).inc()
 
     def model_label(self, model: str | None) -> str:
         """The ``model`` label value: the name as requested, while fewer than

@@ -44,6 +44,8 @@ COVERED = {
     "spanlab_experiment_cells",
     "spanlab_experiment_cell_duration_seconds",
     "spanlab_experiment_cell_retries",
+    "spanlab_feedback",
+    "spanlab_scores_created",
 }
 OPENAI = {"provider": "openai"}
 MINI = {"provider": "openai", "model": "gpt-4o-mini"}
@@ -296,3 +298,26 @@ async def test_matrix_cells_move_cells_duration_and_retries_by_experiment_and_va
     retries = "spanlab_experiment_cell_retries_total"
     assert moved(retries, experiment=exp, variant=good) == 1  # the good variant runs first
     assert moved(retries, experiment=exp, variant=bad) == 0
+
+
+async def test_feedback_and_scores_on_an_app_span_count_under_experiment_none(
+    gateway: Gateway,
+) -> None:
+    """By experiment and variant: ``none`` for a span of no experiment (tests of runs'
+    labels: tests/test_scores_api.py)."""
+    span = await capture(gateway, CHAT)
+    before = await scrape(gateway)
+    url = f"/spans/{span['span_id']}"
+    assert (await gateway.client.post(f"{url}/feedback", json={"thumbsUp": True})).is_success
+    assert (await gateway.client.post(f"{url}/feedback", json={"note": "x"})).is_success
+    r = await gateway.client.post(f"{url}/scores", json={"metricKey": "m", "value": 1})
+    assert r.status_code == 201
+    after = await scrape(gateway)
+    none = {"experiment": "none", "variant": "none"}
+    for thumbs in ("up", "none"):
+        name = "spanlab_feedback_total"
+        assert value(after, name, **none, thumbs=thumbs) == (
+            value(before, name, **none, thumbs=thumbs) + 1
+        )
+    name = "spanlab_scores_created_total"
+    assert value(after, name, **none) == value(before, name, **none) + 1

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from gateway import __version__
 from gateway.capture.redaction import redact_url
-from gateway.cli import datasets, experiments, matrix, playground
+from gateway.cli import datasets, experiments, matrix, playground, scores
 from gateway.cli.common import (
     CONFIG_OPTION,
     DB_OPTION,
@@ -364,6 +364,7 @@ experiments.register(cli)
 matrix.register(cli)  # after experiments: it extends that group
 datasets.register(cli)
 playground.register(cli)
+scores.register(cli)
 
 
 def main() -> None:

@@ -12,4 +12,9 @@ does). The matrix engine in `gateway.experiments` does not import this room: the
 hands it a callback that evaluates each finished cell. Its routes live in `gateway.api`,
 its commands in `gateway.cli`. Heavy libraries (scipy) are imported where they are used,
 never when the gateway starts.
+
+Feedback slice: `metrics` (a metric definition from an API body, checking a value
+against it, the defaults of a metric made on first use) and `scoring` (`ScoringService`:
+feedback, scores and metric definitions, with their events and Prometheus counts;
+`ScoringService.record_scores` is the evaluators' way in).
 """

@@ -15,6 +15,7 @@ const ExperimentPage = lazy(() => import("./pages/Experiment"));
 // The lab's pages, loaded on demand for the same reason.
 const PlaygroundPage = lazy(() => import("./pages/Playground"));
 const DatasetsPage = lazy(() => import("./pages/Datasets"));
+const MetricDefinitionsPage = lazy(() => import("./pages/MetricDefinitions"));
 
 const NAV = [
   { to: "/", label: "Traces", icon: "\u2261", match: (p: string) => p === "/" || p.startsWith("/spans") },
@@ -27,6 +28,7 @@ const NAV = [
   },
   { to: "/playground", label: "Playground", icon: "\u25b7", match: (p: string) => p.startsWith("/playground") },
   { to: "/datasets", label: "Datasets", icon: "\u25a4", match: (p: string) => p.startsWith("/datasets") },
+  { to: "/metrics", label: "Metrics", icon: "\u2605", match: (p: string) => p.startsWith("/metrics") },
 ];
 
 function Route({ path }: { path: string }) {
@@ -37,6 +39,7 @@ function Route({ path }: { path: string }) {
   if (path === "/experiment") return <ExperimentPage />;
   if (path === "/playground") return <PlaygroundPage />;
   if (path === "/datasets") return <DatasetsPage />;
+  if (path === "/metrics") return <MetricDefinitionsPage />;
   return (
     <div className="page">
       <h1>Not found</h1>

@@ -8,6 +8,7 @@ import { checkSpan } from "../lib/spanShape";
 import type { Experiment, JsonValue, SpanDetail as Span } from "../lib/types";
 import { ErrorNote, JsonBlock, KeyValues, Section, StatusBadge } from "./common";
 import { ErrorBoundary } from "./ErrorBoundary";
+import { SpanFeedback } from "./SpanFeedback";
 import { Id, MessageList } from "./Messages";
 import { TraceWaterfall } from "./Waterfall";
 import "../styles/detail.css";
@@ -187,6 +188,10 @@ function SpanBody({ span, problems, inDrawer }: { span: Span; problems: string[]
       ) : (
         <ConversationView span={span} />
       )}
+
+      <Section title="Feedback and scores">
+        <SpanFeedback spanId={span.span_id} />
+      </Section>
 
       <div className="grid-2">
         <Section title="Usage and cost">
