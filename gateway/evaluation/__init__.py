@@ -12,4 +12,7 @@ does). The matrix engine in `gateway.experiments` does not import this room: the
 hands it a callback that evaluates each finished cell. Its routes live in `gateway.api`,
 its commands in `gateway.cli`. Heavy libraries (scipy) are imported where they are used,
 never when the gateway starts.
+
+Results: `statistics` (clustered CIs, paired tests, Holm, flips, stability, cost against
+quality), `verdict` (the sentences), `results` (an experiment's run read into them).
 """
