@@ -170,8 +170,8 @@ async def test_results_per_variant_with_errors_apart_and_the_verdicts(scored: Sc
     flipped = by[(s.variants[2]["id"], "exact")]
     assert flipped["test"] == "mcnemar_exact" and flipped["p_value"] == pytest.approx(1.0)
     index = {i["id"]: n for n, i in enumerate(s.inputs)}
-    assert {(index[f["input"]], f["change"]) for f in flipped["flips"]} == {
-        (0, "fail_to_pass"), (5, "pass_to_fail"),
+    assert {(index[f["input"]], f["change"], f["input_key"]) for f in flipped["flips"]} == {
+        (0, "fail_to_pass", "case_0"), (5, "pass_to_fail", "case_5"),
     }  # fmt: skip
     assert "Holm" in data["corrections"]
     # Cost against quality on correctness: v2 is best; v1 and v3 are significantly worse.

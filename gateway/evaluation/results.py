@@ -129,6 +129,7 @@ class Results:
     metrics: list[MetricInfo]
     analysis: Analysis | None
     message: str | None = None
+    input_keys: dict[str, str] = field(default_factory=dict)  # input id -> its key
 
     def name_of(self, variant_id: str) -> str:
         return next((v.name for v in self.variants if v.id == variant_id), variant_id)
@@ -161,7 +162,8 @@ class Results:
                 for v in self.variants
             ],
             "comparisons": [
-                _comparison_dict(c, names) for c in (analysis.comparisons if analysis else [])
+                _comparison_dict(c, names, self.input_keys)
+                for c in (analysis.comparisons if analysis else [])
             ],
             "corrections": corrections_sentence(analysis.comparisons) if analysis else None,
             "cost_quality": None
@@ -198,7 +200,9 @@ def _stability_dict(s: Stability) -> dict[str, Any]:
     }
 
 
-def _comparison_dict(c: Comparison, names: Mapping[str, str]) -> dict[str, Any]:
+def _comparison_dict(
+    c: Comparison, names: Mapping[str, str], input_keys: Mapping[str, str]
+) -> dict[str, Any]:
     return {
         "metric": c.metric,
         "kind": c.kind,
@@ -218,7 +222,7 @@ def _comparison_dict(c: Comparison, names: Mapping[str, str]) -> dict[str, Any]:
         "significant": c.significant,
         "outcome": c.outcome,
         "mde": c.mde,
-        "flips": [asdict(f) for f in c.flips],
+        "flips": [{**asdict(f), "input_key": input_keys.get(f.input)} for f in c.flips],
         "verdict": comparison_sentence(c, names),
     }
 
@@ -355,7 +359,19 @@ async def load_results(
         infos,
         analysis,
         message,
+        {c.input: str(snapshot_key) for c, snapshot_key in _input_keys(rows, by_cell)},
     )
+
+
+def _input_keys(
+    rows: Sequence[Mapping[str, Any]], by_cell: Mapping[str, Cell]
+) -> list[tuple[Cell, str]]:
+    """Each cell's input key, as the cell's snapshot recorded it."""
+    return [
+        (by_cell[str(r["id"])], str((r.get("config") or {}).get("input_key")))
+        for r in rows
+        if (r.get("config") or {}).get("input_key") is not None
+    ]
 
 
 def _observations(
