@@ -155,3 +155,21 @@ def test_assertions_parse_and_an_unknown_figure_fails() -> None:
     code, checks = evaluate(results, gate)
     assert code == 1
     assert [c.failure for c in checks] == [None, None, "no figure 'corectness' in the results"]
+
+
+def test_results_command_shows_and_gates_a_run_already_done(gated: Setup, tmp_path: Path) -> None:
+    exp, _ = gated.matrix({"v1": "gpt-4o-mini", "v2": "gpt-4o"}, INPUTS)
+    variants = gated.api("GET", f"/experiments/{exp}/variants")["data"]
+    v2 = next(v for v in variants if v["name"] == "v2")
+    gated.api("PATCH", f"/experiments/{exp}/variants/{v2['id']}", {"systemPrompt": "Be terse."})
+    assert run(gated, exp).exit_code == 0  # no gating: the cells all completed
+    shown = gated.invoke("experiments", "results", exp, "--csv", str(tmp_path / "r.csv"))
+    assert shown.exit_code == 0, shown.output
+    assert "v1 (baseline)" in shown.stdout and "a real regression" in shown.stdout
+    rows = (tmp_path / "r.csv").read_text().splitlines()
+    assert rows[0].startswith("variant_id,variant,baseline,metric") and len(rows) == 3
+    gate = gated.invoke("experiments", "results", exp, "--baseline", "v1", "--fail-on-regression")
+    assert gate.exit_code == 1 and "FAIL v2 vs v1: complete" in gate.stdout
+    # Against v2 as the baseline, v1 is the improvement: nothing regresses.
+    ok = gated.invoke("experiments", "results", exp, "--baseline", "v2", "--fail-on-regression")
+    assert ok.exit_code == 0, ok.output

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,9 +34,10 @@ import click
 import httpx
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from gateway.cli.client import call
-from gateway.cli.common import print_json
+from gateway.cli.client import call, run_async, send
+from gateway.cli.common import api_options, format_cost, load_settings, print_json, terminal
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -284,23 +286,25 @@ def junit_xml(checks: list[Check], experiment_id: str) -> bytes:
     return document
 
 
-async def check(
+async def fetch(
     client: httpx.AsyncClient,
     experiment_id: str,
-    run_code: int,
-    gate: GateOptions,
-    as_json: bool,
-    console: Console,
-) -> int:
-    """After a matrix run (exit ``run_code``): the gate's exit code, the checks shown
-    (or printed as JSON) and written as JUnit when asked. Without gating options the
-    run's own code stands."""
-    if not gate.active or run_code == EXIT_INTERRUPTED:
-        return run_code
-    params = {"baseline": gate.baseline} if gate.baseline else None
+    *,
+    run_id: str | None = None,
+    baseline: str | None = None,
+    metric: str | None = None,
+) -> dict[str, Any]:
+    params = {k: v for k, v in (("run", run_id), ("baseline", baseline), ("metric", metric)) if v}
     results: dict[str, Any] = await call(
-        client, "GET", f"/experiments/{experiment_id}/results", params=params
+        client, "GET", f"/experiments/{experiment_id}/results", params=params or None
     )
+    return results
+
+
+def report(results: dict[str, Any], gate: GateOptions, as_json: bool, console: Console) -> int:
+    """Gate ``results``: the exit code; the checks shown (or printed as JSON), and
+    written as JUnit when asked."""
+    experiment_id = str(results["experiment_id"])
     code, checks = evaluate(results, gate)
     if gate.junit is not None:
         gate.junit.write_bytes(junit_xml(checks, experiment_id))
@@ -332,6 +336,126 @@ async def check(
             mark = "[red]FAIL[/red]" if c.failure else "[yellow]SKIP[/yellow]"
         why = c.failure or c.skipped
         console.print(f"{mark} {escape(c.name)}" + (f": {escape(why)}" if why else ""))
+    show_verdicts(results, console)
+    return code
+
+
+def show_verdicts(results: dict[str, Any], console: Console) -> None:
     for comparison in results["comparisons"]:
         console.print(comparison["verdict"], markup=False, highlight=False)
-    return code
+    for line in (results.get("corrections"), (results.get("cost_quality") or {}).get("verdict")):
+        if line:
+            console.print(line, markup=False, highlight=False)
+
+
+async def check(
+    client: httpx.AsyncClient,
+    experiment_id: str,
+    run_code: int,
+    gate: GateOptions,
+    as_json: bool,
+    console: Console,
+) -> int:
+    """After a matrix run (exit ``run_code``): gate its results (the latest run).
+    Without gating options the run's own code stands."""
+    if not gate.active or run_code == EXIT_INTERRUPTED:
+        return run_code
+    return report(
+        await fetch(client, experiment_id, baseline=gate.baseline), gate, as_json, console
+    )
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    run = (results.get("run") or {}).get("id") or "none"
+    table = Table(title=f"Results of run {run}")
+    metrics = [m["key"] for m in results["metrics"]]
+    for column in ("variant", "cells", "errors", "p50 ms", "cost/cell $", *metrics):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for v in results["variants"]:
+        figures = []
+        for key in metrics:
+            f = v["metrics"].get(key) or {}
+            value, low, high = f.get("value"), f.get("ci_low"), f.get("ci_high")
+            text = "-" if value is None else f"{value:.3g}"
+            if low is not None and high is not None:
+                text += f" [{low:.3g}, {high:.3g}]"
+            figures.append(text)
+        name = v["name"] + (" (baseline)" if v["id"] == results["baseline"] else "")
+        p50 = v["latency_p50_ms"]
+        table.add_row(
+            name,
+            str(v["cells"]),
+            str(v["errors"]),
+            "-" if p50 is None else f"{p50:.0f}",
+            format_cost(v["cost_per_cell_usd"]),
+            *figures,
+        )
+    return table
+
+
+@click.command("results")
+@click.argument("experiment_id")
+@click.option("--run", "run_id", help="A matrix run id (default: the latest).")
+@click.option("--metric", help="The primary metric for cost against quality.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the results as CSV (one row per variant x metric) to this file.",
+)
+@options
+@api_options
+def experiments_results(
+    experiment_id: str,
+    run_id: str | None,
+    metric: str | None,
+    csv_path: Path | None,
+    gate: GateOptions,
+    url: str | None,
+    config_path: Path | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Show a matrix run's results: per variant, and against the baseline in words.
+    With --assert/--fail-on-regression/--junit, gate them as `experiments run` does
+    (exit 0/1/2) without running anything."""
+    settings = load_settings(config_path, db=db)
+    console = terminal()
+    csv_text: list[bytes] = []  # written once the gateway is done with
+
+    async def work(client: httpx.AsyncClient) -> int:
+        results = await fetch(
+            client, experiment_id, run_id=run_id, baseline=gate.baseline, metric=metric
+        )
+        if csv_path is not None:
+            params = {
+                k: v
+                for k, v in (
+                    ("run", (results.get("run") or {}).get("id")),
+                    ("baseline", gate.baseline),
+                    ("metric", metric),
+                    ("format", "csv"),
+                )
+                if v
+            }
+            response = await send(
+                client, "GET", f"/experiments/{experiment_id}/results", params=params
+            )
+            csv_text.append(response.content)
+        if gate.active:
+            return report(results, gate, as_json, console)
+        if as_json:
+            print_json(results)
+            return EXIT_OK
+        if results.get("message"):
+            console.print(results["message"], markup=False)
+        if results["variants"]:
+            console.print(results_table(results))
+        show_verdicts(results, console)
+        return EXIT_OK
+
+    code = run_async(settings, url, work)
+    if csv_path is not None and csv_text:
+        csv_path.write_bytes(csv_text[0])
+    if code:
+        sys.exit(code)

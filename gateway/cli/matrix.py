@@ -600,9 +600,10 @@ def inputs_remove(
 
 def register(cli: click.Group) -> None:
     """Into the ``experiments`` group: ``run`` (replacing the replay-only one, whose
-    behaviour it keeps), ``variants`` and ``inputs``."""
+    behaviour it keeps), ``variants``, ``inputs`` and ``results``."""
     group = cli.commands["experiments"]
     assert isinstance(group, click.Group)
     group.add_command(experiments_run)
     group.add_command(variants)
     group.add_command(inputs)
+    group.add_command(gating.experiments_results)
