@@ -335,6 +335,9 @@ async def load_results(
         primary=metric,
         cost_per_cell={s.id: s.cost_per_cell_usd for s in summaries},
     )
+    position = {str(i): n for n, i in enumerate(run.get("input_ids") or [])}
+    for comparison in analysis.comparisons:  # flips in the inputs' order, as the grid has them
+        comparison.flips.sort(key=lambda f: (position.get(f.input, len(position)), f.input))
     infos = [
         MetricInfo(
             s.key,
