@@ -362,19 +362,19 @@ async def load_results(
         infos,
         analysis,
         message,
-        {c.input: str(snapshot_key) for c, snapshot_key in _input_keys(rows, by_cell)},
+        _input_keys(rows),
     )
 
 
-def _input_keys(
-    rows: Sequence[Mapping[str, Any]], by_cell: Mapping[str, Cell]
-) -> list[tuple[Cell, str]]:
-    """Each cell's input key, as the cell's snapshot recorded it."""
-    return [
-        (by_cell[str(r["id"])], str((r.get("config") or {}).get("input_key")))
-        for r in rows
-        if (r.get("config") or {}).get("input_key") is not None
-    ]
+def _input_keys(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Input id -> its key, as the cells' snapshots recorded it (an input deleted
+    since the run keeps its key)."""
+    keys: dict[str, str] = {}
+    for row in rows:
+        key = (row.get("config") or {}).get("input_key")
+        if key is not None and row.get("input_id"):
+            keys[str(row["input_id"])] = str(key)
+    return keys
 
 
 def _observations(

@@ -4,7 +4,7 @@
 // inputs that flipped (a click scrolls the grid to the input's row, found by the
 // data-input-id the grid puts on it); cost against quality; CSV download.
 
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import useSWR from "swr";
 import { ErrorNote } from "./common";
 import { fmtCost, fmtInt, fmtMs, fmtPercent, fmtScore } from "../lib/format";
@@ -136,9 +136,11 @@ export function ResultsPanel({ experimentId, runId, running }: { experimentId: s
   const [metric, setMetric] = useState<string | null>(null);
   const path = runId ? resultsPath(experimentId, { run: runId, baseline, metric }) : null;
   const { data, error, mutate, isLoading } = useSWR<ExperimentResults>(path, { refreshInterval: running ? 3000 : 0, keepPreviousData: true });
-  // A run that ends (or a new run) reads its final figures once.
+  // A run that ends reads its final figures once.
+  const wasRunning = useRef(running);
   useEffect(() => {
-    if (!running) void mutate();
+    if (wasRunning.current && !running) void mutate();
+    wasRunning.current = running;
   }, [running, mutate]);
   if (!runId) return null;
   const names = new Map((data?.variants ?? []).map((v) => [v.id, v.name]));
