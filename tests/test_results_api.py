@@ -251,3 +251,25 @@ async def test_a_run_without_scores_still_has_its_operational_figures(
     assert variant["cells"] == 2 and variant["metrics"] == {}
     assert variant["latency_p50_ms"] is not None
     assert data["message"].startswith("No scores yet")
+
+
+async def test_the_statistics_run_off_the_event_loop(
+    scored: Scored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first results request imports scipy (seconds on a busy machine): never on the
+    loop that serves the proxy."""
+    import threading
+
+    from gateway.evaluation import results as results_module
+
+    threads: list[int] = []
+    real = results_module.analyze
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(results_module, "analyze", spy)
+    r = await scored.gw.client.get(f"/experiments/{scored.exp['id']}/results")
+    assert r.status_code == 200
+    assert threads and threads[0] != threading.get_ident()

@@ -18,7 +18,9 @@ What counts where:
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 import io
 import logging
 from collections.abc import Mapping, Sequence
@@ -327,13 +329,18 @@ async def load_results(
         _summary(vid, names[vid], cells, scores, feedback, evaluator_errors.get(vid, {}), by_cell)
         for vid in order
     ]
-    analysis = analyze(
-        by_metric,
-        specs,
-        order,
-        baseline=base,
-        primary=metric,
-        cost_per_cell={s.id: s.cost_per_cell_usd for s in summaries},
+    # In a worker thread: the first call imports scipy (seconds on a busy machine) and a
+    # large run takes a while to analyse; the event loop keeps serving the proxy.
+    analysis = await asyncio.to_thread(
+        functools.partial(
+            analyze,
+            by_metric,
+            specs,
+            order,
+            baseline=base,
+            primary=metric,
+            cost_per_cell={s.id: s.cost_per_cell_usd for s in summaries},
+        )
     )
     position = {str(i): n for n, i in enumerate(run.get("input_ids") or [])}
     for comparison in analysis.comparisons:  # flips in the inputs' order, as the grid has them
