@@ -31,6 +31,7 @@ from gateway.api import datasets as datasets_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
 from gateway.api import playground as playground_api
+from gateway.api import results as results_api
 from gateway.api import scores as scores_api
 from gateway.api.events import Broadcaster, named_event
 from gateway.api.ui import ui_routes
@@ -101,6 +102,7 @@ def management_routes() -> list[BaseRoute]:
         *experiments_api.routes(),
         *datasets_api.routes(),
         *playground_api.routes(),
+        *results_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
     ]
 

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.cli import gating
 from gateway.cli.client import APIError, call, run_async, send
 from gateway.cli.common import api_options, format_cost, load_settings, print_json, terminal
 from gateway.cli.experiments import API_KEY_OPTION, parse_pairs, report_run, run_and_compare
@@ -234,6 +235,7 @@ def report_matrix(
     show_default=True,
     help="Matrix: ask first when the estimate is above this many USD.",
 )
+@gating.options
 @API_KEY_OPTION
 @api_options
 def experiments_run(
@@ -252,11 +254,13 @@ def experiments_run(
     config_path: Path | None,
     db: str | None,
     as_json: bool,
+    gate: gating.GateOptions,
 ) -> None:
     """Run an experiment. A replay experiment: one call, compared with the original
     (exits 1 on failure). A matrix (a matrix experiment, or any matrix option): every
     variant x input x repetition, with a live progress bar; Ctrl-C cancels the run
-    (exit 130), failed cells exit 1."""
+    (exit 130), failed cells exit 1; with --assert/--fail-on-regression/--junit the
+    results are gated instead (exit 0/1/2, `gateway.cli.gating`)."""
     settings = load_settings(config_path, db=db)
     console = terminal()
     status_console = Console(stderr=True)
@@ -277,7 +281,7 @@ def experiments_run(
             return 0 if run["status"] == "completed" else 1
         if stream:
             raise click.UsageError("--stream is for replay experiments; a matrix shows progress.")
-        return await matrix_run(
+        code = await matrix_run(
             client,
             experiment,
             body,
@@ -285,10 +289,11 @@ def experiments_run(
             confirm_calls,
             confirm_cost,
             api_key,
-            as_json,
-            console,
+            as_json and not gate.active,  # with gating, --json prints the gate's summary
+            status_console if gate.active and as_json else console,
             status_console,
         )
+        return await gating.check(client, experiment_id, code, gate, as_json, console)
 
     code = run_async(settings, url, work)
     if code:
@@ -595,9 +600,10 @@ def inputs_remove(
 
 def register(cli: click.Group) -> None:
     """Into the ``experiments`` group: ``run`` (replacing the replay-only one, whose
-    behaviour it keeps), ``variants`` and ``inputs``."""
+    behaviour it keeps), ``variants``, ``inputs`` and ``results``."""
     group = cli.commands["experiments"]
     assert isinstance(group, click.Group)
     group.add_command(experiments_run)
     group.add_command(variants)
     group.add_command(inputs)
+    group.add_command(gating.experiments_results)

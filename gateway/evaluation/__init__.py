@@ -17,4 +17,6 @@ Feedback slice: `metrics` (a metric definition from an API body, checking a valu
 against it, the defaults of a metric made on first use) and `scoring` (`ScoringService`:
 feedback, scores and metric definitions, with their events and Prometheus counts;
 `ScoringService.record_scores` is the evaluators' way in).
+Results: `statistics` (clustered CIs, paired tests, Holm, flips, stability, cost against
+quality), `verdict` (the sentences), `results` (an experiment's run read into them).
 """

@@ -152,3 +152,16 @@ export function fmtDelta(
   const pctSigned = pct.startsWith("-") ? `\u2212${pct.slice(1)}` : delta > 0 && pct !== "n/a" ? `+${pct}` : pct;
   return `${sign}${format(Math.abs(delta))} (${pctSigned})`;
 }
+
+/** A score or other plain figure: two significant digits under 1 (0.12, 0.0034), up to
+ * two decimals below 100 (1.5, 12.34), whole numbers beyond; the sign as a minus. */
+export function fmtScore(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return DASH;
+  const abs = Math.abs(n);
+  if (abs === 0) return "0";
+  const sign = n < 0 ? MINUS : "";
+  if (abs >= 100) return `${sign}${Math.round(abs).toLocaleString("en-US")}`;
+  if (abs >= 1) return `${sign}${Number(abs.toFixed(2))}`;
+  if (abs >= 0.0001) return `${sign}${Number(abs.toPrecision(2))}`;
+  return `${sign}${abs.toExponential(1)}`;
+}

@@ -7,6 +7,7 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import useSWR from "swr";
 import { InputsPanel } from "../components/InputsPanel";
 import { MatrixGrid } from "../components/MatrixGrid";
+import { ResultsPanel } from "../components/ResultsPanel";
 import { VariantsPanel } from "../components/VariantsPanel";
 import { ErrorNote, StatusBadge } from "../components/common";
 import { ApiError, getJson, sendJson } from "../lib/api";
@@ -210,6 +211,7 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
         </header>
         <MatrixGrid grid={grid} />
       </section>
+      <ResultsPanel experimentId={exp.id} runId={grid.run?.id ?? null} running={running} />
     </div>
   );
 }
