@@ -404,6 +404,7 @@ class SQLiteMatrixStore:
             "cost_usd",
             "ttft_ms",
             "retries",
+            "tool_calls",
         )
         values = [_dump(cell.get(n)) if n in RUN_JSON else cell.get(n) for n in names]
         async with self.db.transaction() as conn:
