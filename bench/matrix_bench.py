@@ -7,9 +7,11 @@ Figures:
 * the gateway's overhead per cell: each cell's ``duration_ms`` (what the engine
   measured around the pipeline call, retries included; there are none here) minus
   the mock's own latency (a direct latency job against the mock, no gateway), p50/p95;
-* live traffic: the proxy's p50/p99 in short closed-loop bursts (the load generator),
-  alone, then while the matrix runs: the median over bursts; a burst that outlives the
-  run is dropped (it would measure less overlap than it says).
+* live traffic: the proxy's own figures in short closed-loop bursts of the load
+  generator (default c=1), each paired with a burst straight to the mock, in
+  alternating order: the added latency is proxied minus direct, p50 and p99, the
+  median over pairs; alone, then while the matrix runs in the same gateway. A pair
+  that outlives the run is dropped (it would measure less overlap than it says).
 
 Not a timed test. Run: ``python -m bench.matrix_bench`` (1,000 cells: 4 variants x 250
 inputs at concurrency 32) or smaller: ``--inputs 50`` (200 cells).
@@ -81,10 +83,11 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=250)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--burst-s", type=float, default=0.5, help="one live traffic burst")
-    parser.add_argument("--bursts", type=int, default=4, help="bursts without the matrix")
-    parser.add_argument("--burst-clients", type=int, default=4)
+    parser.add_argument("--bursts", type=int, default=6, help="burst pairs without the matrix")
+    parser.add_argument("--burst-clients", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    parser.add_argument("--out", type=Path, help="also write the figures (JSON) to this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="spanlab-matrix-bench-") as tmp:
@@ -98,10 +101,27 @@ def main() -> None:
             loadgen.stop()
             gateway.stop()
             mock.stop()
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(result, indent=2))
         return
     print(report(result))
+
+
+def _pair(
+    loadgen: LoadGenerator, ports: tuple[int, int], burst: dict[str, Any], flip: bool
+) -> dict[str, Any]:
+    """One proxied burst and one direct burst (to the mock), in alternating order; the
+    added latency is their difference, so load from elsewhere on the machine shows in
+    both and cancels out."""
+    gateway_port, mock_port = ports
+    order = [("proxied", gateway_port), ("direct", mock_port)]
+    out = {
+        name: _job(loadgen, "throughput", port, **burst)
+        for name, port in (order[::-1] if flip else order)
+    }
+    return out
 
 
 def run_bench(
@@ -109,22 +129,24 @@ def run_bench(
 ) -> dict[str, Any]:
     base = f"http://127.0.0.1:{gateway.port}"
     burst = {"concurrency": args.burst_clients, "duration": args.burst_s}
+    ports = (gateway.port, mock.port)
     # The mock's own latency (no gateway), and the proxy's alone (warm-up first).
     direct = _job(loadgen, "latency", mock.port, n=300)
     _job(loadgen, "throughput", gateway.port, concurrency=args.burst_clients, duration=0.5)
-    alone = [_job(loadgen, "throughput", gateway.port, **burst) for _ in range(args.bursts)]
+    alone = [_pair(loadgen, ports, burst, bool(i % 2)) for i in range(args.bursts)]
     with httpx.Client(base_url=base, headers=HEADERS, timeout=60.0, trust_env=False) as client:
         experiment_id = setup_matrix(client, args.variants, args.inputs)
         started = time.monotonic()
         r = client.post(f"/experiments/{experiment_id}/run", json={"concurrency": args.concurrency})
         r.raise_for_status()
         cells = int(r.json()["cells"])
-        # Short bursts while the run goes on; only those that ended with the matrix still
-        # running count (a burst outliving the run would measure less than it says).
+        # Pairs of short bursts while the run goes on; only those that ended with the
+        # matrix still running count (a pair outliving the run would measure less than
+        # it says).
         beside: list[dict[str, Any]] = []
         outlived = 0
         while True:
-            result = _job(loadgen, "throughput", gateway.port, **burst)
+            result = _pair(loadgen, ports, burst, bool(len(beside) % 2))
             during = client.get(f"/experiments/{experiment_id}/progress").json()
             if during["status"] != "running":
                 outlived += 1
@@ -158,20 +180,43 @@ def run_bench(
             "max": _round(max(overhead) if overhead else None),
         },
         "live_alone": _bursts(alone),
-        "live_beside_matrix": {**_bursts(beside), "bursts_outliving_the_run_dropped": outlived},
+        "live_beside_matrix": {**_bursts(beside), "pairs_outliving_the_run_dropped": outlived},
         "burst": {"clients": args.burst_clients, "seconds": args.burst_s},
+        "gateway_cpu_s": round(gateway.cpu_seconds(), 2),
     }
 
 
-def _bursts(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The median over bursts of each burst's p50, p99 and req/s."""
-    if not results:
-        return {"bursts": 0, "p50_ms": None, "p99_ms": None, "rps": None}
+def _bursts(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median over pairs of bursts: the proxied p50, p99 and req/s, and the added
+    latency (proxied minus direct, per pair)."""
+    if not pairs:
+        return {
+            "pairs": 0,
+            "p50_ms": None,
+            "p99_ms": None,
+            "rps": None,
+            "added_p50_ms": None,
+            "added_p99_ms": None,
+        }
+
+    def added(p: str) -> float | None:
+        return _round(
+            median(
+                [
+                    (_ms(x["proxied"]["latency_us"], p) or 0.0)
+                    - (_ms(x["direct"]["latency_us"], p) or 0.0)
+                    for x in pairs
+                ]
+            )
+        )
+
     return {
-        "bursts": len(results),
-        "p50_ms": _round(median([_ms(r["latency_us"], "p50") for r in results])),
-        "p99_ms": _round(median([_ms(r["latency_us"], "p99") for r in results])),
-        "rps": _round(median([r["rps"] for r in results])),
+        "pairs": len(pairs),
+        "p50_ms": _round(median([_ms(x["proxied"]["latency_us"], "p50") for x in pairs])),
+        "p99_ms": _round(median([_ms(x["proxied"]["latency_us"], "p99") for x in pairs])),
+        "rps": _round(median([x["proxied"]["rps"] for x in pairs])),
+        "added_p50_ms": added("p50"),
+        "added_p99_ms": added("p99"),
     }
 
 
@@ -180,19 +225,26 @@ def _round(value: float | None) -> float | None:
 
 
 def report(r: dict[str, Any]) -> str:
+    alone, beside = r["live_alone"], r["live_beside_matrix"]
+
+    def live(x: dict[str, Any]) -> str:
+        return (
+            f"added p50 {x['added_p50_ms']} ms, p99 {x['added_p99_ms']} ms"
+            f" (proxied p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms, {x['rps']} req/s;"
+            f" {x['pairs']} pair(s))"
+        )
+
     lines = [
         f"matrix: {r['variants']} variants x {r['inputs']} inputs = {r['cells']} cells,"
         f" concurrency {r['concurrency']}: {r['status']} ({r['completed']} completed,"
         f" {r['failed']} failed, {r['retries']} retries)",
-        f"  {r['cells_per_s']} cells/s ({r['wall_s']} s wall)",
+        f"  {r['cells_per_s']} cells/s ({r['wall_s']} s wall; gateway CPU {r['gateway_cpu_s']} s)",
         f"  gateway overhead per cell (cell duration - mock p50 {r['mock_latency_p50_ms']} ms):"
         f" p50 {r['cell_overhead_ms']['p50']} ms, p95 {r['cell_overhead_ms']['p95']} ms",
-        f"live proxy traffic ({r['burst']['clients']} clients, {r['burst']['seconds']} s):",
-        f"  alone:         p50 {r['live_alone']['p50_ms']} ms, p99 {r['live_alone']['p99_ms']} ms,"
-        f" {r['live_alone']['rps']} req/s",
-        f"  beside matrix: p50 {r['live_beside_matrix']['p50_ms']} ms,"
-        f" p99 {r['live_beside_matrix']['p99_ms']} ms, {r['live_beside_matrix']['rps']} req/s"
-        f" ({r['live_beside_matrix']['bursts']} burst(s) wholly inside the run)",
+        f"live proxy traffic, c={r['burst']['clients']}, {r['burst']['seconds']} s bursts,"
+        " proxied minus direct:",
+        f"  alone:         {live(alone)}",
+        f"  beside matrix: {live(beside)}",
     ]
     return "\n".join(lines)
 

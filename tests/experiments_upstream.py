@@ -6,7 +6,9 @@ temperature, system prompt or model gives a different, predictable output:
 * text: ``"<Answer|Briefly>: <last user message> (model M, temperature T)"``; with
   ``max_tokens`` below the word count it is cut there and finishes with ``length``;
 * with ``tools``: one call of the first tool, arguments ``{"query": <last user
-  message>, "precise": temperature < 1}``, finish ``tool_calls``;
+  message>, "precise": temperature < 1}``, finish ``tool_calls``; unless
+  ``tool_choice`` is ``"none"`` or the last message is a tool's result (then text, as
+  a model answers once it has what it asked for);
 * usage: prompt tokens = words in all messages, completion tokens = words produced;
 * ``stream: true`` sends one chunk per word (and the usage chunk when asked for).
 
@@ -44,7 +46,8 @@ def compose(body: dict[str, Any]) -> dict[str, Any]:
     temperature = body.get("temperature", 1.0)
     prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
     tools = body.get("tools") or []
-    if tools and body.get("tool_choice") != "none":
+    after_tool = bool(messages) and messages[-1].get("role") == "tool"
+    if tools and body.get("tool_choice") != "none" and not after_tool:
         name = tools[0]["function"]["name"]
         arguments = orjson.dumps({"query": user, "precise": temperature < 1}).decode()
         return {

@@ -18,7 +18,8 @@ from starlette.routing import BaseRoute, Route
 from gateway.api import json_body, json_response, query_int, query_str, query_text
 from gateway.api.spans import span_filter
 from gateway.datasets.service import DatasetService, change_summary
-from gateway.errors import BodyTooLarge, InvalidRequest
+from gateway.errors import BodyTooLarge, InvalidRequest, ValidationFailed
+from gateway.http.guard import RAW_IMPORT_TYPES, media_type
 from gateway.proxy.endpoint import body_timeout
 from gateway.state import app_state
 from gateway.store.datasets import DatasetFilter
@@ -39,6 +40,14 @@ async def read_json_limited(request: Request) -> Any:
     """The JSON body, at most ``max_body_bytes`` (else 413) and within
     ``client_body_timeout`` (else 408); the connection closes after either, as the
     rest of the body may still be on its way."""
+    body = await read_limited(request)
+    if not body.strip():
+        return None
+    return json_body(body)
+
+
+async def read_limited(request: Request) -> bytes:
+    """The body's bytes, within the limits of `read_json_limited`."""
     settings = app_state(request).settings
     limit = settings.max_body_bytes
     chunks: list[bytes] = []
@@ -55,10 +64,7 @@ async def read_json_limited(request: Request) -> Any:
                 chunks.append(chunk)
     except TimeoutError:
         raise body_timeout() from None
-    body = b"".join(chunks)
-    if not body.strip():
-        return None
-    return json_body(body)
+    return b"".join(chunks)
 
 
 def query_version(request: Request) -> int | None:
@@ -170,8 +176,30 @@ async def items_from_spans(request: Request) -> Response:
 
 
 async def import_items(request: Request) -> Response:
-    change = await service(request).import_(_id(request), await _body(request))
+    change = await service(request).import_(_id(request), await _import_body(request))
     return json_response(change_summary(change), status_code=201)
+
+
+async def _import_body(request: Request) -> Any:
+    """The import's fields: the JSON body, or a file sent as is (``text/csv``, JSON
+    Lines; the guard lets only those through besides JSON) with the options in the
+    query string (``expected_column``, ``key_column``, ``on_conflict``, ``format``)."""
+    content_type = request.headers.get("content-type", "")
+    if media_type(content_type.encode("latin-1")) not in RAW_IMPORT_TYPES:
+        return await _body(request)
+    fields: dict[str, Any] = dict(request.query_params)
+    if "content" in fields:
+        raise InvalidRequest("The file is the body: content cannot be a query parameter.")
+    raw = await read_limited(request)
+    try:
+        fields["content"] = raw.decode("utf-8-sig")  # a spreadsheet's byte order mark
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValidationFailed(
+            f"Line {line}: the file is not UTF-8 text (byte {exc.start}).", param="content"
+        ) from None
+    fields["content_type"] = content_type
+    return fields
 
 
 async def export_items(request: Request) -> Response:

@@ -152,8 +152,11 @@ async def call(
     json: Any = None,
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    content: bytes | None = None,
 ) -> Any:
-    response = await send(client, method, path, json=json, params=params, headers=headers)
+    response = await send(
+        client, method, path, json=json, params=params, headers=headers, content=content
+    )
     return response.json() if response.content else None
 
 
@@ -165,11 +168,15 @@ async def send(
     json: Any = None,
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    content: bytes | None = None,
 ) -> httpx.Response:
-    """The gateway's answer to one request, whatever its body; an unreachable gateway is
-    a `click.ClickException`, an error answer an `APIError`."""
+    """The gateway's answer to one request, whatever its body (``json``, or ``content``
+    as is); an unreachable gateway is a `click.ClickException`, an error answer an
+    `APIError`."""
     try:
-        response = await client.request(method, path, json=json, params=params, headers=headers)
+        response = await client.request(
+            method, path, json=json, content=content, params=params, headers=headers
+        )
     except httpx.TransportError as exc:
         raise click.ClickException(
             f"Could not reach the gateway at {client.base_url}: {exc or type(exc).__name__}"

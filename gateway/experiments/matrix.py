@@ -32,6 +32,7 @@ from gateway.capture.pricing import PriceTable
 from gateway.capture.redaction import credential_values, scrub_values
 from gateway.capture.span import STATUS_OK, SpanContext, finalize, new_span_id, new_trace_id
 from gateway.config import Settings
+from gateway.datasets.from_spans import tool_calls
 from gateway.errors import Conflict, NotFound, SpanlabError, ValidationFailed
 from gateway.experiments.matrix_events import (
     MatrixObserver,
@@ -606,6 +607,7 @@ class MatrixService:
                 result_span_id=context.span_id,
                 result_trace_id=context.trace_id,
                 output_text=span.output_text,
+                tool_calls=tool_calls(span.response) or None,
                 input_tokens=span.prompt_tokens,
                 output_tokens=span.completion_tokens,
                 cost_usd=span.cost_usd,

@@ -27,6 +27,11 @@ browser must not be able to use it:
   proxied POST (multipart is only for routes the gateway does not proxy: files,
   images, audio). This holds even if a browser ever sent no Origin: a page cannot
   send a JSON body cross-site without a preflight.
+- **A file as is**: ``POST /datasets/{id}/import`` also takes the file itself, typed
+  ``text/csv`` or JSON Lines (``application/x-ndjson``, ``application/jsonl``...). None
+  of these is CORS-safelisted: a page on another site cannot send one without a
+  preflight (never granted), just as with JSON. They pass on that route only; a
+  ``text/plain`` or form body is refused there as everywhere.
 - **POSTs without a body** (``POST /experiments/{id}/run``, ``/duplicate`` from the
   CLI or curl) carry no Content-Type and pass. A browser sends such a request
   cross-site only with an ``Origin`` header, which the Origin check has already
@@ -43,6 +48,7 @@ detection on the proxy path are untouched; the checks cost one scan of the heade
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -53,6 +59,19 @@ from gateway.errors import Forbidden, SpanlabError, UnsupportedMediaType
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The one route that takes a file as is, and the file types it takes (none of them
+# CORS-safelisted; `gateway.datasets.service.CONTENT_TYPES` maps each to its format).
+RAW_IMPORT_PATH = re.compile(r"/datasets/[^/]+/import")
+RAW_IMPORT_TYPES = frozenset(
+    {
+        b"text/csv",
+        b"application/csv",
+        b"application/x-ndjson",
+        b"application/jsonl",
+        b"application/x-jsonlines",
+        b"application/jsonlines",
+    }
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -82,7 +101,7 @@ def origin_host(origin: str) -> str:
 
 def is_json_type(value: bytes) -> bool:
     """``application/json`` or ``application/*+json``, whatever the parameters."""
-    essence = value.split(b";", 1)[0].strip().lower()
+    essence = media_type(value)
     return essence == b"application/json" or (
         essence.startswith(b"application/") and essence.endswith(b"+json")
     )
@@ -154,6 +173,8 @@ class HostOriginGuard:
             error = self.check_origin(origin, host)
             if error is None and method in BODY_METHODS:
                 error = check_content_type(method, content_types, has_body)
+                if error is not None and is_raw_import(method, scope["path"], content_types):
+                    error = None
         if error is None:
             await self.app(scope, receive, send)
             return
@@ -193,6 +214,21 @@ class HostOriginGuard:
             " page that does not say its origin is treated as cross-site.",
             code="origin_not_allowed",
         )
+
+
+def media_type(value: bytes) -> bytes:
+    """A Content-Type's essence: ``text/csv; charset=utf-8`` -> ``text/csv``."""
+    return value.split(b";", 1)[0].strip().lower()
+
+
+def is_raw_import(method: str, path: str, content_types: list[bytes]) -> bool:
+    """A dataset import sending its file as is (one declared type, a file type)."""
+    return (
+        method == "POST"
+        and len(content_types) == 1
+        and media_type(content_types[0]) in RAW_IMPORT_TYPES
+        and RAW_IMPORT_PATH.fullmatch(path) is not None
+    )
 
 
 def check_content_type(

@@ -105,8 +105,9 @@ RUN_COLUMNS = (
     "cost_usd",
     "ttft_ms",
     "retries",
+    "tool_calls",  # the tool calls a cell was answered with (migration 0009)
 )
-RUN_JSON = frozenset({"request", "headers", "error", "config"})
+RUN_JSON = frozenset({"request", "headers", "error", "config", "tool_calls"})
 HISTORY_COLUMNS = ("experiment_id", "version", "action", "at", "changes", "run_id", "snapshot")
 HISTORY_JSON = frozenset({"changes", "snapshot"})
 
@@ -179,6 +180,7 @@ class RunRecord:
     cost_usd: float | None = None
     ttft_ms: float | None = None
     retries: int = 0
+    tool_calls: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {column: getattr(self, column) for column in RUN_COLUMNS}

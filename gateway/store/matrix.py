@@ -3,7 +3,8 @@
 A matrix run's cells are ``experiment_runs`` rows (one per variant x input x
 repetition) carrying ``matrix_run_id``; seed-1 runs leave those columns NULL. Every
 write is one transaction on the database's one write connection, shared with the span
-writer and the experiment store.
+writer and the experiment store; a cell's start and end are group-committed (several
+cells' in one transaction, each write committed when its call returns).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 from gateway.errors import Conflict
 from gateway.store.database import SQLiteDatabase
 from gateway.store.experiments import RUN_COLUMNS, RUN_JSON, SELECT_RUN, now_iso, run_from_row
+from gateway.store.group_commit import GroupCommit
 
 VARIANT_KINDS = ("template", "override")
 VARIANT_COLUMNS = (
@@ -174,6 +176,8 @@ class SQLiteMatrixStore:
 
     def __init__(self, db: SQLiteDatabase) -> None:
         self.db = db
+        # Cells' start and end writes, several per transaction (`gateway.store.group_commit`).
+        self.cell_writes = GroupCommit(db)
 
     # --- variants ------------------------------------------------------------------
 
@@ -383,11 +387,10 @@ class SQLiteMatrixStore:
         return [run_from_row(r) for r in rows]
 
     async def start_cell(self, cell_id: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE experiment_runs SET status = 'running', started_at = ? WHERE id = ?",
-                (now_iso(), cell_id),
-            )
+        await self.cell_writes.write(
+            "UPDATE experiment_runs SET status = 'running', started_at = ? WHERE id = ?",
+            (now_iso(), cell_id),
+        )
 
     async def finish_cell(self, cell: Mapping[str, Any]) -> None:
         names = (
@@ -404,13 +407,13 @@ class SQLiteMatrixStore:
             "cost_usd",
             "ttft_ms",
             "retries",
+            "tool_calls",
         )
         values = [_dump(cell.get(n)) if n in RUN_JSON else cell.get(n) for n in names]
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                f"UPDATE experiment_runs SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
-                (*values, cell["id"]),
-            )
+        await self.cell_writes.write(
+            f"UPDATE experiment_runs SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+            (*values, cell["id"]),
+        )
 
     async def end_run(self, run_id: str, status: str) -> None:
         async with self.db.transaction() as conn:

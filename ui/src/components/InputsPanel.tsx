@@ -1,14 +1,17 @@
-// The inputs of a matrix experiment: paste one per line, or take a dataset version's
-// items; listed with their expected output and source span, each removable.
+// The inputs of a matrix experiment: paste one per line, upload a file (JSONL, CSV,
+// text), or take a dataset version's items; listed with their expected output and
+// source span, each removable.
 
-import { useState } from "react";
+import { useId, useRef, useState } from "react";
 import useSWR from "swr";
-import { sendJson } from "../lib/api";
+import { ApiError, sendJson } from "../lib/api";
 import { fmtInt, truncate } from "../lib/format";
+import { formatOf, locateError, parseInputFile } from "../lib/inputFile";
 import { expectedText, inputPreview } from "../lib/matrix";
 import { Link } from "../lib/router";
 import type { Dataset, MatrixInput } from "../lib/types";
 import { ErrorNote } from "./common";
+import "../styles/inputs-upload.css";
 
 /** Pasted text as inputs: one per non-blank line, trimmed. */
 export function linesOf(text: string): string[] {
@@ -45,6 +48,10 @@ export function InputsPanel({
   const [version, setVersion] = useState("");
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [fileError, setFileError] = useState<string | null>(null);
+  const [fileNote, setFileNote] = useState<string | null>(null);
+  const fileField = useRef<HTMLInputElement>(null);
+  const fileErrorId = useId();
   const { data: datasets } = useSWR<{ data: Dataset[] }>("/datasets?limit=200", { shouldRetryOnError: false });
   const base = `/experiments/${encodeURIComponent(experimentId)}/inputs`;
   const act = async (work: () => Promise<unknown>) => {
@@ -74,6 +81,34 @@ export function InputsPanel({
     const body = { inputs: lines.map((content, i) => ({ key: keys[i], content })) };
     if (await act(() => sendJson("POST", base, body))) setText("");
   };
+  const addFile = async (file: File | undefined) => {
+    setFileError(null);
+    setFileNote(null);
+    if (!file) return;
+    const parsed = parseInputFile(await file.text(), formatOf(file.name));
+    if (!parsed.ok) {
+      setFileError(`${file.name}: ${parsed.error}`);
+      return;
+    }
+    const keys = freshKeys(
+      [...inputs.map((i) => i.key), ...parsed.inputs.flatMap((i) => (i.key ? [i.key] : []))],
+      parsed.inputs.filter((i) => !i.key).length,
+    );
+    let next = 0;
+    const body = { inputs: parsed.inputs.map((input) => (input.key ? input : { ...input, key: keys[next++] })) };
+    setBusy(true);
+    try {
+      await sendJson("POST", base, body);
+      await onChanged();
+      setFileNote(`${fmtInt(parsed.inputs.length)} input${parsed.inputs.length === 1 ? "" : "s"} added from ${file.name}.`);
+      if (fileField.current) fileField.current.value = "";
+    } catch (err) {
+      const message = err instanceof ApiError ? locateError(err.message, err.param, parsed) : err instanceof Error ? err.message : String(err);
+      setFileError(`${file.name}: ${message}`);
+    } finally {
+      setBusy(false);
+    }
+  };
   const addDataset = async () => {
     if (!datasetId) return;
     const body: Record<string, string | number> = { datasetId };
@@ -94,6 +129,32 @@ export function InputsPanel({
         <button type="button" className="btn btn-small" disabled={busy || !text.trim()} onClick={() => void addLines()}>
           Add {fmtInt(linesOf(text).length)} input{linesOf(text).length === 1 ? "" : "s"}
         </button>
+        <div className="inputs-upload">
+          <label>
+            <span>Upload a file: JSONL, CSV or text (one input per line)</span>
+            <input
+              ref={fileField}
+              type="file"
+              accept=".jsonl,.ndjson,.csv,.txt,text/plain,text/csv,application/x-ndjson"
+              disabled={busy}
+              aria-invalid={fileError ? true : undefined}
+              aria-describedby={fileError ? fileErrorId : undefined}
+              aria-label="Upload inputs file"
+              data-testid="inputs-file"
+              onChange={(e) => void addFile(e.target.files?.[0])}
+            />
+          </label>
+          {fileError && (
+            <p id={fileErrorId} className="inputs-upload-error" role="alert" data-testid="inputs-file-error">
+              {fileError}
+            </p>
+          )}
+          {fileNote && (
+            <p className="muted small" role="status" data-testid="inputs-file-note">
+              {fileNote}
+            </p>
+          )}
+        </div>
         <div className="matrix-dataset">
           <label>
             <span>Dataset</span>

@@ -57,6 +57,42 @@ export function EstimateBox({
   );
 }
 
+// A resume of more cells than this shows what it will run (calls, cost) and asks first;
+// a new run always goes through its estimate.
+export const RESUME_CONFIRM_CALLS = 20;
+
+export function ResumeBox({
+  calls,
+  costUsd,
+  busy,
+  onRun,
+  onDismiss,
+}: {
+  calls: number;
+  costUsd: number | null;
+  busy: boolean;
+  onRun: () => void;
+  onDismiss: () => void;
+}) {
+  return (
+    <div className="matrix-estimate" data-testid="resume-estimate" role="group" aria-label="Resume estimate">
+      <p>
+        Resume: <strong data-testid="resume-calls">{`${fmtInt(calls)} call${calls === 1 ? "" : "s"}`}</strong> (the run's unfinished and missing cells),
+        estimated cost <strong>{costUsd === null ? "unknown" : `about ${fmtCost(costUsd)}`}</strong>.
+      </p>
+      <p className="muted small">At the run's estimated cost per call; completed cells are not run again.</p>
+      <div className="matrix-actions">
+        <button type="button" className="btn btn-primary" disabled={busy} onClick={onRun} data-testid="confirm-resume">
+          Resume {fmtInt(calls)} call{calls === 1 ? "" : "s"}
+        </button>
+        <button type="button" className="btn" onClick={onDismiss}>
+          Back
+        </button>
+      </div>
+    </div>
+  );
+}
+
 function ProgressBar({ progress }: { progress: MatrixProgress }) {
   const fraction = progressFraction(progress);
   return (
@@ -97,6 +133,7 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
   const { data: exp, error, mutate } = useSWR<MatrixExperimentDetail>(base, { refreshInterval: running ? 1000 : 0 });
   const [repetitions, setRepetitions] = useState("1");
   const [estimate, setEstimate] = useState<MatrixEstimate | null>(null);
+  const [resumeAsk, setResumeAsk] = useState<{ calls: number; costUsd: number | null } | null>(null);
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
 
@@ -110,6 +147,7 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
   const grid = useMemo(() => (exp ? buildGrid(exp) : null), [exp]);
   const changed = async () => {
     setEstimate(null); // the matrix changed: an estimate made before is stale
+    setResumeAsk(null);
     await mutate();
   };
   const act = async (work: () => Promise<unknown>) => {
@@ -125,10 +163,15 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
   };
   const reps = Number(repetitions);
   const repsValid = Number.isInteger(reps) && reps >= 1 && reps <= 100;
-  const onEstimate = () => act(async () => setEstimate(await sendJson<MatrixEstimate>("POST", `${base}/estimate`, { repetitions: reps })));
+  const onEstimate = () =>
+    act(async () => {
+      setResumeAsk(null);
+      setEstimate(await sendJson<MatrixEstimate>("POST", `${base}/estimate`, { repetitions: reps }));
+    });
   const onRun = () =>
     act(async () => {
-      await sendJson("POST", `${base}/run`, { repetitions: reps });
+      // What was estimated is what runs (the field may have changed since).
+      await sendJson("POST", `${base}/run`, { repetitions: estimate?.repetitions ?? reps });
       setEstimate(null);
       await mutateProgress();
       await mutate();
@@ -140,6 +183,7 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
     });
   const onResume = () =>
     act(async () => {
+      setResumeAsk(null);
       await sendJson("POST", `${base}/run`, { resume: true });
       await mutateProgress();
       await mutate();
@@ -157,6 +201,22 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
   const inputs = exp.inputs ?? [];
   const unfinished = progress ? progress.pending + progress.running + progress.failed + progress.cancelled + progress.interrupted : 0;
   const canResume = Boolean(progress && !running && (unfinished > 0 || progress.total < (grid.run?.cells ?? 0)));
+  const resumeCalls = progress ? unfinished + Math.max(0, (grid.run?.cells ?? 0) - progress.total) : 0;
+  const askResume = () =>
+    act(async () => {
+      const run = grid.run;
+      if (resumeCalls <= RESUME_CONFIRM_CALLS || !run) return onResume();
+      // The cost per call of the run's matrix, from its estimate (none if a variant or
+      // input has been removed since).
+      const whole = await sendJson<MatrixEstimate>("POST", `${base}/estimate`, {
+        variantIds: run.variant_ids,
+        inputIds: run.input_ids,
+        repetitions: run.repetitions,
+      }).catch(() => null);
+      const perCall = whole && whole.cost_usd !== null && whole.calls ? whole.cost_usd / whole.calls : null;
+      setEstimate(null);
+      setResumeAsk({ calls: resumeCalls, costUsd: perCall === null ? null : perCall * resumeCalls });
+    });
   return (
     <div className="page matrix-page" data-testid="matrix-page" data-experiment-id={exp.id}>
       <header className="page-head">
@@ -184,7 +244,18 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
         <div className="matrix-run-bar">
           <label>
             <span>Repetitions</span>
-            <input type="number" min="1" max="100" step="1" value={repetitions} onChange={(e) => setRepetitions(e.target.value)} aria-label="Repetitions" />
+            <input
+              type="number"
+              min="1"
+              max="100"
+              step="1"
+              value={repetitions}
+              onChange={(e) => {
+                setRepetitions(e.target.value);
+                setEstimate(null); // an estimate of other repetitions is stale
+              }}
+              aria-label="Repetitions"
+            />
           </label>
           <button type="button" className="btn" disabled={busy || running || !repsValid || !variants.length || !inputs.length} onClick={() => void onEstimate()}>
             Estimate
@@ -195,12 +266,15 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
             </button>
           )}
           {canResume && (
-            <button type="button" className="btn" disabled={busy} onClick={() => void onResume()}>
+            <button type="button" className="btn" disabled={busy} onClick={() => void askResume()}>
               Resume
             </button>
           )}
         </div>
         {estimate && <EstimateBox estimate={estimate} busy={busy} onRun={() => void onRun()} onDismiss={() => setEstimate(null)} />}
+        {resumeAsk && !running && (
+          <ResumeBox calls={resumeAsk.calls} costUsd={resumeAsk.costUsd} busy={busy} onRun={() => void onResume()} onDismiss={() => setResumeAsk(null)} />
+        )}
         <ErrorNote error={actionError} />
         {progress && <ProgressBar progress={progress} />}
       </section>
