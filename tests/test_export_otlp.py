@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +18,15 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from gateway.capture.pricing import PriceTable
+from gateway.capture.span import Span, SpanContext, now_us
 from gateway.capture.span_table import SPAN_COLUMNS
 from gateway.config import Settings
 from gateway.export import otlp
 from gateway.export.otlp import ExportConfig, SpanExporter, export_config, traces_url
+from gateway.metrics import Metrics
+from gateway.store.stores import sqlite_stores
+from gateway.writer.span_writer import SpanWriter
 from tests.conftest import GatewayFactory
 
 CONFIG = ExportConfig(
@@ -236,3 +242,28 @@ async def test_a_gateway_exports_its_calls_to_an_otlp_receiver(
     else:
         assert b"What is OTLP?" not in raw and b"Hello there!" not in raw
         assert not any(k.startswith(("gen_ai.input", "gen_ai.output")) for k in a)
+
+
+async def test_a_writer_without_a_process_exports_through_the_export_process_too(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """The writer in the gateway's process (a store with no file for a writer process)
+    hands its stored spans to the export process all the same."""
+    httpserver.expect_request("/v1/traces", method="POST").respond_with_data(b"")
+    stores = sqlite_stores(str(tmp_path / "local.db"))
+    await stores.database.open()
+    metrics = Metrics()
+    config = dataclasses.replace(CONFIG, endpoint=httpserver.url_for("/v1/traces"))
+    writer = SpanWriter(stores.spans, PriceTable(), metrics, process_db=None, export=config)
+    writer.start()
+    span = Span(SpanContext.from_headers({}), "chat", "POST", "/v1/chat/completions", now_us())
+    span.provider, span.request_model, span.end_us = "openai", "gpt-4o", span.start_us + 1000
+    try:
+        writer.submit(span)
+        await writer.flush(10)
+    finally:
+        await writer.close()
+        await stores.database.close()
+    [(_, exported)] = received(httpserver, 1)
+    assert exported.span_id.hex() == span.context.span_id
+    assert metrics.registry.get_sample_value("spanlab_otlp_spans_exported_total") == 1

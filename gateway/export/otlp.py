@@ -134,12 +134,15 @@ class SpanExporter:
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._closing = False
+        self._abandoned = False  # `close` gave up waiting: the thread counts no more
+        self._exporting = 0  # spans in the export under way
         self._exported = 0
         self._dropped = 0
         self._failed = 0
         self._reported = (0, 0, 0)
         self._logged = (0, 0)  # dropped, failed when last logged
         self._last_log = 0.0
+        self._report_lock = threading.Lock()  # the thread's reports, and `close`'s
         self._thread = threading.Thread(target=self._run, name="spanlab-otlp", daemon=True)
         self._thread.start()
 
@@ -158,11 +161,19 @@ class SpanExporter:
                     self._ready.notify()
 
     def close(self, within: float = CLOSE_WITHIN_S) -> None:
-        """Export what is queued, for at most ``within`` seconds, then stop."""
+        """Export what is queued, for at most ``within`` seconds, then stop: what is
+        still queued then is counted as dropped (and reported)."""
         with self._lock:
             self._closing = True
             self._ready.notify()
         self._thread.join(within)
+        if self._thread.is_alive():  # the receiver is slow or gone: the rest is dropped
+            with self._lock:
+                self._abandoned = True
+                self._dropped += self._queued + self._exporting
+                self._queue.clear()
+                self._queued = 0
+            self._report()
 
     @property
     def counts(self) -> tuple[int, int, int]:
@@ -205,22 +216,35 @@ class SpanExporter:
                 sdk.shutdown()
 
     def _export(self, sdk: _Sdk | None, rows: list[Sequence[Any]]) -> None:
+        self._exporting = len(rows)
+        exported, failed = self._map_and_send(sdk, rows)
+        with self._lock:
+            self._exporting = 0
+            if not self._abandoned:
+                self._exported += exported
+                self._failed += failed
+
+    def _map_and_send(self, sdk: _Sdk | None, rows: list[Sequence[Any]]) -> tuple[int, int]:
+        """(exported, failed) of a batch."""
         if sdk is None:
-            self._failed += len(rows)
-            return
+            return 0, len(rows)
+        failed = 0
         spans = []
         for row in rows:
             try:
                 spans.append(sdk.span(row))
             except Exception:  # one odd row must not stop the others
                 logger.debug("span %s could not be exported", row[0], exc_info=True)
-                self._failed += 1
+                failed += 1
         if spans and sdk.export(spans):
-            self._exported += len(spans)
-        else:
-            self._failed += len(spans)
+            return len(spans), failed
+        return 0, failed + len(spans)
 
     def _report(self) -> None:
+        with self._report_lock:
+            self._report_counts()
+
+    def _report_counts(self) -> None:
         counts = self.counts
         if counts != self._reported:
             old = self._reported

@@ -32,9 +32,9 @@ gateway is gone its answers have nowhere to go; it keeps storing. Only the stand
 library and `gateway.capture.span` are imported, so it starts in a few tens of milliseconds.
 
 With OTLP export on (a fourth argument: `ExportConfig` as JSON), each committed
-transaction's rows are also offered to a `gateway.export.otlp.SpanExporter` (a
-bounded queue: a reference appended, or the rows counted as dropped); its own thread
-maps and sends them, and imports the OpenTelemetry SDK there, not at start.
+transaction's rows are also offered to a `gateway.export.process.ExportPipe` (a
+bounded queue: a reference appended, or the rows counted as dropped), whose thread
+passes them, marshalled, to the export process, which maps and sends them.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ from gateway.capture.span_table import (
     span_rows,
 )
 from gateway.config import Price
-from gateway.export.otlp import ExportConfig, SpanExporter
+from gateway.export.otlp import ExportConfig
+from gateway.export.process import ExportPipe
 
 logger = logging.getLogger("gateway.writer.span_writer")
 
@@ -264,7 +265,7 @@ class ChildWriter:
         self.held_bytes = 0
         # Answers are written by the store thread and the export thread's counts.
         self.out_lock = threading.Lock()
-        self.exporter = SpanExporter(export, self._exported) if export is not None else None
+        self.exporter = ExportPipe(export, self._exported) if export is not None else None
 
     def run(self) -> None:
         store = threading.Thread(target=self._store_loop, name="spanlab-store")

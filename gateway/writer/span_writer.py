@@ -51,7 +51,8 @@ from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span
 from gateway.capture.span_table import SUMMARY_COLUMNS, span_rows
 from gateway.errors import ServiceUnavailable
-from gateway.export.otlp import ExportConfig, SpanExporter
+from gateway.export.otlp import ExportConfig
+from gateway.export.process import ExportPipe
 from gateway.metrics import Metrics
 from gateway.store.spans import SpanStore
 from gateway.writer.process import (
@@ -168,9 +169,9 @@ class SpanWriter:
         # OTLP export: in the writer process when there is one (it gets the config),
         # else here, fed in `_stored` (off the request path all the same).
         self.export = export
-        self._exporter: SpanExporter | None = None
+        self._exporter: ExportPipe | None = None
         if export is not None and process_db is None:
-            self._exporter = SpanExporter(export, metrics.observe_export)
+            self._exporter = ExportPipe(export, metrics.observe_export)
 
     @property
     def depth(self) -> int:
