@@ -64,7 +64,7 @@ def test_a_chat_completion_maps_to_gen_ai_attributes_with_the_app_trace_as_paren
         "temperature": 0.2,
         "top_p": 0.9,
         "max_tokens": 50,
-        "stop": "END",
+        "stop": "[END]",  # one string (that looks like JSON): a list of one
         "seed": 7,
     }
     mapped = span_from_row(row("chat", request, body=chat_completion()), KINDS)
@@ -80,7 +80,7 @@ def test_a_chat_completion_maps_to_gen_ai_attributes_with_the_app_trace_as_paren
     assert a["gen_ai.request.top_p"] == 0.9
     assert a["gen_ai.request.max_tokens"] == 50
     assert a["gen_ai.request.seed"] == 7
-    assert a["gen_ai.request.stop_sequences"] == ["END"]
+    assert a["gen_ai.request.stop_sequences"] == ["[END]"]
     assert a["gen_ai.usage.input_tokens"] == 12
     assert a["gen_ai.usage.output_tokens"] == 3
     assert a["gen_ai.response.finish_reasons"] == ["stop"]

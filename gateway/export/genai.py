@@ -112,6 +112,8 @@ def span_from_row(row: Sequence[Any], provider_kinds: Mapping[str, str]) -> GenA
     kind = provider_kinds.get(provider or "")
     attrs: Attributes = {}
     for key, value in genai_attributes(span, kind).items():
+        if key == "gen_ai.request.stop_sequences" and isinstance(value, str):
+            value = [value]  # OpenAI's stop may be one string; the convention: string[]
         if (converted := _otel_value(value)) is not None:
             attrs[key] = converted
     if kind is None and provider:
@@ -119,9 +121,6 @@ def span_from_row(row: Sequence[Any], provider_kinds: Mapping[str, str]) -> GenA
     # gen_ai.system: the name before semantic conventions 1.37; backends still read it.
     if "gen_ai.provider.name" in attrs:
         attrs["gen_ai.system"] = attrs["gen_ai.provider.name"]
-    stop = attrs.get("gen_ai.request.stop_sequences")
-    if isinstance(stop, str) and not stop.startswith("["):
-        attrs["gen_ai.request.stop_sequences"] = [stop]
     if isinstance(request, dict):
         for key, name in EXTRA_PARAMETERS.items():
             if name not in attrs and (value := _otel_value(request.get(key))) is not None:
@@ -265,7 +264,11 @@ def _parts(content: Any) -> list[dict[str, Any]]:
         elif kind == "tool_result":
             result = block.get("content")
             parts.append(
-                {"type": "tool_call_response", "id": block.get("tool_use_id"), "response": result}
+                {
+                    "type": "tool_call_response",
+                    "id": block.get("tool_use_id"),
+                    "response": result,
+                }
             )
         elif kind == "thinking" and isinstance(block.get("thinking"), str):
             parts.append({"type": "reasoning", "content": block["thinking"]})
@@ -292,7 +295,11 @@ def _chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
     if role == "tool":
         content = message.get("content")
         parts = [
-            {"type": "tool_call_response", "id": message.get("tool_call_id"), "response": content}
+            {
+                "type": "tool_call_response",
+                "id": message.get("tool_call_id"),
+                "response": content,
+            }
         ]
     return {"role": role, "parts": parts}
 
@@ -318,7 +325,11 @@ def input_messages(request: Any) -> tuple[list[dict[str, Any]], list[dict[str, A
             out.append({"role": "user", "parts": [_text(item)]})
         elif isinstance(item, dict) and item.get("type") == "function_call_output":
             response = item.get("output")
-            part = {"type": "tool_call_response", "id": item.get("call_id"), "response": response}
+            part = {
+                "type": "tool_call_response",
+                "id": item.get("call_id"),
+                "response": response,
+            }
             out.append({"role": "tool", "parts": [part]})
         elif isinstance(item, dict) and item.get("type") == "function_call":
             call = _tool_call(item.get("call_id"), item.get("name"), item.get("arguments"))

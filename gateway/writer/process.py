@@ -138,7 +138,13 @@ _span_values = operator.attrgetter(*RAW_SPAN_FIELDS)
 _summary_values = operator.itemgetter(*SUMMARY_COLUMNS)
 _summary_of_row = operator.itemgetter(*(SPAN_COLUMNS.index(c) for c in SUMMARY_COLUMNS))
 # Derived values the gateway sets on its own `Span` when the batch is stored.
-DERIVED_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd")
+DERIVED_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cost_usd",
+)
 _derived_values = operator.attrgetter(*DERIVED_FIELDS)
 
 
@@ -265,7 +271,12 @@ class ChildWriter:
         self.held_bytes = 0
         # Answers are written by the store thread and the export thread's counts.
         self.out_lock = threading.Lock()
-        self.exporter = ExportPipe(export, self._exported) if export is not None else None
+        self.exporter: ExportPipe | None = None
+        if export is not None:
+            try:
+                self.exporter = ExportPipe(export, self._exported)
+            except Exception:  # storing goes on: export is the lesser duty
+                logger.exception("the OTLP export process could not start; not exporting")
 
     def run(self) -> None:
         store = threading.Thread(target=self._store_loop, name="spanlab-store")
@@ -377,7 +388,8 @@ class ChildWriter:
                 except Exception as exc:
                     values = dict(zip(SPAN_COLUMNS, row, strict=True))
                     outline = outline_row(
-                        values, f"the call could not be stored whole ({type(exc).__name__})"
+                        values,
+                        f"the call could not be stored whole ({type(exc).__name__})",
                     )
                     conn.execute("ROLLBACK TO probe")
                     try:
@@ -445,7 +457,9 @@ def main(argv: Sequence[str]) -> None:
     db, batch_size, level = argv[0], int(argv[1]), argv[2]
     export = ExportConfig.from_json(argv[3]) if len(argv) > 3 and argv[3] else None
     logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Few objects here outlive a batch, and spans make no cycles: a rare collection
     # instead of one every few hundred spans rescanning the batch in hand.
