@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test test-fast lint format bench ui ui-deps ui-check install serve clean
+.PHONY: test test-fast lint format bench ui ui-deps ui-check install serve clean phoenix
 
 UI_DEPS := ui/node_modules/.package-lock.json
 
@@ -16,8 +16,19 @@ install: $(BIN)/python
 
 # The whole suite: unit, in-process, end-to-end and browser tests (the UI's Vitest
 # suite runs from pytest too).
-test: install ui-deps
+test: install ui-deps phoenix
 	$(BIN)/python -m pytest -q
+
+# Arize Phoenix, the OTLP receiver tests/e2e/test_otlp_phoenix.py exports to: in a
+# virtualenv of its own (~850 MB of dependencies, some pinned apart from ours), not in
+# the test extra.
+PHOENIX_VENV ?= .venv-phoenix
+
+$(PHOENIX_VENV)/bin/phoenix:
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install -q arize-phoenix
+
+phoenix: $(PHOENIX_VENV)/bin/phoenix
 
 # In-process tests only (no spawned servers, no browser).
 test-fast: install

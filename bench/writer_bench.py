@@ -8,12 +8,18 @@ response bytes, headers, a client credential to scrub) are submitted at once, th
 production: encoding the spans for the process, `finalize` (parse the response, usage,
 cost), `to_record` (redaction, JSON encoding) and the SQLite transactions,
 ``batch_size`` spans per transaction. The process starts before the clock does.
+
+``--otlp``: the same with OTLP export on (gateway/export/), to a receiver in a process of
+its own that reads each request and answers 200 (what a collector costs the writer is
+the mapping, the protobuf encoding and the sending, not the receiver's work); the
+spans exported and dropped are reported beside the throughput.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +29,7 @@ from bench.mock_upstream import COMPLETION
 from gateway.capture.pricing import PriceTable
 from gateway.capture.redaction import credential_values, redact_headers
 from gateway.capture.span import Span, SpanContext, now_us
+from gateway.export.otlp import ExportConfig
 from gateway.metrics import Metrics
 from gateway.store.stores import sqlite_stores
 from gateway.writer.span_writer import SpanWriter
@@ -64,7 +71,39 @@ def make_span() -> Span:
     return span
 
 
-async def measure(batch_size: int, count: int, *, process: bool = True) -> dict[str, Any]:
+# A minimal OTLP/HTTP receiver: reads each request, answers 200 with an empty body.
+RECEIVER = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def start_receiver() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}/v1/traces"
+
+
+async def measure(
+    batch_size: int, count: int, *, process: bool = True, otlp: str | None = None
+) -> dict[str, Any]:
+    export = None
+    if otlp is not None:
+        export = ExportConfig(otlp, "spanlab-bench", False, 20_000, {"mock": "openai"}, "bench")
+    metrics = Metrics()
     with tempfile.TemporaryDirectory(prefix="spanlab-writer-") as tmp:
         stores = sqlite_stores(os.path.join(tmp, "spans.db"))
         await stores.database.open()
@@ -72,10 +111,11 @@ async def measure(batch_size: int, count: int, *, process: bool = True) -> dict[
         writer = SpanWriter(
             store,
             PriceTable(),
-            Metrics(),
+            metrics,
             batch_size=batch_size,
             queue_max=count + 1,
             process_db=stores.database.file_path if process else None,
+            export=export,
         )
         spans = [make_span() for _ in range(count)]
         writer.start()
@@ -92,21 +132,41 @@ async def measure(batch_size: int, count: int, *, process: bool = True) -> dict[
         finally:
             await writer.close()
             await stores.database.close()
-    return {
+    result = {
         "batch_size": batch_size,
         "spans": count,
         "stored": stored,
         "seconds": elapsed,
         "spans_per_s": count / elapsed,
     }
+    if export is not None:  # counted until the writer closed (its exporter drains first)
+        sample = metrics.registry.get_sample_value
+        result["otlp_exported"] = sample("spanlab_otlp_spans_exported_total")
+        result["otlp_dropped"] = sum(
+            sample("spanlab_otlp_spans_dropped_total", {"reason": r}) or 0
+            for r in ("queue_full", "export_failed")
+        )
+    return result
 
 
-def run_writer_bench(counts: dict[int, int], *, process: bool = True) -> list[dict[str, Any]]:
+def run_writer_bench(
+    counts: dict[int, int], *, process: bool = True, otlp: bool = False
+) -> list[dict[str, Any]]:
     """``{batch_size: span count}`` -> one result per batch size."""
-    return [asyncio.run(measure(size, n, process=process)) for size, n in counts.items()]
+    receiver, url = start_receiver() if otlp else (None, None)
+    try:
+        return [
+            asyncio.run(measure(size, n, process=process, otlp=url)) for size, n in counts.items()
+        ]
+    finally:
+        if receiver is not None:
+            receiver.terminate()
+            receiver.wait()
 
 
 if __name__ == "__main__":
     in_process = "--in-process" in sys.argv[1:]
-    for result in run_writer_bench({1: 2000, 100: 20000, 1000: 20000}, process=not in_process):
+    otlp = "--otlp" in sys.argv[1:]
+    counts = {1: 2000, 100: 20000, 1000: 20000}
+    for result in run_writer_bench(counts, process=not in_process, otlp=otlp):
         print(result)

@@ -41,6 +41,7 @@ from gateway.capture.span_table import SUMMARY_COLUMNS
 from gateway.config import Settings
 from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
 from gateway.experiments.service import ExperimentService
+from gateway.export.otlp import export_config
 from gateway.http.client import ConnectionPool
 from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
 from gateway.http.httpx_transport import build_httpx_transport
@@ -200,6 +201,7 @@ def create_app(
             process_db=db_path,
             spill_path=spill,
             stall_s=settings.flush_timeout_s,
+            export=export_config(settings),
         )
         upstream = build_upstream(settings, transport)
         router = Router(settings)

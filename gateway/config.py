@@ -270,6 +270,40 @@ SETTINGS: tuple[Setting, ...] = (
         " longer than this make /healthz report degraded.",
         "capture",
     ),
+    Setting(
+        "otlp_endpoint",
+        "",
+        "OTLP/HTTP receiver to export spans to (an OpenTelemetry collector, Phoenix,"
+        " Langfuse, Jaeger...): its base URL (http://127.0.0.1:4318; /v1/traces is"
+        " added) or its traces URL. Empty: the standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        " or OTEL_EXPORTER_OTLP_ENDPOINT variable, and with neither set nothing is"
+        " exported. Headers, timeout and TLS come from the OTEL_EXPORTER_OTLP_*"
+        " variables. Needs the otlp extra (pip install 'spanlab[otlp]').",
+        "export",
+    ),
+    Setting(
+        "otlp_service_name",
+        "",
+        "The service.name resource attribute of exported spans. Empty: OTEL_SERVICE_NAME"
+        ' (or service.name in OTEL_RESOURCE_ATTRIBUTES), else "spanlab".',
+        "export",
+    ),
+    Setting(
+        "otlp_capture_content",
+        False,
+        "Export message content (gen_ai.input.messages, gen_ai.output.messages,"
+        " gen_ai.system_instructions), redacted as stored. Off: models, parameters,"
+        " tokens, finish reasons and ids only, no text of a prompt or an answer.",
+        "export",
+    ),
+    Setting(
+        "otlp_queue_max",
+        20_000,
+        "Spans held for export while the receiver is slow or down; past it new spans"
+        " are dropped from the export (counted in spanlab_otlp_spans_dropped, logged),"
+        " never stored less or delayed.",
+        "export",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -281,6 +315,7 @@ POSITIVE_SETTINGS = (
     "client_body_timeout",
     "models_timeout",
     "matrix_concurrency",
+    "otlp_queue_max",
 )
 # Settings where 0 turns the limit off.
 OPTIONAL_LIMIT_SETTINGS = ("max_response_bytes", "max_capture_bytes")
@@ -366,6 +401,10 @@ class Settings:
     max_capture_bytes: int = 8 * 1024 * 1024
     write_queue_max_bytes: int = 256 * 1024 * 1024
     flush_timeout_s: float = 5.0
+    otlp_endpoint: str = ""
+    otlp_service_name: str = ""
+    otlp_capture_content: bool = False
+    otlp_queue_max: int = 20_000
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)
@@ -598,6 +637,7 @@ SECTION_TITLES = {
     "server": "Server",
     "proxy": "Proxy: routing, limits and timeouts",
     "capture": "Capture: how spans reach the database",
+    "export": "Export: spans sent on over OTLP",
 }
 
 

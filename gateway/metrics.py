@@ -78,6 +78,20 @@ class Metrics:
             "Failed attempts to store a batch (the batch is retried, not dropped).",
             registry=r,
         )
+        # OTLP export (gateway/export/): counted where it runs (the writer process,
+        # whose counts come back with its answers) and added here.
+        self.otlp_exported = Counter(
+            "spanlab_otlp_spans_exported", "Spans exported over OTLP.", registry=r
+        )
+        self.otlp_dropped = Counter(
+            "spanlab_otlp_spans_dropped",
+            "Spans left out of the OTLP export (stored all the same), by reason: queue_full"
+            " (the receiver is behind), export_failed (it refused them or was unreachable).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("queue_full", "export_failed"):  # at 0 from the start, for alerts
+            self.otlp_dropped.labels(reason)
         self.experiment_runs = Counter(
             "spanlab_experiment_runs",
             "Experiment runs, by outcome (completed or failed).",
@@ -223,6 +237,15 @@ class Metrics:
             latency.observe(duration_s)
         if ttft_s is not None:
             ttft.observe(ttft_s)
+
+    def observe_export(self, exported: int, dropped: int, failed: int) -> None:
+        """Counts from the OTLP exporter since its last report."""
+        if exported:
+            self.otlp_exported.inc(exported)
+        if dropped:
+            self.otlp_dropped.labels("queue_full").inc(dropped)
+        if failed:
+            self.otlp_dropped.labels("export_failed").inc(failed)
 
     def bind_queue_depth(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

@@ -6,12 +6,14 @@ declared without a test here (or one removed) fails the first test."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pytest_httpserver import HTTPServer
 
 from gateway.metrics import Metrics
 from gateway.store.database import SQLiteDatabase
@@ -46,6 +48,8 @@ COVERED = {
     "spanlab_experiment_cell_retries",
     "spanlab_feedback",
     "spanlab_scores_created",
+    "spanlab_otlp_spans_exported",
+    "spanlab_otlp_spans_dropped",
 }
 OPENAI = {"provider": "openai"}
 MINI = {"provider": "openai", "model": "gpt-4o-mini"}
@@ -321,3 +325,44 @@ async def test_feedback_and_scores_on_an_app_span_count_under_experiment_none(
         )
     name = "spanlab_scores_created_total"
     assert value(after, name, **none) == value(before, name, **none) + 1
+
+
+async def _until_counted(gateway: Gateway, name: str, **labels: str) -> float:
+    """Wait for a count the writer process reports (about once a second)."""
+    async with asyncio.timeout(20):
+        while not (count := value(await scrape(gateway), name, **labels)):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)  # (counted in another process)
+    return count
+
+
+async def test_an_exported_span_moves_otlp_spans_exported(
+    make_gateway: GatewayFactory, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/v1/traces", method="POST").respond_with_data(b"")
+    gateway: Gateway = await make_gateway(otlp_endpoint=httpserver.url_for("/"))
+    name = "spanlab_otlp_spans_exported_total"
+    assert value(await scrape(gateway), name) == 0
+    r = await gateway.client.post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 200
+    assert await _until_counted(gateway, name) == 1
+    assert (
+        value(await scrape(gateway), "spanlab_otlp_spans_dropped_total", reason="queue_full") == 0
+    )
+
+
+@pytest.mark.slow
+async def test_a_span_the_receiver_cannot_take_moves_otlp_spans_dropped(
+    make_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1")  # read by the writer process
+    with socket.socket() as sock:  # bound, not listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        gateway: Gateway = await make_gateway(otlp_endpoint=f"http://127.0.0.1:{port}")
+        name = "spanlab_otlp_spans_dropped_total"
+        assert value(await scrape(gateway), name, reason="export_failed") == 0
+        r = await gateway.client.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code == 200  # the call is not held up by the export
+        assert await _until_counted(gateway, name, reason="export_failed") == 1
+        assert value(await scrape(gateway), "spanlab_otlp_spans_exported_total") == 0
+        assert value(await scrape(gateway), "spanlab_spans_written_total") == 1

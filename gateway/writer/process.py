@@ -17,7 +17,9 @@ length, a kind byte, a payload.
   its sequence number, for each span its `DERIVED_FIELDS` (tokens and cost, for the
   metrics) and, marshalled apart, the stored values of `SUMMARY_COLUMNS` (redacted; for
   the live view, which decodes them only when someone is watching); ``FAILED`` when a
-  transaction failed (it is retried here, with back-off; nothing is dropped).
+  transaction failed (it is retried here, with back-off; nothing is dropped);
+  ``EXPORTED``, about once a second while spans are exported over OTLP: the
+  exporter's counts (exported, dropped, failed) since the last one.
 
 Frames prepared while a transaction runs are stored together in the next one, up to
 ``batch_size`` spans (group commit; the gateway hands spans over as they finish, a
@@ -28,6 +30,11 @@ session and ignores SIGINT and SIGTERM, so a signal to the gateway's process gro
 (Ctrl-C, a service manager) does not cut it short: it ends when its input does. If the
 gateway is gone its answers have nowhere to go; it keeps storing. Only the standard
 library and `gateway.capture.span` are imported, so it starts in a few tens of milliseconds.
+
+With OTLP export on (a fourth argument: `ExportConfig` as JSON), each committed
+transaction's rows are also offered to a `gateway.export.process.ExportPipe` (a
+bounded queue: a reference appended, or the rows counted as dropped), whose thread
+passes them, marshalled, to the export process, which maps and sends them.
 """
 
 from __future__ import annotations
@@ -66,6 +73,8 @@ from gateway.capture.span_table import (
     span_rows,
 )
 from gateway.config import Price
+from gateway.export.otlp import ExportConfig
+from gateway.export.process import ExportPipe
 
 logger = logging.getLogger("gateway.writer.span_writer")
 
@@ -73,7 +82,7 @@ HEADER = struct.Struct("<IB")
 # Failed attempts at a transaction before its rows are probed one by one for a span
 # that cannot be stored (`ChildWriter._outline_poison`).
 ISOLATE_AFTER = 3
-INIT, BATCH, BATCH_PICKLED, ACK, FAILED = range(5)
+INIT, BATCH, BATCH_PICKLED, ACK, FAILED, EXPORTED = range(6)
 # Read ahead of the transactions at most this much (spans; frame bytes): what is read is
 # safe from a gateway that dies, but it is memory here. Past it the pipe fills and the
 # gateway holds the rest (where back-pressure acts).
@@ -129,7 +138,13 @@ _span_values = operator.attrgetter(*RAW_SPAN_FIELDS)
 _summary_values = operator.itemgetter(*SUMMARY_COLUMNS)
 _summary_of_row = operator.itemgetter(*(SPAN_COLUMNS.index(c) for c in SUMMARY_COLUMNS))
 # Derived values the gateway sets on its own `Span` when the batch is stored.
-DERIVED_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd")
+DERIVED_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cost_usd",
+)
 _derived_values = operator.attrgetter(*DERIVED_FIELDS)
 
 
@@ -229,7 +244,14 @@ class ChildWriter:
     store thread runs the transactions (SQLite: mostly without the GIL), so a batch is
     prepared while the one before it commits."""
 
-    def __init__(self, db: str, reader: FrameReader, out: RawIO, batch_size: int) -> None:
+    def __init__(
+        self,
+        db: str,
+        reader: FrameReader,
+        out: RawIO,
+        batch_size: int,
+        export: ExportConfig | None = None,
+    ) -> None:
         self.conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout = 5000")
         self.conn.execute("PRAGMA synchronous = NORMAL")
@@ -247,6 +269,14 @@ class ChildWriter:
         self.held = threading.Condition()
         self.held_spans = 0
         self.held_bytes = 0
+        # Answers are written by the store thread and the export thread's counts.
+        self.out_lock = threading.Lock()
+        self.exporter: ExportPipe | None = None
+        if export is not None:
+            try:
+                self.exporter = ExportPipe(export, self._exported)
+            except Exception:  # storing goes on: export is the lesser duty
+                logger.exception("the OTLP export process could not start; not exporting")
 
     def run(self) -> None:
         store = threading.Thread(target=self._store_loop, name="spanlab-store")
@@ -274,6 +304,8 @@ class ChildWriter:
         finally:
             self.prepared.put(None)
             store.join()
+            if self.exporter is not None:
+                self.exporter.close()  # what is queued, within a few seconds
 
     def _store_loop(self) -> None:
         while (first := self.prepared.get()) is not None:
@@ -333,6 +365,10 @@ class ChildWriter:
             start = end
         self._send(ACK, marshal.dumps(acks))  # one answer per transaction
         self._flush()
+        if self.exporter is not None:  # the rows as stored; the export thread maps them
+            self.exporter.offer(
+                [renamed.get(i, row) for i, row in enumerate(rows)] if renamed else rows
+            )
 
     def _outline_poison(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Rows that SQLite refuses alone while their outline goes in (a value it cannot
@@ -352,7 +388,8 @@ class ChildWriter:
                 except Exception as exc:
                     values = dict(zip(SPAN_COLUMNS, row, strict=True))
                     outline = outline_row(
-                        values, f"the call could not be stored whole ({type(exc).__name__})"
+                        values,
+                        f"the call could not be stored whole ({type(exc).__name__})",
                     )
                     conn.execute("ROLLBACK TO probe")
                     try:
@@ -381,13 +418,24 @@ class ChildWriter:
         """Write the answers gathered: one write for a transaction's answers."""
         if not self.outbox:
             return
-        data = memoryview(b"".join(self.outbox))
+        data = b"".join(self.outbox)
         self.outbox.clear()
-        try:
-            while data:
-                data = data[self.out.write(data) or 0 :]
-        except OSError:
-            self._gateway_gone()
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        with self.out_lock:
+            if not self.out_open:
+                return
+            try:
+                while view:
+                    view = view[self.out.write(view) or 0 :]
+            except OSError:
+                self._gateway_gone()
+
+    def _exported(self, exported: int, dropped: int, failed: int) -> None:
+        """The exporter's counts (from its thread), for the gateway's /metrics."""
+        self._write(frame(EXPORTED, marshal.dumps((exported, dropped, failed))))
 
     def _gateway_gone(self) -> None:
         """The gateway no longer reads (it died): answers are dropped, storing goes on
@@ -407,8 +455,11 @@ class _Prepared:
 
 def main(argv: Sequence[str]) -> None:
     db, batch_size, level = argv[0], int(argv[1]), argv[2]
+    export = ExportConfig.from_json(argv[3]) if len(argv) > 3 and argv[3] else None
     logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Few objects here outlive a batch, and spans make no cycles: a rare collection
     # instead of one every few hundred spans rescanning the batch in hand.
@@ -424,7 +475,7 @@ def main(argv: Sequence[str]) -> None:
     sys.setswitchinterval(0.0005)
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # a stray print must not corrupt the frames
-    ChildWriter(db, FrameReader(0), out, batch_size).run()
+    ChildWriter(db, FrameReader(0), out, batch_size, export).run()
 
 
 if __name__ == "__main__":

@@ -49,12 +49,15 @@ from typing import Any, overload
 
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span
-from gateway.capture.span_table import SUMMARY_COLUMNS
+from gateway.capture.span_table import SUMMARY_COLUMNS, span_rows
 from gateway.errors import ServiceUnavailable
+from gateway.export.otlp import ExportConfig
+from gateway.export.process import ExportPipe
 from gateway.metrics import Metrics
 from gateway.store.spans import SpanStore
 from gateway.writer.process import (
     ACK,
+    EXPORTED,
     FAILED,
     HEADER,
     encode_prices,
@@ -118,6 +121,7 @@ class SpanWriter:
         process_db: str | None = None,
         spill_path: str | None = None,
         stall_s: float = 5.0,
+        export: ExportConfig | None = None,
     ) -> None:
         self.store = store
         self.prices = prices
@@ -162,6 +166,13 @@ class SpanWriter:
         self._seq = 0
         self._flushing = 0  # callers waiting in `flush`: no group-commit wait
         metrics.bind_queue_depth(lambda: self.depth)
+        # OTLP export: in the writer process when there is one (it gets the config),
+        # else here, fed in `_stored` (off the request path all the same).
+        self.export = export
+        self._exporter: ExportPipe | None = None
+        if export is not None and process_db is None:
+            self._exporter = ExportPipe(export, metrics.observe_export)
+
         metrics.bind_writer_lag(lambda: self.lag_seconds)
 
     @property
@@ -286,6 +297,8 @@ class SpanWriter:
                 task.result()
             self._task = None
         self._closed = True
+        if self._exporter is not None:
+            await asyncio.to_thread(self._exporter.close)
 
     def health(self) -> WriterHealth:
         problems = []
@@ -355,6 +368,8 @@ class SpanWriter:
         self.metrics.spans_written.inc(count)
         if self.depth < self.queue_max and self.depth_bytes < self.queue_max_bytes:
             self._room.set()
+        if self._exporter is not None:
+            self._exporter.offer(span_rows(records))
         if self.on_written is not None:
             try:
                 self.on_written(batch.spans, records)
@@ -714,6 +729,7 @@ class _ChildProcess:
             db,
             str(writer.batch_size),
             logging.getLevelName(logging.getLogger(__name__).getEffectiveLevel()),
+            writer.export.to_json() if writer.export is not None else "",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
@@ -747,6 +763,8 @@ class _ChildProcess:
                         self.writer._on_ack(*ack)
                 elif kind == FAILED:
                     self.writer._on_failed(marshal.loads(payload))
+                elif kind == EXPORTED:
+                    self.writer.metrics.observe_export(*marshal.loads(payload))
         except asyncio.IncompleteReadError:
             pass  # the process ended
         except Exception:
