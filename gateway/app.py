@@ -27,6 +27,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.access.guard import AccessGuard
+from gateway.access.policy import AccessPolicy
+from gateway.access.routes import RouteScopes
+from gateway.api import access as access_api
 from gateway.api import datasets as datasets_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
@@ -99,6 +103,7 @@ def management_routes() -> list[BaseRoute]:
         *experiments_api.routes(),
         *datasets_api.routes(),
         *playground_api.routes(),
+        *access_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
     ]
 
@@ -136,8 +141,9 @@ def build_upstream(
 
 
 class Gateway(Starlette):
-    """The ASGI app: every HTTP request passes the Host/Origin guard first; a proxied
-    path then goes straight to its endpoint, anything else to Starlette's stack.
+    """The ASGI app: every HTTP request passes the Host/Origin guard first, then the
+    key check (`gateway.access.guard`, with ``access``); a proxied path then goes
+    straight to its endpoint, anything else to Starlette's stack.
 
     Why not as Starlette middleware: Starlette puts its ServerErrorMiddleware outside
     all middleware, wrapping every message sent, and the proxy's own error handling
@@ -147,10 +153,15 @@ class Gateway(Starlette):
         self,
         endpoints: dict[str, tuple[frozenset[str], ASGIApp]],
         allowed: AllowedHosts,
+        access: AccessPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._front = HostOriginGuard(ProxyRoutes(self._starlette, endpoints), allowed)
+        inner: ASGIApp = ProxyRoutes(self._starlette, endpoints)
+        if access is not None:
+            self.state.access = access
+            inner = AccessGuard(inner, access, RouteScopes.compile(self.routes))
+        self._front = HostOriginGuard(inner, allowed)
 
     async def _starlette(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
@@ -219,6 +230,7 @@ def create_app(
             experiments=experiments,
         )
         writer.start()
+        await access.open(the_stores.database)
         await experiments.recover()
         # Set by a second SIGTERM/SIGINT during the shutdown, or when the shutdown is
         # forced: what the writer has not stored goes to the spill file at once.
@@ -237,13 +249,16 @@ def create_app(
                     logger.error("%d call(s) still running at shutdown", pipeline.in_flight)
                 await writer.close(settings.shutdown_drain_s, hurry)
             await upstream.aclose()
+            await access.close()  # last-used times and refusals still in memory
             await the_stores.close()
             logger.info("stopped; %d spans written", writer.written)
 
     proxied = proxy_routes()
+    access = AccessPolicy(settings)
     app = Gateway(
         proxy_endpoints(proxied),
         allowed_hosts(settings.host, settings.allowed_hosts),
+        access,
         routes=[*proxied, *management_routes(), *ui_routes(), *extra_routes],
         lifespan=lifespan,
         exception_handlers={

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from gateway import __version__
 from gateway.capture.redaction import redact_url
-from gateway.cli import datasets, experiments, matrix, playground
+from gateway.cli import access, datasets, experiments, matrix, playground
 from gateway.cli.common import (
     CONFIG_OPTION,
     DB_OPTION,
@@ -344,6 +344,8 @@ def config_show(config_path: Path | None) -> None:
     settings = load_settings(config_path)
     out = {k: v for k, v in settings.__dict__.items() if k not in ("providers", "models", "prices")}
     out["proxy"] = redact_url(settings.proxy)  # a proxy URL may carry a password
+    for secret in ("admin_key", "metrics_token"):  # said to be set, never shown
+        out[secret] = "(set)" if out[secret] else ""
     out["providers"] = {
         name: {
             "kind": p.kind,
@@ -364,6 +366,7 @@ experiments.register(cli)
 matrix.register(cli)  # after experiments: it extends that group
 datasets.register(cli)
 playground.register(cli)
+access.register(cli)
 
 
 def main() -> None:
