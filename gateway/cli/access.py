@@ -9,6 +9,7 @@ the API (``DELETE /keys/{id}``) takes effect at once.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import click
 from rich.table import Table
 
 from gateway.access.policy import ACCESS_REFRESH_S
-from gateway.access.store import AccessStore, expiry_from
+from gateway.access.store import AccessStore, expiry_from, now_iso
 from gateway.cli.common import (
     CONFIG_OPTION,
     DB_OPTION,
@@ -25,6 +26,7 @@ from gateway.cli.common import (
     print_json,
     terminal,
 )
+from gateway.config import Settings
 from gateway.errors import SpanlabError
 from gateway.store.database import SQLiteDatabase
 from gateway.store.stores import Stores, sqlite_stores
@@ -210,3 +212,48 @@ def projects_rename(project_id: str, name: str, db: str | None, config_path: Pat
 def register(cli: click.Group) -> None:
     cli.add_command(keys)
     cli.add_command(projects)
+
+
+def active_keys_in(db: str) -> int:
+    """Active keys in the database at ``db`` (0 if there is none yet)."""
+    if db == ":memory:" or not Path(db).exists():
+        return 0
+    conn = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT count(*) FROM access_keys WHERE revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (now_iso(),),
+        ).fetchone()
+    except sqlite3.OperationalError:  # not migrated to 0013 yet: no keys
+        return 0
+    finally:
+        conn.close()
+    return int(row[0])
+
+
+def public_bind_policy(settings: Settings) -> tuple[str | None, str | None]:
+    """(refusal, warning) for a gateway bound to a non-loopback address: refused with
+    no key configured, unless ``insecure_no_auth``; else a warning if any is due."""
+    if settings.admin_key or active_keys_in(settings.db):
+        if settings.allowed_hosts.strip():
+            return None, None
+        return None, (
+            "keys are on; the Origin check is on, but any Host header is accepted:"
+            " set allowed_hosts to the names this gateway is reached by."
+        )
+    if settings.insecure_no_auth:
+        return None, (
+            f"--insecure-no-auth: listening on {settings.host or 'every interface'}, not only"
+            " on loopback, with no authentication: every captured trace (prompts, answers,"
+            " headers) is readable, and calls can be made with the configured provider keys,"
+            " by anyone who can reach this address. Bind to 127.0.0.1 (--host 127.0.0.1),"
+            " or configure keys (admin_key, `spanlab keys create`)."
+        )
+    return (
+        f"Refusing to listen on {settings.host or 'every interface'} (not loopback) with no"
+        " key configured: anyone reaching it could read every trace and spend the provider"
+        " keys. Set SPANLAB_ADMIN_KEY (or admin_key), or create a key with `spanlab keys"
+        " create NAME --scope admin`; or bind 127.0.0.1; or pass --insecure-no-auth"
+        " to run open anyway."
+    ), None
