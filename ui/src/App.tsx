@@ -8,6 +8,7 @@ import { SpanPage } from "./pages/SpanPage";
 import { ExperimentsPage } from "./pages/Experiments";
 import { LiveProvider, LiveBadge } from "./lib/live";
 import { ErrorBoundary } from "./components/ErrorBoundary";
+import { AccessGate, SessionBadge } from "./components/AccessGate";
 
 // The experiment page carries the code editor and the diff library: loaded on demand,
 // so the traces page (the first page) stays small.
@@ -15,6 +16,7 @@ const ExperimentPage = lazy(() => import("./pages/Experiment"));
 // The lab's pages, loaded on demand for the same reason.
 const PlaygroundPage = lazy(() => import("./pages/Playground"));
 const DatasetsPage = lazy(() => import("./pages/Datasets"));
+const AccessPage = lazy(() => import("./pages/Access"));
 
 const NAV = [
   { to: "/", label: "Traces", icon: "\u2261", match: (p: string) => p === "/" || p.startsWith("/spans") },
@@ -27,6 +29,7 @@ const NAV = [
   },
   { to: "/playground", label: "Playground", icon: "\u25b7", match: (p: string) => p.startsWith("/playground") },
   { to: "/datasets", label: "Datasets", icon: "\u25a4", match: (p: string) => p.startsWith("/datasets") },
+  { to: "/keys", label: "Keys", icon: "\u26bf", match: (p: string) => p.startsWith("/keys") },
 ];
 
 function Route({ path }: { path: string }) {
@@ -37,6 +40,7 @@ function Route({ path }: { path: string }) {
   if (path === "/experiment") return <ExperimentPage />;
   if (path === "/playground") return <PlaygroundPage />;
   if (path === "/datasets") return <DatasetsPage />;
+  if (path === "/keys") return <AccessPage />;
   return (
     <div className="page">
       <h1>Not found</h1>
@@ -126,6 +130,7 @@ function Nav({ path }: { path: string }) {
       </ul>
       <div className="sidebar-foot">
         <LiveBadge />
+        <SessionBadge />
       </div>
     </nav>
   );
@@ -145,19 +150,21 @@ export function App() {
   const { path } = useLocation();
   return (
     <SWRConfig value={{ fetcher, revalidateOnFocus: false, dedupingInterval: 2000 }}>
-      <LiveProvider>
-        <div className="shell">
-          <Nav path={path} />
-          <main className="content">
-            <Suspense fallback={<div className="page muted">Loading…</div>}>
-              {/* keyed by path: moving to another page clears the error */}
-              <ErrorBoundary key={path} {...boundaryFor(path)}>
-                <Route path={path} />
-              </ErrorBoundary>
-            </Suspense>
-          </main>
-        </div>
-      </LiveProvider>
+      <AccessGate>
+        <LiveProvider>
+          <div className="shell">
+            <Nav path={path} />
+            <main className="content">
+              <Suspense fallback={<div className="page muted">Loading…</div>}>
+                {/* keyed by path: moving to another page clears the error */}
+                <ErrorBoundary key={path} {...boundaryFor(path)}>
+                  <Route path={path} />
+                </ErrorBoundary>
+              </Suspense>
+            </main>
+          </div>
+        </LiveProvider>
+      </AccessGate>
     </SWRConfig>
   );
 }
