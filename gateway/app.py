@@ -153,13 +153,14 @@ class Gateway(Starlette):
         self,
         endpoints: dict[str, tuple[frozenset[str], ASGIApp]],
         allowed: AllowedHosts,
-        access: AccessPolicy | None = None,
+        access: AccessPolicy,
+        check_keys: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.state.access = access
         inner: ASGIApp = ProxyRoutes(self._starlette, endpoints)
-        if access is not None:
-            self.state.access = access
+        if check_keys:
             inner = AccessGuard(inner, access, RouteScopes.compile(self.routes))
         self._front = HostOriginGuard(inner, allowed)
 
@@ -180,10 +181,12 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     stores: Stores | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    check_keys: bool = True,
 ) -> Gateway:
     """Build the gateway. ``transport`` replaces the network for upstream calls (tests
     inject a fake upstream here); ``stores`` replaces the SQLite database at
-    ``settings.db`` and its stores."""
+    ``settings.db`` and its stores. ``check_keys=False``: no key check (the CLI's
+    gateway in process, on a database file its user can open anyway)."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
@@ -259,6 +262,7 @@ def create_app(
         proxy_endpoints(proxied),
         allowed_hosts(settings.host, settings.allowed_hosts),
         access,
+        check_keys,
         routes=[*proxied, *management_routes(), *ui_routes(), *extra_routes],
         lifespan=lifespan,
         exception_handlers={

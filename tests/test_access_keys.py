@@ -133,3 +133,16 @@ def test_config_show_does_not_print_the_admin_key(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "canary-admin-key" not in result.output
     assert orjson.loads(result.stdout)["admin_key"] == "(set)"
+
+
+def test_commands_on_the_database_need_no_key(tmp_path: Path) -> None:
+    """Keys on (a key in the database) do not lock out the commands that run the
+    gateway in process on the database file."""
+    runner = CliRunner()
+    db = str(tmp_path / "spanlab.db")
+    made = runner.invoke(cli, ["keys", "create", "ops", "--scope", "admin", "--db", db])
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(cli, ["experiments", "list", "--db", db, "--json"])
+    assert listed.exit_code == 0, listed.output
+    datasets = runner.invoke(cli, ["datasets", "list", "--db", db, "--json"])
+    assert datasets.exit_code == 0, datasets.output
