@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.access.guard import SESSION, SESSION_COOKIE, principal_of
+from gateway.access.guard import PRINCIPAL, SESSION, SESSION_COOKIE, principal_of
 from gateway.access.policy import SESSION_TTL_S, AccessPolicy, access_policy
 from gateway.access.store import AccessStore, expiry_from
 from gateway.api import json_response, read_json
@@ -61,7 +61,7 @@ async def sign_in(request: Request) -> Response:
             await asyncio.sleep(delay)
         raise Unauthorized("The key is unknown, revoked or expired.", code="bad_key")
     sid = policy.start_session(principal)
-    request.scope["spanlab.principal"] = principal
+    request.scope[PRINCIPAL] = principal
     response = json_response(_whoami(request, policy))
     response.set_cookie(
         SESSION_COOKIE,
@@ -80,7 +80,7 @@ async def sign_out(request: Request) -> Response:
     sid = request.scope.get(SESSION)
     if isinstance(sid, str):
         policy.end_session(sid)
-    request.scope.pop("spanlab.principal", None)
+    request.scope.pop(PRINCIPAL, None)
     response = json_response(_whoami(request, policy))
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -59,6 +59,7 @@ def test_sign_in_a_read_only_key_cannot_edit_sign_out(keyed_server: Server, page
     sign_in(page, key)
     expect(page.get_by_test_id("session-badge")).to_contain_text("reader")
     expect(page.get_by_role("link", name="Traces")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("link", name="Keys")).to_have_count(0)  # not an admin
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies["spanlab_session"]
     assert session["httpOnly"] and session["sameSite"] == "Strict"
@@ -92,6 +93,7 @@ def test_an_admin_makes_a_key_and_sees_it_once(keyed_server: Server, page: Any) 
     page.goto(server.url + "/ui/keys")
     sign_in(page, ADMIN_KEY)
     expect(page.get_by_test_id("access-page")).to_be_visible()
+    expect(page.get_by_role("link", name="Keys")).to_have_attribute("aria-current", "page")
     page.get_by_test_id("key-name").fill("ci-bot")
     page.get_by_test_id("key-scope-read").uncheck()
     page.get_by_test_id("key-scope-proxy").check()

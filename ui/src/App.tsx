@@ -8,7 +8,8 @@ import { SpanPage } from "./pages/SpanPage";
 import { ExperimentsPage } from "./pages/Experiments";
 import { LiveProvider, LiveBadge } from "./lib/live";
 import { ErrorBoundary } from "./components/ErrorBoundary";
-import { AccessGate, SessionBadge } from "./components/AccessGate";
+import { AccessGate, SessionBadge, useAccess } from "./components/AccessGate";
+import { can } from "./lib/access";
 
 // The experiment page carries the code editor and the diff library: loaded on demand,
 // so the traces page (the first page) stays small.
@@ -57,6 +58,9 @@ function Nav({ path }: { path: string }) {
   const [open, setOpen] = useState(false);
   const button = useRef<HTMLButtonElement>(null);
   const nav = useRef<HTMLElement>(null);
+  const { state: access } = useAccess();
+  // the keys page is for admins (and for the local user while keys are off)
+  const items = NAV.filter((item) => item.to !== "/keys" || can(access, "admin"));
 
   // following a link closes the menu
   useEffect(() => setOpen(false), [path]);
@@ -113,7 +117,7 @@ function Nav({ path }: { path: string }) {
         </Link>
       </div>
       <ul id="main-nav">
-        {NAV.map((item) => (
+        {items.map((item) => (
           <li key={item.to}>
             <Link
               to={item.to}
