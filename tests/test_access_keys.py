@@ -54,11 +54,18 @@ async def test_projects_are_rows_with_a_default(tmp_path: Path) -> None:
     try:
         store = AccessStore(db)
         assert [p.id for p in await store.list_projects()] == ["default"]
+        # Listed, but not a row until named (NULL means it): existing rows unchanged.
+        assert await db.fetch("SELECT id FROM projects") == []
+        await store.create_key("default bot", ["proxy"], project_id="default")
+        assert [r["id"] for r in await db.fetch("SELECT id FROM projects")] == ["default"]
+        with pytest.raises(InvalidRequest):
+            await store.create_project("default")
         await store.create_project("team-a", "Team A")
         record, _ = await store.create_key("bot", ["proxy"], project_id="team-a")
         assert record.project_id == "team-a"
         projects = {p.id: p for p in await store.list_projects()}
         assert projects["team-a"].name == "Team A" and projects["team-a"].keys == 1
+        assert projects["default"].keys == 1
         with pytest.raises(NotFound):
             await store.create_key("bot", ["proxy"], project_id="nope")
         # Reads and edits are not limited to a project yet: such a key is refused.

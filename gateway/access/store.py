@@ -29,6 +29,7 @@ KEY_COLUMNS = (
     "last_used_at",
     "revoked_at",
 )
+DEFAULT_PROJECT_NAME = "Default project"
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -158,6 +159,11 @@ class AccessStore:
         key_id, key, prefix = new_key()
         created = now_iso()
         async with self.db.transaction() as conn:
+            if project_id == DEFAULT_PROJECT:
+                await conn.execute(
+                    "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)",
+                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME),
+                )
             if project_id is not None:
                 rows = await conn.execute_fetchall(
                     "SELECT 1 FROM projects WHERE id = ?", (project_id,)
@@ -261,13 +267,17 @@ class AccessStore:
             " FROM projects p ORDER BY p.id = ? DESC, p.created_at, p.id",
             (DEFAULT_PROJECT,),
         )
-        return [ProjectRecord(r["id"], r["name"], r["created_at"], r["keys"]) for r in rows]
+        projects = [ProjectRecord(r["id"], r["name"], r["created_at"], r["keys"]) for r in rows]
+        if not projects or projects[0].id != DEFAULT_PROJECT:
+            # Not a row until something names it; there all the same (NULL means it).
+            projects.insert(0, ProjectRecord(DEFAULT_PROJECT, DEFAULT_PROJECT_NAME, "", 0))
+        return projects
 
     async def create_project(self, project_id: str, name: str | None = None) -> ProjectRecord:
-        if not PROJECT_ID.match(project_id):
+        if project_id == DEFAULT_PROJECT or not PROJECT_ID.match(project_id):
             raise InvalidRequest(
                 "A project id is 1-64 letters, digits, '_', '.' or '-', starting with a"
-                " letter or digit.",
+                f" letter or digit, and not {DEFAULT_PROJECT!r}.",
                 param="id",
             )
         async with self.db.transaction() as conn:
@@ -291,6 +301,11 @@ class AccessStore:
         if not name.strip():
             raise InvalidRequest("A project needs a name.", param="name")
         async with self.db.transaction() as conn:
+            if project_id == DEFAULT_PROJECT:
+                await conn.execute(
+                    "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)",
+                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME),
+                )
             await conn.execute(
                 "UPDATE projects SET name = ? WHERE id = ?", (name.strip(), project_id)
             )

@@ -1,18 +1,18 @@
 -- Access: gateway keys, and projects as rows with a default one.
 --
 -- `projects` exists since 0001 (experiments and datasets reference it; their stores
--- insert a project row the first time a project_id is named). This adds the default
--- project: a NULL project_id anywhere (spans, experiments, datasets, sessions, events)
--- means the default project, so rows written before this migration, and by a local
--- gateway that never names a project, stay where they were.
+-- insert a project row the first time a project_id is named). The default project is
+-- `default`: a NULL project_id anywhere (spans, experiments, datasets, sessions,
+-- events) means it, so rows written before this migration, and by a local gateway
+-- that never names a project, stay where they were. Its row is inserted as other
+-- projects' are, the first time something names it (a key bound to it); the project
+-- list shows it always.
 --
 -- `access_keys`: one row per key. Only the SHA-256 of the key is stored (`hash`) and
 -- its recognisable prefix (`prefix`, "slk_<id>"); the key itself is shown once, when
 -- it is created. `scopes` is a space-separated list of proxy, read, write, admin.
 -- `project_id` NULL: not bound to a project. Times are ISO 8601 UTC text; `revoked_at`
 -- set means the key no longer works (rows are kept, so the audit log can name them).
-
-INSERT OR IGNORE INTO projects (id, name) VALUES ('default', 'Default project');
 
 CREATE TABLE access_keys (
     id TEXT PRIMARY KEY,
