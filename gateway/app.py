@@ -27,6 +27,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.access.guard import AccessGuard
+from gateway.access.policy import AccessPolicy
+from gateway.access.routes import RouteScopes
+from gateway.api import access as access_api
 from gateway.api import datasets as datasets_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
@@ -104,6 +108,7 @@ def management_routes() -> list[BaseRoute]:
         *datasets_api.routes(),
         *playground_api.routes(),
         *results_api.routes(),
+        *access_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
     ]
 
@@ -141,8 +146,9 @@ def build_upstream(
 
 
 class Gateway(Starlette):
-    """The ASGI app: every HTTP request passes the Host/Origin guard first; a proxied
-    path then goes straight to its endpoint, anything else to Starlette's stack.
+    """The ASGI app: every HTTP request passes the Host/Origin guard first, then the
+    key check (`gateway.access.guard`, with ``access``); a proxied path then goes
+    straight to its endpoint, anything else to Starlette's stack.
 
     Why not as Starlette middleware: Starlette puts its ServerErrorMiddleware outside
     all middleware, wrapping every message sent, and the proxy's own error handling
@@ -152,10 +158,16 @@ class Gateway(Starlette):
         self,
         endpoints: dict[str, tuple[frozenset[str], ASGIApp]],
         allowed: AllowedHosts,
+        access: AccessPolicy,
+        check_keys: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._front = HostOriginGuard(ProxyRoutes(self._starlette, endpoints), allowed)
+        self.state.access = access
+        inner: ASGIApp = ProxyRoutes(self._starlette, endpoints)
+        if check_keys:
+            inner = AccessGuard(inner, access, RouteScopes.compile(self.routes))
+        self._front = HostOriginGuard(inner, allowed)
 
     async def _starlette(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
@@ -174,10 +186,12 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     stores: Stores | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    check_keys: bool = True,
 ) -> Gateway:
     """Build the gateway. ``transport`` replaces the network for upstream calls (tests
     inject a fake upstream here); ``stores`` replaces the SQLite database at
-    ``settings.db`` and its stores."""
+    ``settings.db`` and its stores. ``check_keys=False``: no key check (the CLI's
+    gateway in process, on a database file its user can open anyway)."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
@@ -225,6 +239,7 @@ def create_app(
             experiments=experiments,
         )
         writer.start()
+        await access.open(the_stores.database)
         await experiments.recover()
         # Set by a second SIGTERM/SIGINT during the shutdown, or when the shutdown is
         # forced: what the writer has not stored goes to the spill file at once.
@@ -243,13 +258,17 @@ def create_app(
                     logger.error("%d call(s) still running at shutdown", pipeline.in_flight)
                 await writer.close(settings.shutdown_drain_s, hurry)
             await upstream.aclose()
+            await access.close()  # last-used times and refusals still in memory
             await the_stores.close()
             logger.info("stopped; %d spans written", writer.written)
 
     proxied = proxy_routes()
+    access = AccessPolicy(settings)
     app = Gateway(
         proxy_endpoints(proxied),
         allowed_hosts(settings.host, settings.allowed_hosts),
+        access,
+        check_keys,
         routes=[*proxied, *management_routes(), *ui_routes(), *extra_routes],
         lifespan=lifespan,
         exception_handlers={

@@ -103,6 +103,30 @@ SETTINGS: tuple[Setting, ...] = (
         "server",
     ),
     Setting(
+        "admin_key",
+        "",
+        "A key with every scope (use 32+ random characters; better set as"
+        " SPANLAB_ADMIN_KEY than written here). Set, or with any key created"
+        " (`spanlab keys create`), every route but /healthz and sign-in needs a key.",
+        "server",
+    ),
+    Setting(
+        "metrics_token",
+        "",
+        "A bearer token that may read /metrics and nothing else (for a Prometheus"
+        " scraper's authorization); without it /metrics needs a key with the read scope"
+        " when keys are on.",
+        "server",
+    ),
+    Setting(
+        "insecure_no_auth",
+        False,
+        "Let `spanlab serve` bind a non-loopback address with no key configured (anyone"
+        " who reaches it can use the provider keys and read every trace). Logged, and"
+        " shown as a banner in the web UI.",
+        "server",
+    ),
+    Setting(
         "default_provider",
         "openai",
         "Provider for a bare model name that neither a provider prefix nor [models] routes."
@@ -405,6 +429,9 @@ class Settings:
     otlp_service_name: str = ""
     otlp_capture_content: bool = False
     otlp_queue_max: int = 20_000
+    admin_key: str = ""
+    metrics_token: str = ""
+    insecure_no_auth: bool = False
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)

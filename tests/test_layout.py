@@ -26,11 +26,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "writer": BASE | {"capture", "store", "export"},
     "proxy": BASE | {"http", "capture", "writer"},
     "datasets": BASE | {"capture", "store"},
+    "access": BASE | {"http", "store"},
     "experiments": BASE | {"http", "capture", "store", "writer", "proxy", "datasets"},
     "playground": BASE | {"http", "capture", "store", "writer", "proxy", "experiments"},
     "evaluation": BASE | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets"},
     "api": BASE
     | {
+        "access",
         "http",
         "capture",
         "store",
@@ -44,6 +46,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "state": BASE
     | {
+        "access",
         "http",
         "capture",
         "store",
@@ -57,6 +60,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "app": BASE
     | {
+        "access",
         "http",
         "capture",
         "store",

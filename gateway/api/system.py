@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway import __version__
+from gateway.access.guard import may_read
 from gateway.api import json_response
 from gateway.api.events import CLOSED, EVENT_NAME, LAGGED
 from gateway.metrics import CONTENT_TYPE_LATEST
@@ -28,6 +29,10 @@ async def healthz(request: Request) -> Response:
     state = app_state(request)
     await state.stores.database.ping()  # the database answers
     writer = state.writer.health()
+    access = getattr(request.app.state, "access", None)
+    if access is not None and access.enabled and not may_read(request.scope):
+        # Keys are on and the caller may not read: the status, nothing private.
+        return json_response({"status": "degraded" if writer.problems else "ok"})
     error_at = writer.last_error_at
     return json_response(
         {

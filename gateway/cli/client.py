@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from gateway.config import Settings
 from gateway.http.sse import SSESplitter, parse_event
 
 T = TypeVar("T")
+KEY_ENV = "SPANLAB_KEY"
 
 
 class APIError(click.ClickException):
@@ -127,14 +129,20 @@ class _QueueStream(httpx.AsyncByteStream):
 async def gateway_client(settings: Settings, url: str | None) -> AsyncIterator[httpx.AsyncClient]:
     timeout = httpx.Timeout(settings.connect_timeout, read=settings.request_timeout + 30)
     if url:
+        # A gateway with keys on: the key in SPANLAB_KEY (a gateway key, not a setting).
+        key = os.environ.get(KEY_ENV)
         async with httpx.AsyncClient(
-            base_url=url.rstrip("/"), timeout=timeout, trust_env=False
+            base_url=url.rstrip("/"),
+            timeout=timeout,
+            trust_env=False,
+            headers={"x-spanlab-key": key} if key else None,
         ) as client:
             yield client
         return
     from gateway.app import create_app
 
-    app = create_app(settings)
+    # In process, no key is checked: whoever can open the database file is past any key.
+    app = create_app(settings, check_keys=False)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from gateway import __version__
 from gateway.capture.redaction import redact_url
-from gateway.cli import datasets, experiments, matrix, playground, scores
+from gateway.cli import access, datasets, experiments, matrix, playground, scores
 from gateway.cli.common import (
     CONFIG_OPTION,
     DB_OPTION,
@@ -78,28 +78,25 @@ def binds_loopback_only(host: str) -> bool:
     return bool(addresses) and all(is_loopback(str(address)) for address in addresses)
 
 
-def public_bind_warning(host: str) -> str:
-    return (
-        f"listening on {host or 'every interface'}, not only on loopback: every captured"
-        " trace (prompts, answers, headers) is readable, and calls can be made with the"
-        " configured provider keys, by anyone who can reach this address. Spanlab has no"
-        " authentication yet. Bind to 127.0.0.1 (--host 127.0.0.1), or put the gateway"
-        " behind a reverse proxy that authenticates."
-    )
-
-
 @cli.command()
 @CONFIG_OPTION
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 8080).")
 @DB_OPTION
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    default=None,
+    help="Bind a non-loopback address with no key configured (open to anyone).",
+)
 def serve(
     config_path: Path | None,
     host: str | None,
     port: int | None,
     db: str | None,
     log_level: str | None,
+    insecure_no_auth: bool | None,
 ) -> None:
     """Run the gateway."""
     import uvicorn
@@ -108,7 +105,14 @@ def serve(
     from gateway.cli.server import GatewayServer
     from gateway.http.server import ClientLimits, fit_to_file_limit, guarded_protocol
 
-    settings = load_settings(config_path, host=host, port=port, db=db, log_level=log_level)
+    settings = load_settings(
+        config_path,
+        host=host,
+        port=port,
+        db=db,
+        log_level=log_level,
+        insecure_no_auth=insecure_no_auth,
+    )
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -119,9 +123,13 @@ def serve(
     )
     logger.info("spanlab %s: database %s; providers: %s", __version__, settings.db, providers)
     if not binds_loopback_only(settings.host):
-        warning = public_bind_warning(settings.host)
-        logger.warning("%s", warning)
-        click.echo(f"WARNING: {warning}", err=True)
+        refusal, warning = access.public_bind_policy(settings)
+        if refusal is not None:
+            logger.error("%s", refusal)
+            raise click.ClickException(refusal)
+        if warning is not None:
+            logger.warning("%s", warning)
+            click.echo(f"WARNING: {warning}", err=True)
     limits = ClientLimits(
         max_connections=fit_to_file_limit(settings.max_client_connections),
         header_timeout=settings.client_header_timeout,
@@ -344,6 +352,8 @@ def config_show(config_path: Path | None) -> None:
     settings = load_settings(config_path)
     out = {k: v for k, v in settings.__dict__.items() if k not in ("providers", "models", "prices")}
     out["proxy"] = redact_url(settings.proxy)  # a proxy URL may carry a password
+    for secret in ("admin_key", "metrics_token"):  # said to be set, never shown
+        out[secret] = "(set)" if out[secret] else ""
     out["providers"] = {
         name: {
             "kind": p.kind,
@@ -365,6 +375,7 @@ matrix.register(cli)  # after experiments: it extends that group
 datasets.register(cli)
 playground.register(cli)
 scores.register(cli)
+access.register(cli)
 
 
 def main() -> None:

@@ -8,6 +8,8 @@ import { SpanPage } from "./pages/SpanPage";
 import { ExperimentsPage } from "./pages/Experiments";
 import { LiveProvider, LiveBadge } from "./lib/live";
 import { ErrorBoundary } from "./components/ErrorBoundary";
+import { AccessGate, SessionBadge, useAccess } from "./components/AccessGate";
+import { can } from "./lib/access";
 
 // The experiment page carries the code editor and the diff library: loaded on demand,
 // so the traces page (the first page) stays small.
@@ -16,6 +18,7 @@ const ExperimentPage = lazy(() => import("./pages/Experiment"));
 const PlaygroundPage = lazy(() => import("./pages/Playground"));
 const DatasetsPage = lazy(() => import("./pages/Datasets"));
 const MetricDefinitionsPage = lazy(() => import("./pages/MetricDefinitions"));
+const AccessPage = lazy(() => import("./pages/Access"));
 
 const NAV = [
   { to: "/", label: "Traces", icon: "\u2261", match: (p: string) => p === "/" || p.startsWith("/spans") },
@@ -29,6 +32,7 @@ const NAV = [
   { to: "/playground", label: "Playground", icon: "\u25b7", match: (p: string) => p.startsWith("/playground") },
   { to: "/datasets", label: "Datasets", icon: "\u25a4", match: (p: string) => p.startsWith("/datasets") },
   { to: "/metrics", label: "Metrics", icon: "\u2605", match: (p: string) => p.startsWith("/metrics") },
+  { to: "/keys", label: "Keys", icon: "\u26bf", match: (p: string) => p.startsWith("/keys") },
 ];
 
 function Route({ path }: { path: string }) {
@@ -40,6 +44,7 @@ function Route({ path }: { path: string }) {
   if (path === "/playground") return <PlaygroundPage />;
   if (path === "/datasets") return <DatasetsPage />;
   if (path === "/metrics") return <MetricDefinitionsPage />;
+  if (path === "/keys") return <AccessPage />;
   return (
     <div className="page">
       <h1>Not found</h1>
@@ -56,6 +61,9 @@ function Nav({ path }: { path: string }) {
   const [open, setOpen] = useState(false);
   const button = useRef<HTMLButtonElement>(null);
   const nav = useRef<HTMLElement>(null);
+  const { state: access } = useAccess();
+  // the keys page is for admins (and for the local user while keys are off)
+  const items = NAV.filter((item) => item.to !== "/keys" || can(access, "admin"));
 
   // following a link closes the menu
   useEffect(() => setOpen(false), [path]);
@@ -112,7 +120,7 @@ function Nav({ path }: { path: string }) {
         </Link>
       </div>
       <ul id="main-nav">
-        {NAV.map((item) => (
+        {items.map((item) => (
           <li key={item.to}>
             <Link
               to={item.to}
@@ -129,6 +137,7 @@ function Nav({ path }: { path: string }) {
       </ul>
       <div className="sidebar-foot">
         <LiveBadge />
+        <SessionBadge />
       </div>
     </nav>
   );
@@ -148,19 +157,21 @@ export function App() {
   const { path } = useLocation();
   return (
     <SWRConfig value={{ fetcher, revalidateOnFocus: false, dedupingInterval: 2000 }}>
-      <LiveProvider>
-        <div className="shell">
-          <Nav path={path} />
-          <main className="content">
-            <Suspense fallback={<div className="page muted">Loading…</div>}>
-              {/* keyed by path: moving to another page clears the error */}
-              <ErrorBoundary key={path} {...boundaryFor(path)}>
-                <Route path={path} />
-              </ErrorBoundary>
-            </Suspense>
-          </main>
-        </div>
-      </LiveProvider>
+      <AccessGate>
+        <LiveProvider>
+          <div className="shell">
+            <Nav path={path} />
+            <main className="content">
+              <Suspense fallback={<div className="page muted">Loading…</div>}>
+                {/* keyed by path: moving to another page clears the error */}
+                <ErrorBoundary key={path} {...boundaryFor(path)}>
+                  <Route path={path} />
+                </ErrorBoundary>
+              </Suspense>
+            </main>
+          </div>
+        </LiveProvider>
+      </AccessGate>
     </SWRConfig>
   );
 }

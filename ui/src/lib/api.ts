@@ -95,6 +95,8 @@ export async function request(path: string, init: RequestInit = {}): Promise<Res
     throw new NetworkError(path, err);
   }
   report(true);
+  // A 401: the session may have ended; the access gate asks the gateway again.
+  if (response.status === 401) window.dispatchEvent(new Event("spanlab:unauthorized"));
   if (!response.ok) throw await errorFrom(response);
   return response;
 }

@@ -1,0 +1,259 @@
+"""``spanlab keys`` and ``spanlab projects``: gateway keys and projects.
+
+They work on the database directly, like the other admin commands (no admin key
+needed: whoever can open the database file is already past any key). A running
+gateway picks the change up within `ACCESS_REFRESH_S` seconds; a revocation through
+the API (``DELETE /keys/{id}``) takes effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from gateway.access.policy import ACCESS_REFRESH_S
+from gateway.access.store import AccessStore, expiry_from, now_iso
+from gateway.cli.common import (
+    CONFIG_OPTION,
+    DB_OPTION,
+    JSON_OPTION,
+    load_settings,
+    print_json,
+    terminal,
+)
+from gateway.config import Settings
+from gateway.errors import SpanlabError
+from gateway.store.database import SQLiteDatabase
+from gateway.store.stores import Stores, sqlite_stores
+
+
+def _access(stores: Stores) -> AccessStore:
+    assert isinstance(stores.database, SQLiteDatabase)
+    return AccessStore(stores.database)
+
+
+def _run(config_path: Path | None, db: str | None, work: Any) -> Any:
+    settings = load_settings(config_path, db=db)
+
+    async def main() -> Any:
+        stores = sqlite_stores(settings.db)  # created if new: a key may come first
+        await stores.open()
+        try:
+            return await work(_access(stores))
+        finally:
+            await stores.close()
+
+    try:
+        return asyncio.run(main())
+    except SpanlabError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@click.group()
+def keys() -> None:
+    """Gateway keys (shown once, stored hashed)."""
+
+
+@keys.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["proxy", "read", "write", "admin"]),
+    help="A scope the key has (repeat for several).",
+)
+@click.option("--project", "project_id", help="Bind the key to this project (proxy scope only).")
+@click.option("--expires-in-days", type=float, help="The key stops working after this.")
+@JSON_OPTION
+@DB_OPTION
+@CONFIG_OPTION
+def keys_create(
+    name: str,
+    scopes: tuple[str, ...],
+    project_id: str | None,
+    expires_in_days: float | None,
+    as_json: bool,
+    db: str | None,
+    config_path: Path | None,
+) -> None:
+    """Create a key; it is printed once and cannot be shown again."""
+
+    async def work(store: AccessStore) -> tuple[Any, str]:
+        return await store.create_key(
+            name, scopes, project_id=project_id, expires_at=expiry_from(expires_in_days)
+        )
+
+    record, key = _run(config_path, db, work)
+    if as_json:
+        print_json({**record.as_dict(), "key": key})
+        return
+    click.echo(key)
+    click.echo(
+        f"Created key {record.prefix} ({name}; {', '.join(record.scopes)}). Copy it now:"
+        " it is stored hashed and cannot be shown again.",
+        err=True,
+    )
+
+
+@keys.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
+@JSON_OPTION
+@DB_OPTION
+@CONFIG_OPTION
+def keys_list(
+    include_revoked: bool, as_json: bool, db: str | None, config_path: Path | None
+) -> None:
+    """The keys (never the keys themselves: their prefixes)."""
+
+    async def work(store: AccessStore) -> Any:
+        return await store.list_keys(include_revoked=include_revoked)
+
+    records = _run(config_path, db, work)
+    if as_json:
+        print_json([r.as_dict() for r in records])
+        return
+    table = Table("prefix", "name", "scopes", "project", "created", "expires", "last used", "state")
+    for r in records:
+        state = "revoked" if r.revoked_at else ("active" if r.active() else "expired")
+        table.add_row(
+            r.prefix,
+            r.name,
+            ",".join(r.scopes),
+            r.project_id or "-",
+            r.created_at[:19],
+            (r.expires_at or "-")[:19],
+            (r.last_used_at or "-")[:19],
+            state,
+        )
+    terminal().print(table)
+
+
+@keys.command("revoke")
+@click.argument("key_ref")
+@DB_OPTION
+@CONFIG_OPTION
+def keys_revoke(key_ref: str, db: str | None, config_path: Path | None) -> None:
+    """Revoke a key (by id or prefix, slk_<id>)."""
+
+    async def work(store: AccessStore) -> Any:
+        return await store.revoke_key(key_ref)
+
+    record = _run(config_path, db, work)
+    click.echo(
+        f"revoked {record.prefix} ({record.name}); a running gateway refuses it within"
+        f" {ACCESS_REFRESH_S:g} s"
+    )
+
+
+@click.group()
+def projects() -> None:
+    """Projects (a NULL project anywhere means the default project)."""
+
+
+@projects.command("list")
+@JSON_OPTION
+@DB_OPTION
+@CONFIG_OPTION
+def projects_list(as_json: bool, db: str | None, config_path: Path | None) -> None:
+    """The projects."""
+
+    async def work(store: AccessStore) -> Any:
+        return await store.list_projects()
+
+    records = _run(config_path, db, work)
+    if as_json:
+        print_json([r.as_dict() for r in records])
+        return
+    table = Table("id", "name", "created", "keys")
+    for r in records:
+        table.add_row(r.id, r.name, r.created_at[:19], str(r.keys))
+    terminal().print(table)
+
+
+@projects.command("create")
+@click.argument("project_id")
+@click.option("--name", help="A display name (default: the id).")
+@DB_OPTION
+@CONFIG_OPTION
+def projects_create(
+    project_id: str, name: str | None, db: str | None, config_path: Path | None
+) -> None:
+    """Create a project."""
+
+    async def work(store: AccessStore) -> Any:
+        return await store.create_project(project_id, name)
+
+    record = _run(config_path, db, work)
+    click.echo(f"created project {record.id} ({record.name})")
+
+
+@projects.command("rename")
+@click.argument("project_id")
+@click.argument("name")
+@DB_OPTION
+@CONFIG_OPTION
+def projects_rename(project_id: str, name: str, db: str | None, config_path: Path | None) -> None:
+    """Give a project a new display name."""
+
+    async def work(store: AccessStore) -> Any:
+        return await store.rename_project(project_id, name)
+
+    record = _run(config_path, db, work)
+    click.echo(f"project {record.id} is now named {record.name}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(keys)
+    cli.add_command(projects)
+
+
+def active_keys_in(db: str) -> int:
+    """Active keys in the database at ``db`` (0 if there is none yet)."""
+    if db == ":memory:" or not Path(db).exists():
+        return 0
+    conn = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT count(*) FROM access_keys WHERE revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (now_iso(),),
+        ).fetchone()
+    except sqlite3.OperationalError:  # not migrated to 0013 yet: no keys
+        return 0
+    finally:
+        conn.close()
+    return int(row[0])
+
+
+def public_bind_policy(settings: Settings) -> tuple[str | None, str | None]:
+    """(refusal, warning) for a gateway bound to a non-loopback address: refused with
+    no key configured, unless ``insecure_no_auth``; else a warning if any is due."""
+    if settings.admin_key or active_keys_in(settings.db):
+        if settings.allowed_hosts.strip():
+            return None, None
+        return None, (
+            "keys are on; the Origin check is on, but any Host header is accepted:"
+            " set allowed_hosts to the names this gateway is reached by."
+        )
+    if settings.insecure_no_auth:
+        return None, (
+            f"--insecure-no-auth: listening on {settings.host or 'every interface'}, not only"
+            " on loopback, with no authentication: every captured trace (prompts, answers,"
+            " headers) is readable, and calls can be made with the configured provider keys,"
+            " by anyone who can reach this address. Bind to 127.0.0.1 (--host 127.0.0.1),"
+            " or configure keys (admin_key, `spanlab keys create`)."
+        )
+    return (
+        f"Refusing to listen on {settings.host or 'every interface'} (not loopback) with no"
+        " key configured: anyone reaching it could read every trace and spend the provider"
+        " keys. Set SPANLAB_ADMIN_KEY (or admin_key), or create a key with `spanlab keys"
+        " create NAME --scope admin`; or bind 127.0.0.1; or pass --insecure-no-auth"
+        " to run open anyway."
+    ), None
