@@ -128,7 +128,7 @@ def build(path: str, count: int, gap_us: int) -> float:
     """The spans stored, all folded but the last `rollup.FOLD_CHUNK`."""
     conn = fresh_db(path)
     t0 = time.perf_counter()
-    tail = min(rollup.FOLD_CHUNK, count)
+    tail = min(5_000, count)
     for first in range(0, count - tail, BATCH):
         insert_rows(conn, rows_of(first, min(BATCH, count - tail - first), gap_us))
     fold_all(conn)

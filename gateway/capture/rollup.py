@@ -34,7 +34,7 @@ idle; `/stats` reads the spans not folded yet exactly. Storing comes first: a wr
 that is not saturated pays for the rollup in its idle time, a saturated one a tenth.
 
 The fold's CPU per span (`python -m bench.stats_bench`, 2-core VM under load, chunks of
-5,000): 25 us with spans 1 ms apart, 45 us with spans 2.6 s apart (nearly every span its
+2,000): 25 us with spans 1 ms apart, 45 us with spans 2.6 s apart (nearly every span its
 own minute piece); storing them costs 19 us at batch 1,000 and 92 us at batch 1.
 """
 
@@ -267,7 +267,7 @@ def apply(raw: sqlite3.Connection, rows: Iterable[Sequence[Any]], keys: KeyCache
 
 
 # The spans after the watermark, oldest first: a chunk for `fold`.
-FOLD_CHUNK = 5_000
+FOLD_CHUNK = 2_000
 # A writer never idle (saturated) folds a chunk every this many spans stored: a tenth
 # of the fold's cost per span, so the spans not folded grow (and /stats reads them one
 # by one: still exact, slower) until the load drops and the writer catches up.
