@@ -10,7 +10,7 @@
   millisecond apart (``dense``) and 2.6 s apart (``spread``);
 * ``strip``: two databases of ``spans`` spans built through `insert_rows` (1,000 a
   transaction, 40 models over 4 providers, 20 labels, 2% errors), folded but for the
-  last `rollup.FOLD_CHUNK` (what a writer under load leaves unfolded at worst):
+  last 5,000 (more than a writer that is not saturated leaves unfolded):
   ``dense`` one span a millisecond (17 minutes: the rollup's worst case, every minute
   full of keys and buckets) and ``spread`` one span every 2.6 s (30 days). On each, the
   strip's two queries (``group_by=total``, then the chart's minute/hour/day as the UI
@@ -125,7 +125,7 @@ def fold_cost(count: int, gap_us: int) -> float:
 
 
 def build(path: str, count: int, gap_us: int) -> float:
-    """The spans stored, all folded but the last `rollup.FOLD_CHUNK`."""
+    """The spans stored, all folded but the last 5,000."""
     conn = fresh_db(path)
     t0 = time.perf_counter()
     tail = min(5_000, count)
