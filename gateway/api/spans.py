@@ -13,6 +13,7 @@ from starlette.responses import Response
 from gateway.api import json_response, query_int, query_str, query_text, query_time_us
 from gateway.capture.origin import ORIGIN_NAME
 from gateway.capture.otel import genai_attributes
+from gateway.capture.rollup import PERCENTILE_ERROR
 from gateway.capture.span import SPAN_STATUSES
 from gateway.errors import InvalidRequest, NotFound
 from gateway.state import app_state
@@ -106,6 +107,21 @@ async def list_threads(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
+    """Totals per group. Large ranges are answered from the rollup the writer keeps
+    (exact sums and counts, p50/p95 within ``percentile_error``); ``exact=true``
+    forces the scan of the spans."""
     group_by = query_str(request, "group_by") or "model"
-    rows = await app_state(request).stores.spans.stats(group_by, span_filter(request))
-    return json_response({"group_by": group_by, "data": rows})
+    exact = query_str(request, "exact")
+    if exact not in (None, "true", "false"):
+        raise InvalidRequest(f"exact must be true or false, got {exact!r}", param="exact")
+    answer = await app_state(request).stores.spans.stats_answer(
+        group_by, span_filter(request), exact=exact == "true"
+    )
+    return json_response(
+        {
+            "group_by": group_by,
+            "data": answer.rows,
+            "approximate_percentiles": answer.approximate,
+            "percentile_error": PERCENTILE_ERROR if answer.approximate else 0.0,
+        }
+    )

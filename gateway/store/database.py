@@ -29,6 +29,7 @@ import aiosqlite
 import anyio
 
 from gateway.store.migrations import available_migrations
+from gateway.store.sqlite_stats import reset_rollup
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,11 @@ class SQLiteDatabase(Database):
     async def compact(self) -> None:
         async with self._write_lock:
             await self.writer.execute("VACUUM")
+        # VACUUM may renumber the rowids of a table without an INTEGER PRIMARY KEY, as
+        # the spans': the rollup's watermark (a rowid) means nothing after it. The
+        # rollup starts again; the writer folds every span in anew.
+        async with self.transaction() as conn:
+            await reset_rollup(conn)
 
     # --- migrations ----------------------------------------------------------------
 

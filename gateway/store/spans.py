@@ -104,8 +104,23 @@ def span_from_row(row: Row | Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class StatsAnswer:
+    """`/stats` rows, and whether their percentiles are approximate (from the rollup's
+    latency histogram: within `gateway.capture.rollup.PERCENTILE_ERROR`)."""
+
+    rows: list[dict[str, Any]]
+    approximate: bool = False
+
+
 class SpanStore(ABC):
     """What the gateway needs of stored spans."""
+
+    async def fold_rollup(self) -> int:
+        """Fold a chunk of the stored spans into the `/stats` rollup, if the store keeps
+        one (`gateway.capture.rollup`); how many were folded (0: caught up, or no
+        rollup)."""
+        return 0
 
     @abstractmethod
     async def insert_spans(
@@ -133,6 +148,12 @@ class SpanStore(ABC):
 
     @abstractmethod
     async def stats(self, group_by: str, filters: SpanFilter) -> list[dict[str, Any]]: ...
+
+    async def stats_answer(
+        self, group_by: str, filters: SpanFilter, *, exact: bool = False
+    ) -> StatsAnswer:
+        """`stats`, saying how it was answered; a store without a rollup scans."""
+        return StatsAnswer(await self.stats(group_by, filters))
 
     @abstractmethod
     async def facets(self, limit: int = 1000) -> dict[str, list[str]]:

@@ -36,7 +36,14 @@ from gateway.capture.span_table import (
 from gateway.errors import InvalidRequest
 from gateway.store.database import SQLiteDatabase
 from gateway.store.pagination import Page, SortKey, keyset_page
-from gateway.store.spans import SpanFilter, SpanStore, iso_from_us, span_from_row
+from gateway.store.spans import (
+    SpanFilter,
+    SpanStore,
+    StatsAnswer,
+    iso_from_us,
+    span_from_row,
+)
+from gateway.store.sqlite_stats import fold_rollup, prune_rollup, rollup_stats
 
 # The writer process logs a renamed span under this name: so does this store.
 capture_log = logging.getLogger("gateway.writer.span_writer")
@@ -153,11 +160,22 @@ class SQLiteSpanStore(SpanStore):
         ]
 
     async def stats(self, group_by: str, filters: SpanFilter) -> list[dict[str, Any]]:
+        return (await self.stats_answer(group_by, filters)).rows
+
+    async def stats_answer(
+        self, group_by: str, filters: SpanFilter, *, exact: bool = False
+    ) -> StatsAnswer:
         key = STATS_GROUPS.get(group_by)
         if key is None:
             raise InvalidRequest(
                 f"group_by must be one of {', '.join(STATS_GROUPS)}", param="group_by"
             )
+        if not exact:
+            # The rollup (migration 0014) when it can answer and the range is large;
+            # else the exact scan below (`gateway.store.sqlite_stats`).
+            rolled = await rollup_stats(self.db.fetch, group_by, key, filters)
+            if rolled is not None:
+                return StatsAnswer(rolled, approximate=True)
         where, params = filters.where()
         # Nearest-rank percentiles with window functions: the smallest duration whose
         # rank reaches p * n within its group (spans without a duration rank after n).
@@ -188,7 +206,7 @@ class SQLiteSpanStore(SpanStore):
             FROM r GROUP BY grp ORDER BY calls DESC, grp
         """
         rows = await self.db.fetch(sql, params)
-        return [_stats_row(r) for r in rows]
+        return StatsAnswer([_stats_row(r) for r in rows], approximate=False)
 
     async def facets(self, limit: int = 1000) -> dict[str, list[str]]:
         # Per kind, the primary key's order: a range of the index, `limit` rows at most.
@@ -206,11 +224,16 @@ class SQLiteSpanStore(SpanStore):
         rows = await self.db.fetch(f"SELECT COUNT(*) FROM spans WHERE {where}", params)
         return int(rows[0][0])
 
+    async def fold_rollup(self) -> int:
+        async with self.db.transaction() as conn:
+            return await fold_rollup(conn)
+
     async def delete_spans_before(self, before_us: int) -> int:
         async with self.db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM spans WHERE start_us < ?", (before_us,))
             deleted = int(cursor.rowcount)
             if deleted:
+                await prune_rollup(conn, before_us)
                 # The facets of the spans left, in the same transaction (the writer
                 # process adds its batches' facets in its own, before or after this):
                 # one scan, for a maintenance command that scanned to delete already.

@@ -28,8 +28,10 @@ end of input the child stores what it has read and exits: closing its stdin is h
 gateway stops it, and a gateway killed with SIGKILL closes it too. It runs in its own
 session and ignores SIGINT and SIGTERM, so a signal to the gateway's process group
 (Ctrl-C, a service manager) does not cut it short: it ends when its input does. If the
-gateway is gone its answers have nowhere to go; it keeps storing. Only the standard
-library and `gateway.capture.span` are imported, so it starts in a few tens of milliseconds.
+gateway is gone its answers have nowhere to go; it keeps storing. Between transactions
+it folds the stored spans into the `/stats` rollup (`_fold`, `gateway.capture.rollup`).
+Only the standard library, `gateway.capture` and `gateway.export.process` are imported,
+so it starts in a few tens of milliseconds.
 
 With OTLP export on (a fourth argument: `ExportConfig` as JSON), each committed
 transaction's rows are also offered to a `gateway.export.process.ExportPipe` (a
@@ -59,6 +61,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from gateway.capture import rollup
 from gateway.capture.origin import span_origin
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span, SpanContext, finalize, to_record
@@ -89,6 +92,10 @@ INIT, BATCH, BATCH_PICKLED, ACK, FAILED, EXPORTED = range(6)
 HOLD_SPANS_PER_BATCH = 4
 HOLD_BYTES = 64 * 1024 * 1024
 PIPE_BYTES = 1 << 20
+# The rollup (`gateway.capture.rollup`) is folded in after the transactions, not in
+# them, a chunk at a time: with nothing waiting to be stored, at most once this often;
+# after this long with nothing to store, every span stored so far.
+FOLD_INTERVAL_S = 1.0
 
 _CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(SpanContext))
 # What the proxy recorded, sent to the process, in the order `Span.__init__` takes it
@@ -261,6 +268,10 @@ class ChildWriter:
         self.outbox: list[bytes] = []
         self.batch_size = batch_size
         self.facets = FacetCache()  # the facets this connection has stored
+        self.rollup_keys = rollup.KeyCache()  # the rollup's keys this connection knows
+        self.unfolded = True  # spans may wait to be folded (at start: after a migration)
+        self.stored_since_fold = 0
+        self.last_fold = 0.0
         self.prices = PriceTable()
         # Prepared frames waiting for the store thread, bounded in spans and bytes (see
         # HOLD_SPANS_PER_BATCH): a slow disk holds frames in the pipe and the gateway.
@@ -308,7 +319,15 @@ class ChildWriter:
                 self.exporter.close()  # what is queued, within a few seconds
 
     def _store_loop(self) -> None:
-        while (first := self.prepared.get()) is not None:
+        while True:
+            try:
+                first = self.prepared.get(timeout=FOLD_INTERVAL_S if self.unfolded else None)
+            except queue.Empty:  # nothing to store for a while: fold what waits
+                while self.unfolded and self.prepared.empty():
+                    self._fold()
+                continue
+            if first is None:
+                return
             group = [first]
             count = len(first.rows)
             end = False
@@ -331,6 +350,28 @@ class ChildWriter:
                 self.held.notify()
             if end:
                 return
+            self.unfolded = True
+            self.stored_since_fold += count
+            # Storing comes first. With nothing waiting, a chunk at most every
+            # FOLD_INTERVAL_S; never idle (saturated), a chunk every FOLD_EVERY spans.
+            if self.stored_since_fold >= rollup.FOLD_EVERY or (
+                self.prepared.empty() and time.monotonic() - self.last_fold >= FOLD_INTERVAL_S
+            ):
+                self._fold()
+
+    def _fold(self) -> None:
+        """One chunk of the spans after the rollup's watermark folded in (between two
+        transactions of spans, never in one). A failure (the database locked by a long
+        maintenance command) is logged and tried again later; storing spans goes on."""
+        self.last_fold = time.monotonic()
+        self.stored_since_fold = 0
+        try:
+            folded = rollup.fold(self.conn, self.rollup_keys)
+        except Exception as exc:
+            logger.warning("folding spans into the rollup failed (tried again later): %s", exc)
+            return
+        if folded < rollup.FOLD_CHUNK:
+            self.unfolded = False
 
     def _record(self, span: Span) -> dict[str, Any]:
         return record_or_outline(span, self.prices)

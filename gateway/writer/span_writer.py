@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from gateway.capture.pricing import PriceTable
+from gateway.capture.rollup import FOLD_CHUNK
 from gateway.capture.span import Span
 from gateway.capture.span_table import SUMMARY_COLUMNS, span_rows
 from gateway.errors import ServiceUnavailable
@@ -165,6 +166,7 @@ class SpanWriter:
         self._send_error: BaseException | None = None
         self._seq = 0
         self._flushing = 0  # callers waiting in `flush`: no group-commit wait
+        self._unfolded = True  # stored spans may wait to be folded into the rollup
         metrics.bind_queue_depth(lambda: self.depth)
         # OTLP export: in the writer process when there is one (it gets the config),
         # else here, fed in `_stored` (off the request path all the same).
@@ -352,6 +354,16 @@ class SpanWriter:
         await asyncio.sleep(backoff)
         return min(backoff * 2, 5.0)
 
+    async def _fold_local(self) -> None:
+        """Caught up: fold the stored spans into the store's rollup (what the writer
+        process does between its transactions), chunk by chunk while nothing waits."""
+        self._unfolded = False
+        try:
+            while await self.store.fold_rollup() >= FOLD_CHUNK and not self._queue:
+                pass
+        except Exception as exc:
+            logger.warning("folding spans into the rollup failed (tried again later): %s", exc)
+
     def _stored(self, batch: _Batch, records: Sequence[Mapping[str, Any]]) -> None:
         if self.failing:
             self.failing = False
@@ -362,6 +374,7 @@ class SpanWriter:
             )
             self._failures = 0
         count = len(batch.spans)
+        self._unfolded = True
         self.written += count
         self._last_progress = time.monotonic()
         self._progress.set()
@@ -438,6 +451,8 @@ class SpanWriter:
         storing: tuple[_Batch, list[dict[str, Any]], asyncio.Task[Any]] | None = None
         try:
             while True:
+                if self._unfolded and not self._queue:
+                    await self._fold_local()
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 # Two batches in hand: while the store commits one (on its own thread,

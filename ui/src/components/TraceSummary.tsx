@@ -21,9 +21,12 @@ import {
 import { fmtCost, fmtInt, fmtMs, fmtPercent } from "../lib/format";
 import "../styles/traces.css";
 
-interface StatsAnswer {
+export interface StatsAnswer {
   group_by: string;
   data: StatsRow[];
+  /** True when answered from the writer's rollup: p50/p95 within percentile_error. */
+  approximate_percentiles?: boolean;
+  percentile_error?: number;
 }
 
 const WIDTH = 220;
@@ -101,6 +104,12 @@ export function MiniChart({
   );
 }
 
+/** The latency figure's note when /stats answered from the rollup (approximate p50/p95). */
+export function latencyNote(answer: StatsAnswer | undefined): string | undefined {
+  if (!answer?.approximate_percentiles) return undefined;
+  return `From the rollup: within ${fmtPercent(answer.percentile_error ?? null)} of the exact percentiles`;
+}
+
 /** What the strip shows, from the two answers: pure, for tests. */
 export function summaryFigures(total: StatsRow | undefined) {
   const calls = total?.calls ?? 0;
@@ -176,7 +185,11 @@ export function TraceSummary({
         <Figure label="Errors" value={totals.data ? figures.errors : "\u2026"} tone={total?.errors ? "has-errors" : ""} />
         <Figure label="Tokens" value={totals.data ? figures.tokens : "\u2026"} />
         <Figure label="Cost" value={totals.data ? figures.cost : "\u2026"} />
-        <Figure label="Latency p50 / p95" value={totals.data ? figures.latency : "\u2026"} />
+        <Figure
+          label="Latency p50 / p95"
+          value={totals.data ? figures.latency : "\u2026"}
+          title={latencyNote(totals.data)}
+        />
       </dl>
       {failed ? (
         <p className="muted small" role="status">
