@@ -1,7 +1,7 @@
 """The shipped Grafana dashboard against a real Prometheus (Debian's ``prometheus``
 package): Prometheus scrapes a real ``spanlab serve`` under a little traffic of every
 kind the panels show (calls, a stream, an unreachable provider, a playground call, a
-replay, a matrix run), then every panel's PromQL is evaluated through Prometheus's HTTP
+replay, a matrix run, feedback and a score on one of its cells), then every panel's PromQL is evaluated through Prometheus's HTTP
 API and must return data. ``promtool check metrics`` passes on ``/metrics``.
 
 On a developer machine without Prometheus the tests skip; under CI they fail.
@@ -165,6 +165,19 @@ def traffic(gateway: GatewayProcess, matrix: str) -> None:
     ):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    # A person rates a cell and a script scores it (the feedback and score panels).
+    runs = http.get(f"{gateway.base_url}/experiments/{matrix}/runs").json()["data"]
+    cell = next(run for run in runs if run.get("variant_id"))
+    r = http.post(
+        f"{gateway.base_url}/experiments/runs/{cell['id']}/feedback",
+        json={"thumbsUp": True, "note": "fine"},
+    )
+    assert r.status_code == 200, r.text
+    r = http.post(
+        f"{gateway.base_url}/experiments/runs/{cell['id']}/scores",
+        json={"metricKey": "dashboard_quality", "value": 0.5},
+    )
+    assert r.status_code == 201, r.text
 
 
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
