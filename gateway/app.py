@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api import datasets as datasets_api
+from gateway.api import evaluators as evaluators_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
 from gateway.api import playground as playground_api
@@ -38,6 +39,8 @@ from gateway.capture.span import Span
 from gateway.capture.span_table import SUMMARY_COLUMNS
 from gateway.config import Settings
 from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
+from gateway.evaluation.judge import Judge
+from gateway.evaluation.service import EvaluationService
 from gateway.experiments.service import ExperimentService
 from gateway.http.client import ConnectionPool
 from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
@@ -99,6 +102,7 @@ def management_routes() -> list[BaseRoute]:
         *experiments_api.routes(),
         *datasets_api.routes(),
         *playground_api.routes(),
+        *evaluators_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
     ]
 
@@ -206,6 +210,14 @@ def create_app(
         experiments.matrix.attach(
             metrics, the_stores.events, lambda name, data: events.publish(named_event(name, data))
         )
+        evaluation = EvaluationService(
+            settings,
+            the_stores.evaluation,
+            experiments.matrix.store,
+            the_stores.spans,
+            Judge(settings, pipeline, prices),
+        )
+        experiments.matrix.on_cell_done = evaluation.after_cell  # scores each finished cell
         app.state.spanlab = AppState(
             settings=settings,
             stores=the_stores,
@@ -217,6 +229,7 @@ def create_app(
             events=events,
             pipeline=pipeline,
             experiments=experiments,
+            evaluation=evaluation,
         )
         writer.start()
         await experiments.recover()
@@ -232,6 +245,7 @@ def create_app(
             events.close()  # live /events streams end (`spanlab serve` does it sooner)
             with _signals_set(hurry):
                 await experiments.close()  # runs in flight end (and are recorded) first
+                await evaluation.close()
                 await _until(pipeline.wait_idle(), 5.0, hurry)
                 if pipeline.in_flight:
                     logger.error("%d call(s) still running at shutdown", pipeline.in_flight)

@@ -12,4 +12,9 @@ does). The matrix engine in `gateway.experiments` does not import this room: the
 hands it a callback that evaluates each finished cell. Its routes live in `gateway.api`,
 its commands in `gateway.cli`. Heavy libraries (scipy) are imported where they are used,
 never when the gateway starts.
+Evaluators (slice 2): `cell` (the typed cell an evaluator reads), `evaluator_base`,
+`evaluators` (the registry of built-in types), `evaluators_text`, `tool_calls`,
+`rubrics`, `judge` (the LLM judge through the proxy pipeline), `recording`
+(`record_scores`, the one writer of evaluator scores) and `service`
+(`EvaluationService`: configuration, after each cell, re-runs).
 """
