@@ -6,6 +6,7 @@ the cells as evaluators see them and scores posted by the CLI's Python evaluator
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -408,3 +409,73 @@ async def test_python_evaluator_scores_are_posted_as_data(gw: Gateway) -> None:
         await gw.client.get(f"/experiments/{eid}/evaluation/cells", params={"run": "mrun_x"})
     ).status_code == 404
     assert run_id
+
+
+class SlowJudge:
+    """Cells answered at once; each judge call holds its answer ``hold_s`` seconds,
+    counting how many are in flight at once."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.in_flight = 0
+        self.most = 0
+        self.judged = 0
+
+    async def verdict(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(self.hold_s)
+        finally:
+            self.in_flight -= 1
+        self.judged += 1
+        message = {"role": "assistant", "content": verdict_for(body)}
+        yield orjson.dumps(
+            {
+                "id": "j",
+                "object": "chat.completion",
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        )
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content)
+        if body["messages"][0]["content"].startswith("Answer with a JSON object"):
+            headers = {"content-type": "application/json"}
+            return httpx.Response(200, headers=headers, content=self.verdict(body))
+        return Upstream()(request)
+
+
+async def test_judges_are_bounded_in_number_and_never_hold_up_the_run(
+    make_gateway: GatewayFactory,
+) -> None:
+    judge = SlowJudge(hold_s=0.3)
+    gw: Gateway = await make_gateway(FakeUpstream(handler=judge), judge_concurrency=2)
+    exp = await create(gw, name="Many")
+    eid = exp["id"]
+    await post(
+        gw, f"/experiments/{eid}/variants", {"name": "v", "config": {"model": "gpt-4o-mini"}}, 201
+    )
+    inputs = [
+        {"key": f"k{i}", "content": f"Paris {i}", "expectedOutput": "Paris"} for i in range(6)
+    ]
+    await post(gw, f"/experiments/{eid}/inputs", {"inputs": inputs}, 201)
+    await post(
+        gw,
+        f"/experiments/{eid}/evaluators",
+        {"name": "j", "type": "llm_judge", "params": {"model": "gpt-4o"}},
+        201,
+    )
+    await post(gw, f"/experiments/{eid}/run", {"concurrency": 6}, 202)
+    await asyncio.wait_for(gw.state.experiments.matrix.wait(eid), 20)
+    # the run has ended while its cells' judges still run (6 calls, 2 at a time, 0.3 s each)
+    progress = (await gw.client.get(f"/experiments/{eid}/progress")).json()
+    assert progress["status"] == "completed" and progress["completed"] == 6
+    assert (await gw.client.get(f"/experiments/{eid}/evaluate")).json()["pending_cells"] > 0
+    assert judge.judged < 6
+    await asyncio.wait_for(gw.state.evaluation.wait(eid), 20)
+    assert judge.judged == 6 and judge.most == 2
+    assert [s.value for s in await scores(gw, eid)] == [1.0] * 6
+    assert (await gw.client.get(f"/experiments/{eid}/evaluate")).json()["pending_cells"] == 0

@@ -51,9 +51,9 @@ def scores(db: Path, eid: str) -> list[dict[str, Any]]:
 
 
 def test_the_judge_through_a_real_serve(tmp_path: Path) -> None:
-    judge = JudgeScript(slow_s=5.0)
+    judge = JudgeScript(slow_s=8.0)
     with MockUpstream(script=judge) as upstream:
-        config = config_toml(upstream.base_url, judge_timeout_s=1.0, judge_concurrency=2)
+        config = config_toml(upstream.base_url, judge_timeout_s=2.5, judge_concurrency=2)
         with GatewayProcess(tmp_path, config, log_level="warning") as served:
             http = httpx.Client(base_url=served.base_url, timeout=10.0)
             eid = post(http, "/experiments", {"name": "judged"}, 201)["id"]
