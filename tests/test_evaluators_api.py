@@ -479,3 +479,79 @@ async def test_judges_are_bounded_in_number_and_never_hold_up_the_run(
     assert judge.judged == 6 and judge.most == 2
     assert [s.value for s in await scores(gw, eid)] == [1.0] * 6
     assert (await gw.client.get(f"/experiments/{eid}/evaluate")).json()["pending_cells"] == 0
+
+
+def anthropic_or_chat(request: httpx.Request) -> httpx.Response:
+    """The Anthropic provider answers a Messages tool_use; the OpenAI one a chat answer."""
+    if request.url.host != "anthropic.test":
+        return Upstream()(request)
+    body = orjson.loads(request.content)
+    return httpx.Response(
+        200,
+        json={
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "tu_1", "name": "weather", "input": {"city": "Oslo"}},
+            ],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        },
+    )
+
+
+async def test_tool_calls_of_anthropic_cells_native_and_translated(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw: Gateway = await make_gateway(FakeUpstream(handler=anthropic_or_chat))
+    eid = (await create(gw, name="Claude tools"))["id"]
+    captured = {
+        "model": "claude-3-5-haiku-latest",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "Weather in Oslo?"}],
+        "tools": [{"name": "weather", "input_schema": {"type": "object"}}],
+    }
+    item = {
+        "key": "oslo",
+        "operation": "messages",
+        "request": captured,
+        "expectedOutput": {"tool_calls": [{"name": "weather"}]},
+    }
+    await post(gw, f"/experiments/{eid}/inputs", {"inputs": [item]}, 201)
+    # the input's own Messages call, and a chat template translated to the same provider
+    await post(
+        gw,
+        f"/experiments/{eid}/variants",
+        {"name": "native", "kind": "override", "config": {}},
+        201,
+    )
+    chat_tools = [
+        {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    ]
+    config = {"model": "claude-3-5-haiku-latest", "tools": chat_tools}
+    await post(gw, f"/experiments/{eid}/variants", {"name": "chat", "config": config}, 201)
+    base = f"/experiments/{eid}/evaluators"
+    schema = {"type": "object", "required": ["city"]}
+    await post(
+        gw,
+        base,
+        {"name": "args", "type": "tool_arguments", "params": {"tool": "weather", "schema": schema}},
+        201,
+    )
+    await post(gw, base, {"name": "order", "type": "tool_sequence"}, 201)
+    await run_matrix(gw, eid)
+    cells = (await gw.client.get(f"/experiments/{eid}")).json()["runs"]
+    assert {c["status"] for c in cells} == {"completed"}, cells
+    found = await scores(gw, eid)
+    assert len(found) == 4
+    assert all(s.value == 1.0 and s.error is None for s in found), [
+        (s.metric_key, s.note) for s in found
+    ]
+    await gw.flush()
+    data = (await gw.client.get(f"/experiments/{eid}/evaluation/cells")).json()["data"]
+    assert [c["tool_calls"] for c in data] == [
+        [{"name": "weather", "arguments": {"city": "Oslo"}, "arguments_text": '{"city":"Oslo"}'}]
+    ] * 2
