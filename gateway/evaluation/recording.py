@@ -79,6 +79,8 @@ async def record_scores(store: EvaluationStore, scores: Sequence[ScoreInput]) ->
     for score in scores:
         key = (score.project_id, score.metric_key)
         metric = metrics.get(key)
+        if metric is None:  # a read first: creating one is a write transaction of its own
+            metric = await store.get_metric(score.project_id, score.metric_key)
         if metric is None:
             now = now_iso()
             metric = await store.ensure_metric(

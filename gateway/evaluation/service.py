@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 # Cells a re-run evaluates at once (a judge's calls are bounded apart, by the judge).
 RERUN_CONCURRENCY = 8
+# How long the evaluators and inputs read for one finished cell serve the next ones.
+SETUP_TTL_S = 1.0
 JOB_FIELDS = frozenset({"evaluator_ids", "matrix_run_id", "cell_ids"})
 JOB_ALIASES = {
     "evaluatorIds": "evaluator_ids",
@@ -101,6 +104,11 @@ class EvaluationService:
     _pending: dict[str, int] = field(default_factory=dict)
     _jobs: dict[str, EvaluationJob] = field(default_factory=dict)
     _job_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _unwritten: list[ScoreInput] = field(default_factory=list)
+    _setups: dict[str, tuple[float, list[EvaluatorRecord], dict[str, dict[str, Any]]]] = field(
+        default_factory=dict
+    )
+    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # --- configuration -----------------------------------------------------------------
 
@@ -154,7 +162,9 @@ class EvaluationService:
             params=config.params,
             enabled=config.enabled,
         )
-        if not await self.store.add_evaluator(record):
+        added = await self.store.add_evaluator(record)
+        self._setups.pop(experiment["id"], None)  # after the write: none reads it stale
+        if not added:
             raise Conflict(
                 f"Experiment {experiment['id']!r} has an evaluator named {config.name!r}.",
                 code="evaluator_exists",
@@ -176,7 +186,9 @@ class EvaluationService:
         current.name, current.type = config.name, config.type
         current.metric_key, current.params = config.metric_key, config.params
         current.enabled, current.updated_at = config.enabled, now_iso()
-        if not await self.store.update_evaluator(current):
+        updated = await self.store.update_evaluator(current)
+        self._setups.pop(experiment["id"], None)
+        if not updated:
             raise Conflict(
                 f"Experiment {experiment['id']!r} has an evaluator named {config.name!r}.",
                 code="evaluator_exists",
@@ -186,7 +198,9 @@ class EvaluationService:
 
     async def delete(self, experiment: Mapping[str, Any], evaluator_id: str) -> None:
         """The evaluator goes; the scores it gave stay (they are results)."""
-        if not await self.store.delete_evaluator(experiment["id"], evaluator_id):
+        deleted = await self.store.delete_evaluator(experiment["id"], evaluator_id)
+        self._setups.pop(experiment["id"], None)
+        if not deleted:
             raise NotFound(
                 f"Experiment {experiment['id']!r} has no evaluator {evaluator_id!r}.",
                 param="evaluator_id",
@@ -243,8 +257,23 @@ class EvaluationService:
         results = list(
             await asyncio.gather(*(self._outcome(e, cell, project_id) for e in evaluators))
         )
-        await record_scores(self.store, results)
+        await self._write(results)
         return results
+
+    async def _write(self, results: list[ScoreInput]) -> None:
+        """Write ``results``, coalesced with those of other cells that finish meanwhile:
+        while one write transaction runs the next cells' scores queue, and the next
+        writer takes them all at once (a matrix's own writes share the one write
+        connection; a transaction per cell was as many again)."""
+        self._unwritten.extend(results)
+        async with self._write_lock:
+            if not self._unwritten:
+                return  # written by the writer before us
+            batch: dict[tuple[str, str, str], ScoreInput] = {}
+            for score in self._unwritten:  # one score per (cell, source, metric): the last
+                batch[(score.run_id, score.source, score.metric_key)] = score
+            self._unwritten = []
+            await record_scores(self.store, list(batch.values()))
 
     async def eval_cells(
         self, experiment: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]
@@ -276,11 +305,9 @@ class EvaluationService:
 
     async def _after(self, experiment: dict[str, Any], cell: dict[str, Any], response: Any) -> None:
         try:
-            every = await self.store.list_evaluators(experiment["id"])
-            evaluators = [e for e in every if e.enabled]
+            evaluators, inputs = await self._setup_of(experiment["id"], cell.get("input_id"))
             if evaluators:
-                inputs = await self.matrix.list_inputs(experiment["id"])
-                item = next((i for i in inputs if i["id"] == cell.get("input_id")), None)
+                item = inputs.get(cell.get("input_id") or "")
                 await self.score_cell(experiment, evaluators, cell_of(cell, item, response))
         except asyncio.CancelledError:
             raise
@@ -292,6 +319,22 @@ class EvaluationService:
                 self._pending[experiment["id"]] = left
             else:
                 self._pending.pop(experiment["id"], None)
+                self._setups.pop(experiment["id"], None)
+
+    async def _setup_of(
+        self, experiment_id: str, input_id: str | None
+    ) -> tuple[list[EvaluatorRecord], dict[str, dict[str, Any]]]:
+        """The experiment's enabled evaluators and its inputs by id, read once for the
+        cells that finish within `SETUP_TTL_S` (reading every input per cell is
+        quadratic in a large matrix); a change of evaluators drops it at once."""
+        now = time.monotonic()
+        found = self._setups.get(experiment_id)
+        if found is None or now - found[0] > SETUP_TTL_S or (input_id and input_id not in found[2]):
+            every = await self.store.list_evaluators(experiment_id)
+            inputs = {i["id"]: i for i in await self.matrix.list_inputs(experiment_id)}
+            found = (now, [e for e in every if e.enabled], inputs)
+            self._setups[experiment_id] = found
+        return found[1], found[2]
 
     # --- re-running ------------------------------------------------------------------------
 
