@@ -245,6 +245,9 @@ def create_app(
             events.close()  # live /events streams end (`spanlab serve` does it sooner)
             with _signals_set(hurry):
                 await experiments.close()  # runs in flight end (and are recorded) first
+                # Cells already run are scored if it can be soon (an in-process CLI
+                # gateway stops right after its run); a second signal stops it at once.
+                await _until(evaluation.wait(), settings.shutdown_drain_s, hurry)
                 await evaluation.close()
                 await _until(pipeline.wait_idle(), 5.0, hurry)
                 if pipeline.in_flight:

@@ -6,15 +6,18 @@ the cells as evaluators see them and scores posted by the CLI's Python evaluator
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from gateway.app import create_app
 from gateway.store.evaluation import MetricRecord, ScoreRecord
-from tests.conftest import Gateway, GatewayFactory
+from tests.conftest import Gateway, GatewayFactory, make_settings
 from tests.experiments_helpers import create, error_of
 from tests.experiments_upstream import compose
 from tests.fakes import FakeUpstream
@@ -555,3 +558,25 @@ async def test_tool_calls_of_anthropic_cells_native_and_translated(
     assert [c["tool_calls"] for c in data] == [
         [{"name": "weather", "arguments": {"city": "Oslo"}, "arguments_text": '{"city":"Oslo"}'}]
     ] * 2
+
+
+async def test_a_stopping_gateway_lets_pending_judges_finish(tmp_path: Path) -> None:
+    judge = SlowJudge(hold_s=0.5)
+    app = create_app(make_settings(tmp_path), transport=FakeUpstream(handler=judge).transport())
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://spanlab.test"
+    )
+    gw = Gateway(app, client, FakeUpstream())
+    eid = await setup(gw)
+    body = {"name": "j", "type": "llm_judge", "params": {"model": "gpt-4o"}}
+    await post(gw, f"/experiments/{eid}/evaluators", body, 201)
+    await post(gw, f"/experiments/{eid}/run", {}, 202)
+    await asyncio.wait_for(gw.state.experiments.matrix.wait(eid), 20)
+    assert judge.judged == 0  # the judges are still at work
+    await client.aclose()
+    await lifespan.__aexit__(None, None, None)
+    with sqlite3.connect(tmp_path / "spanlab.db") as conn:
+        values = sorted(row[0] for row in conn.execute("SELECT value FROM scores"))
+    assert values == [0.0, 1.0] and judge.judged == 2

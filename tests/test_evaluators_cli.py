@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.experiments_upstream import serve_in_thread
+from tests.experiments_upstream import config_toml, serve_in_thread
 from tests.test_matrix_cli import Setup, Upstream
+from tests.upstream.judge import SLOW_MODEL, JudgeScript
 
 CHECKS = """
     from gateway.cli.evaluators import EvalResult
@@ -127,3 +128,27 @@ def test_a_bad_evaluator_is_a_usage_error_before_anything_runs(setup: Setup) -> 
         r = setup.invoke("experiments", "run", exp, "--yes", "--evaluator", spec)
         assert r.exit_code == 2 and message in r.output, r.output
     assert setup.upstream.requests == []
+
+
+def test_the_run_waits_for_the_gateways_own_evaluators(tmp_path: Path) -> None:
+    """A judge configured on the experiment scores each cell after the run's last
+    cell ends: the command waits for it (the in-process gateway would stop under it)."""
+    judge = JudgeScript(slow_s=1.0)
+    with serve_in_thread(judge) as url:
+        setup = Setup(tmp_path, judge, url)  # type: ignore[arg-type]
+        setup.config.write_text(config_toml(url, judge_timeout_s=10.0), encoding="utf-8")
+        exp, _ = setup.matrix({"a": "gpt-4o-mini"}, [])
+        inputs = [
+            {"key": "fr", "content": "Paris is lovely", "expectedOutput": "Paris"},
+            {"key": "it", "content": "Berlin is lovely", "expectedOutput": "Rome"},
+        ]
+        setup.api("POST", f"/experiments/{exp}/inputs", {"inputs": inputs})
+        body = {"name": "judge", "type": "llm_judge", "params": {"model": SLOW_MODEL}}
+        setup.api("POST", f"/experiments/{exp}/evaluators", body)
+        r = setup.invoke("experiments", "run", exp, "--yes")
+        assert r.exit_code == 0, r.output
+        assert "waiting for the evaluators to score" in r.output
+        found = scores(setup.db)
+        assert sorted(s["value"] for s in found) == [0.0, 1.0]
+        assert all(s["error"] is None and s["source"] == "evaluator:judge" for s in found)
+        assert len(judge.judge_calls) == 2

@@ -20,11 +20,13 @@ metric: the function's name unless the result names one). No code is ever sent.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,10 +35,12 @@ import click
 import httpx
 from rich.console import Console
 
-from gateway.cli.client import call
+from gateway.cli.client import APIError, call
 from gateway.evaluation.cell import EvalCell
 
 POST_BATCH = 1000
+# How long a run's command waits for the gateway's evaluators to score its cells.
+WAIT_FOR_EVALUATORS_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,35 @@ async def _score(evaluator: PythonEvaluator, cell: EvalCell) -> dict[str, Any]:
     return score
 
 
+async def wait_for_evaluators(
+    client: httpx.AsyncClient,
+    experiment_id: str,
+    status: Console,
+    timeout_s: float = WAIT_FOR_EVALUATORS_S,
+) -> None:
+    """Until no finished cell of the experiment waits for its scores (a judge takes a
+    while after the run ends); a gateway without evaluators (404) is not waited for."""
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        try:
+            progress = await call(client, "GET", f"/experiments/{experiment_id}/evaluate")
+        except APIError as exc:
+            if exc.status == 404:
+                return
+            raise
+        pending = int((progress or {}).get("pending_cells") or 0)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            status.print(f"{pending} cell(s) still being scored; not waiting longer")
+            return
+        if not told:
+            status.print(f"waiting for the evaluators to score {pending} cell(s)...")
+            told = True
+        await asyncio.sleep(0.2)
+
+
 async def run_python_evaluators(
     client: httpx.AsyncClient,
     experiment_id: str,
@@ -135,8 +168,10 @@ async def run_python_evaluators(
     evaluators: Sequence[PythonEvaluator],
     status: Console,
 ) -> list[dict[str, Any]]:
-    """Score the run's completed cells with ``evaluators``, post the scores, and say
-    per evaluator how it went; returns the scores as posted."""
+    """Wait until the gateway's own evaluators have scored the run's cells (so what
+    follows reads every score), then score the completed cells with ``evaluators``,
+    post the scores, and say per evaluator how it went; returns the scores posted."""
+    await wait_for_evaluators(client, experiment_id, status)
     if not evaluators:
         return []
     found = await call(
