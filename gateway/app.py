@@ -32,6 +32,7 @@ from gateway.access.policy import AccessPolicy
 from gateway.access.routes import RouteScopes
 from gateway.api import access as access_api
 from gateway.api import datasets as datasets_api
+from gateway.api import evaluators as evaluators_api
 from gateway.api import experiments as experiments_api
 from gateway.api import json_response, spans, system
 from gateway.api import playground as playground_api
@@ -44,6 +45,9 @@ from gateway.capture.span import Span
 from gateway.capture.span_table import SUMMARY_COLUMNS
 from gateway.config import Settings
 from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
+from gateway.evaluation.judge import Judge
+from gateway.evaluation.scoring import ScoringService
+from gateway.evaluation.service import EvaluationService
 from gateway.experiments.service import ExperimentService
 from gateway.export.otlp import export_config
 from gateway.http.client import ConnectionPool
@@ -109,6 +113,7 @@ def management_routes() -> list[BaseRoute]:
         *playground_api.routes(),
         *results_api.routes(),
         *access_api.routes(),
+        *evaluators_api.routes(),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
     ]
 
@@ -226,6 +231,28 @@ def create_app(
         experiments.matrix.attach(
             metrics, the_stores.events, lambda name, data: events.publish(named_event(name, data))
         )
+        evaluation = EvaluationService(
+            settings,
+            the_stores.evaluation,
+            experiments.matrix.store,
+            the_stores.spans,
+            Judge(settings, pipeline, prices),
+        )
+        experiments.matrix.on_cell_done = evaluation.after_cell  # scores each finished cell
+
+        async def flush_spans() -> None:
+            await writer.flush(settings.flush_timeout_s)
+
+        # Evaluators' scores are scores like any other: counted and announced.
+        evaluation.write_scores = ScoringService(
+            store=the_stores.evaluation,
+            experiments=the_stores.experiments,
+            spans=the_stores.spans,
+            metrics=metrics,
+            events=the_stores.events,
+            publish=lambda kind, data: events.publish(named_event(kind, data)),
+            flush=flush_spans,
+        ).record_scores
         app.state.spanlab = AppState(
             settings=settings,
             stores=the_stores,
@@ -237,6 +264,7 @@ def create_app(
             events=events,
             pipeline=pipeline,
             experiments=experiments,
+            evaluation=evaluation,
         )
         writer.start()
         await access.open(the_stores.database)
@@ -253,6 +281,10 @@ def create_app(
             events.close()  # live /events streams end (`spanlab serve` does it sooner)
             with _signals_set(hurry):
                 await experiments.close()  # runs in flight end (and are recorded) first
+                # Cells already run are scored if it can be soon (an in-process CLI
+                # gateway stops right after its run); a second signal stops it at once.
+                await _until(evaluation.wait(), settings.shutdown_drain_s, hurry)
+                await evaluation.close()
                 await _until(pipeline.wait_idle(), 5.0, hurry)
                 if pipeline.in_flight:
                     logger.error("%d call(s) still running at shutdown", pipeline.in_flight)

@@ -242,6 +242,20 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "judge_concurrency",
+        4,
+        "LLM judge calls (evaluators of type llm_judge) running at once, over all"
+        " experiments. Each is one upstream call through the gateway.",
+        "proxy",
+    ),
+    Setting(
+        "judge_timeout_s",
+        60.0,
+        "Seconds an LLM judge call may take; past it the score is an evaluator error"
+        " (judge_timeout), never a low score.",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",
@@ -340,6 +354,8 @@ POSITIVE_SETTINGS = (
     "models_timeout",
     "matrix_concurrency",
     "otlp_queue_max",
+    "judge_concurrency",
+    "judge_timeout_s",
 )
 # Settings where 0 turns the limit off.
 OPTIONAL_LIMIT_SETTINGS = ("max_response_bytes", "max_capture_bytes")
@@ -418,6 +434,8 @@ class Settings:
     client_key: str = ""
     upstream_retry_stale_connection: bool = True
     matrix_concurrency: int = 4
+    judge_concurrency: int = 4
+    judge_timeout_s: float = 60.0
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from gateway.api.events import Broadcaster
 from gateway.capture.pricing import PriceTable
 from gateway.config import Settings
+from gateway.evaluation.service import EvaluationService
 from gateway.experiments.service import ExperimentService
 from gateway.http.upstream import UpstreamClient
 from gateway.metrics import Metrics
@@ -33,6 +34,7 @@ class AppState:
     events: Broadcaster
     pipeline: ProxyPipeline
     experiments: ExperimentService
+    evaluation: EvaluationService
 
 
 def app_state(conn: HTTPConnection) -> AppState:

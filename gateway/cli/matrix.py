@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from rich.table import Table
 from gateway.cli import gating
 from gateway.cli.client import APIError, call, run_async, send
 from gateway.cli.common import api_options, format_cost, load_settings, print_json, terminal
+from gateway.cli.evaluators import PythonEvaluator, evaluators_option, run_python_evaluators
 from gateway.cli.experiments import API_KEY_OPTION, parse_pairs, report_run, run_and_compare
 from gateway.http.sse import SSESplitter, parse_event
 
@@ -235,6 +236,14 @@ def report_matrix(
     show_default=True,
     help="Matrix: ask first when the estimate is above this many USD.",
 )
+@click.option(
+    "--evaluator",
+    "evaluators",
+    multiple=True,
+    callback=evaluators_option,
+    help="Matrix: score the run's cells with this Python function (module:function), in"
+    " this process; repeatable.",
+)
 @gating.options
 @API_KEY_OPTION
 @api_options
@@ -249,6 +258,7 @@ def experiments_run(
     yes: bool,
     confirm_calls: int,
     confirm_cost: float,
+    evaluators: list[PythonEvaluator],
     api_key: str | None,
     url: str | None,
     config_path: Path | None,
@@ -292,6 +302,7 @@ def experiments_run(
             as_json and not gate.active,  # with gating, --json prints the gate's summary
             status_console if gate.active and as_json else console,
             status_console,
+            evaluators,
         )
         return await gating.check(client, experiment_id, code, gate, as_json, console)
 
@@ -311,6 +322,7 @@ async def matrix_run(
     as_json: bool,
     console: Console,
     status: Console,
+    evaluators: Sequence[PythonEvaluator] = (),
 ) -> int:
     experiment_id = experiment["id"]
     calls: int | None
@@ -355,6 +367,8 @@ async def matrix_run(
     detail = await call(client, "GET", f"/experiments/{experiment_id}")
     cells = [r for r in detail.get("runs") or [] if r.get("matrix_run_id") == run_id]
     report_matrix(console, as_json, final, cells)
+    if not interrupted:
+        await run_python_evaluators(client, experiment_id, run_id, evaluators, status)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED_CELLS if final.get("failed") or final.get("status") != "completed" else 0

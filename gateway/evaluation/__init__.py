@@ -19,4 +19,9 @@ feedback, scores and metric definitions, with their events and Prometheus counts
 `ScoringService.record_scores` is the evaluators' way in).
 Results: `statistics` (clustered CIs, paired tests, Holm, flips, stability, cost against
 quality), `verdict` (the sentences), `results` (an experiment's run read into them).
+Evaluators (slice 2): `cell` (the typed cell an evaluator reads), `evaluator_base`,
+`evaluators` (the registry of built-in types), `evaluators_text`, `tool_calls`,
+`rubrics`, `judge` (the LLM judge through the proxy pipeline), `recording`
+(`record_scores`, the one writer of evaluator scores) and `service`
+(`EvaluationService`: configuration, after each cell, re-runs).
 """

@@ -21,7 +21,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -237,6 +237,9 @@ class MatrixService:
     hub: ProgressHub = field(default_factory=ProgressHub)
     _active: dict[str, ActiveRun] = field(default_factory=dict)
     _closing: bool = False
+    # Called (experiment, cell, captured response) once a cell is stored: the app's
+    # evaluation hook. It must only schedule work and return (`gateway.evaluation`).
+    on_cell_done: Callable[[Mapping[str, Any], Mapping[str, Any], Any], None] | None = None
 
     def attach(self, metrics: Metrics, events: EventStore, publish: Publish) -> None:
         """The app's metrics, events table and ``/events`` fan-out (see `MatrixObserver`)."""
@@ -565,6 +568,7 @@ class MatrixService:
         started = time.perf_counter()
         experiment = active.experiment
         retries = 0
+        response: Any = None
         try:
             await unstoppable(self.store.start_cell(cell["id"]))
             while True:
@@ -596,6 +600,7 @@ class MatrixService:
                 )
                 span = await self.pipeline.handle(request, CollectingSink(operation))
                 finalize(span, self.prices)
+                response = span.response
                 if span.http_status in RETRY_STATUSES and retries < MAX_RETRIES:
                     retries += 1
                     await asyncio.sleep(retry_delay(span.response_headers, retries))
@@ -652,6 +657,8 @@ class MatrixService:
             active.clock.ended += 1
             self.observer.cell_ended(cell, duration_s)
             self.hub.notify(experiment["id"])
+            if self.on_cell_done is not None:
+                self.on_cell_done(experiment, cell, response)
 
     async def progress(self, experiment_id: str, run_id: str | None) -> dict[str, Any]:
         runs = await self.store.list_runs(experiment_id)

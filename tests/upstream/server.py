@@ -152,6 +152,7 @@ class Reply:
     chunks: list[bytes]
     delay: float = 0.0  # seconds between chunks
     headers: list[tuple[str, str]] = field(default_factory=list)
+    wait: float = 0.0  # seconds before answering at all (an upstream that hangs)
 
     @property
     def streaming(self) -> bool:
@@ -397,6 +398,8 @@ class MockUpstream:
         writer: asyncio.StreamWriter,
         reply: Reply,
     ) -> bool:
+        if reply.wait and await self._wait_or_peer_closed(request, reader, reply.wait):
+            return False
         if reply.streaming and reply.status == 200:
             return await self._stream(
                 request, reader, writer, reply.chunks, interval=reply.delay, extra=reply.headers

@@ -15,10 +15,12 @@ def to_response(reply: Reply) -> httpx.Response:
     """``reply`` as an httpx response (streamed chunk by chunk, with its pauses)."""
     headers = [("content-type", reply.content_type), ("x-request-id", "req_mock")]
     headers += reply.headers
-    if not reply.streaming:
+    if not reply.streaming and not reply.wait:
         return httpx.Response(reply.status, headers=headers, content=b"".join(reply.chunks))
 
     async def body() -> AsyncIterator[bytes]:
+        if reply.wait:  # in process the headers come at once; the body waits
+            await asyncio.sleep(reply.wait)
         for i, chunk in enumerate(reply.chunks):
             if reply.delay and i:
                 await asyncio.sleep(reply.delay)

@@ -5,6 +5,7 @@
 
 import { useEffect, useMemo, useRef, useState } from "react";
 import useSWR from "swr";
+import { EvaluatorsPanel } from "../components/EvaluatorsPanel";
 import { InputsPanel } from "../components/InputsPanel";
 import { MatrixGrid } from "../components/MatrixGrid";
 import { ResultsPanel } from "../components/ResultsPanel";
@@ -237,6 +238,7 @@ export default function MatrixExperimentPage({ id }: { id: string }) {
         <VariantsPanel experimentId={exp.id} variants={variants} onChanged={changed} />
         <InputsPanel experimentId={exp.id} inputs={inputs} onChanged={changed} />
       </div>
+      <EvaluatorsPanel experimentId={exp.id} />
       <section className="section matrix-panel" aria-labelledby="run-title">
         <header className="section-head">
           <h3 id="run-title">Run</h3>
