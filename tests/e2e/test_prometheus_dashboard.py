@@ -2,7 +2,8 @@
 package): Prometheus scrapes a real ``spanlab serve`` under a little traffic of every
 kind the panels show (calls, a stream, an unreachable provider, a playground call, a
 replay, a matrix run, feedback and a score on one of its cells), then every panel's
-PromQL is evaluated through Prometheus's HTTP API and must return data. ``promtool check metrics`` passes on ``/metrics``.
+PromQL is evaluated through Prometheus's HTTP API and must return data. ``promtool check
+metrics`` passes on ``/metrics``.
 
 On a developer machine without Prometheus the tests skip; under CI they fail.
 """
