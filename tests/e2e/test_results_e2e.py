@@ -3,9 +3,9 @@
 results (JSON and CSV) with the verdicts; and ``spanlab experiments results`` gating
 that run as a real process: exit 1 on the planted regression, 0 without it.
 
-The evaluators and the judge are another slice's work, not on main when this was
-written: the scores are written here from each cell's output, through the evaluation
-store on the gateway's database (as an evaluator writes them): three checks (complete
+The scores are written here from each cell's output, through the evaluation store on
+the gateway's database (as an evaluator writes them), so the figures are known exactly
+(tests/e2e/test_evaluation_e2e.py runs the real evaluators and judge): three checks (complete
 answer, mentions its input, length in words, lower is better) and a judge-like
 correctness score carrying a judge cost. The planted regression: variant v2 asks to be
 terse, so the upstream answers "Briefly: ..." instead of "Answer: ...", which fails
