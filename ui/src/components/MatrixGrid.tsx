@@ -12,7 +12,7 @@ import { useCallback, useMemo, useRef, useState, type KeyboardEvent } from "reac
 import useSWR from "swr";
 import { byRun, gridKey, moveIndex, sendFeedback, toggledThumbs, type Feedback, type Score } from "../lib/feedback";
 import { fmtCost, fmtMs, truncate } from "../lib/format";
-import { expectedText, inputPreview, type GridModel, type GridSlot } from "../lib/matrix";
+import { expectedText, inputPreview, toolCallLines, type GridModel, type GridSlot } from "../lib/matrix";
 import { Link } from "../lib/router";
 import { CellRating } from "./CellRating";
 import { ErrorNote, StatusBadge } from "./common";
@@ -61,6 +61,7 @@ function Slot({
     );
   }
   const output = cell.output_text ?? "";
+  const calls = toolCallLines(cell.tool_calls);
   const long = output.length > SHORT;
   const error = errorText(cell.error);
   return (
@@ -111,6 +112,15 @@ function Slot({
             {open || !long ? output : truncate(output, SHORT)}
           </div>
         )
+      )}
+      {calls.length > 0 && (
+        <ul className="matrix-tool-calls small" data-testid="matrix-tool-calls" aria-label="Tool calls">
+          {calls.map((line, i) => (
+            <li key={i}>
+              <code>{truncate(line, SHORT)}</code>
+            </li>
+          ))}
+        </ul>
       )}
       {error && cell.status !== "completed" && <div className="matrix-error small">{truncate(error, 200)}</div>}
       <div className="matrix-slot-tools">

@@ -4,7 +4,7 @@ import { freshKeys, linesOf } from "../components/InputsPanel";
 import { MatrixGrid } from "../components/MatrixGrid";
 import { variantBody } from "../components/VariantsPanel";
 import { EstimateBox } from "../pages/MatrixExperiment";
-import { buildGrid, estimateLines, expectedText, isMatrixView, progressFraction } from "./matrix";
+import { buildGrid, estimateLines, expectedText, isMatrixView, progressFraction, toolCallLines } from "./matrix";
 import type { MatrixCell, MatrixEstimate, MatrixExperimentDetail, MatrixInput, MatrixProgress, Variant } from "./types";
 
 afterEach(cleanup);
@@ -244,5 +244,20 @@ describe("MatrixGrid", () => {
     // equal + inserted parts give the output back; equal + deleted the expected output
     expect(Array.from(diff.children).filter((e) => e.tagName !== "DEL").map((e) => e.textContent).join("")).toBe("Lyon is the <b>capital</b>");
     expect(Array.from(diff.children).filter((e) => e.tagName !== "INS").map((e) => e.textContent).join("")).toBe("Paris is the capital");
+  });
+});
+
+describe("toolCallLines", () => {
+  it("shows each call as name(arguments), and leaves out what is not a call", () => {
+    const calls = [
+      { id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+      { id: "call_2", type: "function", function: { name: "now", arguments: { tz: "UTC" } } },
+      { type: "function", function: { arguments: "{}" } },
+      "nonsense",
+      null,
+    ];
+    expect(toolCallLines(calls)).toEqual(['get_weather({"city":"Paris"})', 'now({"tz":"UTC"})']);
+    expect(toolCallLines(null)).toEqual([]);
+    expect(toolCallLines({ function: { name: "x" } })).toEqual([]);
   });
 });

@@ -147,3 +147,20 @@ export function estimateLines(est: MatrixEstimate): { calls: string; cost: strin
     : null;
   return { calls, cost, basis: parts.join("; "), unpriced };
 }
+
+/** A cell's tool calls as text lines, `name(arguments)` (OpenAI chat shape:
+ *  `{function: {name, arguments}}`); anything else is left out. */
+export function toolCallLines(calls: unknown): string[] {
+  if (!Array.isArray(calls)) return [];
+  const lines: string[] = [];
+  for (const call of calls) {
+    if (!call || typeof call !== "object") continue;
+    const fn = (call as { function?: unknown }).function;
+    if (!fn || typeof fn !== "object") continue;
+    const { name, arguments: args } = fn as { name?: unknown; arguments?: unknown };
+    if (typeof name !== "string") continue;
+    const shown = typeof args === "string" ? args : args === undefined ? "" : JSON.stringify(args);
+    lines.push(`${name}(${shown})`);
+  }
+  return lines;
+}

@@ -197,6 +197,8 @@ export interface MatrixCell extends ExperimentRun {
   retries: number | null;
   /** Snapshot of what the cell ran: variant_name, input_key, model, provider... */
   config: JsonObject | null;
+  /** The tool calls it was answered with, in the OpenAI chat shape (migration 0009). */
+  tool_calls?: JsonValue;
 }
 
 export interface MatrixExperimentDetail extends Experiment {
