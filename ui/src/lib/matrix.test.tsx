@@ -212,6 +212,16 @@ describe("the estimate", () => {
 });
 
 describe("MatrixGrid", () => {
+  it("shows the tool calls a cell was answered with, as text", () => {
+    const answered = cell("var_a", "inp_1", 1, "completed", null);
+    answered.tool_calls = [
+      { id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"<b>Paris</b>"}' } },
+    ];
+    const { getByTestId, container } = render(<MatrixGrid grid={buildGrid(detail([answered]))} />);
+    expect(getByTestId("matrix-tool-calls").textContent).toBe('get_weather({"city":"<b>Paris</b>"})');
+    expect(container.querySelector("b")).toBeNull();
+  });
+
   it("renders a 3 x 2 grid: outputs as text, statuses, span links, a diff against the expected output", () => {
     const exp = detail(
       [
