@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import orjson
 from rich.console import Console
+from rich.table import Table
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
@@ -81,3 +82,27 @@ def format_cost(usd: float | None) -> str:
 
 def print_json(value: Any) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+
+
+def list_table(
+    items: Sequence[Any], as_json: bool, empty: str, columns: Sequence[str], wide: str
+) -> Table | None:
+    """The shape every list command shares: with ``--json`` the items printed as JSON,
+    with none the ``empty`` message, and both times None; else a table to fill, with
+    ``columns`` kept whole and the ``wide`` one last, cut to the terminal's width."""
+    if as_json:
+        print_json(list(items))
+        return None
+    if not items:
+        click.echo(empty)
+        return None
+    table = Table(box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    table.add_column(wide, overflow="ellipsis", ratio=1)
+    return table
+
+
+def short_time(iso: str | None) -> str:
+    """``MM-DD HH:MM:SS`` of an ISO 8601 time, for a table."""
+    return (iso or "")[5:19].replace("T", " ")

@@ -17,7 +17,14 @@ from rich.table import Table
 from rich.text import Text
 
 from gateway.cli.client import APIError, call, run_async, send
-from gateway.cli.common import api_options, load_settings, print_json, terminal
+from gateway.cli.common import (
+    api_options,
+    list_table,
+    load_settings,
+    print_json,
+    short_time,
+    terminal,
+)
 
 SPAN_FILTERS = (
     "project",
@@ -119,20 +126,14 @@ def datasets_list(
     params = {k: v for k, v in {"project": project, "q": text, "limit": str(limit)}.items() if v}
     settings = load_settings(config_path, db=db)
     page = run_async(settings, url, lambda c: call(c, "GET", "/datasets", params=params))
-    if as_json:
-        print_json(page["data"])
+    columns = ("dataset", "created", "items", "version", "project")
+    table = list_table(page["data"], as_json, "No datasets.", columns, "name")
+    if table is None:
         return
-    if not page["data"]:
-        click.echo("No datasets.")
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("dataset", "created", "items", "version", "project"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("name", overflow="ellipsis", ratio=1)
     for item in page["data"]:
         table.add_row(
             item["id"],
-            item["created_at"][5:19].replace("T", " "),
+            short_time(item["created_at"]),
             str(item["item_count"]),
             str(item["version"]),
             item["project_id"] or "-",

@@ -31,6 +31,7 @@ from gateway.cli.common import (
     format_cost,
     load_settings,
     print_json,
+    short_time,
     terminal,
 )
 
@@ -414,7 +415,7 @@ def experiments_list(
         tags = f" [{', '.join(item['tags'])}]" if item["tags"] else ""
         table.add_row(
             item["id"],
-            (item["created_at"] or "")[5:19].replace("T", " "),
+            short_time(item["created_at"]),
             item["status"],
             str(
                 (item["model_parameters"] or {}).get("model")
@@ -473,7 +474,7 @@ def experiments_show(
         for run in runs:
             table.add_row(
                 run["id"],
-                run["started_at"][5:19].replace("T", " "),
+                short_time(run["started_at"]),
                 run["status"],
                 f"{run['duration_ms']:.0f}" if run["duration_ms"] is not None else "-",
                 run["result_span_id"] or "-",

@@ -30,6 +30,7 @@ from gateway.cli.common import (
     load_settings,
     print_json,
     run_with_store,
+    short_time,
     terminal,
 )
 from gateway.config import example_toml
@@ -237,7 +238,7 @@ def spans_list(
         usage = item["usage"]
         table.add_row(
             item["span_id"],
-            (item["start_time"] or "")[5:19].replace("T", " "),
+            short_time(item["start_time"]),
             item.get("request_model") or "-",
             item["status"],
             f"{item['duration_ms']:.0f}" if item.get("duration_ms") is not None else "-",

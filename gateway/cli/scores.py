@@ -13,11 +13,17 @@ from typing import Any
 
 import click
 import orjson
-from rich.table import Table
 from rich.text import Text
 
 from gateway.cli.client import call, run_async
-from gateway.cli.common import api_options, load_settings, print_json, terminal
+from gateway.cli.common import (
+    api_options,
+    list_table,
+    load_settings,
+    print_json,
+    short_time,
+    terminal,
+)
 
 
 def _value(score: dict[str, Any]) -> str:
@@ -56,20 +62,14 @@ def scores_list(
         url,
         lambda c: call(c, "GET", f"/experiments/{experiment_id}/scores", params=params),
     )
-    if as_json:
-        print_json(page["data"])
+    columns = ("score", "created", "metric", "value", "source", "variant", "run")
+    table = list_table(page["data"], as_json, "No scores.", columns, "note")
+    if table is None:
         return
-    if not page["data"]:
-        click.echo("No scores.")
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("score", "created", "metric", "value", "source", "variant", "run"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("note", overflow="ellipsis", ratio=1)
     for score in page["data"]:
         table.add_row(
             score["id"],
-            score["created_at"][5:19].replace("T", " "),
+            short_time(score["created_at"]),
             Text(score["metric_key"]),
             Text(_value(score)),
             Text(score["source"]),
@@ -139,16 +139,10 @@ def metrics_list(
     params = {"project": project} if project else {}
     settings = load_settings(config_path, db=db)
     page = run_async(settings, url, lambda c: call(c, "GET", "/metric-definitions", params=params))
-    if as_json:
-        print_json(page["data"])
+    columns = ("key", "kind", "better", "range / categories")
+    table = list_table(page["data"], as_json, "No metric definitions.", columns, "name")
+    if table is None:
         return
-    if not page["data"]:
-        click.echo("No metric definitions.")
-        return
-    table = Table(box=None, pad_edge=False)
-    for column in ("key", "kind", "better", "range / categories"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("name", overflow="ellipsis", ratio=1)
     for metric in page["data"]:
         if metric["kind"] == "categorical":
             shape = ", ".join(metric["categories"] or [])
