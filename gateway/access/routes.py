@@ -124,6 +124,18 @@ ROUTE_SCOPES: dict[str, str] = {
     "PUT /metric-definitions/{key}": "write",
     "DELETE /metric-definitions/{key}": "write",
     "GET /experiments/{experiment_id}/results": "read",
+    # Evaluators (a re-run may call a judge model: write, like a run)
+    "GET /evaluators/types": "read",
+    "GET /experiments/{experiment_id}/evaluators": "read",
+    "POST /experiments/{experiment_id}/evaluators": "write",
+    "GET /experiments/{experiment_id}/evaluators/{evaluator_id}": "read",
+    "PATCH /experiments/{experiment_id}/evaluators/{evaluator_id}": "write",
+    "PUT /experiments/{experiment_id}/evaluators/{evaluator_id}": "write",
+    "DELETE /experiments/{experiment_id}/evaluators/{evaluator_id}": "write",
+    "POST /experiments/{experiment_id}/evaluate": "write",
+    "GET /experiments/{experiment_id}/evaluate": "read",
+    "GET /experiments/{experiment_id}/evaluation/cells": "read",
+    "POST /experiments/{experiment_id}/evaluation/scores": "write",
     # Access: the session of the web UI, keys and projects
     "GET /session": OPEN,
     "POST /session": OPEN,

@@ -169,7 +169,8 @@ def test_phone_menu_opens_closes_and_navigates(server: Server, browser: Any) -> 
         page.goto(server.url + "/ui/")
         button = page.get_by_test_id("menu-button")
         threads_link = page.locator("#main-nav").get_by_role("link", name="Threads")
-        assert button.is_visible()
+        # The shell appears once the session is known (GET /session, keys or not).
+        button.wait_for(state="visible", timeout=10_000)
         assert button.get_attribute("aria-expanded") == "false"
         assert not threads_link.is_visible()
         # the nav does not eat the phone's width: the page starts near the left edge
