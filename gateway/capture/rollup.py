@@ -28,10 +28,12 @@ mostly the histogram's UPSERTs. So the spans are stored as before and folded in 
 (`fold`): the spans after the watermark (``span_rollup_state``, a spans rowid), a chunk
 of at most `FOLD_CHUNK` per transaction, aggregated in Python first (`aggregate`), then
 one UPSERT per distinct piece and histogram bucket (`statements`). The writer process
-folds when nothing waits to be stored (a chunk at most once a second; everything once
-it has been idle for a second), and a chunk every `FOLD_EVERY` spans when it is never
-idle; `/stats` reads the spans not folded yet exactly. Storing comes first: a writer
-that is not saturated pays for the rollup in its idle time, a saturated one a tenth.
+folds a step of `FOLD_STEP` spans between its transactions when nothing waits to be
+stored (at most four times a second), everything once it has been idle for a second,
+and a step every `FOLD_EVERY` spans when it is never idle; `/stats` reads the spans not
+folded yet exactly. Storing comes first: a writer that is not saturated pays for the
+rollup in its spare time (up to ~1,000 spans a second folded in steps), a saturated one
+next to nothing (its unfolded spans grow until the load drops).
 
 The fold's CPU per span (`python -m bench.stats_bench`, 2-core VM under load, chunks of
 2,000): 25 us with spans 1 ms apart, 45 us with spans 2.6 s apart (nearly every span its
@@ -266,10 +268,13 @@ def apply(raw: sqlite3.Connection, rows: Iterable[Sequence[Any]], keys: KeyCache
             raw.executemany(sql, params)
 
 
-# The spans after the watermark, oldest first: a chunk for `fold`.
+# The spans after the watermark, oldest first: a chunk for `fold` when the writer is
+# idle, a step between its transactions when it is not (a few ms: the frames arriving
+# meanwhile wait no longer than that).
 FOLD_CHUNK = 2_000
-# A writer never idle (saturated) folds a chunk every this many spans stored: a tenth
-# of the fold's cost per span, so the spans not folded grow (and /stats reads them one
+FOLD_STEP = 250
+# A writer never idle (saturated) folds a step every this many spans stored: next to
+# nothing of the fold's cost, so the spans not folded grow (and /stats reads them one
 # by one: still exact, slower) until the load drops and the writer catches up.
 FOLD_EVERY = 50_000
 SELECT_TAIL = (

@@ -93,9 +93,10 @@ HOLD_SPANS_PER_BATCH = 4
 HOLD_BYTES = 64 * 1024 * 1024
 PIPE_BYTES = 1 << 20
 # The rollup (`gateway.capture.rollup`) is folded in after the transactions, not in
-# them, a chunk at a time: with nothing waiting to be stored, at most once this often;
-# after this long with nothing to store, every span stored so far.
-FOLD_INTERVAL_S = 1.0
+# them: with nothing waiting to be stored, a step (`rollup.FOLD_STEP` spans, a few ms) at
+# most this often; after FOLD_IDLE_S with nothing to store, every span stored so far.
+FOLD_INTERVAL_S = 0.25
+FOLD_IDLE_S = 1.0
 
 _CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(SpanContext))
 # What the proxy recorded, sent to the process, in the order `Span.__init__` takes it
@@ -321,10 +322,10 @@ class ChildWriter:
     def _store_loop(self) -> None:
         while True:
             try:
-                first = self.prepared.get(timeout=FOLD_INTERVAL_S if self.unfolded else None)
+                first = self.prepared.get(timeout=FOLD_IDLE_S if self.unfolded else None)
             except queue.Empty:  # nothing to store for a while: fold what waits
                 while self.unfolded and self.prepared.empty():
-                    self._fold()
+                    self._fold(rollup.FOLD_CHUNK)
                 continue
             if first is None:
                 return
@@ -352,25 +353,27 @@ class ChildWriter:
                 return
             self.unfolded = True
             self.stored_since_fold += count
-            # Storing comes first. With nothing waiting, a chunk at most every
-            # FOLD_INTERVAL_S; never idle (saturated), a chunk every FOLD_EVERY spans.
+            # Storing comes first: a small step between transactions, so the frames
+            # arriving meanwhile wait a few milliseconds at most. With nothing waiting,
+            # a step at most every FOLD_INTERVAL_S; never idle (saturated), a step every
+            # FOLD_EVERY spans.
             if self.stored_since_fold >= rollup.FOLD_EVERY or (
                 self.prepared.empty() and time.monotonic() - self.last_fold >= FOLD_INTERVAL_S
             ):
-                self._fold()
+                self._fold(rollup.FOLD_STEP)
 
-    def _fold(self) -> None:
-        """One chunk of the spans after the rollup's watermark folded in (between two
+    def _fold(self, limit: int) -> None:
+        """Up to ``limit`` spans after the rollup's watermark folded in (between two
         transactions of spans, never in one). A failure (the database locked by a long
         maintenance command) is logged and tried again later; storing spans goes on."""
         self.last_fold = time.monotonic()
         self.stored_since_fold = 0
         try:
-            folded = rollup.fold(self.conn, self.rollup_keys)
+            folded = rollup.fold(self.conn, self.rollup_keys, limit)
         except Exception as exc:
             logger.warning("folding spans into the rollup failed (tried again later): %s", exc)
             return
-        if folded < rollup.FOLD_CHUNK:
+        if folded < limit:
             self.unfolded = False
 
     def _record(self, span: Span) -> dict[str, Any]:
