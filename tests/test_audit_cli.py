@@ -100,3 +100,29 @@ async def test_a_running_gateway_applies_the_retention_hourly(tmp_path: Path) ->
         assert await off.apply_retention() == 0  # 0 days: kept
     finally:
         await stores.close()
+
+
+def test_keys_and_projects_changed_with_the_cli_are_audited(tmp_path: Path) -> None:
+    db = str(tmp_path / "spanlab.db")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["projects", "create", "team-a", "--db", db])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["projects", "rename", "team-a", "Team A", "--db", db])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["keys", "create", "ci", "--scope", "read", "--json", "--db", db])
+    assert r.exit_code == 0, r.output
+    created = orjson.loads(r.stdout)
+    r = runner.invoke(cli, ["keys", "revoke", created["id"], "--db", db])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["audit", "--db", db, "--json"])
+    entries = orjson.loads(r.output)
+    assert [(e["type"], e["subject_id"]) for e in entries] == [
+        ("key.revoked", created["id"]),
+        ("key.created", created["id"]),
+        ("project.renamed", "team-a"),
+        ("project.created", "team-a"),
+    ]
+    assert {e["payload"]["actor"] for e in entries} == {"cli"}
+    assert entries[1]["payload"]["scopes"] == ["read"]
+    dumped = r.output
+    assert created["key"] not in dumped and created["key"].rsplit("_", 1)[-1] not in dumped

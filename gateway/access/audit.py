@@ -32,7 +32,7 @@ from typing import Any
 from starlette.types import Scope
 
 from gateway.access.keys import Principal
-from gateway.access.store import now_iso
+from gateway.access.store import AccessStore, now_iso
 from gateway.store.database import SQLiteDatabase
 from gateway.store.events import EVENT_COLUMNS, EventRecord
 from gateway.store.pagination import Page, SortKey, keyset_page
@@ -197,6 +197,19 @@ def audit_entry(
         subject_id=str(subject) if subject is not None else None,
         payload=payload,
     )
+
+
+CLI_ACTOR = Actor("cli", "command line", None)
+
+
+async def record_cli_action(
+    store: AccessStore, route: str, answer: dict[str, Any], path_params: dict[str, Any]
+) -> None:
+    """The entry of an action done with the CLI on the database (``spanlab keys
+    create``...), as the route it stands for (``"POST /keys"``) would write it, by the
+    actor ``cli`` (whoever can open the database file)."""
+    scope: Scope = {"client": ("cli", 0), "method": None, "path": None}
+    await store.append_events([audit_entry(AUDITED[route], scope, CLI_ACTOR, path_params, answer)])
 
 
 @dataclass(frozen=True, slots=True)
