@@ -127,6 +127,15 @@ SETTINGS: tuple[Setting, ...] = (
         "server",
     ),
     Setting(
+        "audit_retention_days",
+        0.0,
+        "Days the audit log (the events table: key, project, experiment and dataset"
+        " changes, sign-ins, refused requests, feedback and scores) keeps an entry;"
+        " older ones are deleted hourly by a running gateway and by `spanlab prune`."
+        " 0 keeps them all.",
+        "server",
+    ),
+    Setting(
         "default_provider",
         "openai",
         "Provider for a bare model name that neither a provider prefix nor [models] routes."
@@ -450,6 +459,7 @@ class Settings:
     admin_key: str = ""
     metrics_token: str = ""
     insecure_no_auth: bool = False
+    audit_retention_days: float = 0.0
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)

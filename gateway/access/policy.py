@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from gateway.access.audit import AuditLog, retention_cutoff
 from gateway.access.keys import (
     ADMIN_KEY_ID,
     SCOPES,
@@ -52,6 +53,7 @@ MAX_DELAY_S = 5.0
 # (the next window's first event carries the count), so a flood cannot fill the disk.
 EVENTS_PER_WINDOW = 20
 DENIED_EVENT = "access.denied"
+RETENTION_EVERY_S = 3600.0
 
 ADMIN = Principal(
     key_id=ADMIN_KEY_ID,
@@ -82,6 +84,8 @@ class AccessPolicy:
         self._admin_hash = hash_key(settings.admin_key) if settings.admin_key else None
         self._metrics_hash = hash_key(settings.metrics_token) if settings.metrics_token else None
         self.insecure = settings.insecure_no_auth
+        self.audit_retention_days = settings.audit_retention_days
+        self._retained_at = 0.0  # when the audit log's retention was last applied
         self.enabled = self._admin_hash is not None
         self._keys: dict[str, tuple[str, Principal]] = {}  # key id -> (hash, who)
         self._sessions: dict[str, Session] = {}
@@ -136,6 +140,7 @@ class AccessPolicy:
             try:
                 await self.flush()
                 await self.reload()
+                await self.apply_retention()
             except Exception:
                 logger.exception("access bookkeeping failed; retrying")
             self._prune(time.time())
@@ -148,6 +153,18 @@ class AccessPolicy:
         events, self._events = self._events, []
         await self.store.touch_keys(used)
         await self.store.append_events(events)
+
+    async def apply_retention(self) -> int:
+        """Delete audit entries past ``audit_retention_days``, at most hourly."""
+        cutoff = retention_cutoff(self.audit_retention_days)
+        now = time.monotonic()
+        if self.store is None or cutoff is None or now - self._retained_at < RETENTION_EVERY_S:
+            return 0
+        self._retained_at = now
+        deleted = await AuditLog(self.store.db).delete_before(cutoff)
+        if deleted:
+            logger.info("audit log: deleted %d entries older than %s", deleted, cutoff)
+        return deleted
 
     def _prune(self, now: float) -> None:
         for sid in [s for s, session in self._sessions.items() if session.expires_at <= now]:

@@ -146,6 +146,7 @@ ROUTE_SCOPES: dict[str, str] = {
     "GET /projects": "read",
     "POST /projects": "admin",
     "PATCH /projects/{project_id}": "admin",
+    "GET /audit": "admin",
     # The web UI's files (no data in them)
     "GET /": OPEN,
     "GET /ui": OPEN,

@@ -16,6 +16,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from gateway.access.audit import record_cli_action
 from gateway.access.policy import ACCESS_REFRESH_S
 from gateway.access.store import AccessStore, expiry_from, now_iso
 from gateway.cli.common import (
@@ -86,9 +87,11 @@ def keys_create(
     """Create a key; it is printed once and cannot be shown again."""
 
     async def work(store: AccessStore) -> tuple[Any, str]:
-        return await store.create_key(
+        record, key = await store.create_key(
             name, scopes, project_id=project_id, expires_at=expiry_from(expires_in_days)
         )
+        await record_cli_action(store, "POST /keys", record.as_dict(), {})
+        return record, key
 
     record, key = _run(config_path, db, work)
     if as_json:
@@ -143,7 +146,9 @@ def keys_revoke(key_ref: str, db: str | None, config_path: Path | None) -> None:
     """Revoke a key (by id or prefix, slk_<id>)."""
 
     async def work(store: AccessStore) -> Any:
-        return await store.revoke_key(key_ref)
+        record = await store.revoke_key(key_ref)
+        await record_cli_action(store, "DELETE /keys/{key_id}", record.as_dict(), {})
+        return record
 
     record = _run(config_path, db, work)
     click.echo(
@@ -188,7 +193,9 @@ def projects_create(
     """Create a project."""
 
     async def work(store: AccessStore) -> Any:
-        return await store.create_project(project_id, name)
+        record = await store.create_project(project_id, name)
+        await record_cli_action(store, "POST /projects", record.as_dict(), {})
+        return record
 
     record = _run(config_path, db, work)
     click.echo(f"created project {record.id} ({record.name})")
@@ -203,7 +210,10 @@ def projects_rename(project_id: str, name: str, db: str | None, config_path: Pat
     """Give a project a new display name."""
 
     async def work(store: AccessStore) -> Any:
-        return await store.rename_project(project_id, name)
+        record = await store.rename_project(project_id, name)
+        params = {"project_id": project_id}
+        await record_cli_action(store, "PATCH /projects/{project_id}", record.as_dict(), params)
+        return record
 
     record = _run(config_path, db, work)
     click.echo(f"project {record.id} is now named {record.name}")

@@ -4,6 +4,7 @@ store for the read commands, and how numbers and JSON are printed."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -106,3 +107,15 @@ def list_table(
 def short_time(iso: str | None) -> str:
     """``MM-DD HH:MM:SS`` of an ISO 8601 time, for a table."""
     return (iso or "")[5:19].replace("T", " ")
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` -> seconds."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h, 90m, 2w")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]

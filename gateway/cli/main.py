@@ -10,7 +10,6 @@ import asyncio
 import gc
 import logging
 import math
-import re
 import socket
 import sys
 import time
@@ -21,13 +20,15 @@ import orjson
 from rich.table import Table
 
 from gateway import __version__
+from gateway.access.audit import AuditLog, retention_cutoff
 from gateway.capture.redaction import redact_url
-from gateway.cli import access, datasets, experiments, matrix, playground, scores
+from gateway.cli import access, audit, datasets, experiments, matrix, playground, scores
 from gateway.cli.common import (
     CONFIG_OPTION,
     DB_OPTION,
     format_cost,
     load_settings,
+    parse_duration,
     print_json,
     run_with_store,
     short_time,
@@ -296,18 +297,6 @@ def spans_show(config_path: Path | None, db: str | None, span_id: str, as_json: 
         console.print(orjson.dumps(span["error"]).decode(), markup=False, highlight=False)
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``2w``, ``45s`` -> seconds."""
-    match = _DURATION.match(text.strip().lower())
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a duration like 30d, 12h, 90m, 2w")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-
-
 @cli.command()
 @click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h, 2w.")
 @CONFIG_OPTION
@@ -317,15 +306,20 @@ def parse_duration(text: str) -> float:
 def prune(
     older_than: str, config_path: Path | None, db: str | None, dry_run: bool, vacuum: bool
 ) -> None:
-    """Delete spans older than an age."""
+    """Delete spans older than an age (and audit entries past audit_retention_days)."""
     seconds = parse_duration(older_than)
     settings = load_settings(config_path, db=db)
     cutoff_us = int((time.time() - seconds) * 1_000_000)
+    audit_cutoff = retention_cutoff(settings.audit_retention_days)
+    audited = 0
 
     async def work(stores: Stores) -> int:
+        nonlocal audited
         if dry_run:
             return await stores.spans.count_spans(SpanFilter(until_us=cutoff_us))
         deleted = await stores.spans.delete_spans_before(cutoff_us)
+        if audit_cutoff is not None and isinstance(stores.database, SQLiteDatabase):
+            audited = await AuditLog(stores.database).delete_before(audit_cutoff)
         if vacuum:
             await stores.database.compact()
         return deleted
@@ -333,6 +327,11 @@ def prune(
     count = run_with_store(settings, work)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {count} span(s) older than {older_than}")
+    if audit_cutoff is not None and not dry_run:
+        click.echo(
+            f"deleted {audited} audit entr{'y' if audited == 1 else 'ies'} older than"
+            f" {settings.audit_retention_days:g} day(s) (audit_retention_days)"
+        )
 
 
 @cli.group()
@@ -377,6 +376,7 @@ datasets.register(cli)
 playground.register(cli)
 scores.register(cli)
 access.register(cli)
+audit.register(cli)
 
 
 def main() -> None:
