@@ -28,12 +28,14 @@ mostly the histogram's UPSERTs. So the spans are stored as before and folded in 
 (`fold`): the spans after the watermark (``span_rollup_state``, a spans rowid), a chunk
 of at most `FOLD_CHUNK` per transaction, aggregated in Python first (`aggregate`), then
 one UPSERT per distinct piece and histogram bucket (`statements`). The writer process
-folds a step of `FOLD_STEP` spans between its transactions when nothing waits to be
-stored (at most four times a second), everything once it has been idle for a second,
-and a step every `FOLD_EVERY` spans when it is never idle; `/stats` reads the spans not
-folded yet exactly. Storing comes first: a writer that is not saturated pays for the
-rollup in its spare time (up to ~1,000 spans a second folded in steps), a saturated one
-next to nothing (its unfolded spans grow until the load drops).
+folds everything once no span has arrived for a quarter of a second, a chunk at a time,
+and a step of `FOLD_STEP` spans every `FOLD_EVERY` spans under unbroken load; `/stats`
+reads the spans not folded yet exactly. Storing comes first: folding between a busy
+writer's transactions cost the kill -9 guarantee (an answered call lost in ~1 of 12
+runs: the fold's Python holds the GIL the frame reader needs), so an app with traffic
+that never pauses for a quarter of a second grows its unfolded spans (exact, slower
+/stats) until it does. A fold done in SQL (its aggregation in SQLite, off the GIL)
+would allow folding under load; not done.
 
 The fold's CPU per span (`python -m bench.stats_bench`, 2-core VM under load, chunks of
 2,000): 25 us with spans 1 ms apart, 45 us with spans 2.6 s apart (nearly every span its
@@ -269,8 +271,7 @@ def apply(raw: sqlite3.Connection, rows: Iterable[Sequence[Any]], keys: KeyCache
 
 
 # The spans after the watermark, oldest first: a chunk for `fold` when the writer is
-# idle, a step between its transactions when it is not (a few ms: the frames arriving
-# meanwhile wait no longer than that).
+# idle, a step (a few ms) under unbroken load.
 FOLD_CHUNK = 2_000
 FOLD_STEP = 250
 # A writer never idle (saturated) folds a step every this many spans stored: next to
