@@ -66,7 +66,7 @@ from gateway.state import AppState
 from gateway.store.spans import span_from_row
 from gateway.store.stores import Stores, sqlite_stores
 from gateway.writer.span_writer import SpanWriter
-from gateway.writer.spill import replay_spill, spill_path_for
+from gateway.writer.spill import replay_spill, spill_path_for, spill_paths_for
 
 logger = logging.getLogger(__name__)
 
@@ -198,11 +198,13 @@ def create_app(
     stores: Stores | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     check_keys: bool = True,
+    worker: int | None = None,
 ) -> Gateway:
     """Build the gateway. ``transport`` replaces the network for upstream calls (tests
     inject a fake upstream here); ``stores`` replaces the SQLite database at
     ``settings.db`` and its stores. ``check_keys=False``: no key check (the CLI's
-    gateway in process, on a database file its user can open anyway)."""
+    gateway in process, on a database file its user can open anyway). ``worker``: this
+    app's number among ``spanlab serve --workers`` (its own spill file)."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
@@ -213,8 +215,11 @@ def create_app(
         metrics = Metrics()
         prices = PriceTable(settings.prices)
         events = Broadcaster()
-        spill = spill_path_for(db_path)
-        await replay_spill(the_stores.spans, spill)  # spans a shutdown could not store
+        spill = spill_path_for(db_path, worker)
+        # Spans a shutdown could not store: a worker stores its own file (the supervisor
+        # stored every one before it started the workers); one process, all of them.
+        for path in [spill] if worker is not None else spill_paths_for(db_path):
+            await replay_spill(the_stores.spans, path)
         writer = SpanWriter(
             the_stores.spans,
             prices,

@@ -136,6 +136,15 @@ SETTINGS: tuple[Setting, ...] = (
         "server",
     ),
     Setting(
+        "workers",
+        1,
+        "Gateway processes sharing the listening socket (`spanlab serve --workers N`),"
+        " each with its own span writer on the one database; a supervisor restarts one"
+        " that dies. Live events, the matrix engine's cells and /metrics are shared"
+        " between them (README: what N buys on each store).",
+        "server",
+    ),
+    Setting(
         "default_provider",
         "openai",
         "Provider for a bare model name that neither a provider prefix nor [models] routes."
@@ -362,6 +371,7 @@ POSITIVE_SETTINGS = (
     "client_body_timeout",
     "models_timeout",
     "matrix_concurrency",
+    "workers",
     "otlp_queue_max",
     "judge_concurrency",
     "judge_timeout_s",
@@ -460,6 +470,7 @@ class Settings:
     metrics_token: str = ""
     insecure_no_auth: bool = False
     audit_retention_days: float = 0.0
+    workers: int = 1
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from click.testing import CliRunner, Result
 
-from gateway.cli import main as cli_module
+from gateway.cli import server as server_module
 from gateway.cli.main import cli
 from gateway.config import example_toml
 from tests.conftest import GatewayFactory
@@ -148,7 +148,7 @@ class NoServer:
 
         monkeypatch.setattr(uvicorn.Server, "run", run)
         # serve freezes the collector for a server's life: not for the test process
-        monkeypatch.setattr(cli_module, "tune_gc", lambda: None)
+        monkeypatch.setattr(server_module, "tune_gc", lambda: None)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", ""])
@@ -197,3 +197,15 @@ def test_config_show_hides_base_url_credentials() -> None:
     assert "pw-hidden" not in result.output
     shown = orjson.loads(result.output)
     assert shown["providers"]["openai"]["base_url"] == "https://[REDACTED]@llm.test/v1"
+
+
+def test_serve_with_workers_needs_a_database_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2", "--db", ":memory:"])
+    assert result.exit_code == 1
+    assert "--workers needs a database file" in result.output
+
+
+def test_serve_refuses_a_worker_count_out_of_range() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--workers", "0"])
+    assert result.exit_code == 2
+    assert "--workers" in result.output

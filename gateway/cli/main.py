@@ -7,9 +7,7 @@ does), so they work whether or not a server is running.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import math
 import socket
 import sys
 import time
@@ -47,24 +45,6 @@ def cli() -> None:
     """Spanlab: an OpenAI-compatible gateway that records every LLM call as a span."""
 
 
-def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap for a long-running server.
-
-    A proxied call allocates hundreds of objects (uvicorn, the client, the span),
-    so the default thresholds ran a young collection several times per call and a
-    full one, over every object of the process, every few dozen calls: about a
-    quarter of the gateway's CPU per call in process. Everything loaded at start is
-    frozen out of the collector's view, and collections run less often; reference
-    counting still frees all non-cyclic garbage at once.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
-
-
-KEEPALIVE_TIMEOUT_S = 5
-
-
 def binds_loopback_only(host: str) -> bool:
     """Whether binding ``host`` listens on loopback addresses only. A name counts when
     every address it resolves to is loopback; "" (every interface) and a name that does
@@ -92,6 +72,12 @@ def binds_loopback_only(host: str) -> bool:
     default=None,
     help="Bind a non-loopback address with no key configured (open to anyone).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Gateway processes sharing the port (default 1; setting: workers).",
+)
 def serve(
     config_path: Path | None,
     host: str | None,
@@ -99,13 +85,11 @@ def serve(
     db: str | None,
     log_level: str | None,
     insecure_no_auth: bool | None,
+    workers: int | None,
 ) -> None:
     """Run the gateway."""
-    import uvicorn
-
     from gateway.app import create_app
-    from gateway.cli.server import GatewayServer
-    from gateway.http.server import ClientLimits, fit_to_file_limit, guarded_protocol
+    from gateway.cli.server import GatewayServer, gateway_config, tune_gc
 
     settings = load_settings(
         config_path,
@@ -114,6 +98,7 @@ def serve(
         db=db,
         log_level=log_level,
         insecure_no_auth=insecure_no_auth,
+        workers=workers,
     )
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -132,35 +117,20 @@ def serve(
         if warning is not None:
             logger.warning("%s", warning)
             click.echo(f"WARNING: {warning}", err=True)
-    limits = ClientLimits(
-        max_connections=fit_to_file_limit(settings.max_client_connections),
-        header_timeout=settings.client_header_timeout,
-        body_timeout=settings.client_body_timeout,
-    )
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # The access log would print query strings, which may hold keys.
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=max(1, math.ceil(settings.shutdown_grace_s)),
-        server_header=False,
-        # Named rather than "auto": both are dependencies, and a silent fallback to
-        # the pure-Python loop or parser would cost a good part of the throughput. The
-        # protocol is uvicorn's httptools one, sending a response in one write, with
-        # deadlines for slow clients and a connection limit (gateway/http/server.py;
-        # uvicorn's own limit_concurrency stays off: slow connections would hold it).
-        loop="asyncio" if sys.platform == "win32" else "uvloop",
-        http=guarded_protocol(limits),
-        # An idle kept-alive connection is closed after this many seconds (uvicorn's
-        # default, stated here because the protocol's deadlines leave idle time to it).
-        timeout_keep_alive=KEEPALIVE_TIMEOUT_S,
-        # Nothing here reads the client address or scheme, so X-Forwarded-* rewriting
-        # (a middleware around every request) has nothing to do.
-        proxy_headers=False,
-    )
+    if settings.workers > 1:
+        from gateway.cli.workers import run_workers
+
+        click.echo(
+            f"Spanlab listening on http://{settings.host}:{settings.port} with"
+            f" {settings.workers} workers"
+            f"  (OPENAI_BASE_URL=http://{settings.host}:{settings.port}/v1)",
+            err=True,
+        )
+        try:
+            sys.exit(run_workers(settings, settings.workers))
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+    config = gateway_config(settings, create_app(settings))
     server = GatewayServer(config)  # ends /events streams as shutdown begins
     click.echo(
         f"Spanlab listening on http://{settings.host}:{settings.port}"

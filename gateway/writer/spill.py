@@ -32,9 +32,22 @@ SPILL_FORMAT = 1
 REPLAY_CHUNK = 500
 
 
-def spill_path_for(db_path: str | None) -> str | None:
-    """Where spans not stored at a shutdown go: beside the database file, if any."""
-    return None if db_path is None else db_path + SPILL_SUFFIX
+def spill_path_for(db_path: str | None, worker: int | None = None) -> str | None:
+    """Where spans not stored at a shutdown go: beside the database file, if any; each
+    worker of ``spanlab serve --workers`` has its own (they shut down at once)."""
+    if db_path is None:
+        return None
+    return db_path + (SPILL_SUFFIX if worker is None else f".spill.w{worker}.jsonl")
+
+
+def spill_paths_for(db_path: str | None) -> list[str]:
+    """Every spill file beside the database: the single process's and each worker's
+    (a restart with fewer workers, or with one, must still store them)."""
+    if db_path is None:
+        return []
+    found = [db_path + SPILL_SUFFIX]
+    found += sorted(str(p) for p in Path(db_path).parent.glob(Path(db_path).name + ".spill.w*.jsonl"))
+    return found
 
 
 def _spill_line(record: Mapping[str, Any]) -> bytes:
