@@ -45,9 +45,9 @@ def spill_paths_for(db_path: str | None) -> list[str]:
     (a restart with fewer workers, or with one, must still store them)."""
     if db_path is None:
         return []
-    found = [db_path + SPILL_SUFFIX]
-    found += sorted(str(p) for p in Path(db_path).parent.glob(Path(db_path).name + ".spill.w*.jsonl"))
-    return found
+    db = Path(db_path)
+    workers = sorted(str(p) for p in db.parent.glob(db.name + ".spill.w*.jsonl"))
+    return [db_path + SPILL_SUFFIX, *workers]
 
 
 def _spill_line(record: Mapping[str, Any]) -> bytes:
