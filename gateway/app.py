@@ -44,7 +44,7 @@ from gateway.api.events import Broadcaster, named_event
 from gateway.api.ui import ui_routes
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span
-from gateway.capture.span_table import SUMMARY_COLUMNS
+from gateway.capture.span_table import SPAN_COLUMNS, SUMMARY_COLUMNS
 from gateway.config import Settings
 from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
 from gateway.evaluation.judge import Judge
@@ -52,18 +52,20 @@ from gateway.evaluation.scoring import ScoringService
 from gateway.evaluation.service import EvaluationService
 from gateway.experiments.service import ExperimentService
 from gateway.export.otlp import export_config
+from gateway.fanout.relay import SPAN_REF
+from gateway.fanout.unix import UnixRelay, WorkerRole
 from gateway.http.client import ConnectionPool
 from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
 from gateway.http.httpx_transport import build_httpx_transport
 from gateway.http.network import Network
 from gateway.http.upstream import HttpxUpstream, UpstreamClient
-from gateway.metrics import Metrics
+from gateway.metrics import SHARED_REFRESH_S, Metrics
 from gateway.proxy.endpoint import ProxyEndpoint, ProxyRoutes
 from gateway.proxy.operations import MODEL_PATH, OPERATIONS
 from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.state import AppState
-from gateway.store.spans import span_from_row
+from gateway.store.spans import SpanStore, span_from_row
 from gateway.store.stores import Stores, sqlite_stores
 from gateway.writer.span_writer import SpanWriter
 from gateway.writer.spill import replay_spill, spill_path_for, spill_paths_for
@@ -127,6 +129,10 @@ def management_routes() -> list[BaseRoute]:
 # Libraries whose logs would carry what must not be logged: httpx and httpcore log
 # every upstream URL (query string included, and a client's ?api_key= goes upstream in
 # it); aiosqlite logs every SQL statement with its parameters (whole prompts).
+# What a span has beyond its summary (the live list's shape): left out of a relayed one.
+DETAIL_ONLY = tuple(c for c in SPAN_COLUMNS if c not in SUMMARY_COLUMNS)
+# Reads of spans relayed by reference, held until done.
+_RELAY_READS: set[asyncio.Task[None]] = set()
 NOISY_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "aiosqlite": logging.INFO}
 
 
@@ -198,7 +204,7 @@ def create_app(
     stores: Stores | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     check_keys: bool = True,
-    worker: int | None = None,
+    worker: WorkerRole | None = None,
 ) -> Gateway:
     """Build the gateway. ``transport`` replaces the network for upstream calls (tests
     inject a fake upstream here); ``stores`` replaces the SQLite database at
@@ -215,7 +221,11 @@ def create_app(
         metrics = Metrics()
         prices = PriceTable(settings.prices)
         events = Broadcaster()
-        spill = spill_path_for(db_path, worker)
+        shared_metrics = _refresh_shared(metrics) if metrics.shared_dir is not None else None
+        if worker is not None and worker.count > 1:
+            events.relay = UnixRelay(worker)
+            await events.relay.start(lambda event: _relayed(events, the_stores.spans, event))
+        spill = spill_path_for(db_path, worker.index if worker is not None else None)
         # Spans a shutdown could not store: a worker stores its own file (the supervisor
         # stored every one before it started the workers); one process, all of them.
         for path in [spill] if worker is not None else spill_paths_for(db_path):
@@ -290,6 +300,10 @@ def create_app(
             raise
         finally:
             events.close()  # live /events streams end (`spanlab serve` does it sooner)
+            if events.relay is not None:
+                await events.relay.close()
+            if shared_metrics is not None:
+                shared_metrics.cancel()
             with _signals_set(hurry):
                 await experiments.close()  # runs in flight end (and are recorded) first
                 # Cells already run are scored if it can be soon (an in-process CLI
@@ -383,7 +397,7 @@ def _announce(
             total[0] += prompt or 0
             total[1] += completion or 0
             total[2] += cost or 0.0
-    if events.listeners:  # records are decoded only then
+    if events.wanted:  # records are decoded only then
         for record in records:
             events.publish(span_from_row({c: record.get(c) for c in SUMMARY_COLUMNS}))
     for (provider, request_model), (prompt_sum, completion_sum, cost_sum) in totals.items():
@@ -394,6 +408,38 @@ def _announce(
             metrics.tokens.labels(provider, model, "completion").inc(completion_sum)
         if cost_sum:
             metrics.cost.labels(provider, model).inc(cost_sum)
+
+
+def _refresh_shared(metrics: Metrics) -> asyncio.Task[None]:
+    """Workers' shared metrics: this process's gauges read from functions, kept fresh
+    for whichever worker answers ``/metrics``."""
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(SHARED_REFRESH_S)
+            metrics.refresh()
+
+    return asyncio.get_running_loop().create_task(keep())
+
+
+def _relayed(events: Broadcaster, spans: SpanStore, event: dict[str, Any]) -> None:
+    """An event another gateway process relayed: to this process's listeners. A span
+    too large to relay came as its id: it is read from the database first."""
+    span_id = event.get(SPAN_REF)
+    if span_id is None:
+        events.deliver(event)
+        return
+
+    async def read() -> None:
+        span = await spans.get_span(str(span_id))
+        if span is not None:
+            for column in DETAIL_ONLY:
+                span.pop(column, None)
+            events.deliver(span)
+
+    task = asyncio.get_running_loop().create_task(read())
+    _RELAY_READS.add(task)
+    task.add_done_callback(_RELAY_READS.discard)
 
 
 async def _spanlab_error(request: Request, exc: Exception) -> Response:

@@ -1,12 +1,29 @@
 """Prometheus metrics, in a registry owned by the app (no process globals), so two
-apps in one process (tests) never share counters."""
+apps in one process (tests) never share counters.
+
+The workers of ``spanlab serve --workers`` share theirs through prometheus_client's
+multiprocess mode (the supervisor sets `MULTIPROCESS_DIR_ENV` before they start): each
+worker's values go to files there, and ``/metrics`` on any worker sums every worker's
+counters and histograms, and its gauges as each says (calls in flight and queued spans
+summed over the live workers, the writer's lag the largest). A gauge read from a
+function is set from it every `SHARED_REFRESH_S` instead (the others' files cannot
+call this process's functions).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 MAX_MODEL_LABELS = 200
@@ -14,12 +31,24 @@ MAX_CACHED_SERIES = 4096
 MAX_EXPERIMENT_LABELS = 500
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SHARED_REFRESH_S = 1.0
+
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR_ENV", "Metrics", "forget_process"]
+
+
+def forget_process(pid: int) -> None:
+    """A worker died: its live gauges (calls in flight...) no longer count."""
+    path = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if path:
+        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.shared_dir = os.environ.get(MULTIPROCESS_DIR_ENV) or None
+        self._functions: list[tuple[Gauge, Callable[[], float]]] = []
         self._models: set[str] = set()
         self._call_series: dict[tuple[str, str | None, str], tuple[Any, Any, Any]] = {}
         r = self.registry
@@ -61,14 +90,23 @@ class Metrics:
             ["provider", "kind"],
             registry=r,
         )
-        self.in_flight = Gauge("spanlab_in_flight_requests", "Calls being proxied now.", registry=r)
+        self.in_flight = Gauge(
+            "spanlab_in_flight_requests",
+            "Calls being proxied now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.queue_depth = Gauge(
-            "spanlab_span_queue_depth", "Spans captured and waiting for the writer.", registry=r
+            "spanlab_span_queue_depth",
+            "Spans captured and waiting for the writer.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.writer_lag = Gauge(
             "spanlab_span_writer_lag_seconds",
             "Seconds spans have waited for the writer with none stored (0 when none waits).",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.spans_written = Counter(
             "spanlab_spans_written", "Spans stored by the background writer.", registry=r
@@ -248,10 +286,26 @@ class Metrics:
             self.otlp_dropped.labels("export_failed").inc(failed)
 
     def bind_queue_depth(self, depth: Callable[[], int]) -> None:
-        self.queue_depth.set_function(depth)
+        self._bind(self.queue_depth, depth)
 
     def bind_writer_lag(self, lag: Callable[[], float]) -> None:
-        self.writer_lag.set_function(lag)
+        self._bind(self.writer_lag, lag)
+
+    def _bind(self, gauge: Gauge, read: Callable[[], float]) -> None:
+        if self.shared_dir is None:
+            gauge.set_function(read)
+        else:
+            self._functions.append((gauge, read))
+
+    def refresh(self) -> None:
+        """Shared metrics: set the gauges read from functions (every `SHARED_REFRESH_S`)."""
+        for gauge, read in self._functions:
+            gauge.set(read())
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        self.refresh()
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker, path=self.shared_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)

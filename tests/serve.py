@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -295,3 +296,27 @@ class GatewayProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{count} span(s) for {filters} not stored: {listed}")
             time.sleep(0.02)
+
+
+class EventsReader:
+    """``GET /events`` read in a thread, every line kept, until `stop` is set (seen at
+    the next line: run the gateway with a short ``events_heartbeat_s``)."""
+
+    def __init__(self, url: str) -> None:
+        self.lines: list[str] = []
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self.thread.start()
+        assert self.connected.wait(10), "no /events stream"
+
+    def _read(self, url: str) -> None:
+        with httpx.stream("GET", url, timeout=30.0) as response:
+            for line in response.iter_lines():
+                self.connected.set()
+                self.lines.append(line)
+                if self.stop.is_set():
+                    return
+
+    def spans(self) -> int:
+        return sum(1 for line in self.lines if line == "event: span")

@@ -23,6 +23,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "capture": {"config", "errors"},
     "store": BASE | {"capture"},
     "export": BASE | {"capture"},
+    "fanout": BASE,
     "writer": BASE | {"capture", "store", "export"},
     "proxy": BASE | {"http", "capture", "writer"},
     "datasets": BASE | {"capture", "store"},
@@ -32,6 +33,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "evaluation": BASE | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets"},
     "api": BASE
     | {
+        "fanout",
         "access",
         "http",
         "capture",
@@ -46,6 +48,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "state": BASE
     | {
+        "fanout",
         "access",
         "http",
         "capture",
@@ -60,6 +63,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "app": BASE
     | {
+        "fanout",
         "access",
         "http",
         "capture",

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from gateway.fanout.relay import Relay
+
 LAGGED: dict[str, Any] = {"type": "lagged"}
 # Queued to a listener when the broadcaster closes: its stream ends there.
 CLOSED: dict[str, Any] = {"type": "closed"}
@@ -48,12 +50,24 @@ class Broadcaster:
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
         self.closed = False
+        self.relay: Relay | None = None
 
     @property
     def listeners(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def wanted(self) -> bool:
+        """Whether an event published now reaches anyone (here, or another process)."""
+        return bool(self._subscribers) or (self.relay is not None and self.relay.peers_listening)
+
     def publish(self, event: dict[str, Any]) -> None:
+        self.deliver(event)
+        if self.relay is not None:
+            self.relay.send(event)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """To this process's listeners only (an event another process relayed)."""
         for sub in self._subscribers:
             try:
                 sub.queue.put_nowait(event)
@@ -73,7 +87,11 @@ class Broadcaster:
         if self.closed:
             sub.end()
         self._subscribers.add(sub)
+        if self.relay is not None and len(self._subscribers) == 1:
+            self.relay.listening(True)
         try:
             yield sub
         finally:
             self._subscribers.discard(sub)
+            if self.relay is not None and not self._subscribers:
+                self.relay.listening(False)

@@ -7,7 +7,8 @@ workers with multiprocessing's *spawn* (a fresh interpreter each: nothing is inh
 but the settings and the socket). Each worker is a whole gateway (app, span writer
 process, upstream connections); the kernel hands each accepted connection to one of
 the workers waiting on the socket. Calls are independent, so nothing else is shared
-but the database, and what `gateway.cli.fanout` relays between them (live events).
+but the database, what `gateway.fanout` relays between them (live events), and the
+metrics files `/metrics` sums (prometheus_client's multiprocess mode).
 
 Signals: the workers run in process groups of their own, so a Ctrl-C at a terminal
 reaches the supervisor alone, which sends each worker a single SIGTERM (a second one
@@ -17,8 +18,8 @@ after a pause that doubles from 1 s to 30 s; one that fails its startup (exit st
 failure would recur. When the supervisor dies, even by SIGKILL, the kernel sends each
 worker SIGTERM (``PR_SET_PDEATHSIG``), so no orphan keeps the port.
 
-May import: `gateway.app`, `gateway.cli.server`, `gateway.config`, `gateway.store`,
-`gateway.writer.spill`.
+May import: `gateway.app`, `gateway.cli.server`, `gateway.config`, `gateway.fanout`,
+`gateway.metrics`, `gateway.store`, `gateway.writer.spill`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import ctypes.util
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +42,8 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from gateway.config import Settings
+from gateway.fanout.unix import WorkerRole
+from gateway.metrics import MULTIPROCESS_DIR_ENV, forget_process
 from gateway.store.stores import sqlite_stores
 from gateway.writer.spill import replay_spill, spill_paths_for
 
@@ -70,6 +75,7 @@ class Supervisor:
     settings: Settings
     count: int
     sock: socket.socket
+    run_dir: str
     stop: threading.Event = field(default_factory=threading.Event)
     workers: list[Worker] = field(default_factory=list)
     failed: bool = False
@@ -78,7 +84,12 @@ class Supervisor:
         context = multiprocessing.get_context("spawn")
         process = context.Process(
             target=worker_main,
-            args=(self.settings, self.sock, index, os.getpid()),
+            args=(
+                self.settings,
+                self.sock,
+                WorkerRole(index, self.count, self.run_dir),
+                os.getpid(),
+            ),
             name=f"spanlab-worker-{index}",
         )
         process.start()
@@ -101,6 +112,8 @@ class Supervisor:
             if worker.process.is_alive():
                 continue
             code = worker.process.exitcode
+            if worker.process.pid is not None:
+                forget_process(worker.process.pid)  # its gauges (in flight...) end
             if code == STARTUP_FAILURE:
                 logger.error("worker %d failed to start; stopping every worker", worker.index)
                 self.failed = True
@@ -141,7 +154,14 @@ def run_workers(settings: Settings, count: int) -> int:
         raise ValueError("--workers needs a database file (each worker has its own memory)")
     asyncio.run(prepare_database(settings))
     sock = bind_socket(settings.host, settings.port)
-    supervisor = Supervisor(settings, count, sock)
+    # Only this user may enter it: it holds the relay sockets and the metrics files.
+    run_dir = tempfile.mkdtemp(prefix="spanlab-workers-")
+    metrics_dir = os.path.join(run_dir, "metrics")
+    os.mkdir(metrics_dir)
+    # Read by prometheus_client when a worker imports it: every worker's counters go to
+    # files there, and /metrics on any worker sums them all.
+    os.environ[MULTIPROCESS_DIR_ENV] = metrics_dir
+    supervisor = Supervisor(settings, count, sock, run_dir)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         supervisor.stop.set()
@@ -155,6 +175,7 @@ def run_workers(settings: Settings, count: int) -> int:
     finally:
         supervisor.shut_down()
         sock.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
     return 1 if supervisor.failed else 0
 
 
@@ -191,17 +212,17 @@ def die_with(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def worker_main(settings: Settings, sock: socket.socket, index: int, parent: int) -> None:
+def worker_main(settings: Settings, sock: socket.socket, role: WorkerRole, parent: int) -> None:
     """A worker: one gateway serving on the supervisor's socket."""
     os.setpgrp()  # a terminal's Ctrl-C goes to the supervisor, which tells us once
     die_with(parent)
     logging.basicConfig(
-        level=settings.log_level.upper(), format=LOG_FORMAT.format(index=index), force=True
+        level=settings.log_level.upper(), format=LOG_FORMAT.format(index=role.index), force=True
     )
     from gateway.app import create_app
     from gateway.cli.server import GatewayServer, gateway_config, tune_gc
 
-    server = GatewayServer(gateway_config(settings, create_app(settings, worker=index)))
+    server = GatewayServer(gateway_config(settings, create_app(settings, worker=role)))
     tune_gc()
     server.run(sockets=[sock])
     sys.exit(0 if server.started else STARTUP_FAILURE)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +24,7 @@ from werkzeug import Request, Response
 
 from tests.e2e.conftest import PROVIDER_KEY_ENV, GatewayProcess, StartGateway
 from tests.e2e.mock_upstream import MockUpstream
+from tests.serve import EventsReader
 
 pytestmark = pytest.mark.e2e
 
@@ -201,30 +201,6 @@ def echo_upstream(request: Request) -> Response:
     ]
     sse = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + b"data: [DONE]\n\n"
     return Response(sse, headers={**headers, "content-type": "text/event-stream"})
-
-
-class EventsReader:
-    """``GET /events`` read in a thread, every line kept, until `stop` is set (seen at
-    the next line: run the gateway with a short ``events_heartbeat_s``)."""
-
-    def __init__(self, url: str) -> None:
-        self.lines: list[str] = []
-        self.connected = threading.Event()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._read, args=(url,), daemon=True)
-        self.thread.start()
-        assert self.connected.wait(10), "no /events stream"
-
-    def _read(self, url: str) -> None:
-        with httpx.stream("GET", url, timeout=30.0) as response:
-            for line in response.iter_lines():
-                self.connected.set()
-                self.lines.append(line)
-                if self.stop.is_set():
-                    return
-
-    def spans(self) -> int:
-        return sum(1 for line in self.lines if line == "event: span")
 
 
 def test_base_url_credentials_echoed_by_the_upstream_are_never_stored(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import StartGateway, sdk
-from tests.serve import GatewayProcess
+from tests.serve import EventsReader, GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +56,14 @@ def workers_of(gateway: GatewayProcess, count: int, timeout: float = 20.0) -> li
         if len(pids) == count:
             return pids
         assert time.monotonic() < deadline, f"workers {pids}, wanted {count}:\n{gateway.log()}"
+        time.sleep(0.1)
+
+
+def started(gateway: GatewayProcess, count: int, timeout: float = 20.0) -> None:
+    """Wait for ``count`` app startups in the log (workers and their replacements)."""
+    deadline = time.monotonic() + timeout
+    while gateway.log().count("Application startup complete.") < count:
+        assert time.monotonic() < deadline, gateway.log()
         time.sleep(0.1)
 
 
@@ -106,10 +114,7 @@ def test_two_workers_serve_store_every_call_and_replace_a_dead_one(
     gateway.wait_spans(10, thread=test_id + "-c")
 
     # Once the replacement has started (three startups in all), a SIGTERM stops all.
-    deadline = time.monotonic() + 20.0
-    while gateway.log().count("Application startup complete.") < 3:
-        assert time.monotonic() < deadline, gateway.log()
-        time.sleep(0.1)
+    started(gateway, 3)
     pids = workers_of(gateway, 2)
     gateway.stop_gracefully()
     assert not any(alive(pid) for pid in pids)
@@ -130,3 +135,38 @@ def test_the_workers_die_with_their_supervisor(start_gateway: StartGateway) -> N
     # They shut down gracefully on the kernel's SIGTERM: the port is free again.
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{gateway.base_url}/healthz", timeout=1.0)
+
+
+def requests_counted(gateway: GatewayProcess) -> float:
+    """``spanlab_requests_total`` summed over its series, as /metrics answers."""
+    text = httpx.get(f"{gateway.base_url}/metrics", timeout=5.0).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("spanlab_requests_total{")
+    )
+
+
+def test_live_events_and_metrics_cover_every_worker(
+    start_gateway: StartGateway, test_id: str
+) -> None:
+    gateway = start_gateway(workers=2, events_heartbeat_s=0.5)
+    started(gateway, 2)
+    # One stream, held by one worker; the calls land on both.
+    events = EventsReader(f"{gateway.base_url}/events")
+    try:
+        time.sleep(0.3)  # its worker tells the other it has a listener
+        calls_on_new_connections(gateway, 24, test_id)
+        gateway.wait_spans(24, thread=test_id)
+        deadline = time.monotonic() + 10.0
+        while events.spans() < 24:
+            assert time.monotonic() < deadline, f"{events.spans()} of 24 spans streamed"
+            time.sleep(0.05)
+    finally:
+        events.stop.set()
+    streamed = [line for line in events.lines if test_id in line]
+    assert len(streamed) == 24
+    # Whichever worker answers /metrics counts every worker's calls.
+    for _ in range(6):
+        assert requests_counted(gateway) == 24
+    gateway.stop_gracefully()
