@@ -149,7 +149,9 @@ class PostgresCursor:
         return list(self._rows)
 
 
+@functools.lru_cache(maxsize=4096)
 def _returns_rows(sql: str) -> bool:
+    """Whether a statement gives rows back (else its status: how many it changed)."""
     head = sql.lstrip()[:10].upper()
     return head.startswith(("SELECT", "WITH", "VALUES", "SHOW")) or "RETURNING" in sql.upper()
 
