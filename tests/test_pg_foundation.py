@@ -251,3 +251,17 @@ def test_spanlab_migrate_applies_the_postgresql_migrations(pg_cluster: PostgresC
     assert all(m.label in first.stdout for m in available_migrations("postgresql"))
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert again.returncode == 0 and f"schema at {last}" in again.stdout
+
+
+def test_without_postgresql_the_tests_skip_but_fail_under_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tests.postgres
+
+    monkeypatch.setattr(tests.postgres, "pg_bin", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not installed"):
+        tests.postgres.require_postgres()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        tests.postgres.require_postgres()
