@@ -66,9 +66,14 @@ from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.state import AppState
 from gateway.store.spans import SpanStore, span_from_row
-from gateway.store.stores import Stores, sqlite_stores
+from gateway.store.stores import Stores, stores_for
 from gateway.writer.span_writer import SpanWriter
-from gateway.writer.spill import replay_spill, spill_path_for, spill_paths_for
+from gateway.writer.spill import (
+    replay_spill,
+    spill_path_for,
+    spill_paths_for,
+    worker_spill_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +220,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        the_stores = stores or sqlite_stores(settings.db)
+        the_stores = stores or stores_for(settings.database, settings.database_pool_size)
         await the_stores.open()
         db_path = the_stores.database.file_path
         metrics = Metrics()
@@ -225,10 +230,12 @@ def create_app(
         if worker is not None and worker.count > 1:
             events.relay = UnixRelay(worker)
             await events.relay.start(lambda event: _relayed(events, the_stores.spans, event))
-        spill = spill_path_for(db_path, worker.index if worker is not None else None)
+        spill = settings.spill_file or spill_path_for(db_path, the_stores.database.dialect)
         # Spans a shutdown could not store: a worker stores its own file (the supervisor
         # stored every one before it started the workers); one process, all of them.
-        for path in [spill] if worker is not None else spill_paths_for(db_path):
+        if spill is not None and worker is not None:
+            spill = worker_spill_path(spill, worker.index)
+        for path in [spill] if worker is not None else spill_paths_for(spill):
             await replay_spill(the_stores.spans, path)
         writer = SpanWriter(
             the_stores.spans,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +10,10 @@ import pytest
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.state import AppState
+from gateway.store.stores import Stores, stores_for
 from tests.fakes import FakeUpstream
 from tests.network_helpers import LocalCA, make_ca
+from tests.postgres import PostgresCluster, require_postgres, start_cluster
 from tests.upstream.bridge import TransportBridge
 
 UPSTREAM = "http://upstream.test/v1"
@@ -137,3 +139,44 @@ async def gateway(make_gateway: GatewayFactory) -> Gateway:
 def test_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
     """A CA made for the test and a loopback certificate it signed (tests of TLS trust)."""
     return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+# --- PostgreSQL (tests/postgres.py) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the session, with a migrated template
+    database (skipped without PostgreSQL, failed under CI=true)."""
+    require_postgres()
+    cluster = start_cluster()
+    yield cluster
+    cluster.server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PostgresCluster) -> str:
+    """A migrated PostgreSQL database of the test's own."""
+    return pg_cluster.new_database()
+
+
+STORE_BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def db_setting(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ``db`` setting of a database of the test's own, on each backend in turn: a
+    SQLite file, then a PostgreSQL URL (tests/postgres.py)."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return str(tmp_path / "spanlab.db")
+
+
+@pytest.fixture
+async def stores(db_setting: str) -> AsyncIterator[Stores]:
+    """Open stores on each backend (`gateway.store.stores.stores_for`)."""
+    opened = stores_for(db_setting)
+    await opened.open()
+    yield opened
+    await opened.close()

@@ -18,7 +18,13 @@ from gateway.metrics import Metrics
 from gateway.store.database import SQLiteDatabase
 from gateway.store.sqlite import SQLiteSpanStore
 from gateway.writer.span_writer import SpanWriter
-from gateway.writer.spill import replay_spill, spill_path_for, spill_paths_for, write_spill
+from gateway.writer.spill import (
+    replay_spill,
+    spill_path_for,
+    spill_paths_for,
+    worker_spill_path,
+    write_spill,
+)
 from tests.conftest import GatewayFactory
 from tests.test_writer_faults import InProcessStore
 from tests.writer_helpers import (
@@ -235,13 +241,14 @@ async def test_workers_spill_apart_and_every_spill_is_stored_at_the_next_start(
     """Each worker of `serve --workers` spills to a file of its own (they shut down at
     once); a start with one process (or the supervisor) stores them all."""
     db = str(tmp_path / "spanlab.db")
-    assert spill_path_for(db, 2) == db + ".spill.w2.jsonl" != spill_path_for(db)
+    spill = str(spill_path_for(db))
+    assert worker_spill_path(spill, 2) == db + ".spill.w2.jsonl"
     by_worker = {worker: [make_span(10 * worker + i) for i in range(2)] for worker in (1, 2)}
     for worker, spans in by_worker.items():
-        write_spill(str(spill_path_for(db, worker)), spans, PriceTable())
-    assert spill_paths_for(db) == [db + ".spill.jsonl", *(spill_path_for(db, w) for w in (1, 2))]
+        write_spill(worker_spill_path(spill, worker), spans, PriceTable())
+    assert spill_paths_for(spill) == [spill, *(worker_spill_path(spill, w) for w in (1, 2))]
     gateway = await make_gateway()
     for span in [*by_worker[1], *by_worker[2]]:
         r = await gateway.client.get(f"/spans/{span.context.span_id}")
         assert r.status_code == 200, r.text
-    assert spill_paths_for(db) == [db + ".spill.jsonl"]  # the workers' files are gone
+    assert spill_paths_for(spill) == [spill]  # the workers' files are gone

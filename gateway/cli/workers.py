@@ -44,8 +44,8 @@ from types import FrameType
 from gateway.config import Settings
 from gateway.fanout.unix import WorkerRole
 from gateway.metrics import MULTIPROCESS_DIR_ENV, forget_process
-from gateway.store.stores import sqlite_stores
-from gateway.writer.spill import replay_spill, spill_paths_for
+from gateway.store.stores import stores_for
+from gateway.writer.spill import replay_spill, spill_path_for, spill_paths_for
 
 __all__ = ["STARTUP_FAILURE", "run_workers"]
 
@@ -150,7 +150,7 @@ class Supervisor:
 
 def run_workers(settings: Settings, count: int) -> int:
     """Serve with ``count`` worker processes until SIGTERM/SIGINT; the exit status."""
-    if settings.db == ":memory:":
+    if settings.database == ":memory:":
         raise ValueError("--workers needs a database file (each worker has its own memory)")
     asyncio.run(prepare_database(settings))
     sock = bind_socket(settings.host, settings.port)
@@ -182,10 +182,12 @@ def run_workers(settings: Settings, count: int) -> int:
 async def prepare_database(settings: Settings) -> None:
     """Apply the pending migrations, and store what any shutdown spilled, once, before
     the workers start (they would otherwise race each other to both)."""
-    stores = sqlite_stores(settings.db)
+    stores = stores_for(settings.database, settings.database_pool_size)
     await stores.open()
     try:
-        for path in spill_paths_for(stores.database.file_path):
+        database = stores.database
+        spill = settings.spill_file or spill_path_for(database.file_path, database.dialect)
+        for path in spill_paths_for(spill):
             await replay_spill(stores.spans, path)
     finally:
         await stores.close()

@@ -32,22 +32,34 @@ SPILL_FORMAT = 1
 REPLAY_CHUNK = 500
 
 
-def spill_path_for(db_path: str | None, worker: int | None = None) -> str | None:
-    """Where spans not stored at a shutdown go: beside the database file, if any; each
-    worker of ``spanlab serve --workers`` has its own (they shut down at once)."""
-    if db_path is None:
-        return None
-    return db_path + (SPILL_SUFFIX if worker is None else f".spill.w{worker}.jsonl")
+PG_SPILL_FILE = "spanlab" + SPILL_SUFFIX
 
 
-def spill_paths_for(db_path: str | None) -> list[str]:
-    """Every spill file beside the database: the single process's and each worker's
-    (a restart with fewer workers, or with one, must still store them)."""
-    if db_path is None:
+def spill_path_for(db_path: str | None, dialect: str = "sqlite") -> str | None:
+    """Where spans not stored at a shutdown go: beside the database file, if any; for a
+    server database (PostgreSQL) in the working directory (the ``spill_file`` setting
+    says elsewhere); none for an in-memory database."""
+    if db_path is not None:
+        return db_path + SPILL_SUFFIX
+    return PG_SPILL_FILE if dialect == "postgresql" else None
+
+
+def worker_spill_path(path: str, worker: int) -> str:
+    """A worker's own spill file beside ``path`` (the workers of ``spanlab serve
+    --workers`` shut down at once)."""
+    stem = path.removesuffix(".jsonl")
+    return f"{stem}.w{worker}.jsonl"
+
+
+def spill_paths_for(path: str | None) -> list[str]:
+    """Every spill file for ``path``: the single process's and each worker's (a restart
+    with fewer workers, or with one, must still store them)."""
+    if path is None:
         return []
-    db = Path(db_path)
-    workers = sorted(str(p) for p in db.parent.glob(db.name + ".spill.w*.jsonl"))
-    return [db_path + SPILL_SUFFIX, *workers]
+    base = Path(path)
+    stem = base.name.removesuffix(".jsonl")
+    workers = sorted(str(p) for p in base.parent.glob(stem + ".w*.jsonl"))
+    return [path, *workers]
 
 
 def _spill_line(record: Mapping[str, Any]) -> bytes:
