@@ -52,7 +52,8 @@ from gateway.evaluation.scoring import ScoringService
 from gateway.evaluation.service import EvaluationService
 from gateway.experiments.service import ExperimentService
 from gateway.export.otlp import export_config
-from gateway.fanout.relay import SPAN_REF
+from gateway.fanout.postgres import PostgresRelay
+from gateway.fanout.relay import SPAN_REF, Relay
 from gateway.fanout.unix import UnixRelay, WorkerRole
 from gateway.http.client import ConnectionPool
 from gateway.http.guard import AllowedHosts, HostOriginGuard, allowed_hosts
@@ -65,6 +66,8 @@ from gateway.proxy.operations import MODEL_PATH, OPERATIONS
 from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.state import AppState
+from gateway.store.database import Database
+from gateway.store.postgres import PostgresDatabase
 from gateway.store.spans import SpanStore, span_from_row
 from gateway.store.stores import Stores, stores_for
 from gateway.writer.span_writer import SpanWriter
@@ -227,8 +230,8 @@ def create_app(
         prices = PriceTable(settings.prices)
         events = Broadcaster()
         shared_metrics = _refresh_shared(metrics) if metrics.shared_dir is not None else None
-        if worker is not None and worker.count > 1:
-            events.relay = UnixRelay(worker)
+        events.relay = _relay_for(the_stores.database, worker)
+        if events.relay is not None:
             await events.relay.start(lambda event: _relayed(events, the_stores.spans, event))
         spill = settings.spill_file or spill_path_for(db_path, the_stores.database.dialect)
         # Spans a shutdown could not store: a worker stores its own file (the supervisor
@@ -415,6 +418,17 @@ def _announce(
             metrics.tokens.labels(provider, model, "completion").inc(completion_sum)
         if cost_sum:
             metrics.cost.labels(provider, model).inc(cost_sum)
+
+
+def _relay_for(database: Database, worker: WorkerRole | None) -> Relay | None:
+    """How live events reach this process's peers: every process on one PostgreSQL
+    database (LISTEN/NOTIFY, which covers the workers of one machine too); else the
+    workers of one ``spanlab serve --workers``; else none (one process)."""
+    if isinstance(database, PostgresDatabase):
+        return PostgresRelay(database.url)
+    if worker is not None and worker.count > 1:
+        return UnixRelay(worker)
+    return None
 
 
 def _refresh_shared(metrics: Metrics) -> asyncio.Task[None]:

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from gateway.fanout.relay import EVENTS, SPAN_REF
-from gateway.fanout.unix import UnixRelay, WorkerRole, encode_events
+from gateway.fanout.relay import EVENTS, SPAN_REF, encode_events
+from gateway.fanout.unix import UnixRelay, WorkerRole
 
 
 async def settle() -> None:

@@ -21,6 +21,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 logger = logging.getLogger(__name__)
 
 INTEREST_EVERY_S = 5.0
@@ -35,6 +37,33 @@ HELLO = "hello"
 SPAN_REF = "spanlab_span_ref"
 
 Deliver = Callable[[dict[str, Any]], None]
+
+
+def encode_events(origin: str, events: list[dict[str, Any]], limit: int) -> list[tuple[bytes, int]]:
+    """``events`` as messages of at most ``limit`` bytes, each with how many events it
+    holds; an event too large alone goes as a reference to its span (``SPAN_REF``), or
+    is left out if it is no span."""
+    head = orjson.dumps({"kind": EVENTS, "from": origin, "events": []})[:-2]  # ...[
+    room = limit - len(head) - 2
+    messages: list[tuple[bytes, int]] = []
+    parts: list[bytes] = []
+    size = 0
+    for event in events:
+        encoded = orjson.dumps(event)
+        if len(encoded) > room:
+            span_id = event.get("span_id")
+            if not isinstance(span_id, str):
+                logger.warning("a live event of %d bytes is too large to relay", len(encoded))
+                continue
+            encoded = orjson.dumps({SPAN_REF: span_id})
+        if parts and size + len(encoded) + 1 > room:
+            messages.append((head + b",".join(parts) + b"]}", len(parts)))
+            parts, size = [], 0
+        parts.append(encoded)
+        size += len(encoded) + 1
+    if parts:
+        messages.append((head + b",".join(parts) + b"]}", len(parts)))
+    return messages
 
 
 class Relay(ABC):
@@ -55,7 +84,7 @@ class Relay(ABC):
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
         await self.open()
-        self.transmit({"kind": HELLO, "from": self.origin})
+        self.greet()
         self._heartbeat = asyncio.get_running_loop().create_task(self._keep_interest())
 
     async def close(self) -> None:
@@ -79,6 +108,13 @@ class Relay(ABC):
             if now - heard > INTEREST_TTL_S:
                 del self._interested[origin]
         return bool(self._interested)
+
+    def greet(self) -> None:
+        """Tell the peers this process is (again) there, and whether it listens; those
+        with listeners answer (after a start, or a transport's reconnection)."""
+        self.transmit({"kind": HELLO, "from": self.origin})
+        if self._listening:
+            self.transmit({"kind": INTEREST, "from": self.origin, "listening": True})
 
     def listening(self, yes: bool) -> None:
         """This process's listeners came (True) or all went (False)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from gateway.fanout.relay import EVENTS, SPAN_REF, Relay
+from gateway.fanout.relay import Relay, encode_events
 
 logger = logging.getLogger(__name__)
 
@@ -42,33 +42,6 @@ class WorkerRole:
 
 def socket_path(run_dir: str, worker: int) -> str:
     return str(Path(run_dir) / f"events-{worker}.sock")
-
-
-def encode_events(origin: str, events: list[dict[str, Any]], limit: int) -> list[tuple[bytes, int]]:
-    """``events`` as messages of at most ``limit`` bytes, each with how many events it
-    holds; an event too large alone goes as a reference to its span (``SPAN_REF``), or
-    is left out if it is no span."""
-    head = orjson.dumps({"kind": EVENTS, "from": origin, "events": []})[:-2]  # ...[
-    room = limit - len(head) - 2
-    messages: list[tuple[bytes, int]] = []
-    parts: list[bytes] = []
-    size = 0
-    for event in events:
-        encoded = orjson.dumps(event)
-        if len(encoded) > room:
-            span_id = event.get("span_id")
-            if not isinstance(span_id, str):
-                logger.warning("a live event of %d bytes is too large to relay", len(encoded))
-                continue
-            encoded = orjson.dumps({SPAN_REF: span_id})
-        if parts and size + len(encoded) + 1 > room:
-            messages.append((head + b",".join(parts) + b"]}", len(parts)))
-            parts, size = [], 0
-        parts.append(encoded)
-        size += len(encoded) + 1
-    if parts:
-        messages.append((head + b",".join(parts) + b"]}", len(parts)))
-    return messages
 
 
 class UnixRelay(Relay):
