@@ -20,7 +20,16 @@ from rich.table import Table
 from gateway import __version__
 from gateway.access.audit import AuditLog, retention_cutoff
 from gateway.capture.redaction import redact_url
-from gateway.cli import access, audit, datasets, experiments, matrix, playground, scores
+from gateway.cli import (
+    access,
+    audit,
+    database,
+    datasets,
+    experiments,
+    matrix,
+    playground,
+    scores,
+)
 from gateway.cli.common import (
     CONFIG_OPTION,
     DB_OPTION,
@@ -356,6 +365,7 @@ playground.register(cli)
 scores.register(cli)
 access.register(cli)
 audit.register(cli)
+database.register(cli)
 
 
 def main() -> None:
