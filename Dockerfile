@@ -5,12 +5,14 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY migrations ./migrations
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the PostgreSQL driver and the OTLP exporter (docs/deploy/compose.yaml uses both).
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres,otlp]"
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 1000 spanlab && mkdir /data && chown spanlab /data
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels "spanlab[postgres,otlp]" \
+    && rm -rf /wheels
 USER spanlab
 ENV SPANLAB_DB=/data/spanlab.db \
     PYTHONUNBUFFERED=1
