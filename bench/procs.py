@@ -81,10 +81,22 @@ class MockUpstream:
 class Gateway:
     """`spanlab serve` (as ``python -m gateway serve``) routing every model to the mock."""
 
-    def __init__(self, workdir: Path, name: str, upstream: MockUpstream, capture: bool) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        upstream: MockUpstream,
+        capture: bool,
+        *,
+        db: str | None = None,
+        workers: int = 1,
+    ) -> None:
+        """``db``: a database other than ``<name>.db`` in ``workdir`` (a postgresql://
+        URL); ``workers``: ``spanlab serve --workers``."""
         self.name = name
         self.port = free_port()
         self.db = workdir / f"{name}.db"
+        self.database = db or str(self.db)
         self.capture = capture
         self.requests_sent = 0
         config = workdir / f"{name}.toml"
@@ -109,7 +121,9 @@ class Gateway:
                 "--port",
                 str(self.port),
                 "--db",
-                str(self.db),
+                self.database,
+                "--workers",
+                str(workers),
             ],
             env=_env(),
             cwd=workdir,
@@ -125,6 +139,17 @@ class Gateway:
     def cpu_seconds(self) -> float:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
+
+    def tree_cpu_seconds(self) -> float:
+        """CPU of the gateway and every process under it (workers, span writers)."""
+        total = self.cpu_seconds()
+        for child in self.ps.children(recursive=True):
+            try:
+                times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += float(times.user + times.system)
+        return total
 
     def stop(self) -> None:
         """Graceful stop: the writer drains its queue before the process exits."""
