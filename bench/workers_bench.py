@@ -29,8 +29,9 @@ import psutil
 
 from bench.postgres import PostgresServer
 from bench.procs import Gateway, LoadGenerator, MockUpstream
-from bench.runner import HEADERS, REQUEST
+from bench.runner import HEADERS
 from bench.util import median
+from bench.writer_bench import REQUEST
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -141,14 +142,14 @@ def main() -> None:
     }
     print(f"\n{'configuration':<16}{'req/s':>10}{'/direct':>10}{'errors':>8}{'CPU s/1000':>12}")
     for name, figures in table.items():
-        ratio = figures.get("ratio")
-        cpu = figures.get("cpu_s_per_1000")
+        ratio: float | None = figures.get("ratio")
+        per_call: float | None = figures.get("cpu_s_per_1000")
         rps, errors = figures["rps"] or 0.0, figures["errors"] or 0.0
         print(
             f"{name:<16}{rps:>10.0f}"
             f"{'' if ratio is None else f'{ratio:.2f}':>10}"
             f"{errors:>8.0f}"
-            f"{'' if cpu is None else f'{cpu:.2f}':>12}"
+            f"{'' if per_call is None else f'{per_call:.2f}':>12}"
         )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / time.strftime("%Y%m%d-%H%M%S-workers.json")
