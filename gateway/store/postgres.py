@@ -266,7 +266,11 @@ class PostgresDatabase(Database):
                 yield PostgresConnection(conn)
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await tx.rollback()
+                    if not conn.is_closed():
+                        try:
+                            await tx.rollback()
+                        except Exception as exc:  # the real error is the one raised below
+                            logger.debug("rollback failed: %s", exc)
                 raise
             with anyio.CancelScope(shield=True):
                 async with translated():  # a deferred constraint fails at COMMIT
