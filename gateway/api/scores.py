@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.access.keys import DEFAULT_PROJECT
 from gateway.api import json_response, query_int, query_str, read_json
 from gateway.api.events import named_event
 from gateway.errors import InvalidRequest
@@ -62,6 +63,13 @@ def user_of(request: Request) -> str:
             f"{USER_HEADER} is longer than {MAX_USER} characters.", param=USER_HEADER
         )
     return user or "local"
+
+
+def metric_project(request: Request) -> str | None:
+    """The ``project`` of a metric definition; ``default`` is the default project's
+    (stored as NULL, as everywhere: a key bound to the default project asks so)."""
+    project = query_str(request, "project")
+    return None if project == DEFAULT_PROJECT else project
 
 
 def _object(body: Any, aliases: dict[str, str], allowed: frozenset[str]) -> dict[str, Any]:
@@ -216,25 +224,25 @@ def _force(request: Request) -> bool:
 
 
 async def list_metrics(request: Request) -> Response:
-    metrics = await service(request).store.list_metrics(query_str(request, "project"))
+    metrics = await service(request).store.list_metrics(metric_project(request))
     return json_response({"data": [m.as_dict() for m in metrics]})
 
 
 async def create_metric(request: Request) -> Response:
-    metric = metric_from_body(await read_json(request), query_str(request, "project"))
+    metric = metric_from_body(await read_json(request), metric_project(request))
     created = await service(request).create_metric(metric)
     return json_response({"metric": created.as_dict()}, status_code=201)
 
 
 async def get_metric(request: Request) -> Response:
     svc = service(request)
-    metric = await svc.metric(query_str(request, "project"), request.path_params["key"])
+    metric = await svc.metric(metric_project(request), request.path_params["key"])
     return json_response({"metric": metric.as_dict()})
 
 
 async def update_metric(request: Request) -> Response:
     svc = service(request)
-    current = await svc.metric(query_str(request, "project"), request.path_params["key"])
+    current = await svc.metric(metric_project(request), request.path_params["key"])
     changed = metric_changes(current, await read_json(request))
     updated = await svc.update_metric(current, changed, force=_force(request))
     return json_response({"metric": updated.as_dict()})
@@ -242,7 +250,7 @@ async def update_metric(request: Request) -> Response:
 
 async def delete_metric(request: Request) -> Response:
     svc = service(request)
-    metric = await svc.metric(query_str(request, "project"), request.path_params["key"])
+    metric = await svc.metric(metric_project(request), request.path_params["key"])
     deleted = await svc.delete_metric(metric, force=_force(request))
     return json_response({"ok": True, "deleted_scores": deleted})
 

@@ -44,6 +44,7 @@ from gateway.store.spans import (
     span_from_row,
 )
 from gateway.store.sqlite_stats import fold_rollup, prune_rollup, rollup_stats
+from gateway.store.sqlwhere import Where
 
 # The writer process logs a renamed span under this name: so does this store.
 capture_log = logging.getLogger("gateway.writer.span_writer")
@@ -120,11 +121,10 @@ class SQLiteSpanStore(SpanStore):
     async def list_threads(
         self, *, project: str | None, limit: int, offset: int = 0
     ) -> list[dict[str, Any]]:
-        where = "thread_id IS NOT NULL"
-        params: list[Any] = []
-        if project is not None:
-            where += " AND project_id = ?"
-            params.append(project)
+        clauses = Where()
+        clauses.add("thread_id IS NOT NULL")
+        clauses.project("project_id", project)
+        where, params = clauses.sql()
         # The totals are the app's calls only: a replay (any origin but app) lands in
         # its original's thread, and is counted apart (replays) instead of inflating it.
         app = f"origin = '{APP}'"
@@ -208,13 +208,34 @@ class SQLiteSpanStore(SpanStore):
         rows = await self.db.fetch(sql, params)
         return StatsAnswer([_stats_row(r) for r in rows], approximate=False)
 
-    async def facets(self, limit: int = 1000) -> dict[str, list[str]]:
+    async def facets(self, limit: int = 1000, project: str | None = None) -> dict[str, list[str]]:
+        if project is not None:
+            return await self._project_facets(limit, project)
         # Per kind, the primary key's order: a range of the index, `limit` rows at most.
         out: dict[str, list[str]] = {}
         for kind in FACET_KINDS:
             rows = await self.db.fetch(
                 "SELECT value FROM span_facets WHERE kind = ? ORDER BY value LIMIT ?",
                 (kind, limit),
+            )
+            out[kind] = [r[0] for r in rows]
+        return out
+
+    async def _project_facets(self, limit: int, project: str) -> dict[str, list[str]]:
+        # The facets table knows no projects: one project's values come from its spans
+        # (a scan of them; only a key bound to a project asks this).
+        clauses = Where()
+        clauses.project("project_id", project)
+        where, params = clauses.sql()
+        out: dict[str, list[str]] = {}
+        for kind, columns in FACET_KINDS.items():
+            union = " UNION ".join(
+                f"SELECT {c} AS value FROM spans WHERE {where} AND {c} IS NOT NULL AND {c} <> ''"
+                for c in columns
+            )
+            rows = await self.db.fetch(
+                f"SELECT value FROM ({union}) ORDER BY value LIMIT ?",
+                [*params * len(columns), limit],
             )
             out[kind] = [r[0] for r in rows]
         return out
