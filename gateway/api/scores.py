@@ -15,7 +15,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
+from gateway.access.audit import actor_of, address_of
+from gateway.access.guard import principal_of
 from gateway.access.keys import DEFAULT_PROJECT
 from gateway.api import json_response, query_int, query_str, read_json
 from gateway.api.events import named_event
@@ -51,12 +54,28 @@ def service(request: Request) -> ScoringService:
         events=state.stores.events,
         publish=publish,
         flush=flush,
+        context=audit_context(request.scope),
     )
 
 
+def audit_context(scope: Scope) -> dict[str, Any]:
+    """Who acts and from where, as an audit entry says it (`gateway.access.audit`)."""
+    actor = actor_of(scope, principal_of(scope))
+    return {
+        "actor": actor.id,
+        "actor_name": actor.name,
+        "address": address_of(scope),
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+    }
+
+
 def user_of(request: Request) -> str:
-    """Who did it: the ``x-spanlab-user`` header, else "local" (until keys and
-    identities exist)."""
+    """Who did it, as the audit log names an actor: the key's id when keys are on,
+    else the ``x-spanlab-user`` header, else "local"."""
+    principal = principal_of(request.scope)
+    if principal is not None:
+        return principal.key_id
     user = (request.headers.get(USER_HEADER) or "").strip()
     if len(user) > MAX_USER:
         raise InvalidRequest(
