@@ -39,6 +39,7 @@ from gateway.api import json_response, spans, system
 from gateway.api import playground as playground_api
 from gateway.api import results as results_api
 from gateway.api import scores as scores_api
+from gateway.api import settings as settings_api
 from gateway.api.audit import audited
 from gateway.api.events import Broadcaster, named_event
 from gateway.api.project_scope import fenced
@@ -122,6 +123,7 @@ def management_routes() -> list[BaseRoute]:
                 *access_api.routes(),
                 *evaluators_api.routes(),
                 *audit_api.routes(),
+                *settings_api.routes(),
                 Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
             ]
         )
