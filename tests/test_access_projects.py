@@ -305,3 +305,45 @@ def test_the_store_and_access_agree_on_the_default_project() -> None:
     from gateway.store import sqlwhere
 
     assert sqlwhere.DEFAULT_PROJECT == DEFAULT_PROJECT
+
+
+async def test_a_body_cannot_point_a_project_keys_objects_at_another_projects(
+    make_gateway: GatewayFactory,
+) -> None:
+    """On A's own objects, a body naming B's span, dataset or session is a 404."""
+    gw, a, b = await two_projects(make_gateway)
+    client, h, theirs = gw.client, a.headers(), b.ids
+    ours = f"/experiments/{a.ids['experiment_id']}"
+    source = {"variables": {"q": "x"}, "source_span_id": theirs["span_id"]}
+    for method, path, body in (
+        ("POST", f"{ours}/inputs", {"inputs": [source]}),
+        ("POST", f"{ours}/inputs", {"datasetId": theirs["dataset_id"]}),
+        ("POST", f"/datasets/{a.ids['dataset_id']}/items", [source]),
+        ("POST", f"/datasets/{a.ids['dataset_id']}/items", {"items": [source]}),
+        ("PATCH", f"/datasets/{a.ids['dataset_id']}/items/{a.ids['item_id']}", source),
+        ("POST", "/datasets", {"name": "n", "items": [source]}),
+        (
+            "POST",
+            f"/datasets/{a.ids['dataset_id']}/items/from-spans",
+            {"span_ids": [theirs["span_id"]]},
+        ),
+        ("POST", "/experiments", {"original_span_id": theirs["span_id"]}),
+        (
+            "POST",
+            "/playground/complete",
+            {"model": "gpt-4o-mini", "prompt": "x", "session_id": theirs["session_id"]},
+        ),
+    ):
+        response = await client.request(method, path, json=body, headers=h)
+        assert response.status_code == 404, (method, path, response.text)
+        assert marker(b.project) not in response.text
+    # The same bodies with A's own ids work (the check is not refusing everything).
+    mine = {"variables": {"q": "x"}, "source_span_id": a.ids["span_id"]}
+    ok_items = await client.post(f"/datasets/{a.ids['dataset_id']}/items", json=[mine], headers=h)
+    assert ok_items.status_code == 201, ok_items.text
+    from_spans = await client.post(
+        f"/datasets/{a.ids['dataset_id']}/items/from-spans",
+        json={"span_ids": [a.ids["span_id"]]},
+        headers=h,
+    )
+    assert from_spans.status_code == 201, from_spans.text

@@ -176,6 +176,12 @@ class BodyRule:
     put: bool = False
     refs: dict[str, Kind] = field(default_factory=dict)
     items: bool = False
+    # Lists of rows (a field's name; "": the body is the list) whose rows may name a
+    # source span (`SOURCE_FIELDS`): each must be the project's.
+    rows: tuple[str, ...] = ()
+
+
+SOURCE_FIELDS = ("source_span_id", "sourceSpanId")
 
 
 _SPAN_REF = {"original_span_id": SPAN}
@@ -186,9 +192,12 @@ BODY_RULES: dict[str, BodyRule] = {
     "PATCH /experiments/{experiment_id}": BodyRule(),
     "POST /experiments/{experiment_id}/duplicate": BodyRule(put=True),
     "POST /experiments/{experiment_id}/inputs": BodyRule(
-        refs={"dataset_id": DATASET, "datasetId": DATASET}
+        refs={"dataset_id": DATASET, "datasetId": DATASET}, rows=("inputs", "")
     ),
-    "POST /datasets": BodyRule(put=True),
+    "POST /datasets": BodyRule(put=True, rows=("items",)),
+    "POST /datasets/{dataset_id}/items": BodyRule(rows=("items", "")),
+    "PUT /datasets/{dataset_id}/items/{item_id}": BodyRule(rows=("",)),
+    "PATCH /datasets/{dataset_id}/items/{item_id}": BodyRule(rows=("",)),
     "PUT /datasets/{dataset_id}": BodyRule(),
     "PATCH /datasets/{dataset_id}": BodyRule(),
     "POST /datasets/{dataset_id}/items/from-spans": BodyRule(refs={"span_ids": SPAN}),
@@ -299,6 +308,10 @@ async def _checked_body(
     except InvalidRequest:
         return raw, None  # the handler answers it (a CSV import, bad JSON...)
     state = app_state(request)
+    for name in rule.rows:
+        for row in _rows(body, name):
+            for source in SOURCE_FIELDS:
+                await check_owned(state, SPAN, row.get(source), project, source)
     if isinstance(body, dict) and not rule.items:
         for name, kind in rule.refs.items():
             value = body.get(name)
@@ -314,6 +327,13 @@ async def _checked_body(
         elif isinstance(body, dict):
             body = _project_fields(body, project, True)
     return orjson.dumps(body), body if isinstance(body, dict) else None
+
+
+def _rows(body: Any, name: str) -> list[dict[str, Any]]:
+    """The rows ``body`` holds under ``name`` ("": the body itself, a list or one row)."""
+    found = body if name == "" else (body.get(name) if isinstance(body, dict) else None)
+    rows = [found] if isinstance(found, dict) else found if isinstance(found, list) else []
+    return [row for row in rows if isinstance(row, dict)]
 
 
 def _items(items: list[Any], project: str) -> list[Any]:
