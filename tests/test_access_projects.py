@@ -347,3 +347,43 @@ async def test_a_body_cannot_point_a_project_keys_objects_at_another_projects(
         headers=h,
     )
     assert from_spans.status_code == 201, from_spans.text
+
+
+async def test_a_project_key_imports_a_csv_file_into_its_dataset(
+    make_gateway: GatewayFactory,
+) -> None:
+    """A raw import takes its options from the query string: the fence adds nothing."""
+    gw, a, _b = await two_projects(make_gateway)
+    response = await gw.client.post(
+        f"/datasets/{a.ids['dataset_id']}/import?expected_column=answer",
+        content=b"question,answer\nwho,me\n",
+        headers={**a.headers(), "content-type": "text/csv"},
+    )
+    assert response.status_code == 201, response.text
+    refused = await gw.client.post(
+        f"/datasets/{a.ids['dataset_id']}/import?project=proj-b",
+        content=b"question,answer\nwho,me\n",
+        headers={**a.headers(), "content-type": "text/csv"},
+    )
+    assert refused.status_code == 403
+
+
+async def test_on_its_own_objects_a_project_key_is_answered_as_a_global_key_is(
+    make_gateway: GatewayFactory,
+) -> None:
+    """The fence takes nothing from a key's own project: every read route, on A's ids,
+    answers A's key with the status it answers the admin key asking for project A (a
+    fence that broke a route, e.g. by a query parameter it refuses, would differ)."""
+    gw, a, _b = await two_projects(make_gateway)
+    tried = 0
+    for route, need in sorted(ROUTE_SCOPES.items()):
+        method, path = route.split(" ", 1)
+        if method != "GET" or need != "read" or path.endswith("/events"):
+            continue
+        url = fill(path, a.ids)
+        mine = await gw.client.get(url, headers=a.headers())
+        # The admin key names the project, as the fence does for A's key.
+        admins = await gw.client.get(url, params={"project": a.project}, headers=ADMIN)
+        assert mine.status_code == admins.status_code, (route, mine.text, admins.text)
+        tried += 1
+    assert tried > 30

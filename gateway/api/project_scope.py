@@ -230,6 +230,10 @@ ANSWER_RULES: dict[str, AnswerRule] = {
 # Query parameters that list objects by id (comma-separated): each must be the project's.
 QUERY_REFS: dict[str, tuple[str, Kind]] = {"GET /experiments/export": ("ids", EXPERIMENT)}
 
+# Routes whose query string is the handler's own fields (a raw import's options): the
+# project is checked there, not added.
+OWN_QUERY = frozenset({"POST /datasets/{dataset_id}/import"})
+
 # Routes a project key never reaches (admin scope) or that hold no project's data.
 UNFENCED_PREFIXES = ("/v1/", "/session", "/keys", "/audit", "/ui", "/healthz", "/metrics")
 
@@ -401,7 +405,9 @@ def _fenced_handler(handler: Handler, fences: dict[str, Fence]) -> Handler:
             ]
         # Spans listed by id are not also filtered (the service takes one or the other).
         listed = body is not None and "span_ids" in body
-        scope["query_string"] = _query(request, project, keep_unset=listed)
+        scope["query_string"] = _query(
+            request, project, keep_unset=listed or fence.route in OWN_QUERY
+        )
         response = await handler(Request(scope, receive))
         if fence.answer is not None:
             return _filtered(response, fence.answer, project, request)
