@@ -48,6 +48,7 @@ from gateway.access.keys import DEFAULT_PROJECT
 from gateway.access.routes import route_methods
 from gateway.api import json_body, json_response
 from gateway.api.datasets import read_limited
+from gateway.api.events import EVENT_NAME
 from gateway.errors import Forbidden, InvalidRequest, NotFound
 from gateway.state import AppState, app_state
 
@@ -72,7 +73,7 @@ def same_project(value: Any, project: str) -> bool:
 
 def visible(item: dict[str, Any], project: str) -> bool:
     """Whether a live event (a stored span, or a named event's record) is ``project``'s."""
-    data = item.get("data") if "spanlab_event" in item else item
+    data = item.get("data") if EVENT_NAME in item else item
     return isinstance(data, dict) and same_project(data.get("project_id"), project)
 
 
