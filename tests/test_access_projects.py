@@ -387,3 +387,29 @@ async def test_on_its_own_objects_a_project_key_is_answered_as_a_global_key_is(
         assert mine.status_code == admins.status_code, (route, mine.text, admins.text)
         tried += 1
     assert tried > 30
+
+
+async def test_restoring_a_version_from_another_project_is_refused(
+    make_gateway: GatewayFactory,
+) -> None:
+    """An admin moved B's experiment into A: A's key may not restore the version that
+    was B's (it would move the experiment back into B)."""
+    gw, a, b = await two_projects(make_gateway)
+    eid = b.ids["experiment_id"]
+    moved = await gw.client.patch(
+        f"/experiments/{eid}", json={"project_id": a.project}, headers=ADMIN
+    )
+    assert moved.status_code == 200, moved.text
+    history = (await gw.client.get(f"/experiments/{eid}/history", headers=a.headers())).json()
+    versions = {h["version"]: h["snapshot"].get("project_id") for h in history["data"]}
+    old = next(v for v, p in versions.items() if p == b.project)
+    new = next(v for v, p in versions.items() if p == a.project)
+    refused = await gw.client.post(f"/experiments/{eid}/history/{old}/restore", headers=a.headers())
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "project_forbidden"
+    still = await ok(await gw.client.get(f"/experiments/{eid}", headers=a.headers()))
+    assert still["project_id"] == a.project
+    restored = await gw.client.post(
+        f"/experiments/{eid}/history/{new}/restore", headers=a.headers()
+    )
+    assert restored.status_code == 200, restored.text

@@ -231,6 +231,25 @@ ANSWER_RULES: dict[str, AnswerRule] = {
 # Query parameters that list objects by id (comma-separated): each must be the project's.
 QUERY_REFS: dict[str, tuple[str, Kind]] = {"GET /experiments/export": ("ids", EXPERIMENT)}
 
+
+async def _restored_project(request: Request, project: str) -> None:
+    """A restored version brings back its ``project_id``: it must be the key's (an
+    experiment an admin moved into the project has versions from another)."""
+    experiment_id = request.path_params["experiment_id"]
+    history = await app_state(request).experiments.history(experiment_id)
+    version = request.path_params.get("version")
+    for entry in history:
+        if str(entry.get("version")) == version:
+            snapshot = entry.get("snapshot") or {}
+            if "project_id" in snapshot and not same_project(snapshot["project_id"], project):
+                raise forbidden(snapshot["project_id"], project)
+
+
+# Checks of what a route would bring in that its path, query and body do not say.
+PRE_CHECKS: dict[str, Callable[[Request, str], Awaitable[None]]] = {
+    "POST /experiments/{experiment_id}/history/{version}/restore": _restored_project,
+}
+
 # Routes whose query string is the handler's own fields (a raw import's options): the
 # project is checked there, not added.
 OWN_QUERY = frozenset({"POST /datasets/{dataset_id}/import"})
@@ -395,6 +414,9 @@ def _fenced_handler(handler: Handler, fences: dict[str, Fence]) -> Handler:
             for ref in (request.query_params.get(name) or "").split(","):
                 if ref.strip():
                     await check_owned(state, kind, ref.strip(), project, name)
+        pre = PRE_CHECKS.get(fence.route)
+        if pre is not None:
+            await pre(request, project)
         scope = dict(request.scope)
         receive = request.receive
         body: dict[str, Any] | None = None
