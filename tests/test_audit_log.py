@@ -212,6 +212,14 @@ STEPS: list[tuple[str, Step]] = [
         ),
     ),
     (
+        "settings shown",
+        Step(
+            "settings.shown",
+            lambda k, s: k.gw.client.get("/settings", headers=ADMIN),
+            lambda s, r: None,
+        ),
+    ),
+    (
         "sign-in failed",
         Step(
             "access.denied",
