@@ -39,8 +39,10 @@ from gateway.api import json_response, spans, system
 from gateway.api import playground as playground_api
 from gateway.api import results as results_api
 from gateway.api import scores as scores_api
+from gateway.api import settings as settings_api
 from gateway.api.audit import audited
 from gateway.api.events import Broadcaster, named_event
+from gateway.api.project_scope import fenced
 from gateway.api.ui import ui_routes
 from gateway.capture.pricing import PriceTable
 from gateway.capture.span import Span
@@ -109,28 +111,32 @@ def proxy_endpoints(routes: Sequence[Route]) -> dict[str, tuple[frozenset[str], 
 
 def management_routes() -> list[BaseRoute]:
     # The audited routes' handlers are wrapped here, once (gateway.access.audit).
-    return audited(
-        [
-            Route("/spans", spans.list_spans, methods=["GET"]),
-            Route("/spans/facets", spans.span_facets, methods=["GET"]),  # before {span_id}
-            Route("/spans/{span_id}", spans.get_span, methods=["GET"]),
-            Route("/traces/{trace_id}", spans.get_trace, methods=["GET"]),
-            Route("/threads", spans.list_threads, methods=["GET"]),
-            Route("/stats", spans.stats, methods=["GET"]),
-            Route("/events", system.events, methods=["GET"]),
-            Route("/healthz", system.healthz, methods=["GET"]),
-            Route("/models", system.models, methods=["GET"]),
-            Route("/metrics", system.metrics, methods=["GET"]),
-            *scores_api.routes(),  # before the experiments': /experiments/runs/... is not one
-            *experiments_api.routes(),
-            *datasets_api.routes(),
-            *playground_api.routes(),
-            *results_api.routes(),
-            *access_api.routes(),
-            *evaluators_api.routes(),
-            *audit_api.routes(),
-            Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
-        ]
+    # Then every handler is fenced to a project key's project (gateway.api.project_scope).
+    return fenced(
+        audited(
+            [
+                Route("/spans", spans.list_spans, methods=["GET"]),
+                Route("/spans/facets", spans.span_facets, methods=["GET"]),  # before {span_id}
+                Route("/spans/{span_id}", spans.get_span, methods=["GET"]),
+                Route("/traces/{trace_id}", spans.get_trace, methods=["GET"]),
+                Route("/threads", spans.list_threads, methods=["GET"]),
+                Route("/stats", spans.stats, methods=["GET"]),
+                Route("/events", system.events, methods=["GET"]),
+                Route("/healthz", system.healthz, methods=["GET"]),
+                Route("/models", system.models, methods=["GET"]),
+                Route("/metrics", system.metrics, methods=["GET"]),
+                *scores_api.routes(),  # before the experiments': /experiments/runs/... is not one
+                *experiments_api.routes(),
+                *datasets_api.routes(),
+                *playground_api.routes(),
+                *results_api.routes(),
+                *access_api.routes(),
+                *evaluators_api.routes(),
+                *audit_api.routes(),
+                *settings_api.routes(),
+                Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
+            ]
+        )
     )
 
 

@@ -68,9 +68,11 @@ async def test_projects_are_rows_with_a_default(tmp_path: Path) -> None:
         assert projects["default"].keys == 1
         with pytest.raises(NotFound):
             await store.create_key("bot", ["proxy"], project_id="nope")
-        # Reads and edits are not limited to a project yet: such a key is refused.
-        with pytest.raises(InvalidRequest, match="only the proxy scope"):
-            await store.create_key("bot", ["read"], project_id="team-a")
+        # Reads and edits are fenced to the key's project; admin is the gateway's.
+        reader, _ = await store.create_key("bot", ["read", "write"], project_id="team-a")
+        assert reader.scopes == ("read", "write")
+        with pytest.raises(InvalidRequest, match="not admin"):
+            await store.create_key("bot", ["admin"], project_id="team-a")
         with pytest.raises(InvalidRequest, match="unknown scope"):
             await store.create_key("bot", ["root"])
         # The experiments' foreign key on projects(id) holds: an unknown project is
@@ -126,9 +128,9 @@ def test_keys_and_projects_on_the_command_line(tmp_path: Path) -> None:
     assert plain.exit_code == 0 and plain.stdout.startswith("slk_")
     assert "cannot be shown again" in plain.stderr
     bad = runner.invoke(
-        cli, ["keys", "create", "x", "--scope", "write", "--project", "team-a", "--db", db]
+        cli, ["keys", "create", "x", "--scope", "admin", "--project", "team-a", "--db", db]
     )
-    assert bad.exit_code == 1 and "only the proxy scope" in bad.output
+    assert bad.exit_code == 1 and "not admin" in bad.output
     assert runner.invoke(cli, ["keys", "revoke", "slk_ffffffffffff", "--db", db]).exit_code == 1
     assert key.encode() not in database_bytes(Path(db))
 

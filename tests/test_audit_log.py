@@ -76,6 +76,30 @@ async def _sign_in(k: KeyedGateway, s: dict[str, Any]) -> httpx.Response:
     return r
 
 
+async def _run(k: KeyedGateway, s: dict[str, Any]) -> httpx.Response:
+    r = await k.gw.client.post(f"/experiments/{s['experiment']}/run", headers=ADMIN)
+    if r.status_code == 200:
+        s["run"] = r.json()["id"]
+    return r
+
+
+async def _run_feedback(k: KeyedGateway, s: dict[str, Any]) -> httpx.Response:
+    if "run" not in s:  # the experiment could not run (the canary test's needs a key)
+        await _experiment_created(k, s)
+        await _run(k, s)
+    return await k.gw.client.post(
+        f"/experiments/runs/{s['run']}/feedback", json={"thumbs_up": True}, headers=ADMIN
+    )
+
+
+async def _span_feedback(k: KeyedGateway, s: dict[str, Any]) -> httpx.Response:
+    s["span"] = await proxy_call(k.gw)
+    return await k.gw.client.post(
+        f"/spans/{s['span']}/feedback", json={"note": "ok"}, headers=ADMIN
+    )
+
+
+SCORE = {"metric_key": "quality", "value": 1}
 STEPS: list[tuple[str, Step]] = [
     ("key created", Step("key.created", _key_created, _id)),
     (
@@ -121,8 +145,31 @@ STEPS: list[tuple[str, Step]] = [
         "experiment run",
         Step(
             "experiment.run",
-            lambda k, s: k.gw.client.post(f"/experiments/{s['experiment']}/run", headers=ADMIN),
+            _run,
             lambda s, r: s["experiment"],
+        ),
+    ),
+    (
+        "run feedback",
+        Step("experiment.feedback.updated", _run_feedback, lambda s, r: s["experiment"]),
+    ),
+    (
+        "run score",
+        Step(
+            "experiment.score.created",
+            lambda k, s: k.gw.client.post(
+                f"/experiments/runs/{s['run']}/scores", json=SCORE, headers=ADMIN
+            ),
+            lambda s, r: s["experiment"],
+        ),
+    ),
+    ("span feedback", Step("experiment.feedback.updated", _span_feedback, lambda s, r: s["span"])),
+    (
+        "span score",
+        Step(
+            "experiment.score.created",
+            lambda k, s: k.gw.client.post(f"/spans/{s['span']}/scores", json=SCORE, headers=ADMIN),
+            lambda s, r: s["span"],
         ),
     ),
     (
@@ -162,6 +209,14 @@ STEPS: list[tuple[str, Step]] = [
             "dataset.deleted",
             lambda k, s: k.gw.client.delete(f"/datasets/{s['dataset']}", headers=ADMIN),
             lambda s, r: s["dataset"],
+        ),
+    ),
+    (
+        "settings shown",
+        Step(
+            "settings.shown",
+            lambda k, s: k.gw.client.get("/settings", headers=ADMIN),
+            lambda s, r: None,
         ),
     ),
     (

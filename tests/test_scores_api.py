@@ -328,6 +328,7 @@ async def test_record_scores_takes_several_at_once_and_counts_each(gw: Gateway) 
 
     class Req:  # what `service` reads of a request
         app = gw.app
+        scope: dict[str, Any] = {}
 
     svc = scoring_service(Req())  # type: ignore[arg-type]
     now = now_iso()

@@ -70,6 +70,8 @@ AUDITED: dict[str, AuditRule] = {
     "PATCH /projects/{project_id}": AuditRule(
         "project.renamed", subject_param="project_id", fields=("name",)
     ),
+    # The gateway's effective settings shown (secrets masked; the entry holds none)
+    "GET /settings": AuditRule("settings.shown"),
     # The web UI's session (the subject is the key signed in with)
     "POST /session": AuditRule("session.signed_in"),
     "DELETE /session": AuditRule("session.signed_out"),

@@ -147,6 +147,7 @@ ROUTE_SCOPES: dict[str, str] = {
     "POST /projects": "admin",
     "PATCH /projects/{project_id}": "admin",
     "GET /audit": "admin",
+    "GET /settings": "admin",
     # The web UI's files (no data in them)
     "GET /": OPEN,
     "GET /ui": OPEN,

@@ -148,12 +148,12 @@ class AccessStore:
             scope_list = parse_scopes(list(scopes))
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="scopes") from None
-        if project_id is not None and set(scope_list) - {"proxy"}:
-            # Reads and edits are not yet limited to one project: a project key with
-            # read/write/admin would see and change every project's data.
+        if project_id is not None and "admin" in scope_list:
+            # Reads and edits are fenced to the key's project (gateway.api.project_scope);
+            # admin (keys, projects, settings, the audit log) is the whole gateway's.
             raise InvalidRequest(
-                "A key bound to a project can have only the proxy scope for now (reads"
-                " and edits are not yet limited to one project).",
+                "A key bound to a project can have the proxy, read and write scopes, not"
+                " admin (keys, projects, settings and the audit log are the gateway's).",
                 param="scopes",
             )
         key_id, key, prefix = new_key()

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.api import json_response, query_str, read_body, read_json
+from gateway.api.scores import user_of
 from gateway.errors import InvalidRequest, NotFound
 from gateway.evaluation.evaluator_base import BOOLEAN, MetricShape
 from gateway.evaluation.evaluators import METRIC_KEY, types_listing
@@ -42,7 +43,8 @@ async def _experiment(request: Request) -> dict[str, Any]:
 
 
 def who(request: Request) -> str:
-    return request.headers.get("x-spanlab-user") or "local"
+    """Who did it (`gateway.api.scores.user_of`: the key's id when keys are on)."""
+    return user_of(request)
 
 
 async def list_types(request: Request) -> Response:

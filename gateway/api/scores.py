@@ -15,7 +15,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Scope
 
+from gateway.access.audit import actor_of, address_of
+from gateway.access.guard import principal_of
+from gateway.access.keys import DEFAULT_PROJECT
 from gateway.api import json_response, query_int, query_str, read_json
 from gateway.api.events import named_event
 from gateway.errors import InvalidRequest
@@ -50,18 +54,41 @@ def service(request: Request) -> ScoringService:
         events=state.stores.events,
         publish=publish,
         flush=flush,
+        context=audit_context(request.scope),
     )
 
 
+def audit_context(scope: Scope) -> dict[str, Any]:
+    """Who acts and from where, as an audit entry says it (`gateway.access.audit`)."""
+    actor = actor_of(scope, principal_of(scope))
+    return {
+        "actor": actor.id,
+        "actor_name": actor.name,
+        "address": address_of(scope),
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+    }
+
+
 def user_of(request: Request) -> str:
-    """Who did it: the ``x-spanlab-user`` header, else "local" (until keys and
-    identities exist)."""
+    """Who did it, as the audit log names an actor: the key's id when keys are on,
+    else the ``x-spanlab-user`` header, else "local"."""
+    principal = principal_of(request.scope)
+    if principal is not None:
+        return principal.key_id
     user = (request.headers.get(USER_HEADER) or "").strip()
     if len(user) > MAX_USER:
         raise InvalidRequest(
             f"{USER_HEADER} is longer than {MAX_USER} characters.", param=USER_HEADER
         )
     return user or "local"
+
+
+def metric_project(request: Request) -> str | None:
+    """The ``project`` of a metric definition; ``default`` is the default project's
+    (stored as NULL, as everywhere: a key bound to the default project asks so)."""
+    project = query_str(request, "project")
+    return None if project == DEFAULT_PROJECT else project
 
 
 def _object(body: Any, aliases: dict[str, str], allowed: frozenset[str]) -> dict[str, Any]:
@@ -216,25 +243,25 @@ def _force(request: Request) -> bool:
 
 
 async def list_metrics(request: Request) -> Response:
-    metrics = await service(request).store.list_metrics(query_str(request, "project"))
+    metrics = await service(request).store.list_metrics(metric_project(request))
     return json_response({"data": [m.as_dict() for m in metrics]})
 
 
 async def create_metric(request: Request) -> Response:
-    metric = metric_from_body(await read_json(request), query_str(request, "project"))
+    metric = metric_from_body(await read_json(request), metric_project(request))
     created = await service(request).create_metric(metric)
     return json_response({"metric": created.as_dict()}, status_code=201)
 
 
 async def get_metric(request: Request) -> Response:
     svc = service(request)
-    metric = await svc.metric(query_str(request, "project"), request.path_params["key"])
+    metric = await svc.metric(metric_project(request), request.path_params["key"])
     return json_response({"metric": metric.as_dict()})
 
 
 async def update_metric(request: Request) -> Response:
     svc = service(request)
-    current = await svc.metric(query_str(request, "project"), request.path_params["key"])
+    current = await svc.metric(metric_project(request), request.path_params["key"])
     changed = metric_changes(current, await read_json(request))
     updated = await svc.update_metric(current, changed, force=_force(request))
     return json_response({"metric": updated.as_dict()})
@@ -242,7 +269,7 @@ async def update_metric(request: Request) -> Response:
 
 async def delete_metric(request: Request) -> Response:
     svc = service(request)
-    metric = await svc.metric(query_str(request, "project"), request.path_params["key"])
+    metric = await svc.metric(metric_project(request), request.path_params["key"])
     deleted = await svc.delete_metric(metric, force=_force(request))
     return json_response({"ok": True, "deleted_scores": deleted})
 

@@ -71,9 +71,11 @@ async def list_spans(request: Request) -> Response:
 
 async def span_facets(request: Request) -> Response:
     """The values the filters can take, for dropdowns: ``{"models": [...],
-    "providers": [...], "labels": [...], "operations": [...], "origins": [...]}``."""
+    "providers": [...], "labels": [...], "operations": [...], "origins": [...]}``
+    (``project``: one project's)."""
     facets = await app_state(request).stores.spans.facets(
-        limit=query_int(request, "limit", 1000, low=1, high=10_000)
+        limit=query_int(request, "limit", 1000, low=1, high=10_000),
+        project=query_str(request, "project"),
     )
     return json_response({f"{kind}s": values for kind, values in facets.items()})
 

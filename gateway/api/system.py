@@ -13,6 +13,7 @@ from gateway import __version__
 from gateway.access.guard import may_read
 from gateway.api import json_response
 from gateway.api.events import CLOSED, EVENT_NAME, LAGGED
+from gateway.api.project_scope import project_scope, visible
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.proxy.operations import ProxyRequest
 from gateway.proxy.sink import CollectingSink
@@ -81,6 +82,7 @@ async def events(request: Request) -> Response:
     and named events (``playground.completion``) as they happen."""
     state = app_state(request)
     heartbeat = state.settings.events_heartbeat_s
+    project = project_scope(request)  # a project key hears its project's events only
 
     async def stream() -> AsyncIterator[bytes]:
         async with state.events.subscribe() as sub:
@@ -96,6 +98,8 @@ async def events(request: Request) -> Response:
                     continue
                 if item is CLOSED:
                     return  # the gateway is stopping
+                if project is not None and not visible(item, project):
+                    continue
                 name = item.get(EVENT_NAME)
                 if name is not None:
                     yield f"event: {name}\ndata: ".encode() + orjson.dumps(item["data"]) + b"\n\n"

@@ -18,7 +18,9 @@ import orjson
 from rich.table import Table
 
 from gateway import __version__
-from gateway.access.audit import AuditLog, retention_cutoff
+from gateway.access.audit import AuditLog, record_cli_action, retention_cutoff
+from gateway.access.store import AccessStore
+from gateway.api.settings import shown_settings
 from gateway.capture.redaction import redact_url
 from gateway.cli import (
     access,
@@ -44,7 +46,7 @@ from gateway.cli.common import (
 from gateway.config import example_toml
 from gateway.http.guard import is_loopback
 from gateway.store.database import SQLiteDatabase
-from gateway.store.postgres import redacted_url
+from gateway.store.postgres import is_postgres_url, redacted_url
 from gateway.store.spans import SpanFilter
 from gateway.store.stores import Stores, stores_for
 
@@ -334,28 +336,27 @@ def config_example() -> None:
 @config.command("show")
 @CONFIG_OPTION
 def config_show(config_path: Path | None) -> None:
-    """Print the settings in effect (defaults, file and SPANLAB_* environment)."""
+    """Print the settings in effect (defaults, file and SPANLAB_* environment), secrets
+    masked; audited (settings.shown, actor cli) in the database, if there is one."""
     settings = load_settings(config_path)
-    out = {k: v for k, v in settings.__dict__.items() if k not in ("providers", "models", "prices")}
-    out["proxy"] = redact_url(settings.proxy)  # a proxy URL may carry a password
-    out["db"] = redacted_url(settings.db)  # so may a PostgreSQL URL
-    out["database_url"] = redacted_url(settings.database_url)
-    for secret in ("admin_key", "metrics_token"):  # said to be set, never shown
-        out[secret] = "(set)" if out[secret] else ""
-    out["providers"] = {
-        name: {
-            "kind": p.kind,
-            "base_url": redact_url(p.base_url),
-            "api_key_env": p.api_key_env,
-            "api_key_set": p.api_key() is not None,
-            **({"proxy": redact_url(p.proxy)} if p.proxy else {}),
-            **({"verify": False} if not p.verify else {}),
-            **{k: v for k in ("ca_bundle", "client_cert", "client_key") if (v := getattr(p, k))},
-        }
-        for name, p in settings.providers.items()
-    }
-    out["models"] = dict(settings.models)
-    print_json(out)
+    print_json(shown_settings(settings))
+    if is_postgres_url(settings.database):
+        pass  # the server database exists: the entry goes there
+    elif settings.database == ":memory:" or not Path(settings.database).exists():
+        return  # no database to hold the entry (and none is created for it)
+
+    async def record(stores: Stores) -> None:
+        database = stores.database
+        if isinstance(database, SQLiteDatabase):
+            await record_cli_action(AccessStore(database), "GET /settings", {}, {})
+
+    try:
+        run_with_store(settings, record)
+    except Exception as exc:  # the settings are shown; a log failure must not hide them
+        where = redacted_url(settings.database)
+        click.echo(
+            f"warning: could not audit config show in {where}: {redacted_url(str(exc))}", err=True
+        )
 
 
 experiments.register(cli)

@@ -92,6 +92,9 @@ class ScoringService:
     publish: Publish | None = None
     # Waits until the spans answered so far are stored (the writer's lag, see `span_target`).
     flush: Flush | None = None
+    # Who acts and from where (an audit entry's actor, actor_name, address, method and
+    # path), added to every event this writes: set by the API for the request.
+    context: dict[str, Any] | None = None
 
     # Targets --------------------------------------------------------------------------
 
@@ -170,7 +173,8 @@ class ScoringService:
         await self._announce(
             FEEDBACK_EVENT,
             target,
-            {"feedback": stored.as_dict(), "previous_thumbs_up": previous},
+            # actor: who, as every audit entry names it (a key's id when keys are on)
+            {"feedback": stored.as_dict(), "previous_thumbs_up": previous, "actor": user},
         )
         return stored
 
@@ -256,7 +260,8 @@ class ScoringService:
                 input_id=score.input_id,
                 project_id=score.project_id,
             )
-            await self._announce(SCORE_EVENT, target, {"score": score.as_dict()})
+            actor = score.created_by or score.source  # an evaluator's own score: its source
+            await self._announce(SCORE_EVENT, target, {"score": score.as_dict(), "actor": actor})
 
     async def delete_score(self, score_id: str) -> None:
         if not await self.store.delete_score(score_id):
@@ -321,7 +326,7 @@ class ScoringService:
             project_id=target.project_id,
             subject_id=target.experiment_id or target.span_id,
             related_ids=[i for i in (target.run_id, target.span_id) if i is not None],
-            payload=payload,
+            payload={**payload, **self.context} if self.context else payload,
         )
         if self.events is not None:
             try:

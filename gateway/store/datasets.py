@@ -178,7 +178,7 @@ class DatasetFilter:
 
     def where(self) -> tuple[str, list[Any]]:
         where = Where()
-        where.equals("project_id", self.project)
+        where.project("project_id", self.project)
         where.contains_text(("name", "description", "id"), self.text)
         return where.sql()
 

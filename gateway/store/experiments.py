@@ -225,7 +225,7 @@ class ExperimentFilter:
 
     def where(self) -> tuple[str, list[Any]]:
         where = Where()
-        where.equals("project_id", self.project)
+        where.project("project_id", self.project)
         where.equals("status", self.status)
         where.equals("original_span_id", self.span)
         if self.tag is not None:

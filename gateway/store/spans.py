@@ -43,7 +43,7 @@ class SpanFilter:
         """The WHERE clause and its parameters; ``like``: the text search's operator
         (`Dialect.like_nocase`)."""
         where = Where(like)
-        where.equals("project_id", self.project)
+        where.project("project_id", self.project)
         where.equals("thread_id", self.thread)
         where.equals("run_id", self.run)
         where.equals("trace_id", self.trace)
@@ -158,10 +158,11 @@ class SpanStore(ABC):
         return StatsAnswer(await self.stats(group_by, filters))
 
     @abstractmethod
-    async def facets(self, limit: int = 1000) -> dict[str, list[str]]:
+    async def facets(self, limit: int = 1000, project: str | None = None) -> dict[str, list[str]]:
         """The values each filter can take (`span_table.FACET_KINDS`): ``{kind: values}``,
         sorted, at most ``limit`` per kind; from a small table the writers keep, so it
-        costs the same at any number of spans."""
+        costs the same at any number of spans. With ``project``: that project's values
+        only (from its spans)."""
 
     @abstractmethod
     async def count_spans(self, filters: SpanFilter | None = None) -> int: ...

@@ -18,6 +18,7 @@ from gateway.store.dialect import Dialect, dialect_for
 from gateway.store.pagination import Page, SortKey, keyset_page
 from gateway.store.spans import SpanFilter, SpanStore, StatsAnswer, iso_from_us, span_from_row
 from gateway.store.sql import SQLDatabase
+from gateway.store.sqlwhere import Where
 
 SPAN_ORDER = (SortKey("start_us", "start_us"), SortKey("span_id", "span_id"))
 # The facets of the spans left after a prune, rebuilt in one statement (the values
@@ -91,11 +92,10 @@ class SQLSpanStore(SpanStore):
     async def list_threads(
         self, *, project: str | None, limit: int, offset: int = 0
     ) -> list[dict[str, Any]]:
-        where = "thread_id IS NOT NULL"
-        params: list[Any] = []
-        if project is not None:
-            where += " AND project_id = ?"
-            params.append(project)
+        clauses = Where(self.sql.like_nocase)
+        clauses.add("thread_id IS NOT NULL")
+        clauses.project("project_id", project)
+        where, params = clauses.sql()
         # The totals are the app's calls only: a replay (any origin but app) lands in
         # its original's thread, and is counted apart (replays) instead of inflating it.
         app = f"origin = '{APP}'"
@@ -184,13 +184,34 @@ class SQLSpanStore(SpanStore):
         rows = await self.db.fetch(sql, params)
         return [_stats_row(r) for r in rows]
 
-    async def facets(self, limit: int = 1000) -> dict[str, list[str]]:
+    async def facets(self, limit: int = 1000, project: str | None = None) -> dict[str, list[str]]:
+        if project is not None:
+            return await self.project_facets(limit, project)
         # Per kind, the primary key's order: a range of the index, `limit` rows at most.
         out: dict[str, list[str]] = {}
         for kind in FACET_KINDS:
             rows = await self.db.fetch(
                 "SELECT value FROM span_facets WHERE kind = ? ORDER BY value LIMIT ?",
                 (kind, limit),
+            )
+            out[kind] = [r[0] for r in rows]
+        return out
+
+    async def project_facets(self, limit: int, project: str) -> dict[str, list[str]]:
+        """The facets of one project's spans. The facets table knows no projects: they
+        come from its spans (a scan of them; only a key bound to a project asks this)."""
+        clauses = Where(self.sql.like_nocase)
+        clauses.project("project_id", project)
+        where, params = clauses.sql()
+        out: dict[str, list[str]] = {}
+        for kind, columns in FACET_KINDS.items():
+            union = " UNION ".join(
+                f"SELECT {c} AS value FROM spans WHERE {where} AND {c} IS NOT NULL AND {c} <> ''"
+                for c in columns
+            )
+            rows = await self.db.fetch(
+                f"SELECT value FROM ({union}) AS project_values ORDER BY value LIMIT ?",
+                [*params * len(columns), limit],
             )
             out[kind] = [r[0] for r in rows]
         return out

@@ -18,6 +18,7 @@ from gateway.store.playground import (
     PlaygroundStore,
     SessionRecord,
 )
+from gateway.store.sqlwhere import Where
 
 SESSION_ORDER = (SortKey("created_at", "created_at"), SortKey("id", "id"))
 _SELECT_SESSION = (
@@ -98,7 +99,9 @@ class SQLitePlaygroundStore(PlaygroundStore):
     async def list_sessions(
         self, *, project: str | None, limit: int, cursor: str | None = None
     ) -> Page:
-        where, params = ("project_id = ?", [project]) if project else ("1 = 1", [])
+        clauses = Where()
+        clauses.project("project_id", project or None)
+        where, params = clauses.sql()
 
         def convert(row: sqlite3.Row) -> dict[str, object]:
             out = session_from_row(row).as_dict()

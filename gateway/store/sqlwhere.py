@@ -6,6 +6,9 @@ import re
 from typing import Any
 
 _LIKE_SPECIAL = re.compile(r"([%_\\])")
+# The project a NULL ``project_id`` means, in every table (gateway.access.keys has the
+# same name: the store room may not import access).
+DEFAULT_PROJECT = "default"
 
 
 class Where:
@@ -26,6 +29,14 @@ class Where:
         """``column = value``, unless ``value`` is None (no filter)."""
         if value is not None:
             self.add(f"{column} = ?", value)
+
+    def project(self, column: str, value: str | None) -> None:
+        """``column`` is project ``value`` (None: no filter); the default project is
+        also the rows that name none (NULL), as everywhere else."""
+        if value == DEFAULT_PROJECT:
+            self.add(f"({column} IS NULL OR {column} = ?)", value)
+        else:
+            self.equals(column, value)
 
     def one_of(self, column: str, values: tuple[Any, ...]) -> None:
         """``column`` is one of ``values`` (none: nothing matches)."""

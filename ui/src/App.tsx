@@ -19,6 +19,7 @@ const PlaygroundPage = lazy(() => import("./pages/Playground"));
 const DatasetsPage = lazy(() => import("./pages/Datasets"));
 const MetricDefinitionsPage = lazy(() => import("./pages/MetricDefinitions"));
 const AccessPage = lazy(() => import("./pages/Access"));
+const SettingsPage = lazy(() => import("./pages/Settings"));
 
 const NAV = [
   { to: "/", label: "Traces", icon: "\u2261", match: (p: string) => p === "/" || p.startsWith("/spans") },
@@ -33,7 +34,10 @@ const NAV = [
   { to: "/datasets", label: "Datasets", icon: "\u25a4", match: (p: string) => p.startsWith("/datasets") },
   { to: "/metrics", label: "Metrics", icon: "\u2605", match: (p: string) => p.startsWith("/metrics") },
   { to: "/keys", label: "Keys", icon: "\u26bf", match: (p: string) => p.startsWith("/keys") },
+  { to: "/settings", label: "Settings", icon: "\u2699", match: (p: string) => p.startsWith("/settings") },
 ];
+// Pages for admins only (and for the local user while keys are off).
+const ADMIN_PAGES = new Set(["/keys", "/settings"]);
 
 function Route({ path }: { path: string }) {
   if (path === "/" || path === "") return <TracesPage />;
@@ -45,6 +49,7 @@ function Route({ path }: { path: string }) {
   if (path === "/datasets") return <DatasetsPage />;
   if (path === "/metrics") return <MetricDefinitionsPage />;
   if (path === "/keys") return <AccessPage />;
+  if (path === "/settings") return <SettingsPage />;
   return (
     <div className="page">
       <h1>Not found</h1>
@@ -62,8 +67,7 @@ function Nav({ path }: { path: string }) {
   const button = useRef<HTMLButtonElement>(null);
   const nav = useRef<HTMLElement>(null);
   const { state: access } = useAccess();
-  // the keys page is for admins (and for the local user while keys are off)
-  const items = NAV.filter((item) => item.to !== "/keys" || can(access, "admin"));
+  const items = NAV.filter((item) => !ADMIN_PAGES.has(item.to) || can(access, "admin"));
 
   // following a link closes the menu
   useEffect(() => setOpen(false), [path]);
