@@ -95,6 +95,10 @@ async def test_threads_facets_search_and_pages_are_the_same(pair: Pair) -> None:
         f = SpanFilter(text=text)
         assert await postgres.count_spans(f) == await sqlite.count_spans(f), text
     assert await postgres.count_spans(SpanFilter(text="needle_1")) > 0
+    # No filter at all (TRUE), and a filter no value can meet (FALSE): SQL both take.
+    assert await postgres.count_spans(SpanFilter()) == await sqlite.count_spans() == 1500
+    assert await postgres.count_spans(SpanFilter(origins=())) == 0
+    assert await sqlite.count_spans(SpanFilter(origins=())) == 0
     cursor_a = cursor_b = None
     for _ in range(3):
         page_a = await sqlite.list_spans(SpanFilter(provider="openai"), limit=50, cursor=cursor_a)
