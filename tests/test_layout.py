@@ -27,12 +27,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "proxy": BASE | {"http", "capture", "writer"},
     "datasets": BASE | {"capture", "store"},
     "access": BASE | {"http", "store"},
+    "quotas": BASE | {"capture", "store", "access"},
     "experiments": BASE | {"http", "capture", "store", "writer", "proxy", "datasets"},
     "playground": BASE | {"http", "capture", "store", "writer", "proxy", "experiments"},
     "evaluation": BASE | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets"},
     "api": BASE
     | {
         "access",
+        "quotas",
         "http",
         "capture",
         "store",
@@ -47,6 +49,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "state": BASE
     | {
         "access",
+        "quotas",
         "http",
         "capture",
         "store",
@@ -61,6 +64,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "app": BASE
     | {
         "access",
+        "quotas",
         "http",
         "capture",
         "store",
