@@ -50,6 +50,12 @@ class _EventWindow:
     unrecorded: int = 0
 
 
+def charge_of(scope: Scope) -> str | None:
+    """The key a request's calls are counted for (None: keys are off)."""
+    principal = principal_of(scope)
+    return principal.key_id if principal is not None else None
+
+
 def default_limits(settings: Settings) -> Limits:
     return Limits(
         rpm=settings.quota_default_rpm or None,
@@ -141,9 +147,7 @@ class QuotaService:
     # --- the request path -------------------------------------------------------------
 
     def charge_of(self, scope: Scope) -> str | None:
-        """The key a request's calls are counted for (None: keys are off)."""
-        principal = principal_of(scope)
-        return principal.key_id if principal is not None else None
+        return charge_of(scope)
 
     def admit(self, key_id: str, project_id: str | None, operation: str) -> None:
         """Count one call of ``key_id`` in ``project_id``, or raise `QuotaExceeded`."""
