@@ -250,3 +250,25 @@ async def test_project_limits_are_set_on_the_default_project_too(
     assert (await chat(gw, key)).status_code == 200
     refused = await chat(gw, key)
     assert "project 'Default project'" in refused.json()["error"]["message"]
+
+
+async def test_a_single_replay_is_counted_for_the_key_that_ran_it(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw, _ = await clocked_gateway(make_gateway)
+    key, created = await limited_key(gw, "replayer", ["write", "proxy"], rpm=2)
+    headers = {"x-spanlab-key": key}
+    answered = await chat(gw, key)
+    span_id = answered.headers["x-spanlab-span-id"]
+    await gw.flush()
+    made = await gw.client.post(
+        "/experiments", json={"name": "again", "original_span_id": span_id}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    exp_id = made.json()["id"]
+    ran = await gw.client.post(f"/experiments/{exp_id}/run", headers=headers)
+    assert ran.status_code == 200 and ran.json()["status"] == "completed", ran.text
+    assert quotas_of(gw).usage(KEY, created["id"])["requests_this_minute"] == 2
+    refused = await gw.client.post(f"/experiments/{exp_id}/run", headers=headers)
+    assert refused.json()["status"] == "failed"
+    assert "2 requests per minute" in refused.json()["error"]["message"]

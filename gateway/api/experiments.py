@@ -281,7 +281,9 @@ async def run_experiment(request: Request) -> Response:
     if has_body:
         check_run_body(body)
     if not query_bool(request, "stream"):
-        return json_response(await svc.run(experiment_id, credentials=credentials))
+        return json_response(
+            await svc.run(experiment_id, credentials=credentials, charge=charge_of(request.scope))
+        )
 
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -290,7 +292,11 @@ async def run_experiment(request: Request) -> Response:
 
     # Refusals (404, 409, 422...) are still plain JSON errors: nothing has started.
     handle = await svc.start_run(
-        experiment_id, stream=True, credentials=credentials, on_delta=on_delta
+        experiment_id,
+        stream=True,
+        credentials=credentials,
+        on_delta=on_delta,
+        charge=charge_of(request.scope),
     )
     handle.task.add_done_callback(lambda _: queue.put_nowait(None))
 
