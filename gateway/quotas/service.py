@@ -130,6 +130,8 @@ class QuotaService:
             return
         async with self._lock:
             batch = self.ledger.take()
+            if not batch and not self.ledger.subjects and not self._events:
+                return  # no key has been seen (keys off): nothing to store or read
             try:
                 await self.store.add(batch)
             except BaseException:
