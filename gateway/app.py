@@ -67,6 +67,7 @@ from gateway.proxy.endpoint import ProxyEndpoint, ProxyRoutes
 from gateway.proxy.operations import MODEL_PATH, OPERATIONS
 from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
+from gateway.quotas.service import QuotaService
 from gateway.state import AppState
 from gateway.store.database import Database
 from gateway.store.postgres import PostgresDatabase
@@ -253,7 +254,7 @@ def create_app(
             batch_size=settings.write_batch_size,
             queue_max=settings.write_queue_max,
             queue_max_bytes=settings.write_queue_max_bytes,
-            on_written=lambda batch, records: _announce(metrics, events, batch, records),
+            on_written=lambda batch, records: _announce(metrics, events, batch, records, quotas),
             process_db=db_path,
             spill_path=spill,
             stall_s=settings.flush_timeout_s,
@@ -262,6 +263,7 @@ def create_app(
         upstream = build_upstream(settings, transport)
         router = Router(settings)
         pipeline = ProxyPipeline(settings, upstream, router, metrics, writer)
+        pipeline.quotas = quotas
         experiments = ExperimentService(
             settings, the_stores.spans, the_stores.experiments, pipeline, writer, prices, router
         )
@@ -305,6 +307,7 @@ def create_app(
         )
         writer.start()
         await access.open(the_stores.database)
+        await quotas.open(the_stores.database, metrics)
         await experiments.recover()
         # Set by a second SIGTERM/SIGINT during the shutdown, or when the shutdown is
         # forced: what the writer has not stored goes to the spill file at once.
@@ -331,12 +334,14 @@ def create_app(
                     logger.error("%d call(s) still running at shutdown", pipeline.in_flight)
                 await writer.close(settings.shutdown_drain_s, hurry)
             await upstream.aclose()
+            await quotas.close()  # counts still in memory (the writer has charged all)
             await access.close()  # last-used times and refusals still in memory
             await the_stores.close()
             logger.info("stopped; %d spans written", writer.written)
 
     proxied = proxy_routes()
     access = AccessPolicy(settings)
+    quotas = QuotaService(settings)
     app = Gateway(
         proxy_endpoints(proxied),
         allowed_hosts(settings.host, settings.allowed_hosts),
@@ -350,6 +355,7 @@ def create_app(
             Exception: _unexpected_error,
         },
     )
+    app.state.quotas = quotas
     return app
 
 
@@ -399,8 +405,12 @@ def _announce(
     events: Broadcaster,
     batch: Sequence[Span],
     records: Sequence[Mapping[str, Any]],
+    quotas: QuotaService | None = None,
 ) -> None:
-    """After a batch is stored: count its tokens and cost, tell the live listeners."""
+    """After a batch is stored: count its tokens and cost (in the metrics, and against
+    the keys' and projects' budgets), tell the live listeners."""
+    if quotas is not None:
+        quotas.charge_spans(batch)
     # Summed per label set: one metric update per batch, not per span.
     totals: dict[tuple[str, str | None], list[float]] = {}
     for span in batch:

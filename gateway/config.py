@@ -169,6 +169,32 @@ SETTINGS: tuple[Setting, ...] = (
         "server",
     ),
     Setting(
+        "quota_default_rpm",
+        0,
+        "Requests per minute for a gateway key that has no limits of its own (set with"
+        " `spanlab keys create --rpm` or PATCH /keys/{id}). 0: no default limit.",
+        "server",
+    ),
+    Setting(
+        "quota_default_tokens_per_day",
+        0,
+        "Tokens per UTC day for a gateway key without limits of its own. 0: none.",
+        "server",
+    ),
+    Setting(
+        "quota_default_usd_per_day",
+        0.0,
+        "Cost in USD per UTC day (from the price table) for a gateway key without limits"
+        " of its own. 0: none.",
+        "server",
+    ),
+    Setting(
+        "quota_default_usd_per_month",
+        0.0,
+        "Cost in USD per UTC month for a gateway key without limits of its own. 0: none.",
+        "server",
+    ),
+    Setting(
         "default_provider",
         "openai",
         "Provider for a bare model name that neither a provider prefix nor [models] routes."
@@ -499,6 +525,10 @@ class Settings:
     database_url: str = ""
     database_pool_size: int = 10
     spill_file: str = ""
+    quota_default_rpm: int = 0
+    quota_default_tokens_per_day: int = 0
+    quota_default_usd_per_day: float = 0.0
+    quota_default_usd_per_month: float = 0.0
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)

@@ -25,6 +25,7 @@ one parser.
     ├── Conflict                409 conflict
     ├── BodyTooLarge            413 request_too_large
     ├── UnsupportedMediaType    415 unsupported_media_type
+    ├── QuotaExceeded           429 rate_limit_exceeded / quota_exceeded
     ├── UpstreamError           502 upstream_error
     │   ├── UpstreamUnreachable 502 upstream_unreachable
     │   ├── UpstreamProtocol    502 upstream_protocol_error
@@ -151,6 +152,36 @@ class UnsupportedMediaType(SpanlabError):
     status_code = 415
     error_type = "invalid_request_error"
     default_code = "unsupported_media_type"
+
+
+class QuotaExceeded(SpanlabError):
+    """A key or project reached one of its limits (`gateway.quotas`): 429 with
+    ``Retry-After`` (whole seconds until the window that refused it frees). ``param``
+    names the limit (``rpm``, ``tokens_per_day``, ``usd_per_day``, ``usd_per_month``).
+    ``anthropic``: rendered in the Anthropic error shape (the ``/v1/messages`` surface),
+    which its SDKs parse, instead of the OpenAI one."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, retry_after: int, limit: str, code: str, anthropic: bool = False
+    ) -> None:
+        super().__init__(
+            message,
+            code=code,
+            param=limit,
+            headers={"retry-after": str(retry_after), "x-spanlab-limit": limit},
+        )
+        self.retry_after = retry_after
+        self.limit = limit
+        self.anthropic = anthropic
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.anthropic:
+            return {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+        return super().to_dict()
 
 
 class UpstreamError(SpanlabError):

@@ -188,6 +188,20 @@ class Metrics:
             ["experiment", "variant"],
             registry=r,
         )
+        # Quotas (gateway.quotas): requests refused for a limit, and matrix cells that
+        # waited for a limit's window to free.
+        self.quota_refusals = Counter(
+            "spanlab_quota_refusals",
+            "Requests refused with 429 because a key or project reached a limit, by limit"
+            " (rpm, tokens_per_day, usd_per_day, usd_per_month).",
+            ["limit"],
+            registry=r,
+        )
+        self.matrix_quota_waits = Counter(
+            "spanlab_matrix_quota_waits",
+            "Times a matrix cell paused until a key's or project's limit window freed.",
+            registry=r,
+        )
         self._experiments: set[str] = set()
 
     def experiment_label(self, experiment_id: str) -> str:

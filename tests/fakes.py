@@ -4,7 +4,7 @@ OpenAI-compatible (or Anthropic) API and records every request it receives."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,7 @@ def sse(chunks: list[dict[str, Any]], *, done: bool = True) -> list[bytes]:
 
 
 Handler = Callable[[httpx.Request], httpx.Response]
+AsyncHandler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
 @dataclass
@@ -71,6 +72,8 @@ class FakeUpstream:
     """Answers with ``handler`` (default: a chat completion, streamed if asked)."""
 
     handler: Handler | None = None
+    # one that may wait (hold calls in flight together); tried before ``handler``
+    async_handler: AsyncHandler | None = None
     requests: list[httpx.Request] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
 
@@ -82,6 +85,8 @@ class FakeUpstream:
         self.requests.append(request)
         parsed = orjson.loads(body) if body else {}
         self.bodies.append(parsed)
+        if self.async_handler is not None:
+            return await self.async_handler(request)
         if self.handler is not None:
             return self.handler(request)
         if parsed.get("stream"):

@@ -49,7 +49,15 @@ async def fill(make_gateway: GatewayFactory) -> Path:
     assert r.status_code in (200, 201), r.text
     r = await gw.client.post("/playground/complete", json={"model": "gpt-4o-mini", "prompt": "hi"})
     assert r.status_code == 200, r.text
+    # A key with a limit, used: its usage is counted (quota_usage).
+    r = await gw.client.post("/keys", json={"name": "app", "scopes": ["proxy"], "rpm": 100})
+    assert r.status_code == 201, r.text
+    r = await gw.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"x-spanlab-key": r.json()["key"]}
+    )
+    assert r.status_code == 200, r.text
     await gw.flush()
+    await gw.state.pipeline.quotas.flush()
     db = Path(gw.state.settings.db)
     result = await invoke("keys", "create", "ci", "--scope", "read", "--db", str(db))
     assert result.exit_code == 0, result.output

@@ -28,6 +28,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "proxy": BASE | {"http", "capture", "writer"},
     "datasets": BASE | {"capture", "store"},
     "access": BASE | {"http", "store"},
+    "quotas": BASE | {"capture", "store", "access"},
     "experiments": BASE | {"http", "capture", "store", "writer", "proxy", "datasets"},
     "playground": BASE | {"http", "capture", "store", "writer", "proxy", "experiments"},
     "evaluation": BASE | {"http", "capture", "store", "writer", "proxy", "experiments", "datasets"},
@@ -35,6 +36,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     | {
         "fanout",
         "access",
+        "quotas",
         "http",
         "capture",
         "store",
@@ -50,6 +52,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     | {
         "fanout",
         "access",
+        "quotas",
         "http",
         "capture",
         "store",
@@ -65,6 +68,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     | {
         "fanout",
         "access",
+        "quotas",
         "http",
         "capture",
         "store",

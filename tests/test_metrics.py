@@ -50,6 +50,9 @@ COVERED = {
     "spanlab_scores_created",
     "spanlab_otlp_spans_exported",
     "spanlab_otlp_spans_dropped",
+    "spanlab_quota_refusals",
+    # moved by a matrix run waiting on a limit: tests/test_quotas_runs.py
+    "spanlab_matrix_quota_waits",
 }
 OPENAI = {"provider": "openai"}
 MINI = {"provider": "openai", "model": "gpt-4o-mini"}
@@ -366,3 +369,33 @@ async def test_a_span_the_receiver_cannot_take_moves_otlp_spans_dropped(
         assert await _until_counted(gateway, name, reason="export_failed") == 1
         assert value(await scrape(gateway), "spanlab_otlp_spans_exported_total") == 0
         assert value(await scrape(gateway), "spanlab_spans_written_total") == 1
+
+
+async def test_a_call_past_a_keys_limit_moves_quota_refusals(make_gateway: GatewayFactory) -> None:
+    admin = {"x-spanlab-key": "metrics-admin-key-" + "0" * 24}
+    gateway: Gateway = await make_gateway(admin_key=admin["x-spanlab-key"])
+    made = await gateway.client.post(
+        "/keys", json={"name": "m", "scopes": ["proxy"], "rpm": 1}, headers=admin
+    )
+    key = {"x-spanlab-key": made.json()["key"]}
+    gateway.app.state.quotas.clock = lambda: 1_764_669_630.0  # one minute throughout
+    name = "spanlab_quota_refusals_total"
+    assert value(await _scrape_as(gateway, admin), name, limit="rpm") == 0
+    statuses = [
+        (await gateway.client.post("/v1/chat/completions", json=CHAT, headers=key)).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 429, 429]
+    assert value(await _scrape_as(gateway, admin), name, limit="rpm") == 2
+
+
+async def _scrape_as(
+    gateway: Gateway, headers: dict[str, str]
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    r = await gateway.client.get("/metrics", headers=headers)
+    assert r.status_code == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }

@@ -65,6 +65,9 @@ _DS = "/datasets/{dataset_id}"
 AUDITED: dict[str, AuditRule] = {
     # Keys and projects (a new key's answer holds the key: only these fields are kept)
     "POST /keys": AuditRule("key.created", fields=("name", "project_id", "scopes", "expires_at")),
+    "PATCH /keys/{key_id}": AuditRule(
+        "key.updated", subject_param="key_id", fields=("name",), detail="limits"
+    ),
     "DELETE /keys/{key_id}": AuditRule("key.revoked", fields=("name",)),
     "POST /projects": AuditRule("project.created", fields=("name",)),
     "PATCH /projects/{project_id}": AuditRule(

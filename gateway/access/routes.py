@@ -142,6 +142,7 @@ ROUTE_SCOPES: dict[str, str] = {
     "DELETE /session": OPEN,
     "GET /keys": "admin",
     "POST /keys": "admin",
+    "PATCH /keys/{key_id}": "admin",
     "DELETE /keys/{key_id}": "admin",
     "GET /projects": "read",
     "POST /projects": "admin",

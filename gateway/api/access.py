@@ -13,15 +13,50 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.access.guard import PRINCIPAL, SESSION, SESSION_COOKIE, principal_of
 from gateway.access.policy import SESSION_TTL_S, AccessPolicy, access_policy
-from gateway.access.store import AccessStore, expiry_from
+from gateway.access.store import AccessStore, KeyRecord, ProjectRecord, expiry_from
 from gateway.api import json_response, read_json
 from gateway.errors import InvalidRequest, ServiceUnavailable, Unauthorized
+from gateway.quotas.ledger import KEY, PROJECT
+from gateway.quotas.limits import limit_changes
+from gateway.quotas.service import QuotaService
+from gateway.quotas.store import QuotaStore
 
 
 def _store(policy: AccessPolicy) -> AccessStore:
     if policy.store is None:
         raise ServiceUnavailable("Keys need the SQLite store.", code="keys_unavailable")
     return policy.store
+
+
+def _quotas(request: Request) -> QuotaService:
+    quotas: QuotaService = request.app.state.quotas
+    return quotas
+
+
+def _quota_store(quotas: QuotaService) -> QuotaStore:
+    if quotas.store is None:
+        raise ServiceUnavailable("Limits need the SQLite store.", code="quotas_unavailable")
+    return quotas.store
+
+
+async def _with_limits(
+    quotas: QuotaService, kind: str, record: KeyRecord | ProjectRecord
+) -> dict[str, Any]:
+    """A key's or project's answer with its own limits (null: none) and its usage in
+    the current windows (with the limits in force: a key's own, else the defaults)."""
+    limits = await _quota_store(quotas).limits_of(kind, record.id)
+    return {**record.as_dict(), "limits": limits.as_dict(), "usage": quotas.usage(kind, record.id)}
+
+
+async def _set_limits(
+    quotas: QuotaService, kind: str, subject_id: str, changes: dict[str, int | float | None]
+) -> None:
+    if not changes:
+        return
+    store = _quota_store(quotas)
+    limits = (await store.limits_of(kind, subject_id)).merged(changes)
+    await store.set_limits(kind, subject_id, limits)
+    await quotas.reload()  # in force from the next call
 
 
 def _whoami(request: Request, policy: AccessPolicy) -> dict[str, Any]:
@@ -88,10 +123,10 @@ async def sign_out(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     store = _store(access_policy(request))
+    quotas = _quotas(request)
     include = request.query_params.get("include_revoked", "true") != "false"
-    return json_response(
-        {"data": [k.as_dict() for k in await store.list_keys(include_revoked=include)]}
-    )
+    keys = await store.list_keys(include_revoked=include)
+    return json_response({"data": [await _with_limits(quotas, KEY, k) for k in keys]})
 
 
 async def create_key(request: Request) -> Response:
@@ -109,11 +144,34 @@ async def create_key(request: Request) -> Response:
         raise InvalidRequest("'project_id' must be a string.", param="project_id")
     if days is not None and (isinstance(days, bool) or not isinstance(days, int | float)):
         raise InvalidRequest("'expires_in_days' must be a number.", param="expires_in_days")
+    changes = limit_changes(body)  # checked before anything is written
+    quotas = _quotas(request)
     record, key = await _store(policy).create_key(
         name, scopes, project_id=project_id or None, expires_at=expiry_from(days)
     )
+    await _set_limits(quotas, KEY, record.id, changes)
     await policy.reload()
-    return json_response({**record.as_dict(), "key": key}, status_code=201)
+    answer = await _with_limits(quotas, KEY, record)
+    return json_response({**answer, "key": key}, status_code=201)
+
+
+async def update_key(request: Request) -> Response:
+    """``{"rpm": 60, "tokens_per_day": null, ...}``: the named limits change (null or
+    0 removes one); the others stay."""
+    policy = access_policy(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("Send a JSON object of limits.")
+    changes = limit_changes(body)
+    if not changes:
+        raise InvalidRequest(
+            "Name a limit to change: rpm, tokens_per_day, usd_per_day, usd_per_month.",
+            param="limits",
+        )
+    record = await _store(policy).get_key(request.path_params["key_id"])
+    quotas = _quotas(request)
+    await _set_limits(quotas, KEY, record.id, changes)
+    return json_response(await _with_limits(quotas, KEY, record))
 
 
 async def revoke_key(request: Request) -> Response:
@@ -125,7 +183,9 @@ async def revoke_key(request: Request) -> Response:
 
 async def list_projects(request: Request) -> Response:
     store = _store(access_policy(request))
-    return json_response({"data": [p.as_dict() for p in await store.list_projects()]})
+    quotas = _quotas(request)
+    projects = await store.list_projects()
+    return json_response({"data": [await _with_limits(quotas, PROJECT, p) for p in projects]})
 
 
 async def create_project(request: Request) -> Response:
@@ -135,17 +195,29 @@ async def create_project(request: Request) -> Response:
     name = body.get("name")
     if name is not None and not isinstance(name, str):
         raise InvalidRequest("'name' must be a string.", param="name")
+    changes = limit_changes(body)
+    quotas = _quotas(request)
     record = await _store(access_policy(request)).create_project(body["id"], name)
-    return json_response(record.as_dict(), status_code=201)
+    await _set_limits(quotas, PROJECT, record.id, changes)
+    return json_response(await _with_limits(quotas, PROJECT, record), status_code=201)
 
 
 async def update_project(request: Request) -> Response:
+    """``{"name": "..."}`` renames; limits (``rpm``...) change the named ones."""
     body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
-        raise InvalidRequest('Send {"name": "..."}.', param="name")
+    name = body.get("name") if isinstance(body, dict) else None
+    changes = limit_changes(body) if isinstance(body, dict) else {}
+    if not isinstance(body, dict) or (not isinstance(name, str) and not changes):
+        raise InvalidRequest('Send {"name": "..."} and/or limits ({"rpm": 60}).', param="name")
     store = _store(access_policy(request))
-    record = await store.rename_project(request.path_params["project_id"], body["name"])
-    return json_response(record.as_dict())
+    project_id = request.path_params["project_id"]
+    quotas = _quotas(request)
+    if isinstance(name, str):
+        record = await store.rename_project(project_id, name)
+    else:
+        record = await store.get_project(project_id)
+    await _set_limits(quotas, PROJECT, record.id, changes)
+    return json_response(await _with_limits(quotas, PROJECT, record))
 
 
 def routes() -> list[BaseRoute]:
@@ -155,6 +227,7 @@ def routes() -> list[BaseRoute]:
         Route("/session", sign_out, methods=["DELETE"]),
         Route("/keys", list_keys, methods=["GET"]),
         Route("/keys", create_key, methods=["POST"]),
+        Route("/keys/{key_id}", update_key, methods=["PATCH"]),
         Route("/keys/{key_id}", revoke_key, methods=["DELETE"]),
         Route("/projects", list_projects, methods=["GET"]),
         Route("/projects", create_project, methods=["POST"]),

@@ -30,6 +30,7 @@ from gateway.experiments.service import ExperimentService
 from gateway.experiments.transfer import OnConflict
 from gateway.http.sse import encode_event
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS
+from gateway.quotas.service import charge_of
 from gateway.state import app_state
 from gateway.store.experiments import EXPERIMENT_STATUSES, ExperimentFilter
 
@@ -274,12 +275,15 @@ async def run_experiment(request: Request) -> Response:
     body = await read_json(request) if has_body else None
     experiment = await svc.get(experiment_id)
     if is_matrix_run(experiment, body):
-        started = await svc.matrix.start(experiment, body, credentials)
+        # Its calls are counted against the caller's key (quotas), as its own are.
+        started = await svc.matrix.start(experiment, body, credentials, charge_of(request.scope))
         return json_response(started, status_code=202)
     if has_body:
         check_run_body(body)
     if not query_bool(request, "stream"):
-        return json_response(await svc.run(experiment_id, credentials=credentials))
+        return json_response(
+            await svc.run(experiment_id, credentials=credentials, charge=charge_of(request.scope))
+        )
 
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -288,7 +292,11 @@ async def run_experiment(request: Request) -> Response:
 
     # Refusals (404, 409, 422...) are still plain JSON errors: nothing has started.
     handle = await svc.start_run(
-        experiment_id, stream=True, credentials=credentials, on_delta=on_delta
+        experiment_id,
+        stream=True,
+        credentials=credentials,
+        on_delta=on_delta,
+        charge=charge_of(request.scope),
     )
     handle.task.add_done_callback(lambda _: queue.put_nowait(None))
 

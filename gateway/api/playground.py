@@ -23,6 +23,7 @@ from gateway.errors import SpanlabError
 from gateway.http.sse import encode_event
 from gateway.playground.service import PlaygroundService
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS
+from gateway.quotas.service import charge_of
 from gateway.state import app_state
 
 # Streamed: one queue item per event (name, data); None ends the stream.
@@ -54,6 +55,8 @@ async def complete(request: Request) -> Response:
     credentials = [(k, v) for k, v in request.headers.items() if k.lower() in CREDENTIAL_HEADERS]
     # Every refusal (4xx) is a plain JSON error: nothing has been called or written.
     prepared = await svc.prepare(body, credentials)
+    # Counted against the caller's key and the session's project, as its own calls are.
+    prepared.charge = charge_of(request.scope)
     if not prepared.request.stream:
         return json_response(await asyncio.shield(svc.start(prepared)))
 

@@ -163,6 +163,8 @@ class Span:
     stream_events: list[bytes] | list[dict[str, Any]] | None = None
     error: dict[str, Any] | None = None
     secrets: list[str] = field(default_factory=list)  # values to scrub; never stored
+    # the gateway key the call is counted for (gateway.quotas); never stored
+    charge: str | None = None
     # derived by finalize()
     response: Any = None
     response_model: str | None = None

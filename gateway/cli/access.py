@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ from gateway.cli.common import (
 )
 from gateway.config import Settings
 from gateway.errors import SpanlabError
+from gateway.quotas.ledger import KEY, PROJECT
+from gateway.quotas.limits import LIMIT_NAMES, Limits, limit_value
+from gateway.quotas.store import QuotaStore
 from gateway.store.database import SQLiteDatabase
 from gateway.store.stores import Stores, sqlite_stores
 
@@ -55,6 +59,53 @@ def _run(config_path: Path | None, db: str | None, work: Any) -> Any:
         raise click.ClickException(exc.message) from None
 
 
+F = Callable[..., Any]
+
+
+def limit_options(command: F) -> F:
+    """``--rpm``, ``--tokens-per-day``, ``--usd-per-day``, ``--usd-per-month`` (0 or
+    ``none`` removes a limit; a limit not given is left as it is)."""
+    helps = {
+        "rpm": "Requests per minute.",
+        "tokens_per_day": "Tokens per UTC day.",
+        "usd_per_day": "Cost in USD per UTC day (from the price table).",
+        "usd_per_month": "Cost in USD per UTC month.",
+    }
+    for name in reversed(LIMIT_NAMES):
+        flag = "--" + name.replace("_", "-")
+        command = click.option(flag, name, help=helps[name] + " 0 or none: no limit.")(command)
+    return command
+
+
+def _limit_changes(values: dict[str, str | None]) -> dict[str, int | float | None]:
+    return {n: limit_value(n, v) for n, v in values.items() if n in LIMIT_NAMES and v is not None}
+
+
+async def _apply_limits(
+    store: AccessStore, kind: str, subject_id: str, changes: dict[str, int | float | None]
+) -> Limits:
+    quotas = QuotaStore(store.db)
+    limits = await quotas.limits_of(kind, subject_id)
+    if changes:
+        limits = limits.merged(changes)
+        await quotas.set_limits(kind, subject_id, limits)
+    return limits
+
+
+def _limits_text(limits: Limits) -> str:
+    parts = [
+        f"{value:g} {label}"
+        for value, label in (
+            (limits.rpm, "rpm"),
+            (limits.tokens_per_day, "tokens/day"),
+            (limits.usd_per_day, "USD/day"),
+            (limits.usd_per_month, "USD/month"),
+        )
+        if value is not None
+    ]
+    return ", ".join(parts) or "-"
+
+
 @click.group()
 def keys() -> None:
     """Gateway keys (shown once, stored hashed)."""
@@ -72,6 +123,7 @@ def keys() -> None:
 )
 @click.option("--project", "project_id", help="Bind the key to this project (proxy scope only).")
 @click.option("--expires-in-days", type=float, help="The key stops working after this.")
+@limit_options
 @JSON_OPTION
 @DB_OPTION
 @CONFIG_OPTION
@@ -83,25 +135,59 @@ def keys_create(
     as_json: bool,
     db: str | None,
     config_path: Path | None,
+    **limits: str | None,
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
 
-    async def work(store: AccessStore) -> tuple[Any, str]:
+    async def work(store: AccessStore) -> tuple[Any, str, Limits]:
+        changes = _limit_changes(limits)  # checked before anything is written
         record, key = await store.create_key(
             name, scopes, project_id=project_id, expires_at=expiry_from(expires_in_days)
         )
+        applied = await _apply_limits(store, KEY, record.id, changes)
         await record_cli_action(store, "POST /keys", record.as_dict(), {})
-        return record, key
+        return record, key, applied
 
-    record, key = _run(config_path, db, work)
+    record, key, applied = _run(config_path, db, work)
     if as_json:
-        print_json({**record.as_dict(), "key": key})
+        print_json({**record.as_dict(), "limits": applied.as_dict(), "key": key})
         return
     click.echo(key)
     click.echo(
         f"Created key {record.prefix} ({name}; {', '.join(record.scopes)}). Copy it now:"
         " it is stored hashed and cannot be shown again.",
         err=True,
+    )
+
+
+@keys.command("update")
+@click.argument("key_ref")
+@limit_options
+@JSON_OPTION
+@DB_OPTION
+@CONFIG_OPTION
+def keys_update(
+    key_ref: str, as_json: bool, db: str | None, config_path: Path | None, **limits: str | None
+) -> None:
+    """Change a key's limits (by id or prefix, slk_<id>)."""
+
+    async def work(store: AccessStore) -> tuple[Any, Limits]:
+        changes = _limit_changes(limits)
+        if not changes:
+            raise click.UsageError("Name a limit: --rpm, --tokens-per-day, --usd-per-day...")
+        record = await store.get_key(key_ref)
+        applied = await _apply_limits(store, KEY, record.id, changes)
+        params = {"key_id": record.id}
+        await record_cli_action(store, "PATCH /keys/{key_id}", record.as_dict(), params)
+        return record, applied
+
+    record, applied = _run(config_path, db, work)
+    if as_json:
+        print_json({**record.as_dict(), "limits": applied.as_dict()})
+        return
+    click.echo(
+        f"limits of {record.prefix} ({record.name}): {_limits_text(applied)}; a running"
+        f" gateway applies them within {ACCESS_REFRESH_S:g} s"
     )
 
 
@@ -116,14 +202,18 @@ def keys_list(
     """The keys (never the keys themselves: their prefixes)."""
 
     async def work(store: AccessStore) -> Any:
-        return await store.list_keys(include_revoked=include_revoked)
+        found = await store.list_keys(include_revoked=include_revoked)
+        quotas = QuotaStore(store.db)
+        return [(r, await quotas.limits_of(KEY, r.id)) for r in found]
 
-    records = _run(config_path, db, work)
+    rows = _run(config_path, db, work)
     if as_json:
-        print_json([r.as_dict() for r in records])
+        print_json([{**r.as_dict(), "limits": limits.as_dict()} for r, limits in rows])
         return
-    table = Table("prefix", "name", "scopes", "project", "created", "expires", "last used", "state")
-    for r in records:
+    table = Table(
+        "prefix", "name", "scopes", "project", "created", "expires", "last used", "state", "limits"
+    )
+    for r, limits in rows:
         state = "revoked" if r.revoked_at else ("active" if r.active() else "expired")
         table.add_row(
             r.prefix,
@@ -134,6 +224,7 @@ def keys_list(
             (r.expires_at or "-")[:19],
             (r.last_used_at or "-")[:19],
             state,
+            _limits_text(limits),
         )
     terminal().print(table)
 
@@ -170,35 +261,76 @@ def projects_list(as_json: bool, db: str | None, config_path: Path | None) -> No
     """The projects."""
 
     async def work(store: AccessStore) -> Any:
-        return await store.list_projects()
+        quotas = QuotaStore(store.db)
+        return [(r, await quotas.limits_of(PROJECT, r.id)) for r in await store.list_projects()]
 
-    records = _run(config_path, db, work)
+    rows = _run(config_path, db, work)
     if as_json:
-        print_json([r.as_dict() for r in records])
+        print_json([{**r.as_dict(), "limits": limits.as_dict()} for r, limits in rows])
         return
-    table = Table("id", "name", "created", "keys")
-    for r in records:
-        table.add_row(r.id, r.name, r.created_at[:19], str(r.keys))
+    table = Table("id", "name", "created", "keys", "limits")
+    for r, limits in rows:
+        table.add_row(r.id, r.name, r.created_at[:19], str(r.keys), _limits_text(limits))
     terminal().print(table)
 
 
 @projects.command("create")
 @click.argument("project_id")
 @click.option("--name", help="A display name (default: the id).")
+@limit_options
 @DB_OPTION
 @CONFIG_OPTION
 def projects_create(
-    project_id: str, name: str | None, db: str | None, config_path: Path | None
+    project_id: str,
+    name: str | None,
+    db: str | None,
+    config_path: Path | None,
+    **limits: str | None,
 ) -> None:
-    """Create a project."""
+    """Create a project (with limits over all its keys, if given)."""
 
     async def work(store: AccessStore) -> Any:
+        changes = _limit_changes(limits)
         record = await store.create_project(project_id, name)
+        await _apply_limits(store, PROJECT, record.id, changes)
         await record_cli_action(store, "POST /projects", record.as_dict(), {})
         return record
 
     record = _run(config_path, db, work)
     click.echo(f"created project {record.id} ({record.name})")
+
+
+@projects.command("update")
+@click.argument("project_id")
+@click.option("--name", help="A new display name.")
+@limit_options
+@DB_OPTION
+@CONFIG_OPTION
+def projects_update(
+    project_id: str,
+    name: str | None,
+    db: str | None,
+    config_path: Path | None,
+    **limits: str | None,
+) -> None:
+    """Change a project's name or limits (they hold over all its keys together)."""
+
+    async def work(store: AccessStore) -> Any:
+        changes = _limit_changes(limits)
+        if not changes and name is None:
+            raise click.UsageError("Name a change: --name, --rpm, --tokens-per-day...")
+        record = (
+            await store.rename_project(project_id, name)
+            if name is not None
+            else await store.get_project(project_id)
+        )
+        applied = await _apply_limits(store, PROJECT, record.id, changes)
+        params = {"project_id": project_id}
+        await record_cli_action(store, "PATCH /projects/{project_id}", record.as_dict(), params)
+        return record, applied
+
+    record, applied = _run(config_path, db, work)
+    click.echo(f"project {record.id} ({record.name}): limits {_limits_text(applied)}")
 
 
 @projects.command("rename")

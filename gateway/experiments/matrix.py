@@ -223,6 +223,9 @@ class ActiveRun:
     links: dict[str, list[dict[str, Any]]]
     task: asyncio.Task[None] | None = None
     clock: RunClock = field(default_factory=RunClock)
+    charge: str | None = None  # the key its calls are counted for (quotas)
+    # the limit the run waits on, while it does: {"limit", "until"} (Unix seconds)
+    waiting: dict[str, Any] | None = None
 
 
 @dataclass
@@ -240,6 +243,8 @@ class MatrixService:
     # Called (experiment, cell, captured response) once a cell is stored: the app's
     # evaluation hook. It must only schedule work and return (`gateway.evaluation`).
     on_cell_done: Callable[[Mapping[str, Any], Mapping[str, Any], Any], None] | None = None
+    # How a cell waits for a limit's window to free (tests replace it).
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def attach(self, metrics: Metrics, events: EventStore, publish: Publish) -> None:
         """The app's metrics, events table and ``/events`` fan-out (see `MatrixObserver`)."""
@@ -357,7 +362,11 @@ class MatrixService:
     # --- running -------------------------------------------------------------------
 
     async def start(
-        self, experiment: dict[str, Any], body: Any, credentials: Sequence[tuple[str, str]]
+        self,
+        experiment: dict[str, Any],
+        body: Any,
+        credentials: Sequence[tuple[str, str]],
+        charge: str | None = None,
     ) -> dict[str, Any]:
         """Check, write the run and its cells (pending), start it; nothing is written
         when any check fails."""
@@ -409,7 +418,7 @@ class MatrixService:
             await self.store.create_run(run, todo)
         run["concurrency"] = options.concurrency
         links = await self._links(inputs)
-        active = ActiveRun(run, experiment, creds, links)
+        active = ActiveRun(run, experiment, creds, links, charge=charge)
         self._active[experiment["id"]] = active
         active.task = asyncio.create_task(
             self._supervise(active, todo, options.concurrency), name=f"matrix-run-{run['id']}"
@@ -598,7 +607,15 @@ class MatrixService:
                     cell.get("headers") or {},
                     active.credentials,
                 )
-                span = await self.pipeline.handle(request, CollectingSink(operation))
+                request.charge = active.charge
+                sink = CollectingSink(operation)
+                span = await self.pipeline.handle(request, sink)
+                limit = sink.header(b"x-spanlab-limit")
+                if limit is not None and span.http_status == 429:
+                    # The gateway's own limit (not the upstream's): pause until its
+                    # window frees, as long as it takes; a cancel ends the wait at once.
+                    await self._wait_for_limit(active, limit, sink.header(b"retry-after"))
+                    continue
                 finalize(span, self.prices)
                 response = span.response
                 if span.http_status in RETRY_STATUSES and retries < MAX_RETRIES:
@@ -660,6 +677,19 @@ class MatrixService:
             if self.on_cell_done is not None:
                 self.on_cell_done(experiment, cell, response)
 
+    async def _wait_for_limit(self, active: ActiveRun, limit: str, retry_after: str | None) -> None:
+        try:
+            seconds = max(1.0, float(retry_after or 1))
+        except ValueError:
+            seconds = 1.0
+        active.waiting = {"limit": limit, "until": time.time() + seconds}
+        self.observer.waiting_on_limit(active.run["id"], limit, seconds)
+        self.hub.notify(active.experiment["id"])
+        try:
+            await self.sleep(seconds)
+        finally:
+            active.waiting = None
+
     async def progress(self, experiment_id: str, run_id: str | None) -> dict[str, Any]:
         runs = await self.store.list_runs(experiment_id)
         run = next((r for r in runs if run_id in (None, r["id"])), None)
@@ -674,6 +704,8 @@ class MatrixService:
         if active is not None and active.run["id"] == run["id"]:
             progress["elapsed_s"] = round(active.clock.elapsed_s(), 3)
             progress["eta_s"] = active.clock.eta_s(progress["pending"] + progress["running"])
+            if active.waiting is not None:
+                progress["waiting_on_limit"] = dict(active.waiting)
         else:  # an ended run: its span, from when it was written to its last change
             progress["elapsed_s"] = _seconds_between(run["created_at"], run["updated_at"])
             progress["eta_s"] = 0.0 if progress["pending"] + progress["running"] == 0 else None

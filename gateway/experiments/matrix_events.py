@@ -100,6 +100,17 @@ class MatrixObserver:
             int(cell.get("retries") or 0),
         )
 
+    def waiting_on_limit(self, run_id: str, limit: str, seconds: float) -> None:
+        """A cell met a key's or project's limit: the run pauses (counted, and told to
+        ``/events`` listeners as ``experiment.run.waiting``)."""
+        if self.metrics is not None:
+            self.metrics.matrix_quota_waits.inc()
+        if self.publish is not None:
+            self.publish(
+                "experiment.run.waiting",
+                {"run_id": run_id, "limit": limit, "retry_after_s": seconds},
+            )
+
     async def run_ended(
         self, experiment: Mapping[str, Any], run: Mapping[str, Any], progress: dict[str, Any]
     ) -> None:

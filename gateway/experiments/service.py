@@ -509,17 +509,9 @@ class ExperimentService:
 
     # --- running ----------------------------------------------------------------------
 
-    async def run(
-        self,
-        experiment_id: str,
-        *,
-        stream: bool = False,
-        credentials: Sequence[tuple[str, str]] = (),
-        on_delta: Delta | None = None,
-    ) -> dict[str, Any]:
-        handle = await self.start_run(
-            experiment_id, stream=stream, credentials=credentials, on_delta=on_delta
-        )
+    async def run(self, experiment_id: str, **options: Any) -> dict[str, Any]:
+        """`start_run` with ``options``, and wait for the run's end."""
+        handle = await self.start_run(experiment_id, **options)
         # Shielded: a caller that goes away does not cut the run short.
         return await asyncio.shield(handle.task)
 
@@ -530,6 +522,7 @@ class ExperimentService:
         stream: bool = False,
         credentials: Sequence[tuple[str, str]] = (),
         on_delta: Delta | None = None,
+        charge: str | None = None,
     ) -> RunHandle:
         """Validate and record the start of a run, then run it as a task.
 
@@ -568,6 +561,7 @@ class ExperimentService:
         request = proxy_request(
             experiment, run, copy.deepcopy(payload), headers, credentials, original
         )
+        request.charge = charge  # counted for the key that started it (quotas)
         task = asyncio.create_task(
             self._execute(experiment, run, request, on_delta), name=f"experiment-run-{run['id']}"
         )

@@ -104,6 +104,7 @@ class Prepared:
     payloads: list[dict[str, Any]]
     headers: list[list[tuple[str, str]]]
     secrets: list[str]
+    charge: str | None = None  # the key its calls are counted for (quotas), if any
 
 
 @dataclass
@@ -236,6 +237,7 @@ class PlaygroundService:
             context=context,
             # The pipeline edits the body it sends (model prefix, stream options).
             payload=copy.deepcopy(prepared.payloads[index]),
+            charge=prepared.charge,
         )
         started = time.perf_counter()
         output: dict[str, Any] = {

@@ -137,6 +137,8 @@ class ProxyEndpoint:
             headers=headers,
             query=scope.get("query_string", b"").decode("latin-1"),
         )
+        if pipeline.quotas is not None:
+            request.charge = pipeline.quotas.charge_of(scope)
         try:
             settings = pipeline.settings
             request.body = await read_body(

@@ -9,9 +9,10 @@ experiment runner need these facts without needing the pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+from starlette.types import Scope
 
 from gateway.capture.span import SpanContext
 from gateway.errors import InvalidJSON
@@ -70,6 +71,17 @@ class ProxyRequest:
     context: SpanContext | None = None
     payload: dict[str, Any] | None = None  # already parsed (in-process callers)
     capture: bool = True  # False: the gateway's own call (e.g. the UI's model list)
+    charge: str | None = None  # the gateway key the call is counted for (quotas)
+
+
+class QuotaGate(Protocol):
+    """The quotas as the proxy sees them (`gateway.quotas.QuotaService`): who a
+    request's calls are counted for, and the admission of one call (raises a
+    `gateway.errors.QuotaExceeded`). No I/O: a dict lookup and compares."""
+
+    def charge_of(self, scope: Scope) -> str | None: ...
+
+    def admit(self, key_id: str, project_id: str | None, operation: str) -> None: ...
 
 
 def connection_tokens(headers: list[tuple[str, str]]) -> set[str]:

@@ -79,6 +79,7 @@ from gateway.proxy.operations import (
     MODEL_REQUIRED,
     STREAM_FORMATS,
     ProxyRequest,
+    QuotaGate,
     connection_tokens,
     parse_body,
 )
@@ -155,6 +156,7 @@ class ProxyPipeline:
         self.in_flight = 0
         self.model_lists = ModelLists(router, settings.models_timeout)
         self.interrupted = 0  # calls the server cut at shutdown
+        self.quotas: QuotaGate | None = None  # set by the app (gateway.quotas)
 
     async def wait_idle(self) -> None:
         """Wait until no call is in progress.
@@ -196,6 +198,11 @@ class ProxyPipeline:
         self.in_flight += 1
         writer = self.writer if request.capture else None
         try:
+            if request.charge is not None:
+                # A call counted for a key (keys on): admitted or refused (429) here.
+                if self.quotas is not None:
+                    self.quotas.admit(request.charge, span.context.project_id, request.operation)
+                span.charge = request.charge
             if writer is not None:
                 await writer.wait_for_room()
             await self._handle(request, span, sink)

@@ -77,6 +77,7 @@ class CollectingSink:
         self.started = False
         self.client_gone = False
         self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
         self.body = bytearray()
         self._format = STREAM_FORMATS.get(operation, "chat")
         self._on_delta = on_delta
@@ -86,6 +87,7 @@ class CollectingSink:
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.started = True
         self.status = status
+        self.headers = headers
         content_type = dict(headers).get(b"content-type", b"")
         self._streaming = content_type.startswith(b"text/event-stream")
 
@@ -107,6 +109,13 @@ class CollectingSink:
                     await self._on_delta(text)
 
     async def end(self) -> None:
+        return None
+
+    def header(self, name: bytes) -> str | None:
+        """A response header's value (``name`` lower case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("latin-1")
         return None
 
 

@@ -143,6 +143,7 @@ NOT_SENT_FIELDS = (
     "cached_tokens",
     "cost_usd",
     "finalized",
+    "charge",  # the quotas' concern, in the gateway: not stored
 )
 _context_values = operator.attrgetter(*_CONTEXT_FIELDS)
 _span_values = operator.attrgetter(*RAW_SPAN_FIELDS)

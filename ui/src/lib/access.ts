@@ -4,6 +4,7 @@
 // scope; the page only hides what it would refuse anyway.
 
 import { getJson, sendJson } from "./api";
+import type { Limits, QuotaUsage } from "./quotas";
 
 export type Scope = "proxy" | "read" | "write" | "admin";
 export const SCOPES: Scope[] = ["proxy", "read", "write", "admin"];
@@ -34,6 +35,9 @@ export interface KeyRecord {
   last_used_at: string | null;
   revoked_at: string | null;
   active: boolean;
+  /** its own limits (null: none); absent from an older gateway */
+  limits?: Limits;
+  usage?: QuotaUsage;
 }
 
 export interface CreatedKey extends KeyRecord {
@@ -46,6 +50,8 @@ export interface Project {
   name: string;
   created_at: string;
   keys: number;
+  limits?: Limits;
+  usage?: QuotaUsage;
 }
 
 const IMPLIED: Record<Scope, Scope[]> = {

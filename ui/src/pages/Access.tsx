@@ -2,6 +2,7 @@ import { useState } from "react";
 import useSWR from "swr";
 import { ErrorNote } from "../components/common";
 import { useAccess } from "../components/AccessGate";
+import { QuotaUsage } from "../components/QuotaUsage";
 import {
   can,
   createKey,
@@ -120,6 +121,9 @@ function KeyRow({ item, onChanged }: { item: KeyRecord; onChanged: () => void })
       <td>{item.expires_at ? fmtTime(item.expires_at) : "never"}</td>
       <td className={`access-state-${state}`}>{state}</td>
       <td>
+        <QuotaUsage usage={item.usage} name={item.name} />
+      </td>
+      <td>
         {state !== "revoked" &&
           (confirming ? (
             <>
@@ -207,6 +211,10 @@ export default function AccessPage() {
       )}
       <section aria-label="Keys">
         <h2>Keys</h2>
+        <p className="muted">
+          Limits (requests per minute, tokens per day, USD per day and month) are set with <code>spanlab keys update --rpm 60</code>{" "}
+          or <code>PATCH /keys/&#123;id&#125;</code>; a key without its own has the gateway&apos;s defaults.
+        </p>
         <NewKey projects={projects.data?.data ?? []} onCreated={refresh} />
         {keys.error && <ErrorNote error={keys.error} />}
         <table className="access-table">
@@ -220,6 +228,7 @@ export default function AccessPage() {
               <th>Last used</th>
               <th>Expires</th>
               <th>State</th>
+              <th>Usage and limits</th>
               <th />
             </tr>
           </thead>
@@ -240,6 +249,7 @@ export default function AccessPage() {
               <th>Name</th>
               <th>Created</th>
               <th>Keys</th>
+              <th>Usage and limits</th>
             </tr>
           </thead>
           <tbody>
@@ -251,6 +261,9 @@ export default function AccessPage() {
                 <td>{p.name}</td>
                 <td>{fmtRelative(p.created_at)}</td>
                 <td>{p.keys}</td>
+                <td>
+                  <QuotaUsage usage={p.usage} name={p.name} />
+                </td>
               </tr>
             ))}
           </tbody>
