@@ -78,9 +78,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument(
         "--sections",
-        default="1,2,3,4,5",
-        help="comma-separated sections to run (1 latency, 2 throughput, 3 streaming,"
-        " 4 concurrent streams, 5 capture)",
+        default="1,2,3,4,5,6,7",
+        help="comma-separated sections to run (1 latency, 2 throughput, 3 streaming at 8"
+        " and 64, 4 1,000 concurrent streams, 5 capture, 6 writer alone, 7 matrix beside"
+        " c=1 traffic)",
     )
     parser.add_argument("--rounds", type=int, help="measured rounds per figure")
     parser.add_argument(
@@ -120,6 +121,8 @@ def main() -> None:
                 (3, "streaming", bench.streaming),
                 (4, "many_streams", bench.many_streams),
                 (5, "capture", bench.capture_cost),
+                (6, "writer", bench.writer),
+                (7, "matrix", bench.matrix),
             )
             for number, key, step in steps:
                 if number in plan.sections:

@@ -213,6 +213,16 @@ class Nginx:
         _wait_http(f"http://127.0.0.1:{self.port}/_stats", self.proc)
         self.ps = psutil.Process(self.proc.pid)
 
+    def rss(self) -> int:
+        """The master's and its workers' resident memory."""
+        total = 0
+        for proc in (self.ps, *self.ps.children()):
+            try:
+                total += int(proc.memory_info().rss)
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
     def cpu_seconds(self) -> float:
         """The master's and its workers' CPU time."""
         total = 0.0
@@ -238,7 +248,7 @@ class Nginx:
 class RSSSampler:
     """Samples a process's RSS every ``interval`` seconds in a thread; keeps the peak."""
 
-    def __init__(self, gateway: Gateway, interval: float = 0.05) -> None:
+    def __init__(self, gateway: Gateway | Nginx, interval: float = 0.05) -> None:
         self.gateway = gateway
         self.interval = interval
         self.peak = 0
