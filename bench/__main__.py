@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import procs
 from bench.report import render, targets
 from bench.runner import QUICK, Bench, Plan
 
@@ -47,7 +48,7 @@ def machine() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    root = Path(__file__).resolve().parent.parent
+    root = procs.GATEWAY_ROOT  # the commit of the gateway measured
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
@@ -69,6 +70,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": versions,
         "commit": commit + ("+dirty" if dirty else ""),
+        "gateway_root": str(procs.GATEWAY_ROOT),
         "load_avg_start": os.getloadavg(),
     }
 
@@ -87,6 +89,12 @@ def main() -> None:
     parser.add_argument(
         "--no-nginx", action="store_true", help="leave nginx (the reference proxy) out"
     )
+    parser.add_argument(
+        "--gateway-root",
+        type=Path,
+        help="run `spanlab serve` from this checkout (e.g. a `git worktree` of an older"
+        " commit) to compare builds; the writer section measures this tree's writer",
+    )
     parser.add_argument("--out", type=Path, help="JSON file to write (default bench/results/)")
     parser.add_argument("--no-save", action="store_true", help="print only")
     parser.add_argument("--note", default="", help="free text stored with the results")
@@ -97,6 +105,8 @@ def main() -> None:
     if args.rounds:
         plan.rounds = args.rounds
     plan.nginx = not args.no_nginx
+    if args.gateway_root:
+        procs.GATEWAY_ROOT = args.gateway_root.resolve()
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

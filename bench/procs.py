@@ -20,11 +20,14 @@ import psutil
 from bench.util import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where `spanlab serve` is imported from: this tree, or another checkout to compare
+# builds in the same run conditions (``python -m bench --gateway-root DIR``).
+GATEWAY_ROOT = ROOT
 
 
-def _env(**extra: str) -> dict[str, str]:
+def _env(root: Path | None = None, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(root or ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
@@ -111,7 +114,7 @@ class Gateway:
                 "--db",
                 str(self.db),
             ],
-            env=_env(),
+            env=_env(GATEWAY_ROOT),
             cwd=workdir,
             stdout=self.log,
             stderr=subprocess.STDOUT,
