@@ -296,7 +296,7 @@ class Bench:
         nginx: dict[str, Any] = {}
         if self.nginx is not None:
             # nginx's own figure beside the gateway's: its master's and worker's RSS.
-            self.job("streams", self.nginx, concurrency=8, total=32, **spec)
+            self.job("streams", self.nginx, concurrency=8, total=8, **spec)  # one wave
             nginx_idle = median([_sample(self.nginx) for _ in range(5)]) or 0
             with RSSSampler(self.nginx) as nginx_sampler:
                 through_nginx = self.job(
