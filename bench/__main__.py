@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import procs
 from bench.report import render, targets
 from bench.runner import QUICK, Bench, Plan
 
@@ -47,7 +48,7 @@ def machine() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    root = Path(__file__).resolve().parent.parent
+    root = procs.GATEWAY_ROOT  # the commit of the gateway measured
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
@@ -69,6 +70,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": versions,
         "commit": commit + ("+dirty" if dirty else ""),
+        "gateway_root": str(procs.GATEWAY_ROOT),
         "load_avg_start": os.getloadavg(),
     }
 
@@ -78,13 +80,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument(
         "--sections",
-        default="1,2,3,4,5",
-        help="comma-separated sections to run (1 latency, 2 throughput, 3 streaming,"
-        " 4 concurrent streams, 5 capture)",
+        default="1,2,3,4,5,6,7",
+        help="comma-separated sections to run (1 latency, 2 throughput, 3 streaming at 8"
+        " and 64, 4 1,000 concurrent streams, 5 capture, 6 writer alone, 7 matrix beside"
+        " c=1 traffic)",
     )
     parser.add_argument("--rounds", type=int, help="measured rounds per figure")
     parser.add_argument(
         "--no-nginx", action="store_true", help="leave nginx (the reference proxy) out"
+    )
+    parser.add_argument(
+        "--gateway-root",
+        type=Path,
+        help="run `spanlab serve` from this checkout (e.g. a `git worktree` of an older"
+        " commit) to compare builds; the writer section measures this tree's writer",
     )
     parser.add_argument("--out", type=Path, help="JSON file to write (default bench/results/)")
     parser.add_argument("--no-save", action="store_true", help="print only")
@@ -96,6 +105,8 @@ def main() -> None:
     if args.rounds:
         plan.rounds = args.rounds
     plan.nginx = not args.no_nginx
+    if args.gateway_root:
+        procs.GATEWAY_ROOT = args.gateway_root.resolve()
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -120,6 +131,8 @@ def main() -> None:
                 (3, "streaming", bench.streaming),
                 (4, "many_streams", bench.many_streams),
                 (5, "capture", bench.capture_cost),
+                (6, "writer", bench.writer),
+                (7, "matrix", bench.matrix),
             )
             for number, key, step in steps:
                 if number in plan.sections:

@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 
-from bench.procs import Gateway, LoadGenerator, MockUpstream
-from bench.runner import HEADERS, REQUEST
-from bench.util import median, percentile
+from bench.procs import Gateway, LoadGenerator, MockUpstream, Nginx
+from bench.util import HEADERS, median, percentile
+from bench.writer_bench import REQUEST
 
 
 def _job(loadgen: LoadGenerator, kind: str, port: int, **spec: Any) -> dict[str, Any]:
@@ -96,7 +96,19 @@ def main() -> None:
         gateway = Gateway(workdir, "matrix", mock, capture=True)
         loadgen = LoadGenerator()
         try:
-            result = run_bench(args, mock, gateway, loadgen)
+            result = matrix_section(
+                mock,
+                gateway,
+                loadgen,
+                None,
+                variants=args.variants,
+                inputs=args.inputs,
+                concurrency=args.concurrency,
+                bursts=args.bursts,
+                burst_s=args.burst_s,
+                burst_clients=args.burst_clients,
+                timeout=args.timeout,
+            )
         finally:
             loadgen.stop()
             gateway.stop()
@@ -110,51 +122,68 @@ def main() -> None:
 
 
 def _pair(
-    loadgen: LoadGenerator, ports: tuple[int, int], burst: dict[str, Any], flip: bool
+    loadgen: LoadGenerator, ports: dict[str, int], burst: dict[str, Any], flip: bool
 ) -> dict[str, Any]:
-    """One proxied burst and one direct burst (to the mock), in alternating order; the
-    added latency is their difference, so load from elsewhere on the machine shows in
-    both and cancels out."""
-    gateway_port, mock_port = ports
-    order = [("proxied", gateway_port), ("direct", mock_port)]
-    out = {
+    """One proxied burst and one direct burst (to the mock), and one through nginx when
+    it is there, in alternating order; the added latency is their difference, so load
+    from elsewhere on the machine shows in both and cancels out."""
+    order = list(ports.items())
+    return {
         name: _job(loadgen, "throughput", port, **burst)
         for name, port in (order[::-1] if flip else order)
     }
-    return out
 
 
-def run_bench(
-    args: argparse.Namespace, mock: MockUpstream, gateway: Gateway, loadgen: LoadGenerator
+def matrix_section(
+    mock: MockUpstream,
+    gateway: Gateway,
+    loadgen: LoadGenerator,
+    nginx: Nginx | None,
+    *,
+    variants: int = 4,
+    inputs: int = 250,
+    concurrency: int = 32,
+    bursts: int = 6,
+    burst_s: float = 0.5,
+    burst_clients: int = 1,
+    timeout: float = 600.0,
 ) -> dict[str, Any]:
+    """The figures of one matrix run beside live traffic (the bench's section 7, and
+    this module's main)."""
     base = f"http://127.0.0.1:{gateway.port}"
-    burst = {"concurrency": args.burst_clients, "duration": args.burst_s}
-    ports = (gateway.port, mock.port)
+    burst = {"concurrency": burst_clients, "duration": burst_s}
+    ports = {"proxied": gateway.port, "direct": mock.port}
+    if nginx is not None:
+        ports["nginx"] = nginx.port
     # The mock's own latency (no gateway), and the proxy's alone (warm-up first).
     direct = _job(loadgen, "latency", mock.port, n=300)
-    _job(loadgen, "throughput", gateway.port, concurrency=args.burst_clients, duration=0.5)
-    alone = [_pair(loadgen, ports, burst, bool(i % 2)) for i in range(args.bursts)]
+    warm = _job(loadgen, "throughput", gateway.port, concurrency=burst_clients, duration=0.5)
+    proxied_sent = warm["sent"]
+    alone = [_pair(loadgen, ports, burst, bool(i % 2)) for i in range(bursts)]
     with httpx.Client(base_url=base, headers=HEADERS, timeout=60.0, trust_env=False) as client:
-        experiment_id = setup_matrix(client, args.variants, args.inputs)
+        experiment_id = setup_matrix(client, variants, inputs)
         started = time.monotonic()
-        r = client.post(f"/experiments/{experiment_id}/run", json={"concurrency": args.concurrency})
+        r = client.post(f"/experiments/{experiment_id}/run", json={"concurrency": concurrency})
         r.raise_for_status()
         cells = int(r.json()["cells"])
         # Pairs of short bursts while the run goes on; only those that ended with the
         # matrix still running count (a pair outliving the run would measure less than
         # it says).
         beside: list[dict[str, Any]] = []
-        outlived = 0
+        outlived: list[dict[str, Any]] = []
         while True:
             result = _pair(loadgen, ports, burst, bool(len(beside) % 2))
             during = client.get(f"/experiments/{experiment_id}/progress").json()
             if during["status"] != "running":
-                outlived += 1
+                outlived.append(result)
                 break
             beside.append(result)
-        progress = wait_for_run(client, experiment_id, args.timeout)
+        progress = wait_for_run(client, experiment_id, timeout)
         wall = time.monotonic() - started
         detail = client.get(f"/experiments/{experiment_id}").json()
+    proxied_sent += sum(p["proxied"]["sent"] for p in alone + beside + outlived)
+    alone_figures, beside_figures = _bursts(alone), _bursts(beside)
+    a, b = alone_figures["added_p50_ms"], beside_figures["added_p50_ms"]
     durations = [
         float(run["duration_ms"])
         for run in detail["runs"]
@@ -164,9 +193,9 @@ def run_bench(
     overhead = [d - mock_ms for d in durations]
     return {
         "cells": cells,
-        "variants": args.variants,
-        "inputs": args.inputs,
-        "concurrency": args.concurrency,
+        "variants": variants,
+        "inputs": inputs,
+        "concurrency": concurrency,
         "status": progress["status"],
         "completed": progress["completed"],
         "failed": progress["failed"],
@@ -179,9 +208,11 @@ def run_bench(
             "p95": _round(percentile(overhead, 95)),
             "max": _round(max(overhead) if overhead else None),
         },
-        "live_alone": _bursts(alone),
-        "live_beside_matrix": {**_bursts(beside), "pairs_outliving_the_run_dropped": outlived},
-        "burst": {"clients": args.burst_clients, "seconds": args.burst_s},
+        "live_alone": alone_figures,
+        "live_beside_matrix": {**beside_figures, "pairs_outliving_the_run_dropped": len(outlived)},
+        "added_p50_beside_minus_alone_ms": None if a is None or b is None else _round(b - a),
+        "live_requests_proxied": proxied_sent,
+        "burst": {"clients": burst_clients, "seconds": burst_s},
         "gateway_cpu_s": round(gateway.cpu_seconds(), 2),
     }
 
@@ -192,6 +223,8 @@ def _bursts(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     if not pairs:
         return {
             "pairs": 0,
+            "nginx_added_p50_ms": None,
+            "nginx_added_p99_ms": None,
             "p50_ms": None,
             "p99_ms": None,
             "rps": None,
@@ -210,8 +243,23 @@ def _bursts(pairs: list[dict[str, Any]]) -> dict[str, Any]:
             )
         )
 
+    def nginx_added(p: str) -> float | None:
+        if "nginx" not in pairs[0]:
+            return None
+        return _round(
+            median(
+                [
+                    (_ms(x["nginx"]["latency_us"], p) or 0.0)
+                    - (_ms(x["direct"]["latency_us"], p) or 0.0)
+                    for x in pairs
+                ]
+            )
+        )
+
     return {
         "pairs": len(pairs),
+        "nginx_added_p50_ms": nginx_added("p50"),
+        "nginx_added_p99_ms": nginx_added("p99"),
         "p50_ms": _round(median([_ms(x["proxied"]["latency_us"], "p50") for x in pairs])),
         "p99_ms": _round(median([_ms(x["proxied"]["latency_us"], "p99") for x in pairs])),
         "rps": _round(median([x["proxied"]["rps"] for x in pairs])),

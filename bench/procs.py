@@ -20,11 +20,14 @@ import psutil
 from bench.util import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where `spanlab serve` is imported from: this tree, or another checkout to compare
+# builds in the same run conditions (``python -m bench --gateway-root DIR``).
+GATEWAY_ROOT = ROOT
 
 
-def _env(**extra: str) -> dict[str, str]:
+def _env(root: Path | None = None, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(root or ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
@@ -125,7 +128,7 @@ class Gateway:
                 "--workers",
                 str(workers),
             ],
-            env=_env(),
+            env=_env(GATEWAY_ROOT),
             cwd=workdir,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -238,6 +241,16 @@ class Nginx:
         _wait_http(f"http://127.0.0.1:{self.port}/_stats", self.proc)
         self.ps = psutil.Process(self.proc.pid)
 
+    def rss(self) -> int:
+        """The master's and its workers' resident memory."""
+        total = 0
+        for proc in (self.ps, *self.ps.children()):
+            try:
+                total += int(proc.memory_info().rss)
+            except psutil.NoSuchProcess:
+                continue
+        return total
+
     def cpu_seconds(self) -> float:
         """The master's and its workers' CPU time."""
         total = 0.0
@@ -263,7 +276,7 @@ class Nginx:
 class RSSSampler:
     """Samples a process's RSS every ``interval`` seconds in a thread; keeps the peak."""
 
-    def __init__(self, gateway: Gateway, interval: float = 0.05) -> None:
+    def __init__(self, gateway: Gateway | Nginx, interval: float = 0.05) -> None:
         self.gateway = gateway
         self.interval = interval
         self.peak = 0

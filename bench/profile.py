@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.procs import Gateway, LoadGenerator, MockUpstream
-from bench.runner import HEADERS
+from bench.util import HEADERS
 from bench.writer_bench import REQUEST
 
 _LINE = re.compile(r":\d+\)$")

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.matrix_bench import matrix_section
 from bench.procs import Gateway, LoadGenerator, MockUpstream, Nginx, RSSSampler, nginx_binary
-from bench.util import median
+from bench.util import HEADERS, median
 from bench.writer_bench import REQUEST, run_writer_bench
 
 MB = 1024 * 1024
@@ -37,8 +38,8 @@ class Plan:
     upstream_ms: float = 50.0
     stream_chunks: int = 64
     stream_interval_ms: float = 20.0
-    stream_concurrency: int = 8
-    streams_per_round: int = 32
+    stream_levels: tuple[int, ...] = (8, 64)  # concurrent streams, one figure each
+    streams_per_round: int = 32  # at least twice the concurrency at each level
     many_streams: int = 1000
     many_chunks: int = 32
     many_interval_ms: float = 100.0
@@ -49,7 +50,12 @@ class Plan:
     writer_counts: dict[int, int] = field(
         default_factory=lambda: {1: 3000, 100: 30000, 1000: 30000}
     )
-    sections: tuple[int, ...] = (1, 2, 3, 4, 5)
+    matrix_variants: int = 4
+    matrix_inputs: int = 250  # 4 x 250 = 1,000 cells
+    matrix_concurrency: int = 32
+    matrix_bursts: int = 6  # c=1 burst pairs without the matrix
+    matrix_burst_s: float = 0.5
+    sections: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
     nginx: bool = True  # measure nginx beside direct and the gateway, if installed
 
 
@@ -61,11 +67,6 @@ QUICK = Plan(
     commit_seconds=2.0,
     writer_counts={1: 1000, 100: 10000, 1000: 10000},
 )
-
-HEADERS = {
-    "authorization": "Bearer sk-bench-0123456789abcdef",
-    "user-agent": "spanlab-bench",
-}
 
 
 def _ms(us: float | None) -> float | None:
@@ -210,24 +211,30 @@ class Bench:
     # --- 3. streaming -----------------------------------------------------------------
 
     def streaming(self) -> dict[str, Any]:
+        return {
+            "levels": {str(c): self.streaming_level(c) for c in self.plan.stream_levels},
+        }
+
+    def streaming_level(self, concurrency: int) -> dict[str, Any]:
         plan = self.plan
+        total = max(plan.streams_per_round, 2 * concurrency)
         spec = {
             "body": {**REQUEST, "stream": True},
             "headers": {
                 "x-mock-chunks": str(plan.stream_chunks),
                 "x-mock-interval-ms": str(plan.stream_interval_ms),
             },
-            "concurrency": plan.stream_concurrency,
-            "total": plan.streams_per_round,
+            "concurrency": concurrency,
+            "total": total,
             "expected_events": plan.stream_chunks,
             # Streams start spread over one interval (as independent clients would),
             # not in lockstep, so their events do not all land on the same instant.
-            "stagger_s": plan.stream_interval_ms / 1000.0 / plan.stream_concurrency,
+            "stagger_s": plan.stream_interval_ms / 1000.0 / concurrency,
         }
         runs = []
         for rnd in self.rounds():
             runs.append(self.pair(rnd, "streams", **spec))
-            self.log(f"  streams round {rnd}: " + _brief(runs[-1], "ttft_us"))
+            self.log(f"  {concurrency} streams round {rnd}: " + _brief(runs[-1], "ttft_us"))
         measured = runs[1:]
 
         def added(metric: str, p: str) -> float | None:
@@ -235,22 +242,27 @@ class Bench:
                 median([_diff(r["proxied"][metric][p], r["direct"][metric][p]) for r in measured])
             )
 
+        def lost(side: str) -> int:
+            return sum(r[side]["events_expected"] - r[side]["events_received"] for r in runs)
+
         return {
             "chunks": plan.stream_chunks,
             "interval_ms": plan.stream_interval_ms,
-            "concurrency": plan.stream_concurrency,
-            "streams_per_round": plan.streams_per_round,
+            "concurrency": concurrency,
+            "streams_per_round": total,
             "added_ttft_p50_ms": added("ttft_us", "p50"),
             "added_ttft_p99_ms": added("ttft_us", "p99"),
             "added_gap_p50_ms": added("gap_us", "p50"),
             "added_gap_p99_ms": added("gap_us", "p99"),
             "direct_ttft_p50_ms": _ms(median([r["direct"]["ttft_us"]["p50"] for r in measured])),
             "proxied_ttft_p50_ms": _ms(median([r["proxied"]["ttft_us"]["p50"] for r in measured])),
+            "direct_gap_p99_ms": _ms(median([r["direct"]["gap_us"]["p99"] for r in measured])),
             "chunks_sent": sum(r["proxied"]["events_expected"] for r in runs),
             "chunks_received": sum(r["proxied"]["events_received"] for r in runs),
             "streams_complete": sum(r["proxied"]["complete"] for r in runs),
             "streams_sent": sum(r["proxied"]["sent"] for r in runs),
             "errors": {s: sum(r[s]["errors"] for r in runs) for s in runs[0]},
+            **({"nginx_chunks_lost": lost("nginx")} if "nginx" in runs[0] else {}),
             **_nginx_added(measured, "ttft_us", "added_ttft"),
             **_nginx_added(measured, "gap_us", "added_gap"),
             "rounds": runs,
@@ -281,6 +293,31 @@ class Bench:
             "streams", self.mock, concurrency=plan.many_streams, total=plan.many_streams, **spec
         )
         self.log("  1000 streams direct: " + _brief_streams(direct))
+        nginx: dict[str, Any] = {}
+        if self.nginx is not None:
+            # nginx's own figure beside the gateway's: its master's and worker's RSS.
+            self.job("streams", self.nginx, concurrency=8, total=8, **spec)  # one wave
+            nginx_idle = median([_sample(self.nginx) for _ in range(5)]) or 0
+            with RSSSampler(self.nginx) as nginx_sampler:
+                through_nginx = self.job(
+                    "streams",
+                    self.nginx,
+                    concurrency=plan.many_streams,
+                    total=plan.many_streams,
+                    **spec,
+                )
+            self.log("  1000 streams nginx: " + _brief_streams(through_nginx))
+            nginx = {
+                "nginx": through_nginx,
+                "nginx_complete": through_nginx["complete"],
+                "nginx_errors": through_nginx["errors"],
+                "nginx_idle_rss_mb": nginx_idle / MB,
+                "nginx_peak_rss_mb": nginx_sampler.peak / MB,
+                "nginx_rss_above_idle_mb_per_1000": (nginx_sampler.peak - nginx_idle)
+                / MB
+                * 1000.0
+                / plan.many_streams,
+            }
         with RSSSampler(fresh) as sampler:
             proxied = self.job(
                 "streams", fresh, concurrency=plan.many_streams, total=plan.many_streams, **spec
@@ -304,6 +341,7 @@ class Bench:
             "rss_after_mb": after / MB,
             "rss_above_idle_mb_per_1000": per_1000,
             "wall_s": {"direct": direct["wall_s"], "proxied": proxied["wall_s"]},
+            **nginx,
         }
 
     # --- 5. capture cost --------------------------------------------------------------
@@ -367,11 +405,49 @@ class Bench:
             "spans_not_seen": delay["spans_not_seen"],
             "lagged_events": delay["lagged_events"],
         }
-        writer = run_writer_bench(plan.writer_counts)
-        for result in writer:
-            self.log(f"  writer batch {result['batch_size']}: {result['spans_per_s']:.0f} spans/s")
-        out["writer"] = writer
         return out
+
+    # --- 6. the writer alone ----------------------------------------------------------
+
+    def writer(self) -> dict[str, Any]:
+        """Spans/s through the writer process into SQLite, no HTTP (bench.writer_bench)."""
+        results = run_writer_bench(self.plan.writer_counts)
+        for result in results:
+            self.log(f"  writer batch {result['batch_size']}: {result['spans_per_s']:.0f} spans/s")
+        return {
+            "batches": results,
+            "best_spans_per_s": max(w["spans_per_s"] for w in results),
+            "stored_all": all(w["stored"] == w["spans"] for w in results),
+        }
+
+    # --- 7. a matrix beside live traffic ----------------------------------------------
+
+    def matrix(self) -> dict[str, Any]:
+        """A 1,000-cell matrix in a fresh gateway, with c=1 proxied bursts (each paired
+        with a direct one, and one through nginx) before and while it runs
+        (bench.matrix_bench)."""
+        fresh = Gateway(self.workdir, "gateway-matrix", self.mock, capture=True)
+        self.gateways.append(fresh)
+        plan = self.plan
+        result = matrix_section(
+            self.mock,
+            fresh,
+            self.loadgen,
+            self.nginx,
+            variants=plan.matrix_variants,
+            inputs=plan.matrix_inputs,
+            concurrency=plan.matrix_concurrency,
+            bursts=plan.matrix_bursts,
+            burst_s=plan.matrix_burst_s,
+        )
+        # The matrix's cells are spans of this gateway too (accounted at the end).
+        fresh.requests_sent += result["cells"] + result["live_requests_proxied"]
+        self.log(
+            f"  matrix: {result['cells']} cells, {result['cells_per_s']} cells/s;"
+            f" c=1 added p50 alone {result['live_alone']['added_p50_ms']} ms,"
+            f" beside {result['live_beside_matrix']['added_p50_ms']} ms"
+        )
+        return result
 
     def spans_accounting(self) -> dict[str, Any]:
         """After a graceful stop of every gateway: requests sent against spans stored."""
@@ -399,7 +475,7 @@ class Bench:
         return asdict(self.plan)
 
 
-def _sample(gw: Gateway) -> float:
+def _sample(gw: Gateway | Nginx) -> float:
     rss = gw.rss()
     time.sleep(0.1)
     return float(rss)

@@ -11,6 +11,12 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# The headers of every benchmark request (the credential is a fake one to scrub).
+HEADERS = {
+    "authorization": "Bearer sk-bench-0123456789abcdef",
+    "user-agent": "spanlab-bench",
+}
+
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop when it is installed (it is a gateway dependency)."""

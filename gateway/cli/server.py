@@ -66,6 +66,9 @@ def gateway_config(settings: Settings, app: Starlette) -> uvicorn.Config:
     )
 
 
+GC_YOUNG_THRESHOLD = 100_000
+
+
 def tune_gc() -> None:
     """Make the cyclic garbage collector cheap for a long-running server.
 
@@ -75,10 +78,18 @@ def tune_gc() -> None:
     quarter of the gateway's CPU per call in process. Everything loaded at start is
     frozen out of the collector's view, and collections run less often; reference
     counting still frees all non-cyclic garbage at once.
+
+    A young collection walks every object made since the last one that is still
+    alive, and under load that is mostly the state of the calls in flight: at 256
+    calls in flight one ran every ~600 calls, found nothing to free, and held the
+    loop (every call) for 5-15 ms of CPU, ~10 us per call on average. Its threshold
+    is ten times that of a quiet server's needs (as the writer process's is), so it
+    runs about ten times less often; cyclic garbage (a failed call's traceback)
+    still goes at the next one, at most ~100,000 objects later.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
 
 
 KEEPALIVE_TIMEOUT_S = 5

@@ -172,6 +172,16 @@ class UpstreamRequest:
     timeouts: Timeouts
 
 
+def fitted(data: bytes) -> bytes:
+    """``data`` in an object of its own size, for a body held while its call runs.
+
+    orjson's output keeps the buffer it was written into: 4 KB for a short body, up
+    to ~10 times the length of a long text (room for escaping), and a rewritten
+    request body lives as long as its call (a stream: minutes). A copy costs a
+    memcpy; ~4 KB of the gateway's memory per stream in flight was this."""
+    return bytes(memoryview(data))
+
+
 class UpstreamResponse(ABC):
     status: int
     headers: list[tuple[bytes, bytes]]  # as received, framing and encoding included

@@ -70,6 +70,7 @@ from gateway.http.upstream import (
     UpstreamTimeoutError,
     UpstreamTransportError,
     UpstreamURL,
+    fitted,
 )
 from gateway.metrics import Metrics
 from gateway.proxy.operations import (
@@ -335,7 +336,7 @@ class ProxyPipeline:
             translation = ChatOverMessages.translate(payload, route.upstream_model or str(model))
             span.context.attributes["translation"] = translation.record
             try:
-                body = translation.upstream_body()
+                body = fitted(translation.upstream_body())
             except orjson.JSONEncodeError:
                 raise _too_deep_to_rewrite() from None
             operation = "messages"
@@ -352,7 +353,7 @@ class ProxyPipeline:
                     modified = True
             if modified:
                 try:
-                    body = orjson.dumps(payload)
+                    body = fitted(orjson.dumps(payload))
                 except orjson.JSONEncodeError:
                     raise _too_deep_to_rewrite() from None
 
