@@ -161,8 +161,9 @@ class AccessStore:
         async with self.db.transaction() as conn:
             if project_id == DEFAULT_PROJECT:
                 await conn.execute(
-                    "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)",
-                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME),
+                    "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME, now_iso()),
                 )
             if project_id is not None:
                 rows = await conn.execute_fetchall(
@@ -281,13 +282,14 @@ class AccessStore:
                 param="id",
             )
         async with self.db.transaction() as conn:
-            rows = await conn.execute_fetchall("SELECT 1 FROM projects WHERE id = ?", (project_id,))
-            if list(rows):
-                raise Conflict(f"Project {project_id!r} exists.", code="project_exists")
-            await conn.execute(
-                "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)",
+            # One statement, so two processes creating it at once cannot both succeed.
+            cursor = await conn.execute(
+                "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
                 (project_id, (name or project_id).strip() or project_id, now_iso()),
             )
+            if cursor.rowcount == 0:
+                raise Conflict(f"Project {project_id!r} exists.", code="project_exists")
         return await self.get_project(project_id)
 
     async def get_project(self, project_id: str) -> ProjectRecord:
@@ -303,8 +305,9 @@ class AccessStore:
         async with self.db.transaction() as conn:
             if project_id == DEFAULT_PROJECT:
                 await conn.execute(
-                    "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)",
-                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME),
+                    "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME, now_iso()),
                 )
             await conn.execute(
                 "UPDATE projects SET name = ? WHERE id = ?", (name.strip(), project_id)

@@ -321,6 +321,11 @@ SELECT_RUN = f"SELECT {', '.join(RUN_COLUMNS)} FROM experiment_runs"
 _SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM experiment_history"
 
 
+# A project's row, the first time something names it (an existing one is left as it is).
+INSERT_PROJECT = (
+    "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+
 # The newest run per experiment (same order as `list_experiment_runs`), joined to its
 # result span and the experiment's original span: the experiment_runs index serves the
 # inner lookup, the spans primary key the joins.
@@ -336,9 +341,9 @@ JOIN experiments e ON e.id = r.experiment_id
 LEFT JOIN spans rs ON rs.span_id = r.result_span_id
 LEFT JOIN spans os ON os.span_id = e.original_span_id
 WHERE r.experiment_id IN ({marks})
-  AND r.rowid = (
-    SELECT r2.rowid FROM experiment_runs r2 WHERE r2.experiment_id = r.experiment_id
-    ORDER BY r2.started_at DESC, r2.rowid DESC LIMIT 1
+  AND r.id = (
+    SELECT r2.id FROM experiment_runs r2 WHERE r2.experiment_id = r.experiment_id
+    ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1
   )
 """
 LATEST_RUN_METRICS = ("latency_ms", "cost_usd", "total_tokens")
@@ -464,7 +469,7 @@ class SQLiteExperimentStore(ExperimentStore):
 
     async def list_experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
-            SELECT_RUN + " WHERE experiment_id = ? ORDER BY started_at DESC, rowid DESC",
+            SELECT_RUN + " WHERE experiment_id = ? ORDER BY started_at DESC, id DESC",
             (experiment_id,),
         )
         return [run_from_row(r) for r in rows]
@@ -765,6 +770,4 @@ class SQLiteExperimentStore(ExperimentStore):
 
     async def _ensure_project(self, conn: aiosqlite.Connection, project_id: Any) -> None:
         if project_id:
-            await conn.execute(
-                "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)", (project_id, project_id)
-            )
+            await conn.execute(INSERT_PROJECT, (project_id, project_id, now_iso()))

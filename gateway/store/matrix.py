@@ -375,16 +375,29 @@ class SQLiteMatrixStore:
     async def list_runs(self, experiment_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
             f"SELECT {', '.join(MATRIX_RUN_COLUMNS)} FROM experiment_matrix_runs"
-            " WHERE experiment_id = ? ORDER BY created_at DESC, rowid DESC",
+            " WHERE experiment_id = ? ORDER BY created_at DESC, id DESC",
             (experiment_id,),
         )
         return [_decode(r, MATRIX_RUN_JSON) for r in rows]
 
     async def cells(self, run_id: str) -> list[dict[str, Any]]:
-        rows = await self.db.fetch(
-            SELECT_RUN + " WHERE matrix_run_id = ? ORDER BY rowid", (run_id,)
+        """A run's cells in its grid's order (the order they are made in): variant by
+        variant as the run lists them, then input by input, then repetition. Sorted
+        here, not by an insertion rowid, which PostgreSQL has not."""
+        run = await self.get_run(run_id)
+        rows = await self.db.fetch(SELECT_RUN + " WHERE matrix_run_id = ?", (run_id,))
+        cells = [run_from_row(r) for r in rows]
+        variants = {v: n for n, v in enumerate(run["variant_ids"] if run else ())}
+        inputs = {i: n for n, i in enumerate(run["input_ids"] if run else ())}
+        cells.sort(
+            key=lambda c: (
+                variants.get(c["variant_id"], len(variants)),
+                inputs.get(c["input_id"], len(inputs)),
+                c["repetition"] or 0,
+                c["id"],
+            )
         )
-        return [run_from_row(r) for r in rows]
+        return cells
 
     async def start_cell(self, cell_id: str) -> None:
         await self.cell_writes.write(

@@ -33,7 +33,7 @@ from gateway.store.datasets import (
     ItemRecord,
     VersionRecord,
 )
-from gateway.store.experiments import now_iso
+from gateway.store.experiments import INSERT_PROJECT, now_iso
 from gateway.store.pagination import Page, SortKey, decode_cursor, encode_cursor, keyset_page
 
 DATASET_ORDER = (SortKey("created_at", "created_at"), SortKey("id", "id"))
@@ -502,6 +502,4 @@ class SQLiteDatasetStore(DatasetStore):
     @staticmethod
     async def _ensure_project(conn: aiosqlite.Connection, project_id: str | None) -> None:
         if project_id:
-            await conn.execute(
-                "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)", (project_id, project_id)
-            )
+            await conn.execute(INSERT_PROJECT, (project_id, project_id, now_iso()))

@@ -36,8 +36,8 @@ def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def _insert(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> str:
-    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
 
 
 def metric_from_row(row: sqlite3.Row) -> MetricRecord:
@@ -91,9 +91,9 @@ _SELECT_METRIC = f"SELECT {', '.join(METRIC_COLUMNS)} FROM metric_definitions"
 _SELECT_SCORE = f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores"
 _SELECT_FEEDBACK = f"SELECT {', '.join(FEEDBACK_COLUMNS)} FROM feedback"
 _SELECT_EVALUATOR = f"SELECT {', '.join(EVALUATOR_COLUMNS)} FROM experiment_evaluators"
-# The unique index on metric keys is on ifnull(project_id, ''): the default project
+# The unique index on metric keys is on COALESCE(project_id, ''): the default project
 # (NULL) is one project like any other.
-_SAME_PROJECT = "ifnull(project_id, '') = ifnull(?, '')"
+_SAME_PROJECT = "COALESCE(project_id, '') = COALESCE(?, '')"
 
 
 @dataclass(slots=True)
@@ -117,7 +117,7 @@ class SQLiteEvaluationStore(EvaluationStore):
     async def ensure_metric(self, metric: MetricRecord) -> MetricRecord:
         async with self.db.transaction() as conn:
             await conn.execute(
-                _insert("metric_definitions", METRIC_COLUMNS, "INSERT OR IGNORE"),
+                _insert("metric_definitions", METRIC_COLUMNS) + " ON CONFLICT DO NOTHING",
                 metric_params(metric),
             )
             cursor = await conn.execute(
@@ -209,10 +209,14 @@ class SQLiteEvaluationStore(EvaluationStore):
     # Feedback -------------------------------------------------------------------------
 
     async def set_feedback(self, feedback: FeedbackRecord) -> FeedbackRecord:
+        # One row per run, else per span (the partial unique indexes feedback_by_run and
+        # feedback_by_span): written in one statement, an upsert on the index, so two
+        # writers at once (two processes on PostgreSQL) cannot both insert.
         if feedback.run_id is not None:
-            match, key = "run_id = ?", feedback.run_id
+            match, key, target = "run_id = ?", feedback.run_id, "(run_id) WHERE run_id IS NOT NULL"
         elif feedback.span_id is not None:
             match, key = "run_id IS NULL AND span_id = ?", feedback.span_id
+            target = "(span_id) WHERE run_id IS NULL"
         else:
             raise ValueError("feedback needs a run or a span")
         params = tuple(
@@ -221,23 +225,14 @@ class SQLiteEvaluationStore(EvaluationStore):
             else getattr(feedback, column)
             for column in FEEDBACK_COLUMNS
         )
+        changed = ("thumbs_up", "note", "updated_by", "updated_at")
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(f"SELECT id FROM feedback WHERE {match}", (key,))
-            existing = await cursor.fetchone()
-            if existing is None:
-                await conn.execute(_insert("feedback", FEEDBACK_COLUMNS), params)
-            else:
-                await conn.execute(
-                    "UPDATE feedback SET thumbs_up = ?, note = ?, updated_by = ?,"
-                    " updated_at = ? WHERE id = ?",
-                    (
-                        None if feedback.thumbs_up is None else int(feedback.thumbs_up),
-                        feedback.note,
-                        feedback.updated_by,
-                        feedback.updated_at,
-                        existing[0],
-                    ),
-                )
+            await conn.execute(
+                _insert("feedback", FEEDBACK_COLUMNS)
+                + f" ON CONFLICT {target} DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in changed),
+                params,
+            )
             cursor = await conn.execute(f"{_SELECT_FEEDBACK} WHERE {match}", (key,))
             row = await cursor.fetchone()
         assert row is not None  # written just now
@@ -285,7 +280,7 @@ class SQLiteEvaluationStore(EvaluationStore):
         try:
             async with self.db.transaction() as conn:
                 cursor = await conn.execute(
-                    "SELECT ifnull(MAX(position), -1) + 1 FROM experiment_evaluators"
+                    "SELECT COALESCE(MAX(position), -1) + 1 FROM experiment_evaluators"
                     " WHERE experiment_id = ?",
                     (evaluator.experiment_id,),
                 )
