@@ -6,10 +6,6 @@ import re
 from typing import Any
 
 _LIKE_SPECIAL = re.compile(r"([%_\\])")
-# What an empty filter is: every row. TRUE and FALSE, not SQLite's 1 and 0, which
-# PostgreSQL refuses as a condition (SQLite has read TRUE and FALSE since 3.23).
-ALL_ROWS = "TRUE"
-NO_ROWS = "FALSE"
 
 
 class Where:
@@ -31,7 +27,7 @@ class Where:
     def one_of(self, column: str, values: tuple[Any, ...]) -> None:
         """``column`` is one of ``values`` (none: nothing matches)."""
         if not values:
-            self.add(NO_ROWS)
+            self.add("0")
         elif len(values) == 1:
             self.add(f"{column} = ?", values[0])
         else:
@@ -49,4 +45,4 @@ class Where:
         )
 
     def sql(self) -> tuple[str, list[Any]]:
-        return (" AND ".join(self.clauses) or ALL_ROWS), self.params
+        return (" AND ".join(self.clauses) or "1"), self.params
