@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from gateway.config import Settings
 from gateway.state import AppState
 from tests.fakes import FakeUpstream
 from tests.network_helpers import LocalCA, make_ca
+from tests.postgres import PostgresCluster, require_postgres, start_cluster
 from tests.upstream.bridge import TransportBridge
 
 UPSTREAM = "http://upstream.test/v1"
@@ -137,3 +138,22 @@ async def gateway(make_gateway: GatewayFactory) -> Gateway:
 def test_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
     """A CA made for the test and a loopback certificate it signed (tests of TLS trust)."""
     return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+# --- PostgreSQL (tests/postgres.py) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the session, with a migrated template
+    database (skipped without PostgreSQL, failed under CI=true)."""
+    require_postgres()
+    cluster = start_cluster()
+    yield cluster
+    cluster.server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PostgresCluster) -> str:
+    """A migrated PostgreSQL database of the test's own."""
+    return pg_cluster.new_database()

@@ -80,8 +80,9 @@ def test_migrations_are_found_by_dialect_and_an_unknown_dialect_is_refused() -> 
     assert [m.label for m in found][:2] == ["0001_spans", "0002_experiments"]
     assert [m.version for m in found] == sorted(m.version for m in found)
     assert migrations_root().joinpath("sqlite").joinpath("0001_spans.sql").is_file()
-    with pytest.raises(ValueError, match="postgresql"):
-        available_migrations("postgresql")
+    assert [m.label for m in available_migrations("postgresql")] == [m.label for m in found]
+    with pytest.raises(ValueError, match="mysql"):
+        available_migrations("mysql")
 
 
 def test_only_a_sqlite_file_is_a_path_for_the_writer_process(tmp_path: Path) -> None:

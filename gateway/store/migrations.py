@@ -15,7 +15,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-DIALECTS = ("sqlite",)
+DIALECTS = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True, slots=True)
