@@ -4,7 +4,6 @@ migration ``0013_access.sql``). The key itself is never stored: only its hash.""
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,8 +13,8 @@ import orjson
 
 from gateway.access.keys import DEFAULT_PROJECT, hash_key, new_key, parse_scopes
 from gateway.errors import Conflict, InvalidRequest, NotFound
-from gateway.store.database import SQLiteDatabase
 from gateway.store.events import EventRecord
+from gateway.store.sql import SQLDatabase, SQLRow
 
 KEY_COLUMNS = (
     "id",
@@ -103,7 +102,7 @@ class ProjectRecord:
         return {"id": self.id, "name": self.name, "created_at": self.created_at, "keys": self.keys}
 
 
-def _key_from_row(row: sqlite3.Row) -> StoredKey:
+def _key_from_row(row: SQLRow) -> StoredKey:
     record = KeyRecord(
         id=row["id"],
         prefix=row["prefix"],
@@ -128,7 +127,7 @@ def expiry_from(expires_in_days: float | None) -> str | None:
 
 @dataclass(slots=True)
 class AccessStore:
-    db: SQLiteDatabase
+    db: SQLDatabase
 
     # --- keys ---------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from gateway.access.audit import record_cli_action
+from gateway.access.audit import record_cli_action, sql_database
 from gateway.access.policy import ACCESS_REFRESH_S
 from gateway.access.store import AccessStore, expiry_from, now_iso
 from gateway.cli.common import (
@@ -29,13 +29,13 @@ from gateway.cli.common import (
 )
 from gateway.config import Settings
 from gateway.errors import SpanlabError
-from gateway.store.database import SQLiteDatabase
 from gateway.store.stores import Stores, sqlite_stores
 
 
 def _access(stores: Stores) -> AccessStore:
-    assert isinstance(stores.database, SQLiteDatabase)
-    return AccessStore(stores.database)
+    database = sql_database(stores.database)
+    assert database is not None
+    return AccessStore(database)
 
 
 def _run(config_path: Path | None, db: str | None, work: Any) -> Any:

@@ -20,7 +20,7 @@ import orjson
 from rich.table import Table
 
 from gateway import __version__
-from gateway.access.audit import AuditLog, retention_cutoff
+from gateway.access.audit import AuditLog, retention_cutoff, sql_database
 from gateway.capture.redaction import redact_url
 from gateway.cli import access, audit, datasets, experiments, matrix, playground, scores
 from gateway.cli.common import (
@@ -318,8 +318,9 @@ def prune(
         if dry_run:
             return await stores.spans.count_spans(SpanFilter(until_us=cutoff_us))
         deleted = await stores.spans.delete_spans_before(cutoff_us)
-        if audit_cutoff is not None and isinstance(stores.database, SQLiteDatabase):
-            audited = await AuditLog(stores.database).delete_before(audit_cutoff)
+        audit_db = sql_database(stores.database)
+        if audit_cutoff is not None and audit_db is not None:
+            audited = await AuditLog(audit_db).delete_before(audit_cutoff)
         if vacuum:
             await stores.database.compact()
         return deleted

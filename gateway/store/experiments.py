@@ -1,10 +1,13 @@
-"""SQLite storage of experiments, their runs and their version history.
+"""Storage of experiments, their runs and their version history, on SQLite or PostgreSQL.
 
-`ExperimentStore` is the interface; `SQLiteExperimentStore` sits on a `SQLiteDatabase`
-and uses its two connections and its write transaction (one lock, so an experiment
-write never lands inside the span writer's batch transaction or the other way round). Values go
-in and come out as the API presents them: JSON columns decoded, ``favorite`` a bool,
-``tags`` a list.
+`ExperimentStore` is the interface; `SqlExperimentStore` is the one implementation,
+its statements written once for both dialects (`gateway.store.sql`), on any
+`SQLDatabase`: SQLite's (reads on its reader connection, writes in its one write
+transaction, so an experiment write never lands inside the span writer's batch
+transaction or the other way round) or PostgreSQL's (a pool: transactions run side by
+side, so a read-then-write locks the row it read, `row_lock`). Values go in and come
+out as the API presents them: JSON columns decoded, ``favorite`` a bool, ``tags`` a
+list.
 
 Each write that changes an experiment is one transaction that also appends its
 history entry (the experiment's state after the change), so the history can never
@@ -13,19 +16,18 @@ disagree with the row.
 
 from __future__ import annotations
 
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import aiosqlite
 import orjson
 
 from gateway.errors import Conflict, NotFound
-from gateway.store.database import SQLiteDatabase
+from gateway.store.dialect import Dialect, dialect_for
 from gateway.store.pagination import Page, SortKey, keyset_page
+from gateway.store.sql import IntegrityError, SQLConnection, SQLDatabase, SQLRow, fetch_all
 from gateway.store.sqlwhere import Where
 
 EXPERIMENT_STATUSES = ("draft", "running", "completed", "failed")
@@ -62,7 +64,10 @@ EXPERIMENT_COLUMNS = (
     "kind",
 )
 # Newest first; a NULL created_at (imported rows may lack one) sorts as "".
-EXPERIMENT_ORDER = (SortKey("COALESCE(created_at, '')", "created_at", ""), SortKey("id", "id"))
+EXPERIMENT_ORDER = (
+    SortKey("COALESCE(created_at, '')", "created_at", "", kind=str),
+    SortKey("id", "id", kind=str),
+)
 EXPERIMENT_JSON = frozenset(
     {
         "original_request",
@@ -214,6 +219,24 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def row_lock(dialect: Dialect) -> str:
+    """The end of a SELECT whose rows a transaction reads to write them back: on
+    PostgreSQL ``FOR UPDATE`` (transactions run side by side there: a second one waits
+    for the first to commit, then reads what it wrote); nothing on SQLite, where the
+    one write transaction at a time already serializes them."""
+    return " FOR UPDATE" if dialect.postgres else ""
+
+
+def tagged(dialect: Dialect) -> str:
+    """The condition "the JSON list in ``experiments.tags`` holds the parameter"."""
+    if dialect.postgres:
+        return (
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(experiments.tags::jsonb) AS t(value)"
+            " WHERE t.value = ?)"
+        )
+    return "EXISTS (SELECT 1 FROM json_each(experiments.tags) WHERE value = ?)"
+
+
 @dataclass(frozen=True, slots=True)
 class ExperimentFilter:
     project: str | None = None
@@ -223,15 +246,13 @@ class ExperimentFilter:
     text: str | None = None
     span: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
-        where = Where()
+    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
+        where = Where(dialect.like_nocase)
         where.equals("project_id", self.project)
         where.equals("status", self.status)
         where.equals("original_span_id", self.span)
         if self.tag is not None:
-            where.add(
-                "EXISTS (SELECT 1 FROM json_each(experiments.tags) WHERE value = ?)", self.tag
-            )
+            where.add(tagged(dialect), self.tag)
         if self.favorite is not None:
             where.add("favorite = ?", int(self.favorite))
         where.contains_text(("name", "description", "modified_request", "tags", "id"), self.text)
@@ -244,9 +265,9 @@ def _dump(value: Any) -> str | None:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _row_dict(row: sqlite3.Row, json_columns: frozenset[str]) -> dict[str, Any]:
+def _row_dict(row: SQLRow, json_columns: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in row.keys():  # noqa: SIM118  (sqlite3.Row is not iterable by key)
+    for key in row.keys():  # noqa: SIM118  (a sqlite3.Row is not iterable by key)
         value = row[key]
         if key in json_columns and value is not None:
             value = orjson.loads(value)
@@ -254,14 +275,14 @@ def _row_dict(row: sqlite3.Row, json_columns: frozenset[str]) -> dict[str, Any]:
     return out
 
 
-def experiment_from_row(row: sqlite3.Row) -> dict[str, Any]:
+def experiment_from_row(row: SQLRow) -> dict[str, Any]:
     out = _row_dict(row, EXPERIMENT_JSON)
     out["favorite"] = bool(out["favorite"])
     out["tags"] = out["tags"] or []
     return out
 
 
-def run_from_row(row: sqlite3.Row) -> dict[str, Any]:
+def run_from_row(row: SQLRow) -> dict[str, Any]:
     out = _row_dict(row, RUN_JSON)
     out["stream"] = bool(out["stream"])
     return out
@@ -296,12 +317,6 @@ def _experiment_values(experiment: Mapping[str, Any]) -> tuple[Any, ...]:
 def _run_values(run: Mapping[str, Any]) -> tuple[Any, ...]:
     # A run recorded before migration 0006's columns (an import, a seed-1 run) has none.
     return _row_values({**run, "retries": run.get("retries") or 0}, RUN_COLUMNS, RUN_JSON, "stream")
-
-
-async def _fetch_all(
-    conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()
-) -> list[sqlite3.Row]:
-    return list(await conn.execute_fetchall(sql, params))
 
 
 _SELECT_EXPERIMENT = f"SELECT {', '.join(EXPERIMENT_COLUMNS)} FROM experiments"
@@ -349,7 +364,7 @@ WHERE r.experiment_id IN ({marks})
 LATEST_RUN_METRICS = ("latency_ms", "cost_usd", "total_tokens")
 
 
-def latest_run_from_row(row: sqlite3.Row) -> dict[str, Any]:
+def latest_run_from_row(row: SQLRow) -> dict[str, Any]:
     """A `GET /experiments` item's ``latest_run``: the run, and per metric the
     original's value, the result's and the delta (None when a side is unknown)."""
     out: dict[str, Any] = {
@@ -439,12 +454,14 @@ class ExperimentStore(ABC):
     async def latest_runs(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 
-class SQLiteExperimentStore(ExperimentStore):
-    """Experiments on a `SQLiteDatabase`: reads on its reader connection, writes in its
-    one write transaction (shared with the span store)."""
+class SqlExperimentStore(ExperimentStore):
+    """Experiments on a `SQLDatabase` of either dialect: reads with its ``fetch``,
+    writes in its ``transaction()`` (on SQLite the one write transaction, shared with
+    the span store)."""
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
+        self.dialect = dialect_for(db.dialect)
 
     # --- reading -------------------------------------------------------------------
 
@@ -455,7 +472,7 @@ class SQLiteExperimentStore(ExperimentStore):
     async def list_experiments(
         self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
     ) -> Page:
-        where, params = filters.where()
+        where, params = filters.where(self.dialect)
         return await keyset_page(
             self.db.fetch,
             _SELECT_EXPERIMENT,
@@ -508,7 +525,7 @@ class SQLiteExperimentStore(ExperimentStore):
             await self._ensure_project(conn, experiment.get("project_id"))
             try:
                 await conn.execute(_INSERT_EXPERIMENT, _experiment_values(experiment))
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise Conflict(
                     f"An experiment with id {experiment['id']!r} already exists.", param="id"
                 ) from None
@@ -540,7 +557,7 @@ class SQLiteExperimentStore(ExperimentStore):
         stored: list[str] = []
         async with self.db.transaction() as conn:
             for experiment, runs, history in bundles:
-                rows = await _fetch_all(
+                rows = await fetch_all(
                     conn, "SELECT 1 FROM experiments WHERE id = ?", (experiment["id"],)
                 )
                 if rows:
@@ -556,7 +573,7 @@ class SQLiteExperimentStore(ExperimentStore):
                 for run in runs:
                     try:
                         await conn.execute(_INSERT_RUN, _run_values(run))
-                    except sqlite3.IntegrityError:
+                    except IntegrityError:
                         raise Conflict(
                             f"A run with id {run['id']!r} already exists; nothing was imported"
                             " (import with on_conflict=copy).",
@@ -620,7 +637,7 @@ class SQLiteExperimentStore(ExperimentStore):
         async with self.db.transaction() as conn:
             current = await self._locked_experiment(conn, experiment_id)
             await self._fail_stale_runs(conn, stale_before, experiment_id)
-            live = await _fetch_all(
+            live = await fetch_all(
                 conn,
                 "SELECT id FROM experiment_runs WHERE experiment_id = ? AND status = 'running'",
                 (experiment_id,),
@@ -660,8 +677,10 @@ class SQLiteExperimentStore(ExperimentStore):
                     run["id"],
                 ),
             )
-            rows = await _fetch_all(
-                conn, _SELECT_EXPERIMENT + " WHERE id = ?", (run["experiment_id"],)
+            rows = await fetch_all(
+                conn,
+                _SELECT_EXPERIMENT + " WHERE id = ?" + row_lock(self.dialect),
+                (run["experiment_id"],),
             )
             if not rows:
                 return None
@@ -693,17 +712,15 @@ class SQLiteExperimentStore(ExperimentStore):
 
     # --- helpers (inside a transaction) ----------------------------------------------
 
-    async def _locked_experiment(
-        self, conn: aiosqlite.Connection, experiment_id: str
-    ) -> dict[str, Any]:
-        rows = await _fetch_all(conn, _SELECT_EXPERIMENT + " WHERE id = ?", (experiment_id,))
+    async def _locked_experiment(self, conn: SQLConnection, experiment_id: str) -> dict[str, Any]:
+        rows = await fetch_all(
+            conn, _SELECT_EXPERIMENT + " WHERE id = ?" + row_lock(self.dialect), (experiment_id,)
+        )
         if not rows:
             raise NotFound(f"No experiment with id {experiment_id!r}.", param="id")
         return experiment_from_row(rows[0])
 
-    async def _write_experiment(
-        self, conn: aiosqlite.Connection, experiment: Mapping[str, Any]
-    ) -> None:
+    async def _write_experiment(self, conn: SQLConnection, experiment: Mapping[str, Any]) -> None:
         columns = [c for c in EXPERIMENT_COLUMNS if c != "id"]
         values = dict(zip(EXPERIMENT_COLUMNS, _experiment_values(experiment), strict=True))
         await conn.execute(
@@ -713,7 +730,7 @@ class SQLiteExperimentStore(ExperimentStore):
 
     async def _append_history(
         self,
-        conn: aiosqlite.Connection,
+        conn: SQLConnection,
         experiment: Mapping[str, Any],
         action: str,
         *,
@@ -734,15 +751,15 @@ class SQLiteExperimentStore(ExperimentStore):
         )
 
     async def _fail_stale_runs(
-        self, conn: aiosqlite.Connection, stale_before: str, experiment_id: str | None
+        self, conn: SQLConnection, stale_before: str, experiment_id: str | None
     ) -> int:
-        # Matrix cells are not seed-1 runs: `SQLiteMatrixStore.interrupt_running` ends them.
+        # Matrix cells are not seed-1 runs: `SqlMatrixStore.interrupt_running` ends them.
         where = "status = 'running' AND started_at < ? AND matrix_run_id IS NULL"
         params: list[Any] = [stale_before]
         if experiment_id is not None:
             where += " AND experiment_id = ?"
             params.append(experiment_id)
-        stale = await _fetch_all(
+        stale = await fetch_all(
             conn, f"SELECT id, experiment_id FROM experiment_runs WHERE {where}", params
         )
         if not stale:
@@ -768,6 +785,10 @@ class SQLiteExperimentStore(ExperimentStore):
             )
         return len(stale)
 
-    async def _ensure_project(self, conn: aiosqlite.Connection, project_id: Any) -> None:
+    async def _ensure_project(self, conn: SQLConnection, project_id: Any) -> None:
         if project_id:
             await conn.execute(INSERT_PROJECT, (project_id, project_id, now_iso()))
+
+
+# The name the store had when it ran on SQLite only (until the callers are renamed).
+SQLiteExperimentStore = SqlExperimentStore

@@ -1,17 +1,16 @@
-"""Metrics, scores, feedback and evaluators on SQLite: `SQLiteEvaluationStore`
-(migration ``0008_evaluation.sql``), reads on the reader connection, writes in the
-database's one write transaction."""
+"""Metrics, scores, feedback and evaluators on SQLite or PostgreSQL:
+`SqlEvaluationStore` (migration ``0008_evaluation.sql``), one implementation on any
+`SQLDatabase`: reads with its ``fetch``, writes in its ``transaction()``."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from gateway.store.database import SQLiteDatabase
+from gateway.store.dialect import dialect_for
 from gateway.store.evaluation import (
     EvaluationStore,
     EvaluatorRecord,
@@ -20,6 +19,8 @@ from gateway.store.evaluation import (
     ScoreRecord,
     column_names,
 )
+from gateway.store.experiments import row_lock
+from gateway.store.sql import IntegrityError, SQLDatabase, SQLRow
 from gateway.store.sqlwhere import Where
 
 METRIC_COLUMNS = column_names(MetricRecord)
@@ -40,7 +41,7 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
 
 
-def metric_from_row(row: sqlite3.Row) -> MetricRecord:
+def metric_from_row(row: SQLRow) -> MetricRecord:
     values = {column: row[column] for column in METRIC_COLUMNS}
     values["categories"] = _loads(values["categories"])
     return MetricRecord(**values)
@@ -53,7 +54,7 @@ def metric_params(metric: MetricRecord) -> tuple[Any, ...]:
     )
 
 
-def score_from_row(row: sqlite3.Row) -> ScoreRecord:
+def score_from_row(row: SQLRow) -> ScoreRecord:
     values = {column: row[column] for column in SCORE_COLUMNS}
     values["error"] = _loads(values["error"])
     return ScoreRecord(**values)
@@ -66,14 +67,14 @@ def score_params(score: ScoreRecord) -> tuple[Any, ...]:
     )
 
 
-def feedback_from_row(row: sqlite3.Row) -> FeedbackRecord:
+def feedback_from_row(row: SQLRow) -> FeedbackRecord:
     values = {column: row[column] for column in FEEDBACK_COLUMNS}
     thumbs = values["thumbs_up"]
     values["thumbs_up"] = None if thumbs is None else bool(thumbs)
     return FeedbackRecord(**values)
 
 
-def evaluator_from_row(row: sqlite3.Row) -> EvaluatorRecord:
+def evaluator_from_row(row: SQLRow) -> EvaluatorRecord:
     values = {column: row[column] for column in EVALUATOR_COLUMNS}
     values["params"] = _loads(values["params"]) or {}
     values["enabled"] = bool(values["enabled"])
@@ -97,8 +98,8 @@ _SAME_PROJECT = "COALESCE(project_id, '') = COALESCE(?, '')"
 
 
 @dataclass(slots=True)
-class SQLiteEvaluationStore(EvaluationStore):
-    db: SQLiteDatabase
+class SqlEvaluationStore(EvaluationStore):
+    db: SQLDatabase
 
     # Metric definitions ---------------------------------------------------------------
 
@@ -134,7 +135,7 @@ class SQLiteEvaluationStore(EvaluationStore):
                 await conn.execute(
                     _insert("metric_definitions", METRIC_COLUMNS), metric_params(metric)
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return False
         return True
 
@@ -151,7 +152,7 @@ class SQLiteEvaluationStore(EvaluationStore):
     async def delete_metric(self, metric_id: str) -> bool:
         async with self.db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM metric_definitions WHERE id = ?", (metric_id,))
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     async def count_scores(self, metric_id: str) -> int:
         rows = await self.db.fetch("SELECT COUNT(*) FROM scores WHERE metric_id = ?", (metric_id,))
@@ -204,7 +205,7 @@ class SQLiteEvaluationStore(EvaluationStore):
     async def delete_score(self, score_id: str) -> bool:
         async with self.db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM scores WHERE id = ?", (score_id,))
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     # Feedback -------------------------------------------------------------------------
 
@@ -279,6 +280,12 @@ class SQLiteEvaluationStore(EvaluationStore):
     async def add_evaluator(self, evaluator: EvaluatorRecord) -> bool:
         try:
             async with self.db.transaction() as conn:
+                if dialect_for(self.db.dialect).postgres:  # the next position, one at a time
+                    await conn.execute(
+                        "SELECT 1 FROM experiments WHERE id = ?"
+                        + row_lock(dialect_for(self.db.dialect)),
+                        (evaluator.experiment_id,),
+                    )
                 cursor = await conn.execute(
                     "SELECT COALESCE(MAX(position), -1) + 1 FROM experiment_evaluators"
                     " WHERE experiment_id = ?",
@@ -290,7 +297,7 @@ class SQLiteEvaluationStore(EvaluationStore):
                     _insert("experiment_evaluators", EVALUATOR_COLUMNS),
                     evaluator_params(evaluator),
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return False
         return True
 
@@ -304,7 +311,7 @@ class SQLiteEvaluationStore(EvaluationStore):
                     " WHERE experiment_id = ? AND id = ?",
                     (*(values[c] for c in editable), evaluator.experiment_id, evaluator.id),
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return False
         return True
 
@@ -314,4 +321,8 @@ class SQLiteEvaluationStore(EvaluationStore):
                 "DELETE FROM experiment_evaluators WHERE experiment_id = ? AND id = ?",
                 (experiment_id, evaluator_id),
             )
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
+
+
+# The name the store had when it ran on SQLite only (until the callers are renamed).
+SQLiteEvaluationStore = SqlEvaluationStore

@@ -179,7 +179,7 @@ async def rollup_stats(
     ranges, edges = plan(filters.since_us, filters.until_us, group_by)
     dims_where, dims_params = replace(filters, since_us=None, until_us=None).where()
     times, time_params = _range_sql(ranges)
-    if dims_params or dims_where != "1" or group_by not in _TIME_GROUPS:
+    if dims_params or dims_where != "TRUE" or group_by not in _TIME_GROUPS:
         # The keys the filter takes outside (a small table), then each key's pieces:
         # ranges of the primary key (level, key_id, start_us).
         source = (

@@ -9,11 +9,14 @@ _LIKE_SPECIAL = re.compile(r"([%_\\])")
 
 
 class Where:
-    """Clauses joined with AND, and their parameters in order."""
+    """Clauses joined with AND, and their parameters in order. ``like``: the operator
+    of `contains_text` (``Dialect.like_nocase``: LIKE on SQLite, ILIKE on PostgreSQL).
+    No clause, or none of no values, is TRUE or FALSE: SQL both dialects take."""
 
-    def __init__(self) -> None:
+    def __init__(self, like: str = "LIKE") -> None:
         self.clauses: list[str] = []
         self.params: list[Any] = []
+        self.like = like
 
     def add(self, clause: str, *params: Any) -> None:
         self.clauses.append(clause)
@@ -27,7 +30,7 @@ class Where:
     def one_of(self, column: str, values: tuple[Any, ...]) -> None:
         """``column`` is one of ``values`` (none: nothing matches)."""
         if not values:
-            self.add("0")
+            self.add("FALSE")
         elif len(values) == 1:
             self.add(f"{column} = ?", values[0])
         else:
@@ -39,10 +42,10 @@ class Where:
         if not text:
             return
         pattern = "%" + _LIKE_SPECIAL.sub(r"\\\1", text) + "%"
-        like = "LIKE ? ESCAPE '\\'"
+        like = f"{self.like} ? ESCAPE '\\'"
         self.add(
             "(" + " OR ".join(f"{c} {like}" for c in columns) + ")", *([pattern] * len(columns))
         )
 
     def sql(self) -> tuple[str, list[Any]]:
-        return (" AND ".join(self.clauses) or "1"), self.params
+        return (" AND ".join(self.clauses) or "TRUE"), self.params
