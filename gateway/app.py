@@ -64,7 +64,7 @@ from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.state import AppState
 from gateway.store.spans import span_from_row
-from gateway.store.stores import Stores, sqlite_stores
+from gateway.store.stores import Stores, stores_for
 from gateway.writer.span_writer import SpanWriter
 from gateway.writer.spill import replay_spill, spill_path_for
 
@@ -207,13 +207,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        the_stores = stores or sqlite_stores(settings.db)
+        the_stores = stores or stores_for(settings.database, settings.database_pool_size)
         await the_stores.open()
         db_path = the_stores.database.file_path
         metrics = Metrics()
         prices = PriceTable(settings.prices)
         events = Broadcaster()
-        spill = spill_path_for(db_path)
+        spill = settings.spill_file or spill_path_for(db_path, the_stores.database.dialect)
         await replay_spill(the_stores.spans, spill)  # spans a shutdown could not store
         writer = SpanWriter(
             the_stores.spans,

@@ -47,7 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "db",
         "spanlab.db",
-        "SQLite database file. Created, with its migrations applied, on start.",
+        "SQLite database file. Created, with its migrations applied, on start. A"
+        " postgresql:// URL here selects PostgreSQL instead, as database_url does.",
         "server",
     ),
     Setting("log_level", "info", "Log level: debug, info, warning, error.", "server"),
@@ -133,6 +134,29 @@ SETTINGS: tuple[Setting, ...] = (
         " changes, sign-ins, refused requests, feedback and scores) keeps an entry;"
         " older ones are deleted hourly by a running gateway and by `spanlab prune`."
         " 0 keeps them all.",
+        "server",
+    ),
+    Setting(
+        "database_url",
+        "",
+        "A PostgreSQL database to store everything in instead of the SQLite file db:"
+        " postgresql://user:password@host:5432/name (libpq's URL; the password is never"
+        " logged). Its migrations are applied on start, once however many gateway"
+        " processes start together. Needs the postgres extra (asyncpg).",
+        "server",
+    ),
+    Setting(
+        "database_pool_size",
+        10,
+        "PostgreSQL only: the most connections this process opens to the database.",
+        "server",
+    ),
+    Setting(
+        "spill_file",
+        "",
+        "Where spans a shutdown could not store are saved until the next start. Empty:"
+        " beside the SQLite database file (<db>.spill.jsonl); with PostgreSQL,"
+        " spanlab.spill.jsonl in the working directory.",
         "server",
     ),
     Setting(
@@ -365,6 +389,7 @@ POSITIVE_SETTINGS = (
     "otlp_queue_max",
     "judge_concurrency",
     "judge_timeout_s",
+    "database_pool_size",
 )
 # Settings where 0 turns the limit off.
 OPTIONAL_LIMIT_SETTINGS = ("max_response_bytes", "max_capture_bytes")
@@ -460,6 +485,9 @@ class Settings:
     metrics_token: str = ""
     insecure_no_auth: bool = False
     audit_retention_days: float = 0.0
+    database_url: str = ""
+    database_pool_size: int = 10
+    spill_file: str = ""
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # bare model name -> "provider" or "provider/upstream-model"
     models: Mapping[str, str] = field(default_factory=dict)
@@ -522,6 +550,12 @@ class Settings:
         for name in OPTIONAL_LIMIT_SETTINGS:
             if getattr(settings, name) < 0:
                 raise ConfigError(f"{where}: {name} must be 0 (no limit) or more")
+        if settings.database_url and not settings.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ConfigError(
+                f"{where}: database_url must be a postgresql:// URL (a SQLite file goes in db)"
+            )
         if settings.upstream_client not in UPSTREAM_CLIENTS:
             raise ConfigError(
                 f"{where}: upstream_client must be one of {', '.join(UPSTREAM_CLIENTS)},"
@@ -533,6 +567,12 @@ class Settings:
                 f" provider (have: {', '.join(settings.providers) or 'none'})"
             )
         return settings
+
+    @property
+    def database(self) -> str:
+        """The database in use: ``database_url`` if set, else ``db`` (a SQLite file, or
+        a postgresql:// URL)."""
+        return self.database_url or self.db
 
     def with_overrides(self, **changes: Any) -> Settings:
         from dataclasses import replace

@@ -10,6 +10,7 @@ import pytest
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.state import AppState
+from gateway.store.stores import Stores, stores_for
 from tests.fakes import FakeUpstream
 from tests.network_helpers import LocalCA, make_ca
 from tests.postgres import PostgresCluster, require_postgres, start_cluster
@@ -157,3 +158,25 @@ def pg_cluster() -> Iterator[PostgresCluster]:
 def pg_url(pg_cluster: PostgresCluster) -> str:
     """A migrated PostgreSQL database of the test's own."""
     return pg_cluster.new_database()
+
+
+STORE_BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def db_setting(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ``db`` setting of a database of the test's own, on each backend in turn: a
+    SQLite file, then a PostgreSQL URL (tests/postgres.py)."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return str(tmp_path / "spanlab.db")
+
+
+@pytest.fixture
+async def stores(db_setting: str) -> AsyncIterator[Stores]:
+    """Open stores on each backend (`gateway.store.stores.stores_for`)."""
+    opened = stores_for(db_setting)
+    await opened.open()
+    yield opened
+    await opened.close()

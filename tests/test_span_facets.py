@@ -1,5 +1,6 @@
 """GET /spans/facets: the values the Traces filters offer, kept by the writers in a
-small table (not two scans of the spans per page load), right after a prune."""
+small table (not two scans of the spans per page load), right after a prune; on SQLite
+and PostgreSQL (``db_setting``)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ async def call(gw: Gateway, model: str, **headers: str) -> str:
     return r.headers["x-spanlab-span-id"]
 
 
-async def test_facets_list_what_the_writer_stored(make_gateway: GatewayFactory) -> None:
-    gw: Gateway = await make_gateway(FakeUpstream(handler=answer_as))
+async def test_facets_list_what_the_writer_stored(
+    make_gateway: GatewayFactory, db_setting: str
+) -> None:
+    gw: Gateway = await make_gateway(FakeUpstream(handler=answer_as), db=db_setting)
     empty = (await gw.client.get("/spans/facets")).json()
     assert empty == {"models": [], "providers": [], "labels": [], "operations": [], "origins": []}
 
@@ -72,8 +75,10 @@ async def test_facets_is_not_taken_for_a_span_id(make_gateway: GatewayFactory) -
     assert (await gw.client.get("/spans/not-a-span")).status_code == 404
 
 
-async def test_a_prune_drops_the_facets_no_span_has_left(make_gateway: GatewayFactory) -> None:
-    gw: Gateway = await make_gateway(FakeUpstream(handler=answer_as))
+async def test_a_prune_drops_the_facets_no_span_has_left(
+    make_gateway: GatewayFactory, db_setting: str
+) -> None:
+    gw: Gateway = await make_gateway(FakeUpstream(handler=answer_as), db=db_setting)
     await call(gw, "old-model", **{"x-label": "old"})
     await gw.flush()
     cutoff = int(time.time() * 1_000_000) + 1
@@ -94,9 +99,11 @@ async def test_a_prune_drops_the_facets_no_span_has_left(make_gateway: GatewayFa
     assert "old-model" in (await store.facets())["model"]
 
 
-async def test_the_in_process_store_keeps_facets_too(make_gateway: GatewayFactory) -> None:
+async def test_the_in_process_store_keeps_facets_too(
+    make_gateway: GatewayFactory, db_setting: str
+) -> None:
     """Spans stored through the span store (a spill replayed, an in-memory database)."""
-    gw: Gateway = await make_gateway(FakeUpstream())
+    gw: Gateway = await make_gateway(FakeUpstream(), db=db_setting)
     record = {c: None for c in SPAN_COLUMNS}
     record.update(
         span_id="s1",

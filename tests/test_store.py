@@ -1,9 +1,9 @@
-"""The SQLite store: migrations from a blank database, filters, pagination, stats."""
+"""The span store, on SQLite and on PostgreSQL (the ``stores`` fixture): filters,
+pagination, stats, span ids; SQLite's migrations from a blank database."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,9 @@ from gateway.capture.span import Span, SpanContext, finalize, new_span_id, new_t
 from gateway.errors import InvalidRequest
 from gateway.store.database import SQLiteDatabase
 from gateway.store.migrations import available_migrations
-from gateway.store.spans import SpanFilter
+from gateway.store.spans import SpanFilter, SpanStore
 from gateway.store.sqlite import SQLiteSpanStore
+from gateway.store.stores import Stores
 
 T0 = 1_700_000_000_000_000  # µs
 
@@ -54,11 +55,18 @@ def make_span(i: int, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteSpanStore]:
+async def store(stores: Stores) -> SpanStore:
+    return stores.spans
+
+
+async def test_a_sqlite_file_is_created_with_its_folders(tmp_path: Path) -> None:
     s = SQLiteSpanStore(SQLiteDatabase(str(tmp_path / "sub" / "dir" / "test.db")))
     await s.db.open()
-    yield s
-    await s.db.close()
+    try:
+        await s.insert_spans([make_span(0)])
+        assert await s.count_spans() == 1
+    finally:
+        await s.db.close()
 
 
 async def test_migrations_from_a_blank_database(tmp_path: Path) -> None:
@@ -101,7 +109,7 @@ async def test_failed_migration_leaves_nothing_half_applied(
     assert "spans" in tables  # the good ones stay applied
 
 
-async def test_cursor_pagination_walks_every_span_once(store: SQLiteSpanStore) -> None:
+async def test_cursor_pagination_walks_every_span_once(store: SpanStore) -> None:
     records = [make_span(i) for i in range(23)]
     await store.insert_spans(records)
     seen: list[str] = []
@@ -119,7 +127,7 @@ async def test_cursor_pagination_walks_every_span_once(store: SQLiteSpanStore) -
     assert seen == newest_first
 
 
-async def test_filters(store: SQLiteSpanStore) -> None:
+async def test_filters(store: SpanStore) -> None:
     await store.insert_spans(
         [
             make_span(0, thread_id="t1", model="gpt-4o", label="a"),
@@ -146,12 +154,12 @@ async def test_filters(store: SQLiteSpanStore) -> None:
     assert await ids(thread="t1", status="ok") == 1
 
 
-async def test_bad_cursor_is_a_clear_error(store: SQLiteSpanStore) -> None:
+async def test_bad_cursor_is_a_clear_error(store: SpanStore) -> None:
     with pytest.raises(InvalidRequest, match="cursor"):
         await store.list_spans(SpanFilter(), limit=5, cursor="@@@")
 
 
-async def test_stats_percentiles_and_threads(store: SQLiteSpanStore) -> None:
+async def test_stats_percentiles_and_threads(store: SpanStore) -> None:
     # 20 calls on one model, durations 1..20 ms; one error.
     records = [make_span(i, thread_id="th", duration_us=(i + 1) * 1000) for i in range(20)]
     records.append(make_span(20, model="other", status="error", thread_id="th2"))
@@ -180,7 +188,7 @@ async def test_stats_percentiles_and_threads(store: SQLiteSpanStore) -> None:
 
 
 async def test_a_span_id_taken_by_another_span_stores_the_newcomer_under_a_new_id(
-    store: SQLiteSpanStore, caplog: pytest.LogCaptureFixture
+    store: SpanStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Ids are 32 bits of time and 32 random bits: two spans can draw the same one.
     `INSERT OR REPLACE` overwrote the first with the second, silently."""
@@ -202,7 +210,7 @@ async def test_a_span_id_taken_by_another_span_stores_the_newcomer_under_a_new_i
     assert any(first["span_id"] in r.getMessage() for r in caplog.records)
 
 
-async def test_colliding_ids_in_one_batch_are_both_kept(store: SQLiteSpanStore) -> None:
+async def test_colliding_ids_in_one_batch_are_both_kept(store: SpanStore) -> None:
     records = [make_span(i) for i in range(70)]  # 64 + 4 + 1 + 1: every statement size
     for i in (5, 40, 66, 69):
         records[i]["span_id"] = records[i - 1]["span_id"]
@@ -213,7 +221,7 @@ async def test_colliding_ids_in_one_batch_are_both_kept(store: SQLiteSpanStore) 
     assert traces == {r["trace_id"] for r in records}
 
 
-async def test_the_same_span_sent_again_stays_one_row(store: SQLiteSpanStore) -> None:
+async def test_the_same_span_sent_again_stays_one_row(store: SpanStore) -> None:
     """A writer process restarted before it acknowledged a batch gets it again, and a
     spill file replayed twice holds spans already stored: the same span, one row."""
     records = [make_span(i) for i in range(5)]
@@ -224,7 +232,7 @@ async def test_the_same_span_sent_again_stays_one_row(store: SQLiteSpanStore) ->
 
 
 async def test_span_insert_without_aiosqlites_queue_settles_collisions_too(
-    store: SQLiteSpanStore,
+    store: SpanStore,
 ) -> None:
     """One statement of three rows, two of them taken: settled row by row."""
     first, second = make_span(0), make_span(1)

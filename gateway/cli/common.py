@@ -17,7 +17,8 @@ from rich.table import Table
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
-from gateway.store.stores import Stores, sqlite_stores
+from gateway.store.postgres import is_postgres_url
+from gateway.store.stores import Stores, stores_for
 
 T = TypeVar("T")
 
@@ -28,7 +29,9 @@ CONFIG_OPTION = click.option(
     envvar="SPANLAB_CONFIG",
     help="TOML configuration file (see config.example.toml).",
 )
-DB_OPTION = click.option("--db", help="SQLite database file (default: spanlab.db).")
+DB_OPTION = click.option(
+    "--db", help="SQLite database file (default: spanlab.db), or a postgresql:// URL."
+)
 URL_OPTION = click.option(
     "--url",
     envvar="SPANLAB_URL",
@@ -54,13 +57,14 @@ def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
 
 
 def run_with_store(settings: Settings, work: Callable[[Stores], Awaitable[T]]) -> T:
-    if settings.db != ":memory:" and not Path(settings.db).exists():
+    database = settings.database
+    if not is_postgres_url(database) and database != ":memory:" and not Path(database).exists():
         raise click.ClickException(
-            f"No database at {settings.db}. Start `spanlab serve` (or pass --db) first."
+            f"No database at {database}. Start `spanlab serve` (or pass --db) first."
         )
 
     async def main() -> T:
-        stores = sqlite_stores(settings.db)
+        stores = stores_for(database, settings.database_pool_size)
         await stores.open()
         try:
             return await work(stores)

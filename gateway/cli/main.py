@@ -37,8 +37,9 @@ from gateway.cli.common import (
 from gateway.config import example_toml
 from gateway.http.guard import is_loopback
 from gateway.store.database import SQLiteDatabase
+from gateway.store.postgres import redacted_url
 from gateway.store.spans import SpanFilter
-from gateway.store.stores import Stores
+from gateway.store.stores import Stores, stores_for
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,7 +124,12 @@ def serve(
     providers = ", ".join(
         f"{p.name} ({redact_url(p.base_url)})" for p in settings.providers.values()
     )
-    logger.info("spanlab %s: database %s; providers: %s", __version__, settings.db, providers)
+    logger.info(
+        "spanlab %s: database %s; providers: %s",
+        __version__,
+        redacted_url(settings.database),
+        providers,
+    )
     if not binds_loopback_only(settings.host):
         refusal, warning = access.public_bind_policy(settings)
         if refusal is not None:
@@ -181,7 +187,7 @@ def migrate(config_path: Path | None, db: str | None) -> None:
     settings = load_settings(config_path, db=db)
 
     async def main() -> tuple[list[str], list[str]]:
-        database = SQLiteDatabase(settings.db)
+        database = stores_for(settings.database, settings.database_pool_size).database
         await database.open()  # applies what is pending
         try:
             return await database.migrate(), await database.applied_migrations()
@@ -189,7 +195,8 @@ def migrate(config_path: Path | None, db: str | None) -> None:
             await database.close()
 
     _, applied = asyncio.run(main())
-    click.echo(f"{settings.db}: schema at {applied[-1] if applied else 'none'}")
+    where = redacted_url(settings.database)
+    click.echo(f"{where}: schema at {applied[-1] if applied else 'none'}")
     for name in applied:
         click.echo(f"  {name}")
 

@@ -39,8 +39,10 @@ class SpanFilter:
     origins: tuple[str, ...] | None = None
     exclude_origins: tuple[str, ...] | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
-        where = Where()
+    def where(self, *, like: str = "LIKE") -> tuple[str, list[Any]]:
+        """The WHERE clause and its parameters; ``like``: the text search's operator
+        (`Dialect.like_nocase`)."""
+        where = Where(like)
         where.equals("project_id", self.project)
         where.equals("thread_id", self.thread)
         where.equals("run_id", self.run)

@@ -1,5 +1,6 @@
 """The span store on SQLite: `SQLiteSpanStore`, on a `SQLiteDatabase`'s connections.
 
+Its queries are `gateway.store.sql_spans.SQLSpanStore`'s (shared with PostgreSQL).
 Reads go to the database's reader connection; writes run in its one write
 transaction (shared with the experiment store, so neither lands inside the other's).
 On a database file the proxy's spans are stored by the writer process instead
@@ -15,16 +16,13 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.capture.origin import APP
 from gateway.capture.span_table import (
     FACET_COLUMNS,
-    FACET_KINDS,
     INSERT_FACET,
     INSERT_SIZES,
     ORIGINAL_ID_ATTRIBUTE,
     SELECT_IDENTITY,
     SPAN_COLUMNS,
-    SUMMARY_COLUMNS,
     Renamed,
     facet_indexes,
     facets_of,
@@ -33,38 +31,25 @@ from gateway.capture.span_table import (
     same_span,
     span_rows,
 )
-from gateway.errors import InvalidRequest
 from gateway.store.database import SQLiteDatabase
-from gateway.store.pagination import Page, SortKey, keyset_page
-from gateway.store.spans import (
-    SpanFilter,
-    SpanStore,
-    StatsAnswer,
-    iso_from_us,
-    span_from_row,
-)
+from gateway.store.dialect import dialect_for
+from gateway.store.spans import SpanFilter, StatsAnswer
+from gateway.store.sql_spans import SQLSpanStore, stats_groups
 from gateway.store.sqlite_stats import fold_rollup, prune_rollup, rollup_stats
 
 # The writer process logs a renamed span under this name: so does this store.
 capture_log = logging.getLogger("gateway.writer.span_writer")
 
-SPAN_ORDER = (SortKey("start_us", "start_us"), SortKey("span_id", "span_id"))
-STATS_GROUPS = {
-    # One row for every span the filter takes (its group is null): a summary's totals.
-    "total": "NULL",
-    "model": "COALESCE(request_model, response_model)",
-    "provider": "provider",
-    "thread": "thread_id",
-    "status": "status",
-    "minute": "strftime('%Y-%m-%dT%H:%M:00Z', start_us / 1000000, 'unixepoch')",
-    "hour": "strftime('%Y-%m-%dT%H:00:00Z', start_us / 1000000, 'unixepoch')",
-    "day": "strftime('%Y-%m-%d', start_us / 1000000, 'unixepoch')",
-}
+STATS_GROUPS = stats_groups(dialect_for("sqlite"))
 
 
-class SQLiteSpanStore(SpanStore):
+class SQLiteSpanStore(SQLSpanStore):
+    """The span store on SQLite: the shared reads (`SQLSpanStore`), its inserts, and
+    `/stats` from the rollup the writer process keeps (`gateway.store.sqlite_stats`)."""
+
     def __init__(self, db: SQLiteDatabase) -> None:
-        self.db = db
+        super().__init__(db)
+        self.db: SQLiteDatabase = db
 
     # --- spans ---------------------------------------------------------------------
 
@@ -88,141 +73,17 @@ class SQLiteSpanStore(SpanStore):
             await conn.executemany(INSERT_FACET, facets_of(rows))
         return {i: dict(zip(SPAN_COLUMNS, row, strict=True)) for i, row in renamed.items()}
 
-    async def get_span(self, span_id: str) -> dict[str, Any] | None:
-        rows = await self.db.fetch(
-            f"SELECT {', '.join(SPAN_COLUMNS)} FROM spans WHERE span_id = ?", (span_id,)
-        )
-        return span_from_row(rows[0]) if rows else None
-
-    async def list_spans(
-        self, filters: SpanFilter, *, limit: int, cursor: str | None = None
-    ) -> Page:
-        where, params = filters.where()
-        return await keyset_page(
-            self.db.fetch,
-            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM spans",
-            where,
-            params,
-            SPAN_ORDER,
-            limit=limit,
-            cursor=cursor,
-            convert=span_from_row,
-        )
-
-    async def get_trace(self, trace_id: str) -> list[dict[str, Any]]:
-        rows = await self.db.fetch(
-            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM spans WHERE trace_id = ?"
-            " ORDER BY start_us, span_id",
-            (trace_id,),
-        )
-        return [span_from_row(r) for r in rows]
-
-    async def list_threads(
-        self, *, project: str | None, limit: int, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        where = "thread_id IS NOT NULL"
-        params: list[Any] = []
-        if project is not None:
-            where += " AND project_id = ?"
-            params.append(project)
-        # The totals are the app's calls only: a replay (any origin but app) lands in
-        # its original's thread, and is counted apart (replays) instead of inflating it.
-        app = f"origin = '{APP}'"
-        rows = await self.db.fetch(
-            f"SELECT thread_id, SUM({app}) AS calls,"
-            f" SUM({app} AND status != 'ok') AS errors,"
-            f" SUM(CASE WHEN {app} THEN COALESCE(total_tokens, 0) END) AS total_tokens,"
-            f" SUM(CASE WHEN {app} THEN cost_usd END) AS cost_usd,"
-            f" SUM(origin != '{APP}') AS replays,"
-            f" COALESCE(MIN(CASE WHEN {app} THEN start_us END), MIN(start_us)) AS first_us,"
-            f" COALESCE(MAX(CASE WHEN {app} THEN start_us END), MAX(start_us)) AS last_us,"
-            " GROUP_CONCAT(DISTINCT CASE WHEN"
-            f" {app} THEN COALESCE(request_model, response_model) END) AS models,"
-            " MAX(project_id) AS project_id"
-            f" FROM spans WHERE {where} GROUP BY thread_id"
-            " ORDER BY last_us DESC LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        return [
-            {
-                "thread_id": r["thread_id"],
-                "project_id": r["project_id"],
-                "calls": r["calls"],
-                "errors": r["errors"],
-                "total_tokens": r["total_tokens"] or 0,
-                "cost_usd": r["cost_usd"],
-                "replays": r["replays"],
-                "first_activity": iso_from_us(r["first_us"]),
-                "last_activity": iso_from_us(r["last_us"]),
-                "models": sorted(set((r["models"] or "").split(","))) if r["models"] else [],
-            }
-            for r in rows
-        ]
-
-    async def stats(self, group_by: str, filters: SpanFilter) -> list[dict[str, Any]]:
-        return (await self.stats_answer(group_by, filters)).rows
-
     async def stats_answer(
         self, group_by: str, filters: SpanFilter, *, exact: bool = False
     ) -> StatsAnswer:
-        key = STATS_GROUPS.get(group_by)
-        if key is None:
-            raise InvalidRequest(
-                f"group_by must be one of {', '.join(STATS_GROUPS)}", param="group_by"
-            )
+        key = self.group_sql(group_by)
         if not exact:
             # The rollup (migration 0014) when it can answer and the range is large;
-            # else the exact scan below (`gateway.store.sqlite_stats`).
+            # else the exact scan (`gateway.store.sqlite_stats`).
             rolled = await rollup_stats(self.db.fetch, group_by, key, filters)
             if rolled is not None:
                 return StatsAnswer(rolled, approximate=True)
-        where, params = filters.where()
-        # Nearest-rank percentiles with window functions: the smallest duration whose
-        # rank reaches p * n within its group (spans without a duration rank after n).
-        sql = f"""
-            WITH f AS (
-                SELECT {key} AS grp, status, start_us, duration_ms, ttft_ms, prompt_tokens,
-                       completion_tokens, total_tokens, cost_usd
-                FROM spans WHERE {where}
-            ),
-            r AS (
-                SELECT *,
-                       ROW_NUMBER() OVER (PARTITION BY grp ORDER BY duration_ms NULLS LAST) AS rn,
-                       COUNT(duration_ms) OVER (PARTITION BY grp) AS n
-                FROM f
-            )
-            SELECT grp, COUNT(*) AS calls, SUM(status != 'ok') AS errors,
-                   SUM(COALESCE(prompt_tokens, 0)) AS prompt_tokens,
-                   SUM(COALESCE(completion_tokens, 0)) AS completion_tokens,
-                   SUM(COALESCE(total_tokens, 0)) AS total_tokens,
-                   SUM(cost_usd) AS cost_usd,
-                   AVG(duration_ms) AS latency_avg_ms,
-                   MIN(CASE WHEN duration_ms IS NOT NULL AND rn >= 0.5 * n
-                       THEN duration_ms END) AS latency_p50_ms,
-                   MIN(CASE WHEN duration_ms IS NOT NULL AND rn >= 0.95 * n
-                       THEN duration_ms END) AS latency_p95_ms,
-                   AVG(ttft_ms) AS ttft_avg_ms,
-                   MIN(start_us) AS first_us, MAX(start_us) AS last_us
-            FROM r GROUP BY grp ORDER BY calls DESC, grp
-        """
-        rows = await self.db.fetch(sql, params)
-        return StatsAnswer([_stats_row(r) for r in rows], approximate=False)
-
-    async def facets(self, limit: int = 1000) -> dict[str, list[str]]:
-        # Per kind, the primary key's order: a range of the index, `limit` rows at most.
-        out: dict[str, list[str]] = {}
-        for kind in FACET_KINDS:
-            rows = await self.db.fetch(
-                "SELECT value FROM span_facets WHERE kind = ? ORDER BY value LIMIT ?",
-                (kind, limit),
-            )
-            out[kind] = [r[0] for r in rows]
-        return out
-
-    async def count_spans(self, filters: SpanFilter | None = None) -> int:
-        where, params = (filters or SpanFilter()).where()
-        rows = await self.db.fetch(f"SELECT COUNT(*) FROM spans WHERE {where}", params)
-        return int(rows[0][0])
+        return StatsAnswer(await self.exact_stats(key, filters), approximate=False)
 
     async def fold_rollup(self) -> int:
         async with self.db.transaction() as conn:
@@ -245,14 +106,6 @@ class SQLiteSpanStore(SpanStore):
                     INSERT_FACET, facets_of(list(combos), facet_indexes(FACET_COLUMNS))
                 )
             return deleted
-
-
-def _stats_row(row: Any) -> dict[str, Any]:
-    out = {"group": row["grp"]}
-    out.update({k: row[k] for k in row.keys() if k not in ("grp", "first_us", "last_us")})  # noqa: SIM118
-    out["first_time"] = iso_from_us(row["first_us"])
-    out["last_time"] = iso_from_us(row["last_us"])
-    return out
 
 
 async def _settle_conflict(

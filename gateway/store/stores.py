@@ -1,8 +1,10 @@
-"""The database and the stores on it, as the gateway holds them."""
+"""The database and the stores on it, as the gateway holds them: `stores_for` a
+database setting (a SQLite file path, or a ``postgresql://`` URL)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 from gateway.store.database import Database, SQLiteDatabase
 from gateway.store.datasets import DatasetStore
@@ -10,6 +12,8 @@ from gateway.store.evaluation import EvaluationStore
 from gateway.store.events import EventStore
 from gateway.store.experiments import ExperimentStore, SQLiteExperimentStore
 from gateway.store.playground import PlaygroundStore
+from gateway.store.postgres import DEFAULT_POOL_SIZE, PostgresDatabase, is_postgres_url
+from gateway.store.postgres_spans import PostgresSpanStore
 from gateway.store.spans import SpanStore
 from gateway.store.sqlite import SQLiteSpanStore
 from gateway.store.sqlite_datasets import SQLiteDatasetStore
@@ -47,3 +51,29 @@ def sqlite_stores(path: str) -> Stores:
         SQLiteEventStore(db),
         SQLiteEvaluationStore(db),
     )
+
+
+def pg_stores(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Stores:
+    """A PostgreSQL database at ``url`` and its stores: the span store
+    (`PostgresSpanStore`); the management stores' statements are written once for both
+    dialects (`gateway.store.sql`), so they sit on this database as they sit on
+    SQLite's."""
+    db = PostgresDatabase(url, pool_size)
+    shared = cast(Any, db)  # the management stores take any `sql.SQLDatabase`
+    return Stores(
+        db,
+        PostgresSpanStore(db),
+        SQLiteExperimentStore(shared),
+        SQLiteDatasetStore(shared),
+        SQLitePlaygroundStore(shared),
+        SQLiteEventStore(shared),
+        SQLiteEvaluationStore(shared),
+    )
+
+
+def stores_for(setting: str, pool_size: int = DEFAULT_POOL_SIZE) -> Stores:
+    """The stores of a database setting: a ``postgresql://`` URL, else a SQLite file
+    (or ``:memory:``)."""
+    if is_postgres_url(setting):
+        return pg_stores(setting, pool_size)
+    return sqlite_stores(setting)

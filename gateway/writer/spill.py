@@ -32,9 +32,16 @@ SPILL_FORMAT = 1
 REPLAY_CHUNK = 500
 
 
-def spill_path_for(db_path: str | None) -> str | None:
-    """Where spans not stored at a shutdown go: beside the database file, if any."""
-    return None if db_path is None else db_path + SPILL_SUFFIX
+PG_SPILL_FILE = "spanlab" + SPILL_SUFFIX
+
+
+def spill_path_for(db_path: str | None, dialect: str = "sqlite") -> str | None:
+    """Where spans not stored at a shutdown go: beside the database file, if any; for a
+    server database (PostgreSQL) in the working directory (the ``spill_file`` setting
+    says elsewhere); none for an in-memory database."""
+    if db_path is not None:
+        return db_path + SPILL_SUFFIX
+    return PG_SPILL_FILE if dialect == "postgresql" else None
 
 
 def _spill_line(record: Mapping[str, Any]) -> bytes:

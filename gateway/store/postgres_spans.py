@@ -1,0 +1,121 @@
+"""The span store on PostgreSQL: `PostgresSpanStore`.
+
+Its reads are `SQLSpanStore`'s, shared with SQLite. Its inserts: a batch goes into a
+temporary table with COPY (binary; the fastest way asyncpg has, docs/postgres.md), then
+into the spans with one ``INSERT ... SELECT ... ON CONFLICT (span_id) DO NOTHING
+RETURNING span_id``, in the batch's order. A row that did not go in had its span id
+taken: the same span stored already (sent again) is done; another span is stored under
+a new id (`span_table.renamed_row`), as on SQLite (`span_table.same_span`).
+
+`/stats` is answered exactly, from the spans (the rollup of migration 0014 is folded by
+SQLite's writer process; here its tables exist but stay empty): PostgreSQL's parallel
+scan and the start index keep that affordable to a few million spans in range.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.capture.span_table import (
+    ORIGINAL_ID_ATTRIBUTE,
+    SELECT_IDENTITY,
+    SPAN_COLUMNS,
+    Renamed,
+    facets_of,
+    insert_sql,
+    renamed_row,
+    same_span,
+    span_rows,
+)
+from gateway.store.postgres import PostgresConnection, PostgresDatabase, translated
+from gateway.store.sql_spans import REBUILD_FACETS, SQLSpanStore
+
+capture_log = logging.getLogger("gateway.writer.span_writer")
+
+_ID = SPAN_COLUMNS.index("span_id")
+STAGE = "spans_in"
+# The staging table lives as long as its connection (a pooled one: created once per
+# connection, IF NOT EXISTS), emptied at each commit.
+CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (seq INTEGER NOT NULL, LIKE spans)"
+    " ON COMMIT DELETE ROWS"
+)
+INSERT_STAGED = (
+    f"INSERT INTO spans ({', '.join(SPAN_COLUMNS)})"
+    f" SELECT {', '.join(SPAN_COLUMNS)} FROM {STAGE} ORDER BY seq"
+    " ON CONFLICT (span_id) DO NOTHING RETURNING span_id"
+)
+INSERT_FACET = "INSERT INTO span_facets (kind, value) VALUES (?, ?) ON CONFLICT DO NOTHING"
+
+
+class PostgresSpanStore(SQLSpanStore):
+    def __init__(self, db: PostgresDatabase) -> None:
+        super().__init__(db)
+        self.db: PostgresDatabase = db
+
+    async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
+        rows = span_rows(records)
+        if not rows:
+            return {}
+        renamed: Renamed = {}
+        async with self.db.transaction() as conn:
+            raw = conn.raw
+            async with translated():
+                await raw.execute(CREATE_STAGE)
+                await raw.copy_records_to_table(
+                    STAGE,
+                    records=[(i, *row) for i, row in enumerate(rows)],
+                    columns=("seq", *SPAN_COLUMNS),
+                )
+                stored = await raw.fetch(INSERT_STAGED)
+            if len(stored) != len(rows):
+                # Rows in order: each id returned went in for its first row in the batch.
+                taken = {r[0] for r in stored}
+                for i, row in enumerate(rows):
+                    if row[_ID] in taken:
+                        taken.discard(row[_ID])
+                        continue
+                    new = await _settle_conflict(conn, row)
+                    if new is not None:
+                        renamed[i] = new
+            facets = facets_of(rows)
+            if facets:
+                await conn.executemany(INSERT_FACET, sorted(facets))
+        return {i: dict(zip(SPAN_COLUMNS, row, strict=True)) for i, row in renamed.items()}
+
+    async def delete_spans_before(self, before_us: int) -> int:
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute("DELETE FROM spans WHERE start_us < ?", (before_us,))
+            deleted = int(cursor.rowcount)
+            if deleted:
+                # The facets of the spans left, in the same transaction: one scan, for a
+                # maintenance command that scanned to delete already.
+                await conn.execute("DELETE FROM span_facets")
+                await conn.execute(REBUILD_FACETS)
+            return deleted
+
+
+async def _settle_conflict(
+    conn: PostgresConnection, row: tuple[Any, ...]
+) -> tuple[Any, ...] | None:
+    """A row the batch's INSERT left out: the same span stored already is done (None);
+    another span's id is taken, so the row is stored under a new id (returned)."""
+    span_id = row[_ID]
+    found = await (await conn.execute(SELECT_IDENTITY, (span_id,))).fetchone()
+    if same_span(row, found):
+        return None
+    new = row if found is None else renamed_row(row)
+    while (await conn.execute(insert_sql(1), new)).rowcount != 1:
+        new = renamed_row(row)
+    if new is row:
+        return None
+    capture_log.warning(
+        "span id %s was already taken by another span; this span is stored as %s"
+        " (attribute %s keeps the id its response carried)",
+        span_id,
+        new[_ID],
+        ORIGINAL_ID_ATTRIBUTE,
+    )
+    return new
