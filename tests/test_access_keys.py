@@ -1,11 +1,11 @@
 """Keys and projects in the store and on the command line: a key is shown once,
 stored only as its hash (canary: the key is nowhere in the database file), listed by
-its prefix, revoked; projects are rows with a default one."""
+its prefix, revoked; projects are rows with a default one (on SQLite and on
+PostgreSQL: the ``stores`` fixture)."""
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from pathlib import Path
 
 import orjson
@@ -15,8 +15,11 @@ from click.testing import CliRunner
 from gateway.access.keys import KEY_MARK, hash_key, key_id_of, parse_scopes
 from gateway.access.store import AccessStore
 from gateway.cli.main import cli
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.store.database import SQLiteDatabase
+from gateway.store.sql import IntegrityError
+from gateway.store.stores import Stores
+from tests.sql_helpers import sql_db
 
 
 def database_bytes(db: Path) -> bytes:
@@ -48,41 +51,41 @@ async def test_a_key_is_stored_only_as_its_hash(tmp_path: Path) -> None:
     assert hash_key(key).encode() in stored
 
 
-async def test_projects_are_rows_with_a_default(tmp_path: Path) -> None:
-    db = SQLiteDatabase(str(tmp_path / "spanlab.db"))
-    await db.open()
-    try:
-        store = AccessStore(db)
-        assert [p.id for p in await store.list_projects()] == ["default"]
-        # Listed, but not a row until named (NULL means it): existing rows unchanged.
-        assert await db.fetch("SELECT id FROM projects") == []
-        await store.create_key("default bot", ["proxy"], project_id="default")
-        assert [r["id"] for r in await db.fetch("SELECT id FROM projects")] == ["default"]
-        with pytest.raises(InvalidRequest):
-            await store.create_project("default")
-        await store.create_project("team-a", "Team A")
-        record, _ = await store.create_key("bot", ["proxy"], project_id="team-a")
-        assert record.project_id == "team-a"
-        projects = {p.id: p for p in await store.list_projects()}
-        assert projects["team-a"].name == "Team A" and projects["team-a"].keys == 1
-        assert projects["default"].keys == 1
-        with pytest.raises(NotFound):
-            await store.create_key("bot", ["proxy"], project_id="nope")
-        # Reads and edits are not limited to a project yet: such a key is refused.
-        with pytest.raises(InvalidRequest, match="only the proxy scope"):
-            await store.create_key("bot", ["read"], project_id="team-a")
-        with pytest.raises(InvalidRequest, match="unknown scope"):
-            await store.create_key("bot", ["root"])
-        # The experiments' foreign key on projects(id) holds: an unknown project is
-        # refused by SQLite, a known one accepted.
-        conn = db.writer
-        with pytest.raises(sqlite3.IntegrityError):
+async def test_projects_are_rows_with_a_default(stores: Stores) -> None:
+    db = sql_db(stores.database)
+    store = AccessStore(db)
+    assert [p.id for p in await store.list_projects()] == ["default"]
+    # Listed, but not a row until named (NULL means it): existing rows unchanged.
+    assert await db.fetch("SELECT id FROM projects") == []
+    await store.create_key("default bot", ["proxy"], project_id="default")
+    assert [r["id"] for r in await db.fetch("SELECT id FROM projects")] == ["default"]
+    with pytest.raises(InvalidRequest):
+        await store.create_project("default")
+    await store.create_project("team-a", "Team A")
+    with pytest.raises(Conflict, match="exists"):
+        await store.create_project("team-a", "Again")
+    record, _ = await store.create_key("bot", ["proxy"], project_id="team-a")
+    assert record.project_id == "team-a"
+    projects = {p.id: p for p in await store.list_projects()}
+    assert projects["team-a"].name == "Team A" and projects["team-a"].keys == 1
+    assert projects["default"].keys == 1
+    with pytest.raises(NotFound):
+        await store.create_key("bot", ["proxy"], project_id="nope")
+    # Reads and edits are not limited to a project yet: such a key is refused.
+    with pytest.raises(InvalidRequest, match="only the proxy scope"):
+        await store.create_key("bot", ["read"], project_id="team-a")
+    with pytest.raises(InvalidRequest, match="unknown scope"):
+        await store.create_key("bot", ["root"])
+    # The datasets' foreign key on projects(id) holds: an unknown project is
+    # refused by the database.
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO datasets (id, name, project_id, created_at, updated_at)"
                 " VALUES ('d1', 'n', 'missing', 'x', 'x')"
             )
-    finally:
-        await db.close()
+    [row] = await db.fetch("SELECT name, created_at FROM projects WHERE id = 'team-a'")
+    assert row["name"] == "Team A" and row["created_at"].endswith("Z")
 
 
 def test_parse_scopes() -> None:

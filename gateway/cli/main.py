@@ -36,7 +36,6 @@ from gateway.cli.common import (
 )
 from gateway.config import example_toml
 from gateway.http.guard import is_loopback
-from gateway.store.database import SQLiteDatabase
 from gateway.store.postgres import redacted_url
 from gateway.store.spans import SpanFilter
 from gateway.store.stores import Stores, stores_for
