@@ -4,10 +4,13 @@ what a test asks of a table in either dialect."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
+
+import pytest
 
 from gateway.store.database import Database
 from gateway.store.sql import SQLDatabase
+from tests.conftest import GatewayFactory
 
 
 def sql_db(database: Database) -> SQLDatabase:
@@ -26,3 +29,30 @@ async def table_columns(db: SQLDatabase, table: str) -> list[str]:
         )
         return [r["column_name"] for r in rows]
     return [r["name"] for r in await db.fetch(f"PRAGMA table_info({table})")]
+
+
+async def database_text(db: SQLDatabase) -> str:
+    """Every row of every table of a PostgreSQL database, as text: what a canary test
+    searches for a secret (on SQLite it reads the file's bytes)."""
+    tables = await db.fetch(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+    )
+    out = []
+    for table in tables:
+        for row in await db.fetch(f'SELECT * FROM "{table[0]}"'):
+            out.append(" ".join(str(value) for value in tuple(row)))
+    return "\n".join(out)
+
+
+@pytest.fixture(name="make_gateway")
+def make_gateway_on_each_backend(make_gateway: GatewayFactory, db_setting: str) -> GatewayFactory:
+    """`make_gateway` on SQLite, then on PostgreSQL: a test module that imports this
+    fixture runs each of its in-process tests on both (a gateway given its own ``db``
+    keeps it)."""
+
+    def on_backend(*args: Any, **overrides: Any) -> Any:
+        overrides.setdefault("db", db_setting)
+        return make_gateway(*args, **overrides)
+
+    return on_backend

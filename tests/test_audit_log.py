@@ -17,6 +17,9 @@ from gateway.access.keys import hash_key
 from tests.access_helpers import ADMIN_KEY, KeyedGateway, keyed_gateway
 from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import CHAT
+from tests.sql_helpers import make_gateway_on_each_backend
+
+_ = make_gateway_on_each_backend  # every test here runs on SQLite, then on PostgreSQL
 
 ADMIN = {"x-spanlab-key": ADMIN_KEY}
 ORIGIN = {"origin": "http://spanlab.test"}
