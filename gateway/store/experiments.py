@@ -788,7 +788,3 @@ class SqlExperimentStore(ExperimentStore):
     async def _ensure_project(self, conn: SQLConnection, project_id: Any) -> None:
         if project_id:
             await conn.execute(INSERT_PROJECT, (project_id, project_id, now_iso()))
-
-
-# The name the store had when it ran on SQLite only (until the callers are renamed).
-SQLiteExperimentStore = SqlExperimentStore

@@ -493,7 +493,3 @@ class SqlMatrixStore:
                 (stamp,),
             )
             return int(cursor.rowcount)
-
-
-# The name the store had when it ran on SQLite only (until the callers are renamed).
-SQLiteMatrixStore = SqlMatrixStore

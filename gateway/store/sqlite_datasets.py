@@ -504,7 +504,3 @@ class SqlDatasetStore(DatasetStore):
     async def _ensure_project(conn: SQLConnection, project_id: str | None) -> None:
         if project_id:
             await conn.execute(INSERT_PROJECT, (project_id, project_id, now_iso()))
-
-
-# The name the store had when it ran on SQLite only (until the callers are renamed).
-SQLiteDatasetStore = SqlDatasetStore

@@ -322,7 +322,3 @@ class SqlEvaluationStore(EvaluationStore):
                 (experiment_id, evaluator_id),
             )
             return bool(cursor.rowcount > 0)
-
-
-# The name the store had when it ran on SQLite only (until the callers are renamed).
-SQLiteEvaluationStore = SqlEvaluationStore

@@ -53,7 +53,3 @@ class SqlEventStore(EventStore):
             (*params, limit),
         )
         return [event_from_row(row) for row in rows]
-
-
-# The name the store had when it ran on SQLite only (until the callers are renamed).
-SQLiteEventStore = SqlEventStore

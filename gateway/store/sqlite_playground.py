@@ -124,7 +124,3 @@ class SqlPlaygroundStore(PlaygroundStore):
                 "DELETE FROM playground_sessions WHERE id = ?", (session_id,)
             )
             return bool(cursor.rowcount > 0)
-
-
-# The name the store had when it ran on SQLite only (until the callers are renamed).
-SQLitePlaygroundStore = SqlPlaygroundStore
