@@ -9,6 +9,12 @@ production: encoding the spans for the process, `finalize` (parse the response, 
 cost), `to_record` (redaction, JSON encoding) and the SQLite transactions,
 ``batch_size`` spans per transaction. The process starts before the clock does.
 
+``--store postgresql``: the same into PostgreSQL (a throwaway cluster,
+`bench.postgres.PostgresServer`, ``synchronous_commit = off``: the promise of SQLite's
+``synchronous = NORMAL``), a fresh database per batch size; the writer runs in the
+gateway's process there (a server database has no file for a writer process), storing
+each batch with COPY (`gateway.store.postgres_spans`).
+
 ``--otlp``: the same with OTLP export on (gateway/export/), to a receiver in a process of
 its own that reads each request and answers 200 (what a collector costs the writer is
 the mapping, the protobuf encoding and the sending, not the receiver's work); the
@@ -31,7 +37,7 @@ from gateway.capture.redaction import credential_values, redact_headers
 from gateway.capture.span import Span, SpanContext, now_us
 from gateway.export.otlp import ExportConfig
 from gateway.metrics import Metrics
-from gateway.store.stores import sqlite_stores
+from gateway.store.stores import sqlite_stores, stores_for
 from gateway.writer.span_writer import SpanWriter
 
 REQUEST: dict[str, Any] = {
@@ -97,15 +103,36 @@ def start_receiver() -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}/v1/traces"
 
 
+async def _new_pg_database(server_dsn: str, name: str) -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return server_dsn.rsplit("/", 1)[0] + "/" + name
+
+
 async def measure(
-    batch_size: int, count: int, *, process: bool = True, otlp: str | None = None
+    batch_size: int,
+    count: int,
+    *,
+    process: bool = True,
+    otlp: str | None = None,
+    pg_dsn: str | None = None,
 ) -> dict[str, Any]:
     export = None
     if otlp is not None:
         export = ExportConfig(otlp, "spanlab-bench", False, 20_000, {"mock": "openai"}, "bench")
     metrics = Metrics()
     with tempfile.TemporaryDirectory(prefix="spanlab-writer-") as tmp:
-        stores = sqlite_stores(os.path.join(tmp, "spans.db"))
+        if pg_dsn is not None:
+            url = await _new_pg_database(pg_dsn, f"writer_bench_{batch_size}")
+            stores = stores_for(url)
+        else:
+            stores = sqlite_stores(os.path.join(tmp, "spans.db"))
         await stores.database.open()
         store = stores.spans
         writer = SpanWriter(
@@ -133,6 +160,7 @@ async def measure(
             await writer.close()
             await stores.database.close()
     result = {
+        "store": stores.database.dialect,
         "batch_size": batch_size,
         "spans": count,
         "stored": stored,
@@ -150,23 +178,41 @@ async def measure(
 
 
 def run_writer_bench(
-    counts: dict[int, int], *, process: bool = True, otlp: bool = False
+    counts: dict[int, int], *, process: bool = True, otlp: bool = False, postgres: bool = False
 ) -> list[dict[str, Any]]:
     """``{batch_size: span count}`` -> one result per batch size."""
     receiver, url = start_receiver() if otlp else (None, None)
+    server = None
+    if postgres:
+        from bench.postgres import PostgresServer
+
+        server = PostgresServer({"synchronous_commit": "off"}).start()
     try:
         return [
-            asyncio.run(measure(size, n, process=process, otlp=url)) for size, n in counts.items()
+            asyncio.run(
+                measure(
+                    size,
+                    n,
+                    process=process and server is None,
+                    otlp=url,
+                    pg_dsn=server.dsn if server is not None else None,
+                )
+            )
+            for size, n in counts.items()
         ]
     finally:
         if receiver is not None:
             receiver.terminate()
             receiver.wait()
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":
     in_process = "--in-process" in sys.argv[1:]
     otlp = "--otlp" in sys.argv[1:]
+    args = sys.argv[1:]
+    postgres = "--store" in args and args[args.index("--store") + 1] == "postgresql"
     counts = {1: 2000, 100: 20000, 1000: 20000}
-    for result in run_writer_bench(counts, process=not in_process, otlp=otlp):
+    for result in run_writer_bench(counts, process=not in_process, otlp=otlp, postgres=postgres):
         print(result)

@@ -81,9 +81,11 @@ class GatewayProcess:
         env: Mapping[str, str] | None = None,
         max_open_files: int | None = None,
         log_level: str | None = None,
+        db: str | None = None,
     ) -> None:
         """``config`` is a dict (written as TOML) or the TOML text itself; ``log_level``
-        is passed as ``--log-level`` (the config's own applies otherwise)."""
+        is passed as ``--log-level`` (the config's own applies otherwise); ``db`` is
+        passed as ``--db`` (a postgresql:// URL; default: spanlab.db in ``workdir``)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.max_open_files = max_open_files  # the process's ulimit -n, if set
         self.log_level = log_level
@@ -91,7 +93,7 @@ class GatewayProcess:
         self.config_path = workdir / "spanlab.toml"
         text = config if isinstance(config, str) else to_toml(config)
         self.config_path.write_text(text, encoding="utf-8")
-        self.db = workdir / "spanlab.db"
+        self.db: Path | str = db or workdir / "spanlab.db"
         self.log_path = workdir / "gateway.log"
         self.env = dict(env or {})
         self.port = 0

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.capture.span_table import SPAN_COLUMNS
 from gateway.store.database import SQLiteDatabase
 from gateway.store.dialect import dialect_for
 from gateway.store.migrations import available_migrations
 from gateway.store.postgres import PostgresDatabase, numbered, redacted_url
 from gateway.store.sql import IntegrityError, SQLDatabase, savepoint
 from tests.postgres import PostgresCluster
+from tests.serve import child_env
 
 
 def test_placeholders_are_numbered_outside_literals_and_comments() -> None:
@@ -221,3 +225,43 @@ async def test_dialect_fragments_agree(database: SQLDatabase) -> None:
 
 def test_sqlite_integrity_error_is_the_shared_class() -> None:
     assert IntegrityError is sqlite3.IntegrityError
+
+
+async def test_the_span_columns_are_the_postgresql_spans_table(pg_url: str) -> None:
+    db = PostgresDatabase(pg_url, pool_size=1)
+    await db.connect()
+    try:
+        rows = await db.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'spans' ORDER BY ordinal_position"
+        )
+    finally:
+        await db.close()
+    assert tuple(r[0] for r in rows) == SPAN_COLUMNS
+
+
+def test_spanlab_migrate_applies_the_postgresql_migrations(pg_cluster: PostgresCluster) -> None:
+    url = pg_cluster.new_database(migrated=False)
+    command = [sys.executable, "-m", "gateway", "migrate", "--db", url]
+    env = child_env()
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert first.returncode == 0, first.stderr
+    last = available_migrations("postgresql")[-1].label
+    assert f"{url}: schema at {last}" in first.stdout
+    assert all(m.label in first.stdout for m in available_migrations("postgresql"))
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert again.returncode == 0 and f"schema at {last}" in again.stdout
+
+
+def test_without_postgresql_the_tests_skip_but_fail_under_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tests.postgres
+
+    monkeypatch.setattr(tests.postgres, "pg_bin", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not installed"):
+        tests.postgres.require_postgres()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        tests.postgres.require_postgres()

@@ -359,6 +359,8 @@ def config_show(config_path: Path | None) -> None:
     settings = load_settings(config_path)
     out = {k: v for k, v in settings.__dict__.items() if k not in ("providers", "models", "prices")}
     out["proxy"] = redact_url(settings.proxy)  # a proxy URL may carry a password
+    out["db"] = redacted_url(settings.db)  # so may a PostgreSQL URL
+    out["database_url"] = redacted_url(settings.database_url)
     for secret in ("admin_key", "metrics_token"):  # said to be set, never shown
         out[secret] = "(set)" if out[secret] else ""
     out["providers"] = {

@@ -149,7 +149,9 @@ class PostgresCursor:
         return list(self._rows)
 
 
+@functools.lru_cache(maxsize=4096)
 def _returns_rows(sql: str) -> bool:
+    """Whether a statement gives rows back (else its status: how many it changed)."""
     head = sql.lstrip()[:10].upper()
     return head.startswith(("SELECT", "WITH", "VALUES", "SHOW")) or "RETURNING" in sql.upper()
 
@@ -264,7 +266,11 @@ class PostgresDatabase(Database):
                 yield PostgresConnection(conn)
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await tx.rollback()
+                    if not conn.is_closed():
+                        try:
+                            await tx.rollback()
+                        except Exception as exc:  # the real error is the one raised below
+                            logger.debug("rollback failed: %s", exc)
                 raise
             with anyio.CancelScope(shield=True):
                 async with translated():  # a deferred constraint fails at COMMIT

@@ -91,11 +91,14 @@ def start_gateway(
     dead_port: int,
 ) -> Iterator[StartGateway]:
     """Start a gateway of one's own: ``start_gateway(env={...}, **config_overrides)``;
-    ``max_open_files`` sets its ``ulimit -n``."""
+    ``max_open_files`` sets its ``ulimit -n``; ``db`` its ``--db`` (a postgresql:// URL)."""
     started: list[GatewayProcess] = []
 
     def start(
-        env: dict[str, str] | None = None, max_open_files: int | None = None, **overrides: Any
+        env: dict[str, str] | None = None,
+        max_open_files: int | None = None,
+        db: str | None = None,
+        **overrides: Any,
     ) -> GatewayProcess:
         config = gateway_config(mock_upstream, make_httpserver, dead_port, **overrides)
         process = GatewayProcess(
@@ -103,6 +106,7 @@ def start_gateway(
             config,
             {PROVIDER_KEY_ENV: PROVIDER_KEY, **(env or {})},
             max_open_files,
+            db=db,
         )
         started.append(process)
         process.start()
