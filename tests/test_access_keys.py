@@ -5,6 +5,7 @@ PostgreSQL: the ``stores`` fixture)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from gateway.cli.main import cli
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.store.database import SQLiteDatabase
 from gateway.store.sql import IntegrityError
-from gateway.store.stores import Stores
-from tests.sql_helpers import sql_db
+from gateway.store.stores import Stores, stores_for
+from tests.sql_helpers import database_text, sql_db
 
 
 def database_bytes(db: Path) -> bytes:
@@ -94,9 +95,9 @@ def test_parse_scopes() -> None:
         parse_scopes("")
 
 
-def test_keys_and_projects_on_the_command_line(tmp_path: Path) -> None:
+def test_keys_and_projects_on_the_command_line(db_setting: str) -> None:
     runner = CliRunner()
-    db = str(tmp_path / "new.db")  # not there yet: a key may be the first thing made
+    db = db_setting  # a SQLite file not there yet (a key may be the first thing made), or PG
     made = runner.invoke(cli, ["keys", "create", "ci", "--scope", "read", "--db", db, "--json"])
     assert made.exit_code == 0, made.output
     created = orjson.loads(made.stdout)
@@ -133,7 +134,20 @@ def test_keys_and_projects_on_the_command_line(tmp_path: Path) -> None:
     )
     assert bad.exit_code == 1 and "only the proxy scope" in bad.output
     assert runner.invoke(cli, ["keys", "revoke", "slk_ffffffffffff", "--db", db]).exit_code == 1
-    assert key.encode() not in database_bytes(Path(db))
+    if db.startswith("postgresql://"):
+        stored = asyncio.run(all_rows(db)).encode()
+    else:
+        stored = database_bytes(Path(db))
+    assert hash_key(key).encode() in stored and key.encode() not in stored
+
+
+async def all_rows(url: str) -> str:
+    stores = stores_for(url)
+    await stores.open()
+    try:
+        return await database_text(sql_db(stores.database))
+    finally:
+        await stores.close()
 
 
 def test_config_show_does_not_print_the_admin_key(tmp_path: Path) -> None:

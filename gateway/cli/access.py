@@ -29,7 +29,7 @@ from gateway.cli.common import (
 )
 from gateway.config import Settings
 from gateway.errors import SpanlabError
-from gateway.store.stores import Stores, sqlite_stores
+from gateway.store.stores import Stores, stores_for
 
 
 def _access(stores: Stores) -> AccessStore:
@@ -42,7 +42,8 @@ def _run(config_path: Path | None, db: str | None, work: Any) -> Any:
     settings = load_settings(config_path, db=db)
 
     async def main() -> Any:
-        stores = sqlite_stores(settings.db)  # created if new: a key may come first
+        # A SQLite file is created if new (a key may come first); or a PostgreSQL URL.
+        stores = stores_for(settings.database, settings.database_pool_size)
         await stores.open()
         try:
             return await work(_access(stores))
