@@ -20,7 +20,7 @@ from gateway.errors import InvalidRequest, ServiceUnavailable, Unauthorized
 
 def _store(policy: AccessPolicy) -> AccessStore:
     if policy.store is None:
-        raise ServiceUnavailable("Keys need the SQLite store.", code="keys_unavailable")
+        raise ServiceUnavailable("Keys need a SQL database.", code="keys_unavailable")
     return policy.store
 
 
