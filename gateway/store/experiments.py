@@ -663,6 +663,14 @@ class SqlExperimentStore(ExperimentStore):
 
         Returns the experiment, or None when it was deleted during the run."""
         async with self.db.transaction() as conn:
+            # The experiment's row first, then its run's, in the order a delete of the
+            # experiment takes them (its cascade): two transactions on PostgreSQL that
+            # lock them in opposite orders could deadlock.
+            rows = await fetch_all(
+                conn,
+                _SELECT_EXPERIMENT + " WHERE id = ?" + row_lock(self.dialect),
+                (run["experiment_id"],),
+            )
             await conn.execute(
                 "UPDATE experiment_runs SET status = ?, result_span_id = ?, result_trace_id = ?,"
                 " output_text = ?, error = ?, ended_at = ?, duration_ms = ? WHERE id = ?",
@@ -676,11 +684,6 @@ class SqlExperimentStore(ExperimentStore):
                     run.get("duration_ms"),
                     run["id"],
                 ),
-            )
-            rows = await fetch_all(
-                conn,
-                _SELECT_EXPERIMENT + " WHERE id = ?" + row_lock(self.dialect),
-                (run["experiment_id"],),
             )
             if not rows:
                 return None
