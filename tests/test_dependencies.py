@@ -23,7 +23,7 @@ USED_WITHOUT_IMPORT = {
 }
 # Extras the gateway imports itself when a setting asks for them (never at start-up):
 # their distributions count as declared for its imports.
-IMPORTED_EXTRAS = ("otlp",)
+IMPORTED_EXTRAS = ("otlp", "postgres")
 
 
 def normalize(name: str) -> str:

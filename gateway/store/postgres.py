@@ -58,6 +58,12 @@ class PostgresIntegrityError(IntegrityError):
         self.constraint = constraint
 
 
+class PostgresDataError(ValueError):
+    """A value PostgreSQL refuses (its error class 22: a number out of range, text it
+    cannot take), as a ValueError: what asyncpg's own encoders raise for a value they
+    cannot send."""
+
+
 def is_postgres_url(value: str) -> bool:
     """Whether a database setting names a PostgreSQL server rather than a SQLite file."""
     return value.startswith(("postgresql://", "postgres://"))
@@ -194,6 +200,8 @@ async def translated() -> AsyncIterator[None]:
         yield
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise PostgresIntegrityError(str(exc), getattr(exc, "constraint_name", None)) from exc
+    except asyncpg.DataError as exc:
+        raise PostgresDataError(str(exc)) from exc
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -26,11 +26,13 @@ from gateway.capture.span_table import (
     Renamed,
     facets_of,
     insert_sql,
+    outline_row,
     renamed_row,
     same_span,
     span_rows,
 )
 from gateway.store.postgres import PostgresConnection, PostgresDatabase, numbered, translated
+from gateway.store.sql import savepoint
 from gateway.store.sql_spans import REBUILD_FACETS, SQLSpanStore
 
 capture_log = logging.getLogger("gateway.writer.span_writer")
@@ -65,15 +67,49 @@ def _insert_returning(count: int) -> str:
     return numbered(insert_sql(count)) + " RETURNING span_id"
 
 
+class _Probed(Exception):
+    """Ends a probe's savepoint (or transaction) by rolling it back."""
+
+
+# What a row's own values can raise: asyncpg's encoders' DataError (an integer out of
+# range), `PostgresDataError` (PostgreSQL's class 22: text it cannot take), Python's
+# encoding errors: all ValueErrors.
+_ROW_ERRORS: tuple[type[Exception], ...] = (ValueError, OverflowError)
+
+
+def _text_safe(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with NUL characters in its text replaced (U+FFFD): PostgreSQL's text
+    cannot hold them, SQLite's can. A membership test per text value (memchr)."""
+    if any(type(v) is str and "\x00" in v for v in row):
+        return tuple(v.replace("\x00", "\ufffd") if type(v) is str else v for v in row)
+    return row
+
+
 class PostgresSpanStore(SQLSpanStore):
     def __init__(self, db: PostgresDatabase) -> None:
         super().__init__(db)
         self.db: PostgresDatabase = db
 
     async def insert_spans(self, records: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
-        rows = span_rows(records)
+        rows = [_text_safe(row) for row in span_rows(records)]
         if not rows:
             return {}
+        changed: Renamed = {}
+        try:
+            renamed = await self._insert(rows)
+        except _ROW_ERRORS:
+            # A value PostgreSQL refuses (an integer past 64 bits, text it cannot
+            # encode): such a span would stop the writer at every retry, and every span
+            # behind it. The rows it refuses alone are stored as their outline, as the
+            # SQLite writer process does (`ChildWriter._outline_poison`).
+            changed = await self._outline_poison(rows)
+            rows = [changed.get(i, row) for i, row in enumerate(rows)]
+            renamed = await self._insert(rows)
+        changed.update(renamed)
+        return {i: dict(zip(SPAN_COLUMNS, row, strict=True)) for i, row in changed.items()}
+
+    async def _insert(self, rows: list[tuple[Any, ...]]) -> Renamed:
+        """The rows in one transaction; those stored under a new id, by index."""
         renamed: Renamed = {}
         async with self.db.transaction() as conn:
             raw = conn.raw
@@ -103,7 +139,44 @@ class PostgresSpanStore(SQLSpanStore):
             if facets:
                 async with translated():
                     await raw.execute(INSERT_FACETS, [k for k, _ in facets], [v for _, v in facets])
-        return {i: dict(zip(SPAN_COLUMNS, row, strict=True)) for i, row in renamed.items()}
+        return renamed
+
+    async def _outline_poison(self, rows: list[tuple[Any, ...]]) -> Renamed:
+        """The rows PostgreSQL refuses alone while their outline goes in, as outlines
+        (by index); probed in a transaction rolled back. A failure that is not the
+        rows' (their outlines fail too) replaces nothing: the batch fails as before."""
+        replaced: Renamed = {}
+        one = _insert_returning(1)
+        try:
+            async with self.db.transaction() as conn:
+                for i, row in enumerate(rows):
+                    try:
+                        async with savepoint(conn), translated():
+                            await conn.raw.fetch(one, *row)
+                            raise _Probed
+                    except _Probed:
+                        continue
+                    except _ROW_ERRORS as exc:
+                        outline = outline_row(
+                            dict(zip(SPAN_COLUMNS, row, strict=True)),
+                            f"the call could not be stored whole ({type(exc).__name__})",
+                        )
+                    try:
+                        async with savepoint(conn), translated():
+                            await conn.raw.fetch(one, *outline)
+                            raise _Probed
+                    except _Probed:
+                        replaced[i] = outline
+                    except _ROW_ERRORS:
+                        pass  # not this row's fault: left as it is
+                raise _Probed  # roll the probe back
+        except _Probed:
+            pass
+        for i in replaced:
+            capture_log.error(
+                "span %s could not be stored whole; storing its outline", rows[i][_ID]
+            )
+        return replaced
 
     async def delete_spans_before(self, before_us: int) -> int:
         async with self.db.transaction() as conn:

@@ -44,10 +44,10 @@ CREATE TABLE spans (
     input_preview TEXT,
     output_text TEXT,
     finish_reason TEXT,
-    prompt_tokens INTEGER,
-    completion_tokens INTEGER,
-    total_tokens INTEGER,
-    cached_tokens INTEGER,
+    prompt_tokens BIGINT,
+    completion_tokens BIGINT,
+    total_tokens BIGINT,
+    cached_tokens BIGINT,
     cost_usd DOUBLE PRECISION,
     error TEXT,               -- JSON {type, message, code}
     attributes TEXT,          -- JSON object

@@ -81,8 +81,8 @@ ALTER TABLE experiment_runs ADD COLUMN variant_id TEXT;
 ALTER TABLE experiment_runs ADD COLUMN input_id TEXT;
 ALTER TABLE experiment_runs ADD COLUMN repetition INTEGER;
 ALTER TABLE experiment_runs ADD COLUMN config TEXT;        -- JSON: the variant as used
-ALTER TABLE experiment_runs ADD COLUMN input_tokens INTEGER;
-ALTER TABLE experiment_runs ADD COLUMN output_tokens INTEGER;
+ALTER TABLE experiment_runs ADD COLUMN input_tokens BIGINT;
+ALTER TABLE experiment_runs ADD COLUMN output_tokens BIGINT;
 ALTER TABLE experiment_runs ADD COLUMN cost_usd DOUBLE PRECISION;
 ALTER TABLE experiment_runs ADD COLUMN ttft_ms DOUBLE PRECISION;
 ALTER TABLE experiment_runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
