@@ -1,11 +1,12 @@
 """Keys and projects in the store and on the command line: a key is shown once,
 stored only as its hash (canary: the key is nowhere in the database file), listed by
-its prefix, revoked; projects are rows with a default one."""
+its prefix, revoked; projects are rows with a default one (on SQLite and on
+PostgreSQL: the ``stores`` fixture)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import sqlite3
 from pathlib import Path
 
 import orjson
@@ -15,8 +16,11 @@ from click.testing import CliRunner
 from gateway.access.keys import KEY_MARK, hash_key, key_id_of, parse_scopes
 from gateway.access.store import AccessStore
 from gateway.cli.main import cli
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.store.database import SQLiteDatabase
+from gateway.store.sql import IntegrityError
+from gateway.store.stores import Stores, stores_for
+from tests.sql_helpers import database_text, sql_db
 
 
 def database_bytes(db: Path) -> bytes:
@@ -38,7 +42,7 @@ async def test_a_key_is_stored_only_as_its_hash(tmp_path: Path) -> None:
         assert [row["hash"] for row in rows] == [hashlib.sha256(key.encode()).hexdigest()]
         for row in rows:
             assert all(key not in str(value) for value in tuple(row))
-        secret = key.rsplit("_", 1)[1]
+        secret = key.split("_", 2)[2]  # the random part whole (it may hold "_")
         listed = orjson.dumps([k.as_dict() for k in await store.list_keys()])
         assert secret.encode() not in listed and b"hash" not in listed
     finally:
@@ -48,43 +52,43 @@ async def test_a_key_is_stored_only_as_its_hash(tmp_path: Path) -> None:
     assert hash_key(key).encode() in stored
 
 
-async def test_projects_are_rows_with_a_default(tmp_path: Path) -> None:
-    db = SQLiteDatabase(str(tmp_path / "spanlab.db"))
-    await db.open()
-    try:
-        store = AccessStore(db)
-        assert [p.id for p in await store.list_projects()] == ["default"]
-        # Listed, but not a row until named (NULL means it): existing rows unchanged.
-        assert await db.fetch("SELECT id FROM projects") == []
-        await store.create_key("default bot", ["proxy"], project_id="default")
-        assert [r["id"] for r in await db.fetch("SELECT id FROM projects")] == ["default"]
-        with pytest.raises(InvalidRequest):
-            await store.create_project("default")
-        await store.create_project("team-a", "Team A")
-        record, _ = await store.create_key("bot", ["proxy"], project_id="team-a")
-        assert record.project_id == "team-a"
-        projects = {p.id: p for p in await store.list_projects()}
-        assert projects["team-a"].name == "Team A" and projects["team-a"].keys == 1
-        assert projects["default"].keys == 1
-        with pytest.raises(NotFound):
-            await store.create_key("bot", ["proxy"], project_id="nope")
-        # Reads and edits are fenced to the key's project; admin is the gateway's.
-        reader, _ = await store.create_key("bot", ["read", "write"], project_id="team-a")
-        assert reader.scopes == ("read", "write")
-        with pytest.raises(InvalidRequest, match="not admin"):
-            await store.create_key("bot", ["admin"], project_id="team-a")
-        with pytest.raises(InvalidRequest, match="unknown scope"):
-            await store.create_key("bot", ["root"])
-        # The experiments' foreign key on projects(id) holds: an unknown project is
-        # refused by SQLite, a known one accepted.
-        conn = db.writer
-        with pytest.raises(sqlite3.IntegrityError):
+async def test_projects_are_rows_with_a_default(stores: Stores) -> None:
+    db = sql_db(stores.database)
+    store = AccessStore(db)
+    assert [p.id for p in await store.list_projects()] == ["default"]
+    # Listed, but not a row until named (NULL means it): existing rows unchanged.
+    assert await db.fetch("SELECT id FROM projects") == []
+    await store.create_key("default bot", ["proxy"], project_id="default")
+    assert [r["id"] for r in await db.fetch("SELECT id FROM projects")] == ["default"]
+    with pytest.raises(InvalidRequest):
+        await store.create_project("default")
+    await store.create_project("team-a", "Team A")
+    with pytest.raises(Conflict, match="exists"):
+        await store.create_project("team-a", "Again")
+    record, _ = await store.create_key("bot", ["proxy"], project_id="team-a")
+    assert record.project_id == "team-a"
+    projects = {p.id: p for p in await store.list_projects()}
+    assert projects["team-a"].name == "Team A" and projects["team-a"].keys == 1
+    assert projects["default"].keys == 1
+    with pytest.raises(NotFound):
+        await store.create_key("bot", ["proxy"], project_id="nope")
+    # Reads and edits are fenced to the key's project; admin is the gateway's.
+    reader, _ = await store.create_key("bot", ["read", "write"], project_id="team-a")
+    assert reader.scopes == ("read", "write")
+    with pytest.raises(InvalidRequest, match="not admin"):
+        await store.create_key("bot", ["admin"], project_id="team-a")
+    with pytest.raises(InvalidRequest, match="unknown scope"):
+        await store.create_key("bot", ["root"])
+    # The datasets' foreign key on projects(id) holds: an unknown project is
+    # refused by the database.
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO datasets (id, name, project_id, created_at, updated_at)"
                 " VALUES ('d1', 'n', 'missing', 'x', 'x')"
             )
-    finally:
-        await db.close()
+    [row] = await db.fetch("SELECT name, created_at FROM projects WHERE id = 'team-a'")
+    assert row["name"] == "Team A" and row["created_at"].endswith("Z")
 
 
 def test_parse_scopes() -> None:
@@ -93,9 +97,9 @@ def test_parse_scopes() -> None:
         parse_scopes("")
 
 
-def test_keys_and_projects_on_the_command_line(tmp_path: Path) -> None:
+def test_keys_and_projects_on_the_command_line(db_setting: str) -> None:
     runner = CliRunner()
-    db = str(tmp_path / "new.db")  # not there yet: a key may be the first thing made
+    db = db_setting  # a SQLite file not there yet (a key may be the first thing made), or PG
     made = runner.invoke(cli, ["keys", "create", "ci", "--scope", "read", "--db", db, "--json"])
     assert made.exit_code == 0, made.output
     created = orjson.loads(made.stdout)
@@ -132,7 +136,20 @@ def test_keys_and_projects_on_the_command_line(tmp_path: Path) -> None:
     )
     assert bad.exit_code == 1 and "not admin" in bad.output
     assert runner.invoke(cli, ["keys", "revoke", "slk_ffffffffffff", "--db", db]).exit_code == 1
-    assert key.encode() not in database_bytes(Path(db))
+    if db.startswith("postgresql://"):
+        stored = asyncio.run(all_rows(db)).encode()
+    else:
+        stored = database_bytes(Path(db))
+    assert hash_key(key).encode() in stored and key.encode() not in stored
+
+
+async def all_rows(url: str) -> str:
+    stores = stores_for(url)
+    await stores.open()
+    try:
+        return await database_text(sql_db(stores.database))
+    finally:
+        await stores.close()
 
 
 def test_config_show_does_not_print_the_admin_key(tmp_path: Path) -> None:

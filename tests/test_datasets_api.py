@@ -11,6 +11,9 @@ import orjson
 import pytest
 
 from tests.conftest import Gateway
+from tests.sql_helpers import make_gateway_on_each_backend
+
+_ = make_gateway_on_each_backend  # every test here runs on SQLite, then on PostgreSQL
 
 Json = dict[str, Any]
 

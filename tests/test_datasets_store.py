@@ -1,17 +1,15 @@
-"""The dataset store on SQLite: composed into the stores on the one database, versions
-without copies, an edit whole or not at all, concurrent edits serialized."""
+"""The dataset store, on SQLite and on PostgreSQL (the ``stores`` fixture): composed
+into the stores on the one database, versions without copies, an edit whole or not at
+all, concurrent edits serialized."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from gateway.errors import Conflict, NotFound
-from gateway.store.database import SQLiteDatabase
 from gateway.store.datasets import (
     DATASET_COLUMNS,
     DatasetRecord,
@@ -19,16 +17,10 @@ from gateway.store.datasets import (
     ItemContent,
     ItemRecord,
 )
-from gateway.store.sqlite_datasets import ITEM_ROW_COLUMNS, SQLiteDatasetStore
-from gateway.store.stores import Stores, sqlite_stores
-
-
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
-    the_stores = sqlite_stores(str(tmp_path / "datasets.db"))
-    await the_stores.open()
-    yield the_stores
-    await the_stores.close()
+from gateway.store.sql import SQLDatabase
+from gateway.store.sqlite_datasets import ITEM_ROW_COLUMNS, SqlDatasetStore
+from gateway.store.stores import Stores
+from tests.sql_helpers import sql_db, table_columns
 
 
 def record(name: str = "d") -> DatasetRecord:
@@ -39,7 +31,7 @@ def item(key: str, value: str = "v") -> ItemContent:
     return ItemContent(key=key, variables={"x": value})
 
 
-async def count_rows(db: SQLiteDatabase) -> int:
+async def count_rows(db: SQLDatabase) -> int:
     rows = await db.fetch("SELECT COUNT(*) FROM dataset_items")
     return int(rows[0][0])
 
@@ -47,22 +39,19 @@ async def count_rows(db: SQLiteDatabase) -> int:
 async def test_the_dataset_store_sits_on_the_one_database_with_the_others(
     stores: Stores,
 ) -> None:
-    assert isinstance(stores.datasets, SQLiteDatasetStore)
+    assert isinstance(stores.datasets, SqlDatasetStore)
     assert stores.datasets.db is stores.database is stores.spans.db  # type: ignore[attr-defined]
-    db = stores.database
-    assert isinstance(db, SQLiteDatabase)
-    columns = [r["name"] for r in await db.fetch("PRAGMA table_info(datasets)")]
-    assert tuple(columns) == DATASET_COLUMNS
-    item_columns = {r["name"] for r in await db.fetch("PRAGMA table_info(dataset_items)")}
+    db = sql_db(stores.database)
+    assert tuple(await table_columns(db, "datasets")) == DATASET_COLUMNS
+    item_columns = set(await table_columns(db, "dataset_items"))
     assert set(ITEM_ROW_COLUMNS) <= item_columns
     assert {f.name for f in dataclasses.fields(DatasetRecord)} == set(DATASET_COLUMNS)
-    assert "0004_datasets" in await db.applied_migrations()
+    assert "0004_datasets" in await stores.database.applied_migrations()
 
 
 async def test_an_edit_writes_only_the_rows_it_changes(stores: Stores) -> None:
     store = stores.datasets
-    db = stores.database
-    assert isinstance(db, SQLiteDatabase)
+    db = sql_db(stores.database)
     created = await store.create_dataset(record(), [item(f"k{i}") for i in range(100)])
     assert (created.dataset.version, created.dataset.item_count) == (1, 100)
     first = created.added[0]
@@ -135,8 +124,7 @@ async def test_concurrent_edits_each_get_their_own_version(stores: Stores) -> No
 
 async def test_deleting_a_dataset_deletes_every_version(stores: Stores) -> None:
     store = stores.datasets
-    db = stores.database
-    assert isinstance(db, SQLiteDatabase)
+    db = sql_db(stores.database)
     await store.create_dataset(record(), [item("a")])
     await store.change_items("ds_d", ItemChanges(add=[item("b")]), action="a")
     assert await store.delete_dataset("ds_d")

@@ -1,4 +1,5 @@
-"""The evaluation store on SQLite (migration 0008): its records are its tables' columns,
+"""The evaluation store on SQLite and on PostgreSQL (migration 0008; the ``stores``
+fixture): its records are its tables' columns,
 metrics are unique per project and created once under a race, an evaluator's score on
 a run replaces its earlier one, feedback is one changeable row per run or span, and
 deleting an experiment takes its runs' scores and feedback with it."""
@@ -6,12 +7,7 @@ deleting an experiment takes its runs' scores and feedback with it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
-
-from gateway.store.database import SQLiteDatabase
 from gateway.store.evaluation import (
     EvaluatorRecord,
     FeedbackRecord,
@@ -20,22 +16,16 @@ from gateway.store.evaluation import (
     new_metric_id,
     new_score_id,
 )
+from gateway.store.sql import SQLDatabase
 from gateway.store.sqlite_evaluation import (
     EVALUATOR_COLUMNS,
     FEEDBACK_COLUMNS,
     METRIC_COLUMNS,
     SCORE_COLUMNS,
-    SQLiteEvaluationStore,
+    SqlEvaluationStore,
 )
-from gateway.store.stores import Stores, sqlite_stores
-
-
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[Stores]:
-    the_stores = sqlite_stores(str(tmp_path / "evaluation.db"))
-    await the_stores.open()
-    yield the_stores
-    await the_stores.close()
+from gateway.store.stores import Stores
+from tests.sql_helpers import sql_db, table_columns
 
 
 def metric(key: str, project: str | None = None) -> MetricRecord:
@@ -44,12 +34,12 @@ def metric(key: str, project: str | None = None) -> MetricRecord:
     )
 
 
-async def add_run(db: SQLiteDatabase, experiment_id: str, run_id: str) -> None:
+async def add_run(db: SQLDatabase, experiment_id: str, run_id: str) -> None:
     async with db.transaction() as conn:
         await conn.execute(
-            "INSERT OR IGNORE INTO experiments (id, name, original_span_id, original_trace_id,"
+            "INSERT INTO experiments (id, name, original_span_id, original_trace_id,"
             " original_request, modified_request, kind) VALUES (?, 'e', '', '', '{}', '{}',"
-            " 'matrix')",
+            " 'matrix') ON CONFLICT DO NOTHING",
             (experiment_id,),
         )
         await conn.execute(
@@ -60,18 +50,17 @@ async def add_run(db: SQLiteDatabase, experiment_id: str, run_id: str) -> None:
 
 
 async def test_tables_match_the_records(stores: Stores) -> None:
-    db = stores.database
-    assert isinstance(db, SQLiteDatabase)
-    assert isinstance(stores.evaluation, SQLiteEvaluationStore)
+    db = sql_db(stores.database)
+    assert isinstance(stores.evaluation, SqlEvaluationStore)
     for table, columns in (
         ("metric_definitions", METRIC_COLUMNS),
         ("scores", SCORE_COLUMNS),
         ("feedback", FEEDBACK_COLUMNS),
         ("experiment_evaluators", EVALUATOR_COLUMNS),
     ):
-        found = [r["name"] for r in await db.fetch(f"PRAGMA table_info({table})")]
+        found = await table_columns(db, table)
         assert sorted(found) == sorted(columns), table
-    assert "0008_evaluation" in await db.applied_migrations()
+    assert "0008_evaluation" in await stores.database.applied_migrations()
 
 
 async def test_metric_keys_are_unique_per_project_and_ensured_once(stores: Stores) -> None:
@@ -126,8 +115,7 @@ async def test_feedback_is_one_changeable_row_and_goes_with_its_experiment(
     stores: Stores,
 ) -> None:
     store = stores.evaluation
-    db = stores.database
-    assert isinstance(db, SQLiteDatabase)
+    db = sql_db(stores.database)
     await add_run(db, "exp_1", "run_1")
     first = await store.set_feedback(
         FeedbackRecord(

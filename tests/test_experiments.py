@@ -1,5 +1,6 @@
 """Experiments API: the seed's examples, create/read/update/delete, validation, filters,
-projects, duplicate, export/import and version history."""
+projects, duplicate, export/import and version history; on SQLite and on PostgreSQL
+(`make_gateway_on_each_backend`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.store.database import SQLiteDatabase
 from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import CHAT, capture, create, error_of, run
+from tests.sql_helpers import database_text, make_gateway_on_each_backend, sql_db
+
+_ = make_gateway_on_each_backend  # every test here runs on SQLite, then on PostgreSQL
 
 SEED_CREATE = {
     "name": "Temperature Experiment",
@@ -348,8 +351,7 @@ async def test_project_row_is_created_and_its_deletion_cascades(gateway: Gateway
     doomed = await create(gateway, original_span_id=span["span_id"], project_id="brand-new")
     await run(gateway, doomed["id"])
     kept = await create(gateway, **CURL_CREATE, project_id="keep")
-    store = gateway.state.stores.database
-    assert isinstance(store, SQLiteDatabase)
+    store = sql_db(gateway.state.stores.database)
     rows = await store.fetch("SELECT id, name FROM projects ORDER BY id")
     assert [tuple(r) for r in rows] == [("brand-new", "brand-new"), ("keep", "keep")]
     async with store.transaction() as conn:
@@ -386,7 +388,12 @@ async def test_no_secret_reaches_the_database(gateway: Gateway, tmp_path: Path) 
     assert "api_key" not in sent  # the placeholder is never sent
     assert gateway.upstream.last.headers["authorization"] == f"Bearer {secret_header}"
     await gateway.flush()
-    data = await asyncio.to_thread(database_bytes, tmp_path)
+    db = sql_db(gateway.state.stores.database)
+    if db.dialect == "postgresql":
+        data = (await database_text(db)).encode()
+    else:
+        data = await asyncio.to_thread(database_bytes, tmp_path)
+    assert span["span_id"].encode() in data and exp["id"].encode() in data  # all searched
     for secret in (secret_body, secret_header, "hunter2-hunter2"):
         assert secret.encode() not in data
 
@@ -548,6 +555,8 @@ async def test_history_records_edits_and_runs_and_restores(gateway: Gateway) -> 
 
 
 async def test_migration_creates_the_seed_table_exactly(gateway: Gateway, tmp_path: Path) -> None:
+    if gateway.state.stores.database.dialect != "sqlite":
+        pytest.skip("SQLite's table (PostgreSQL's twin: tests/test_pg_foundation.py)")
     conn = sqlite3.connect(tmp_path / "spanlab.db")
     columns = [(r[1], r[2], r[3]) for r in conn.execute("PRAGMA table_info(experiments)")]
     foreign = [

@@ -18,7 +18,7 @@ from gateway.experiments.runner import (
     ATTR_RUN,
     LINK_TYPE,
 )
-from gateway.store.experiments import SQLiteExperimentStore, now_iso
+from gateway.store.experiments import SqlExperimentStore, now_iso
 from tests.conftest import Gateway, GatewayFactory
 from tests.e2e.anthropic_support import MockAnthropic
 from tests.experiments_helpers import CHAT, capture, create, error_of, run, sse_events
@@ -492,7 +492,7 @@ async def test_runs_left_running_by_a_stopped_gateway_are_failed(
     original = await capture(gw)
     exp = await create(gw, original_span_id=original["span_id"])
     store = gw.state.stores.experiments
-    assert isinstance(store, SQLiteExperimentStore)
+    assert isinstance(store, SqlExperimentStore)
     ancient = "2000-01-01T00:00:00.000000Z"
     await store.start_experiment_run(
         {

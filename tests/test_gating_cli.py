@@ -20,8 +20,8 @@ import pytest
 from click.testing import Result
 
 from gateway.cli.gating import GateOptions, evaluate, parse_assertion
-from gateway.store.matrix import SQLiteMatrixStore
-from gateway.store.sqlite_evaluation import SQLiteEvaluationStore
+from gateway.store.matrix import SqlMatrixStore
+from gateway.store.sqlite_evaluation import SqlEvaluationStore
 from tests.experiments_upstream import serve_in_thread
 from tests.results_helpers import define, score
 from tests.test_matrix_cli import Setup, Upstream
@@ -33,16 +33,16 @@ def complete(cell: Mapping[str, Any]) -> float:
 
 @pytest.fixture
 def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
-    original = SQLiteMatrixStore.finish_cell
+    original = SqlMatrixStore.finish_cell
 
-    async def finish_and_score(self: SQLiteMatrixStore, cell: Mapping[str, Any]) -> None:
+    async def finish_and_score(self: SqlMatrixStore, cell: Mapping[str, Any]) -> None:
         await original(self, cell)
         if cell.get("status") == "completed":
-            store = SQLiteEvaluationStore(self.db)
+            store = SqlEvaluationStore(self.db)
             metric = await define(store, "complete", kind="boolean")
             await score(store, [cell], metric, complete)
 
-    monkeypatch.setattr(SQLiteMatrixStore, "finish_cell", finish_and_score)
+    monkeypatch.setattr(SqlMatrixStore, "finish_cell", finish_and_score)
     upstream = Upstream(chunk_delay=0.0)
     with serve_in_thread(upstream) as url:
         yield Setup(tmp_path, upstream, url)

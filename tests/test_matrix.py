@@ -16,6 +16,9 @@ from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import CHAT, capture, create, error_of
 from tests.experiments_upstream import compose
 from tests.fakes import FakeUpstream
+from tests.sql_helpers import make_gateway_on_each_backend
+
+_ = make_gateway_on_each_backend  # every test here runs on SQLite, then on PostgreSQL
 
 TOOLS = [
     {

@@ -11,7 +11,7 @@ from pathlib import Path
 from starlette.routing import Route
 
 from gateway.store.database import SQLiteDatabase
-from gateway.store.experiments import SQLiteExperimentStore
+from gateway.store.experiments import SqlExperimentStore
 from gateway.store.migrations import available_migrations
 from tests.conftest import Gateway
 
@@ -130,7 +130,7 @@ async def test_seed1_rows_and_runs_stay_valid_through_migration_0006(tmp_path: P
     await db.open()  # applies the pending migrations: 0006 and after
     try:
         assert "0006_variants_inputs" in await db.applied_migrations()
-        store = SQLiteExperimentStore(db)
+        store = SqlExperimentStore(db)
         experiment = await store.get_experiment("e1")
         assert experiment is not None
         assert experiment["kind"] == "replay" and experiment["status"] == "completed"

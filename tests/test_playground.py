@@ -17,6 +17,9 @@ from gateway.playground.service import ATTR_MODEL
 from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import error_of, sse_events
 from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse, stream_response
+from tests.sql_helpers import make_gateway_on_each_backend
+
+_ = make_gateway_on_each_backend  # every test here runs on SQLite, then on PostgreSQL
 
 
 def answers_by_model(request: httpx.Request) -> httpx.Response:

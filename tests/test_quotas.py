@@ -15,6 +15,9 @@ from tests.access_helpers import ADMIN_KEY, create_key
 from tests.conftest import GatewayFactory
 from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse, stream_response
 from tests.quotas_helpers import ADMIN, CHAT, T0, chat, clocked_gateway, limited_key, quotas_of
+from tests.sql_helpers import make_gateway_on_each_backend
+
+_ = make_gateway_on_each_backend  # every test here runs on SQLite, then on PostgreSQL
 
 # Every fake answer: 12 prompt + 3 completion tokens of gpt-4o-mini ($0.15/$0.60 per M).
 TOKENS = 15

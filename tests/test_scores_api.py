@@ -12,7 +12,10 @@ from tests.conftest import Gateway, GatewayFactory
 from tests.experiments_helpers import CHAT, capture, error_of, sse_events
 from tests.fakes import FakeUpstream
 from tests.scores_helpers import a_run, matrix_cells
+from tests.sql_helpers import make_gateway_on_each_backend
 from tests.test_matrix import answer
+
+_ = make_gateway_on_each_backend  # every test here runs on SQLite, then on PostgreSQL
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ from gateway.app import create_app
 from gateway.capture.span import Span, SpanContext
 from gateway.capture.span_table import SPAN_COLUMNS
 from gateway.store.database import SQLiteDatabase
-from gateway.store.experiments import SQLiteExperimentStore
+from gateway.store.experiments import SqlExperimentStore
 from gateway.store.migrations import available_migrations, migrations_root
 from gateway.store.sqlite import SQLiteSpanStore
-from gateway.store.sqlite_datasets import SQLiteDatasetStore
-from gateway.store.sqlite_evaluation import SQLiteEvaluationStore
-from gateway.store.sqlite_events import SQLiteEventStore
-from gateway.store.sqlite_playground import SQLitePlaygroundStore
+from gateway.store.sqlite_datasets import SqlDatasetStore
+from gateway.store.sqlite_evaluation import SqlEvaluationStore
+from gateway.store.sqlite_events import SqlEventStore
+from gateway.store.sqlite_playground import SqlPlaygroundStore
 from gateway.store.stores import Stores, sqlite_stores
 from gateway.writer.process import NOT_SENT_FIELDS, RAW_SPAN_FIELDS, decode_spans, encode_spans
 from tests.conftest import make_settings
@@ -126,7 +126,7 @@ def test_no_module_of_the_store_or_writer_uses_aiosqlites_private_api() -> None:
 async def test_the_span_and_experiment_stores_share_one_write_transaction(tmp_path: Path) -> None:
     stores = sqlite_stores(str(tmp_path / "shared.db"))
     assert isinstance(stores.spans, SQLiteSpanStore)
-    assert isinstance(stores.experiments, SQLiteExperimentStore)
+    assert isinstance(stores.experiments, SqlExperimentStore)
     assert stores.spans.db is stores.database is stores.experiments.db
     db = stores.database
     assert isinstance(db, SQLiteDatabase)
@@ -156,11 +156,11 @@ async def test_create_app_takes_injected_stores_and_uses_them(tmp_path: Path) ->
     stores = Stores(
         db,
         spans,
-        SQLiteExperimentStore(db),
-        SQLiteDatasetStore(db),
-        SQLitePlaygroundStore(db),
-        SQLiteEventStore(db),
-        SQLiteEvaluationStore(db),
+        SqlExperimentStore(db),
+        SqlDatasetStore(db),
+        SqlPlaygroundStore(db),
+        SqlEventStore(db),
+        SqlEvaluationStore(db),
     )
     upstream = FakeUpstream()
     app = create_app(make_settings(tmp_path), transport=upstream.transport(), stores=stores)

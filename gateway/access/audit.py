@@ -24,7 +24,6 @@ Retention: ``audit_retention_days`` (0 keeps them all); `delete_before` is appli
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,9 +32,12 @@ from starlette.types import Scope
 
 from gateway.access.keys import Principal
 from gateway.access.store import AccessStore, now_iso
-from gateway.store.database import SQLiteDatabase
+from gateway.store.database import Database, SQLiteDatabase
+from gateway.store.dialect import Dialect, dialect_for
 from gateway.store.events import EVENT_COLUMNS, EventRecord
 from gateway.store.pagination import Page, SortKey, keyset_page
+from gateway.store.postgres import PostgresDatabase
+from gateway.store.sql import SQLDatabase, SQLRow
 from gateway.store.sqlite_events import event_from_row
 from gateway.store.sqlwhere import Where
 
@@ -225,24 +227,33 @@ class AuditFilter:
     since: str | None = None  # ISO 8601 UTC, inclusive
     until: str | None = None  # exclusive
 
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
         where = Where()
         if self.type is not None:
             if self.type.endswith(("*", ".")):
                 prefix = self.type.rstrip("*")
                 # LIKE's own wildcards in a type are taken literally
                 escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                where.add("type LIKE ? ESCAPE '\\'", escaped + "%")
+                where.add(f"type {dialect.like_nocase} ? ESCAPE '\\'", escaped + "%")
             else:
                 where.equals("type", self.type)
         where.equals("subject_id", self.subject_id)
         if self.actor is not None:
-            where.add("json_extract(payload, '$.actor') = ?", self.actor)
+            where.add(f"{dialect.json_text('payload', 'actor')} = ?", self.actor)
         if self.since is not None:
             where.add("at >= ?", self.since)
         if self.until is not None:
             where.add("at < ?", self.until)
         return where.sql()
+
+
+def sql_database(database: Database) -> SQLDatabase | None:
+    """``database`` as the keys, projects and the audit log use it: SQLite's or
+    PostgreSQL's (None for another, such as a test's stand-in: then only the admin key
+    works, and there is no audit log)."""
+    if isinstance(database, SQLiteDatabase | PostgresDatabase):
+        return database
+    return None
 
 
 def iso_from_us(value: int) -> str:
@@ -255,26 +266,26 @@ def iso_from_us(value: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _entry(row: sqlite3.Row) -> dict[str, Any]:
+def _entry(row: SQLRow) -> dict[str, Any]:
     return event_from_row(row).as_dict()
 
 
 class AuditLog:
-    """Reading (and pruning) the log on the SQLite store."""
+    """Reading (and pruning) the log, on either dialect's database."""
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
 
     async def list(
         self, filters: AuditFilter, *, limit: int = 100, cursor: str | None = None
     ) -> Page:
-        where, params = filters.where()
+        where, params = filters.where(dialect_for(self.db.dialect))
         return await keyset_page(
             self.db.fetch,
             f"SELECT {', '.join(EVENT_COLUMNS)} FROM events",
             where,
             params,
-            (SortKey("at", "at"), SortKey("id", "id")),
+            (SortKey("at", "at", kind=str), SortKey("id", "id", kind=str)),
             limit=limit,
             cursor=cursor,
             convert=_entry,

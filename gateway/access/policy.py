@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
-from gateway.access.audit import AuditLog, retention_cutoff
+from gateway.access.audit import AuditLog, retention_cutoff, sql_database
 from gateway.access.keys import (
     ADMIN_KEY_ID,
     SCOPES,
@@ -36,7 +36,7 @@ from gateway.access.keys import (
 )
 from gateway.access.store import AccessStore, iso_to_epoch, now_iso
 from gateway.config import Settings
-from gateway.store.database import Database, SQLiteDatabase
+from gateway.store.database import Database
 from gateway.store.events import EventRecord
 
 logger = logging.getLogger(__name__)
@@ -98,10 +98,11 @@ class AccessPolicy:
     # --- life ---------------------------------------------------------------------
 
     async def open(self, database: Database) -> None:
-        if not isinstance(database, SQLiteDatabase):
-            logger.warning("keys need the SQLite store; only the admin key is accepted")
+        sql = sql_database(database)
+        if sql is None:
+            logger.warning("keys need a SQL database; only the admin key is accepted")
             return
-        self.store = AccessStore(database)
+        self.store = AccessStore(sql)
         await self.reload()
         self._task = asyncio.get_running_loop().create_task(self._keep())
 

@@ -4,7 +4,6 @@ migration ``0013_access.sql``). The key itself is never stored: only its hash.""
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,8 +13,8 @@ import orjson
 
 from gateway.access.keys import DEFAULT_PROJECT, hash_key, new_key, parse_scopes
 from gateway.errors import Conflict, InvalidRequest, NotFound
-from gateway.store.database import SQLiteDatabase
 from gateway.store.events import EventRecord
+from gateway.store.sql import SQLDatabase, SQLRow
 
 KEY_COLUMNS = (
     "id",
@@ -103,7 +102,7 @@ class ProjectRecord:
         return {"id": self.id, "name": self.name, "created_at": self.created_at, "keys": self.keys}
 
 
-def _key_from_row(row: sqlite3.Row) -> StoredKey:
+def _key_from_row(row: SQLRow) -> StoredKey:
     record = KeyRecord(
         id=row["id"],
         prefix=row["prefix"],
@@ -128,7 +127,7 @@ def expiry_from(expires_in_days: float | None) -> str | None:
 
 @dataclass(slots=True)
 class AccessStore:
-    db: SQLiteDatabase
+    db: SQLDatabase
 
     # --- keys ---------------------------------------------------------------------
 
@@ -161,8 +160,9 @@ class AccessStore:
         async with self.db.transaction() as conn:
             if project_id == DEFAULT_PROJECT:
                 await conn.execute(
-                    "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)",
-                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME),
+                    "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME, now_iso()),
                 )
             if project_id is not None:
                 rows = await conn.execute_fetchall(
@@ -281,13 +281,14 @@ class AccessStore:
                 param="id",
             )
         async with self.db.transaction() as conn:
-            rows = await conn.execute_fetchall("SELECT 1 FROM projects WHERE id = ?", (project_id,))
-            if list(rows):
-                raise Conflict(f"Project {project_id!r} exists.", code="project_exists")
-            await conn.execute(
-                "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)",
+            # One statement, so two processes creating it at once cannot both succeed.
+            cursor = await conn.execute(
+                "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
                 (project_id, (name or project_id).strip() or project_id, now_iso()),
             )
+            if cursor.rowcount == 0:
+                raise Conflict(f"Project {project_id!r} exists.", code="project_exists")
         return await self.get_project(project_id)
 
     async def get_project(self, project_id: str) -> ProjectRecord:
@@ -303,8 +304,9 @@ class AccessStore:
         async with self.db.transaction() as conn:
             if project_id == DEFAULT_PROJECT:
                 await conn.execute(
-                    "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)",
-                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME),
+                    "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME, now_iso()),
                 )
             await conn.execute(
                 "UPDATE projects SET name = ? WHERE id = ?", (name.strip(), project_id)

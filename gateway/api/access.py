@@ -24,7 +24,7 @@ from gateway.quotas.store import QuotaStore
 
 def _store(policy: AccessPolicy) -> AccessStore:
     if policy.store is None:
-        raise ServiceUnavailable("Keys need the SQLite store.", code="keys_unavailable")
+        raise ServiceUnavailable("Keys need a SQL database.", code="keys_unavailable")
     return policy.store
 
 

@@ -20,13 +20,13 @@ from gateway.access.audit import (
     actor_of,
     audit_entry,
     iso_from_us,
+    sql_database,
 )
 from gateway.access.guard import principal_of
 from gateway.access.routes import route_methods
 from gateway.api import json_response, query_int, query_str, query_time_us
 from gateway.errors import ServiceUnavailable
 from gateway.state import app_state
-from gateway.store.database import SQLiteDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +84,9 @@ async def list_audit(request: Request) -> Response:
     """Entries newest first: ``type`` (exact, or a prefix ending in ``.`` or ``*``),
     ``subject``, ``actor``, ``since``/``until`` (ISO 8601 or Unix seconds),
     ``limit``, ``cursor``."""
-    database = app_state(request).stores.database
-    if not isinstance(database, SQLiteDatabase):
-        raise ServiceUnavailable("The audit log needs the SQLite store.", code="audit_unavailable")
+    database = sql_database(app_state(request).stores.database)
+    if database is None:
+        raise ServiceUnavailable("The audit log needs a SQL database.", code="audit_unavailable")
     since, until = query_time_us(request, "since"), query_time_us(request, "until")
     filters = AuditFilter(
         type=query_str(request, "type"),

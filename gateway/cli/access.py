@@ -17,7 +17,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from gateway.access.audit import record_cli_action
+from gateway.access.audit import record_cli_action, sql_database
 from gateway.access.policy import ACCESS_REFRESH_S
 from gateway.access.store import AccessStore, expiry_from, now_iso
 from gateway.cli.common import (
@@ -33,20 +33,21 @@ from gateway.errors import SpanlabError
 from gateway.quotas.ledger import KEY, PROJECT
 from gateway.quotas.limits import LIMIT_NAMES, Limits, limit_value
 from gateway.quotas.store import QuotaStore
-from gateway.store.database import SQLiteDatabase
-from gateway.store.stores import Stores, sqlite_stores
+from gateway.store.stores import Stores, stores_for
 
 
 def _access(stores: Stores) -> AccessStore:
-    assert isinstance(stores.database, SQLiteDatabase)
-    return AccessStore(stores.database)
+    database = sql_database(stores.database)
+    assert database is not None
+    return AccessStore(database)
 
 
 def _run(config_path: Path | None, db: str | None, work: Any) -> Any:
     settings = load_settings(config_path, db=db)
 
     async def main() -> Any:
-        stores = sqlite_stores(settings.db)  # created if new: a key may come first
+        # A SQLite file is created if new (a key may come first); or a PostgreSQL URL.
+        stores = stores_for(settings.database, settings.database_pool_size)
         await stores.open()
         try:
             return await work(_access(stores))

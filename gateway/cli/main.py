@@ -18,7 +18,7 @@ import orjson
 from rich.table import Table
 
 from gateway import __version__
-from gateway.access.audit import AuditLog, record_cli_action, retention_cutoff
+from gateway.access.audit import AuditLog, record_cli_action, retention_cutoff, sql_database
 from gateway.access.store import AccessStore
 from gateway.api.settings import shown_settings
 from gateway.capture.redaction import redact_url
@@ -45,7 +45,6 @@ from gateway.cli.common import (
 )
 from gateway.config import example_toml
 from gateway.http.guard import is_loopback
-from gateway.store.database import SQLiteDatabase
 from gateway.store.postgres import is_postgres_url, redacted_url
 from gateway.store.spans import SpanFilter
 from gateway.store.stores import Stores, stores_for
@@ -306,8 +305,9 @@ def prune(
         if dry_run:
             return await stores.spans.count_spans(SpanFilter(until_us=cutoff_us))
         deleted = await stores.spans.delete_spans_before(cutoff_us)
-        if audit_cutoff is not None and isinstance(stores.database, SQLiteDatabase):
-            audited = await AuditLog(stores.database).delete_before(audit_cutoff)
+        audit_db = sql_database(stores.database)
+        if audit_cutoff is not None and audit_db is not None:
+            audited = await AuditLog(audit_db).delete_before(audit_cutoff)
         if vacuum:
             await stores.database.compact()
         return deleted
@@ -346,8 +346,8 @@ def config_show(config_path: Path | None) -> None:
         return  # no database to hold the entry (and none is created for it)
 
     async def record(stores: Stores) -> None:
-        database = stores.database
-        if isinstance(database, SQLiteDatabase):
+        database = sql_database(stores.database)
+        if database is not None:
             await record_cli_action(AccessStore(database), "GET /settings", {}, {})
 
     try:

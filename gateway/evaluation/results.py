@@ -45,7 +45,7 @@ from gateway.evaluation.verdict import (
     cost_quality_sentence,
 )
 from gateway.store.evaluation import EvaluationStore, FeedbackRecord, MetricRecord, ScoreRecord
-from gateway.store.matrix import SQLiteMatrixStore
+from gateway.store.matrix import SqlMatrixStore
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def _resolve_variant(value: str, ids: Sequence[str], names: Mapping[str, str]) -
 
 
 async def load_results(
-    matrix: SQLiteMatrixStore,
+    matrix: SqlMatrixStore,
     evaluation: EvaluationStore,
     experiment: Mapping[str, Any],
     *,

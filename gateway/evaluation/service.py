@@ -41,7 +41,7 @@ from gateway.evaluation.judge import Judge
 from gateway.evaluation.recording import EVALUATOR_SOURCE, ScoreInput, ScoreWriter, record_scores
 from gateway.store.evaluation import EvaluationStore, EvaluatorRecord, new_evaluator_id
 from gateway.store.experiments import now_iso
-from gateway.store.matrix import SQLiteMatrixStore
+from gateway.store.matrix import SqlMatrixStore
 from gateway.store.spans import SpanStore
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def _ids(body: Mapping[str, Any], name: str, camel: str) -> list[str] | None:
 class EvaluationService:
     settings: Settings
     store: EvaluationStore
-    matrix: SQLiteMatrixStore
+    matrix: SqlMatrixStore
     spans: SpanStore
     judge: Judge
     # Where scores go: the app sets `ScoringService.record_scores` (events, metrics).

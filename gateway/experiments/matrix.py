@@ -62,7 +62,7 @@ from gateway.store.matrix import (
     UNFINISHED,
     InputRecord,
     MatrixRunRecord,
-    SQLiteMatrixStore,
+    SqlMatrixStore,
     VariantRecord,
 )
 from gateway.store.spans import SpanStore
@@ -231,7 +231,7 @@ class ActiveRun:
 @dataclass
 class MatrixService:
     settings: Settings
-    store: SQLiteMatrixStore
+    store: SqlMatrixStore
     spans: SpanStore
     pipeline: ProxyPipeline
     prices: PriceTable

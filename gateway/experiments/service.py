@@ -84,10 +84,10 @@ from gateway.store.experiments import (
     ExperimentRecord,
     ExperimentStore,
     RunRecord,
-    SQLiteExperimentStore,
+    SqlExperimentStore,
     now_iso,
 )
-from gateway.store.matrix import SQLiteMatrixStore
+from gateway.store.matrix import SqlMatrixStore
 from gateway.store.pagination import Page
 from gateway.store.spans import SpanStore, span_from_row
 from gateway.writer.span_writer import SpanWriter
@@ -173,11 +173,11 @@ class ExperimentService:
     matrix: MatrixService = field(init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.experiments, SQLiteExperimentStore):
-            raise TypeError("the matrix needs the SQLite experiment store")
+        if not isinstance(self.experiments, SqlExperimentStore):
+            raise TypeError("the matrix needs the SQL experiment store")
         self.matrix = MatrixService(
             self.settings,
-            SQLiteMatrixStore(self.experiments.db),
+            SqlMatrixStore(self.experiments.db),
             self.spans,
             self.pipeline,
             self.prices,

@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.types import Scope
 
+from gateway.access.audit import sql_database
 from gateway.access.guard import principal_of
 from gateway.access.policy import EVENTS_PER_WINDOW
 from gateway.access.store import AccessStore, now_iso
@@ -30,7 +31,7 @@ from gateway.metrics import Metrics
 from gateway.quotas.ledger import KEY, PROJECT, Ledger, Refusal
 from gateway.quotas.limits import UNITS, Limits, format_limit
 from gateway.quotas.store import DEFAULT_PROJECT, QuotaStore
-from gateway.store.database import Database, SQLiteDatabase
+from gateway.store.database import Database
 from gateway.store.events import EventRecord
 
 logger = logging.getLogger(__name__)
@@ -82,11 +83,12 @@ class QuotaService:
 
     async def open(self, database: Database, metrics: Metrics | None = None) -> None:
         self.metrics = metrics
-        if not isinstance(database, SQLiteDatabase):
-            logger.warning("quotas need the SQLite store; limits are not applied")
+        sql = sql_database(database)
+        if sql is None:
+            logger.warning("quotas need a SQL database; limits are not applied")
             return
-        self.store = QuotaStore(database)
-        self._access = AccessStore(database)
+        self.store = QuotaStore(sql)
+        self._access = AccessStore(sql)
         await self.reload()
         self._task = asyncio.get_running_loop().create_task(self._keep())
 

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.errors import NotFound
 from gateway.quotas.ledger import KEY, PROJECT, Amounts, WindowId
 from gateway.quotas.limits import LIMIT_NAMES, WINDOWS, Limits, window_bounds
-from gateway.store.database import SQLiteDatabase
+from gateway.store.sql import SQLDatabase, SQLRow
 
 DEFAULT_PROJECT = "default"
 DEFAULT_PROJECT_NAME = "Default project"
@@ -36,7 +35,7 @@ class SubjectLimits:
     limits: Limits
 
 
-def _limits(row: sqlite3.Row) -> Limits:
+def _limits(row: SQLRow) -> Limits:
     return Limits(
         rpm=row["rpm"],
         tokens_per_day=row["tokens_per_day"],
@@ -47,7 +46,7 @@ def _limits(row: sqlite3.Row) -> Limits:
 
 @dataclass(slots=True)
 class QuotaStore:
-    db: SQLiteDatabase
+    db: SQLDatabase  # SQLite's or PostgreSQL's (the statements are portable)
 
     async def all_limits(self) -> list[SubjectLimits]:
         """The limits of every active key and of every project (with or without)."""
@@ -77,7 +76,7 @@ class QuotaStore:
             if kind == PROJECT and subject_id == DEFAULT_PROJECT:
                 # Not a row until something names it (migration 0013).
                 await conn.execute(
-                    "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)",
+                    "INSERT INTO projects (id, name) VALUES (?, ?) ON CONFLICT DO NOTHING",
                     (DEFAULT_PROJECT, DEFAULT_PROJECT_NAME),
                 )
             cursor = await conn.execute(

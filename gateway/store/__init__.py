@@ -2,7 +2,7 @@
 connections, transactions, migrations; `SQLiteDatabase`), `migrations` (the loader of
 the top-level `migrations/<dialect>/` files), `spans` (the `SpanStore` interface) with
 its SQLite implementation in `sqlite`, `experiments` (the `ExperimentStore` interface
-and `SQLiteExperimentStore`), `datasets` (the `DatasetStore` interface: versioned
+and `SqlExperimentStore`), `datasets` (the `DatasetStore` interface: versioned
 items) with its SQLite implementation in `sqlite_datasets`, `evaluation` (the
 `EvaluationStore` interface: metric definitions, scores, feedback, evaluators) with
 `sqlite_evaluation`, `stores` (the `Stores`

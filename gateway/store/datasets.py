@@ -5,7 +5,7 @@ A dataset is versioned by its items: each `DatasetStore.change_items` call that
 changes anything is one new version, and every version's items stay readable
 (`list_items(..., version=N)`). How the SQLite store keeps versions without copying
 items is explained in ``migrations/sqlite/0004_datasets.sql``;
-`gateway.store.sqlite_datasets.SQLiteDatasetStore` implements it.
+`gateway.store.sqlite_datasets.SqlDatasetStore` implements it on either dialect.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gateway.store.dialect import Dialect
 from gateway.store.pagination import Page
 from gateway.store.sqlwhere import Where
 
@@ -176,8 +177,8 @@ class DatasetFilter:
     project: str | None = None
     text: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
-        where = Where()
+    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
+        where = Where(dialect.like_nocase)
         where.project("project_id", self.project)
         where.contains_text(("name", "description", "id"), self.text)
         return where.sql()

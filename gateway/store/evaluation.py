@@ -3,7 +3,7 @@ typed records — metric definitions (`MetricRecord`), scores (`ScoreRecord`), f
 (`FeedbackRecord`) and the evaluators an experiment runs (`EvaluatorRecord`).
 
 What the tables hold and why is written in ``migrations/sqlite/0008_evaluation.sql``;
-`gateway.store.sqlite_evaluation.SQLiteEvaluationStore` implements this on SQLite.
+`gateway.store.sqlite_evaluation.SqlEvaluationStore` implements this on SQLite.
 Checking a value against its metric, and everything else the evaluation *means*, lives
 in `gateway.evaluation`; this module only stores and reads.
 """

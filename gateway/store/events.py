@@ -1,6 +1,6 @@
 """The events store's interface: an append-only log of what happened in the gateway
 (`EventStore`, `EventRecord`): ``playground.completion`` today; the audit log builds on
-it. The SQLite implementation is `gateway.store.sqlite_events.SQLiteEventStore`
+it. The SQLite implementation is `gateway.store.sqlite_events.SqlEventStore`
 (migration ``0007_playground_events.sql``)."""
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""SQLite storage of experiments, their runs and their version history.
+"""Storage of experiments, their runs and their version history, on SQLite or PostgreSQL.
 
-`ExperimentStore` is the interface; `SQLiteExperimentStore` sits on a `SQLiteDatabase`
-and uses its two connections and its write transaction (one lock, so an experiment
-write never lands inside the span writer's batch transaction or the other way round). Values go
-in and come out as the API presents them: JSON columns decoded, ``favorite`` a bool,
-``tags`` a list.
+`ExperimentStore` is the interface; `SqlExperimentStore` is the one implementation,
+its statements written once for both dialects (`gateway.store.sql`), on any
+`SQLDatabase`: SQLite's (reads on its reader connection, writes in its one write
+transaction, so an experiment write never lands inside the span writer's batch
+transaction or the other way round) or PostgreSQL's (a pool: transactions run side by
+side, so a read-then-write locks the row it read, `row_lock`). Values go in and come
+out as the API presents them: JSON columns decoded, ``favorite`` a bool, ``tags`` a
+list.
 
 Each write that changes an experiment is one transaction that also appends its
 history entry (the experiment's state after the change), so the history can never
@@ -13,19 +16,18 @@ disagree with the row.
 
 from __future__ import annotations
 
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import aiosqlite
 import orjson
 
 from gateway.errors import Conflict, NotFound
-from gateway.store.database import SQLiteDatabase
+from gateway.store.dialect import Dialect, dialect_for
 from gateway.store.pagination import Page, SortKey, keyset_page
+from gateway.store.sql import IntegrityError, SQLConnection, SQLDatabase, SQLRow, fetch_all
 from gateway.store.sqlwhere import Where
 
 EXPERIMENT_STATUSES = ("draft", "running", "completed", "failed")
@@ -62,7 +64,10 @@ EXPERIMENT_COLUMNS = (
     "kind",
 )
 # Newest first; a NULL created_at (imported rows may lack one) sorts as "".
-EXPERIMENT_ORDER = (SortKey("COALESCE(created_at, '')", "created_at", ""), SortKey("id", "id"))
+EXPERIMENT_ORDER = (
+    SortKey("COALESCE(created_at, '')", "created_at", "", kind=str),
+    SortKey("id", "id", kind=str),
+)
 EXPERIMENT_JSON = frozenset(
     {
         "original_request",
@@ -214,6 +219,24 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def row_lock(dialect: Dialect) -> str:
+    """The end of a SELECT whose rows a transaction reads to write them back: on
+    PostgreSQL ``FOR UPDATE`` (transactions run side by side there: a second one waits
+    for the first to commit, then reads what it wrote); nothing on SQLite, where the
+    one write transaction at a time already serializes them."""
+    return " FOR UPDATE" if dialect.postgres else ""
+
+
+def tagged(dialect: Dialect) -> str:
+    """The condition "the JSON list in ``experiments.tags`` holds the parameter"."""
+    if dialect.postgres:
+        return (
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(experiments.tags::jsonb) AS t(value)"
+            " WHERE t.value = ?)"
+        )
+    return "EXISTS (SELECT 1 FROM json_each(experiments.tags) WHERE value = ?)"
+
+
 @dataclass(frozen=True, slots=True)
 class ExperimentFilter:
     project: str | None = None
@@ -223,15 +246,13 @@ class ExperimentFilter:
     text: str | None = None
     span: str | None = None
 
-    def where(self) -> tuple[str, list[Any]]:
-        where = Where()
+    def where(self, dialect: Dialect) -> tuple[str, list[Any]]:
+        where = Where(dialect.like_nocase)
         where.project("project_id", self.project)
         where.equals("status", self.status)
         where.equals("original_span_id", self.span)
         if self.tag is not None:
-            where.add(
-                "EXISTS (SELECT 1 FROM json_each(experiments.tags) WHERE value = ?)", self.tag
-            )
+            where.add(tagged(dialect), self.tag)
         if self.favorite is not None:
             where.add("favorite = ?", int(self.favorite))
         where.contains_text(("name", "description", "modified_request", "tags", "id"), self.text)
@@ -244,9 +265,9 @@ def _dump(value: Any) -> str | None:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _row_dict(row: sqlite3.Row, json_columns: frozenset[str]) -> dict[str, Any]:
+def _row_dict(row: SQLRow, json_columns: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in row.keys():  # noqa: SIM118  (sqlite3.Row is not iterable by key)
+    for key in row.keys():  # noqa: SIM118  (a sqlite3.Row is not iterable by key)
         value = row[key]
         if key in json_columns and value is not None:
             value = orjson.loads(value)
@@ -254,14 +275,14 @@ def _row_dict(row: sqlite3.Row, json_columns: frozenset[str]) -> dict[str, Any]:
     return out
 
 
-def experiment_from_row(row: sqlite3.Row) -> dict[str, Any]:
+def experiment_from_row(row: SQLRow) -> dict[str, Any]:
     out = _row_dict(row, EXPERIMENT_JSON)
     out["favorite"] = bool(out["favorite"])
     out["tags"] = out["tags"] or []
     return out
 
 
-def run_from_row(row: sqlite3.Row) -> dict[str, Any]:
+def run_from_row(row: SQLRow) -> dict[str, Any]:
     out = _row_dict(row, RUN_JSON)
     out["stream"] = bool(out["stream"])
     return out
@@ -298,12 +319,6 @@ def _run_values(run: Mapping[str, Any]) -> tuple[Any, ...]:
     return _row_values({**run, "retries": run.get("retries") or 0}, RUN_COLUMNS, RUN_JSON, "stream")
 
 
-async def _fetch_all(
-    conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()
-) -> list[sqlite3.Row]:
-    return list(await conn.execute_fetchall(sql, params))
-
-
 _SELECT_EXPERIMENT = f"SELECT {', '.join(EXPERIMENT_COLUMNS)} FROM experiments"
 _INSERT_EXPERIMENT = (
     f"INSERT INTO experiments ({', '.join(EXPERIMENT_COLUMNS)})"
@@ -321,6 +336,11 @@ SELECT_RUN = f"SELECT {', '.join(RUN_COLUMNS)} FROM experiment_runs"
 _SELECT_HISTORY = f"SELECT {', '.join(HISTORY_COLUMNS)} FROM experiment_history"
 
 
+# A project's row, the first time something names it (an existing one is left as it is).
+INSERT_PROJECT = (
+    "INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+
 # The newest run per experiment (same order as `list_experiment_runs`), joined to its
 # result span and the experiment's original span: the experiment_runs index serves the
 # inner lookup, the spans primary key the joins.
@@ -336,15 +356,15 @@ JOIN experiments e ON e.id = r.experiment_id
 LEFT JOIN spans rs ON rs.span_id = r.result_span_id
 LEFT JOIN spans os ON os.span_id = e.original_span_id
 WHERE r.experiment_id IN ({marks})
-  AND r.rowid = (
-    SELECT r2.rowid FROM experiment_runs r2 WHERE r2.experiment_id = r.experiment_id
-    ORDER BY r2.started_at DESC, r2.rowid DESC LIMIT 1
+  AND r.id = (
+    SELECT r2.id FROM experiment_runs r2 WHERE r2.experiment_id = r.experiment_id
+    ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1
   )
 """
 LATEST_RUN_METRICS = ("latency_ms", "cost_usd", "total_tokens")
 
 
-def latest_run_from_row(row: sqlite3.Row) -> dict[str, Any]:
+def latest_run_from_row(row: SQLRow) -> dict[str, Any]:
     """A `GET /experiments` item's ``latest_run``: the run, and per metric the
     original's value, the result's and the delta (None when a side is unknown)."""
     out: dict[str, Any] = {
@@ -434,12 +454,14 @@ class ExperimentStore(ABC):
     async def latest_runs(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 
-class SQLiteExperimentStore(ExperimentStore):
-    """Experiments on a `SQLiteDatabase`: reads on its reader connection, writes in its
-    one write transaction (shared with the span store)."""
+class SqlExperimentStore(ExperimentStore):
+    """Experiments on a `SQLDatabase` of either dialect: reads with its ``fetch``,
+    writes in its ``transaction()`` (on SQLite the one write transaction, shared with
+    the span store)."""
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
+        self.dialect = dialect_for(db.dialect)
 
     # --- reading -------------------------------------------------------------------
 
@@ -450,7 +472,7 @@ class SQLiteExperimentStore(ExperimentStore):
     async def list_experiments(
         self, filters: ExperimentFilter, *, limit: int, cursor: str | None = None
     ) -> Page:
-        where, params = filters.where()
+        where, params = filters.where(self.dialect)
         return await keyset_page(
             self.db.fetch,
             _SELECT_EXPERIMENT,
@@ -464,7 +486,7 @@ class SQLiteExperimentStore(ExperimentStore):
 
     async def list_experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
-            SELECT_RUN + " WHERE experiment_id = ? ORDER BY started_at DESC, rowid DESC",
+            SELECT_RUN + " WHERE experiment_id = ? ORDER BY started_at DESC, id DESC",
             (experiment_id,),
         )
         return [run_from_row(r) for r in rows]
@@ -503,7 +525,7 @@ class SQLiteExperimentStore(ExperimentStore):
             await self._ensure_project(conn, experiment.get("project_id"))
             try:
                 await conn.execute(_INSERT_EXPERIMENT, _experiment_values(experiment))
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise Conflict(
                     f"An experiment with id {experiment['id']!r} already exists.", param="id"
                 ) from None
@@ -535,7 +557,7 @@ class SQLiteExperimentStore(ExperimentStore):
         stored: list[str] = []
         async with self.db.transaction() as conn:
             for experiment, runs, history in bundles:
-                rows = await _fetch_all(
+                rows = await fetch_all(
                     conn, "SELECT 1 FROM experiments WHERE id = ?", (experiment["id"],)
                 )
                 if rows:
@@ -551,7 +573,7 @@ class SQLiteExperimentStore(ExperimentStore):
                 for run in runs:
                     try:
                         await conn.execute(_INSERT_RUN, _run_values(run))
-                    except sqlite3.IntegrityError:
+                    except IntegrityError:
                         raise Conflict(
                             f"A run with id {run['id']!r} already exists; nothing was imported"
                             " (import with on_conflict=copy).",
@@ -615,7 +637,7 @@ class SQLiteExperimentStore(ExperimentStore):
         async with self.db.transaction() as conn:
             current = await self._locked_experiment(conn, experiment_id)
             await self._fail_stale_runs(conn, stale_before, experiment_id)
-            live = await _fetch_all(
+            live = await fetch_all(
                 conn,
                 "SELECT id FROM experiment_runs WHERE experiment_id = ? AND status = 'running'",
                 (experiment_id,),
@@ -641,6 +663,14 @@ class SQLiteExperimentStore(ExperimentStore):
 
         Returns the experiment, or None when it was deleted during the run."""
         async with self.db.transaction() as conn:
+            # The experiment's row first, then its run's, in the order a delete of the
+            # experiment takes them (its cascade): two transactions on PostgreSQL that
+            # lock them in opposite orders could deadlock.
+            rows = await fetch_all(
+                conn,
+                _SELECT_EXPERIMENT + " WHERE id = ?" + row_lock(self.dialect),
+                (run["experiment_id"],),
+            )
             await conn.execute(
                 "UPDATE experiment_runs SET status = ?, result_span_id = ?, result_trace_id = ?,"
                 " output_text = ?, error = ?, ended_at = ?, duration_ms = ? WHERE id = ?",
@@ -654,9 +684,6 @@ class SQLiteExperimentStore(ExperimentStore):
                     run.get("duration_ms"),
                     run["id"],
                 ),
-            )
-            rows = await _fetch_all(
-                conn, _SELECT_EXPERIMENT + " WHERE id = ?", (run["experiment_id"],)
             )
             if not rows:
                 return None
@@ -688,17 +715,15 @@ class SQLiteExperimentStore(ExperimentStore):
 
     # --- helpers (inside a transaction) ----------------------------------------------
 
-    async def _locked_experiment(
-        self, conn: aiosqlite.Connection, experiment_id: str
-    ) -> dict[str, Any]:
-        rows = await _fetch_all(conn, _SELECT_EXPERIMENT + " WHERE id = ?", (experiment_id,))
+    async def _locked_experiment(self, conn: SQLConnection, experiment_id: str) -> dict[str, Any]:
+        rows = await fetch_all(
+            conn, _SELECT_EXPERIMENT + " WHERE id = ?" + row_lock(self.dialect), (experiment_id,)
+        )
         if not rows:
             raise NotFound(f"No experiment with id {experiment_id!r}.", param="id")
         return experiment_from_row(rows[0])
 
-    async def _write_experiment(
-        self, conn: aiosqlite.Connection, experiment: Mapping[str, Any]
-    ) -> None:
+    async def _write_experiment(self, conn: SQLConnection, experiment: Mapping[str, Any]) -> None:
         columns = [c for c in EXPERIMENT_COLUMNS if c != "id"]
         values = dict(zip(EXPERIMENT_COLUMNS, _experiment_values(experiment), strict=True))
         await conn.execute(
@@ -708,7 +733,7 @@ class SQLiteExperimentStore(ExperimentStore):
 
     async def _append_history(
         self,
-        conn: aiosqlite.Connection,
+        conn: SQLConnection,
         experiment: Mapping[str, Any],
         action: str,
         *,
@@ -729,15 +754,15 @@ class SQLiteExperimentStore(ExperimentStore):
         )
 
     async def _fail_stale_runs(
-        self, conn: aiosqlite.Connection, stale_before: str, experiment_id: str | None
+        self, conn: SQLConnection, stale_before: str, experiment_id: str | None
     ) -> int:
-        # Matrix cells are not seed-1 runs: `SQLiteMatrixStore.interrupt_running` ends them.
+        # Matrix cells are not seed-1 runs: `SqlMatrixStore.interrupt_running` ends them.
         where = "status = 'running' AND started_at < ? AND matrix_run_id IS NULL"
         params: list[Any] = [stale_before]
         if experiment_id is not None:
             where += " AND experiment_id = ?"
             params.append(experiment_id)
-        stale = await _fetch_all(
+        stale = await fetch_all(
             conn, f"SELECT id, experiment_id FROM experiment_runs WHERE {where}", params
         )
         if not stale:
@@ -763,8 +788,6 @@ class SQLiteExperimentStore(ExperimentStore):
             )
         return len(stale)
 
-    async def _ensure_project(self, conn: aiosqlite.Connection, project_id: Any) -> None:
+    async def _ensure_project(self, conn: SQLConnection, project_id: Any) -> None:
         if project_id:
-            await conn.execute(
-                "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)", (project_id, project_id)
-            )
+            await conn.execute(INSERT_PROJECT, (project_id, project_id, now_iso()))

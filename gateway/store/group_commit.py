@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.database import SQLiteDatabase
+from gateway.store.sql import SQLDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class _Write:
 class GroupCommit:
     """Writes on ``db`` committed in groups, in the order they were asked for."""
 
-    def __init__(self, db: SQLiteDatabase, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, db: SQLDatabase, max_batch: int = MAX_BATCH) -> None:
         self.db = db
         self.max_batch = max_batch
         self._queue: list[_Write] = []

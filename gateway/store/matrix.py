@@ -1,15 +1,17 @@
-"""SQLite storage of an experiment's variants, inputs and matrix runs (migration 0006).
+"""Storage of an experiment's variants, inputs and matrix runs (migration 0006), on
+SQLite or PostgreSQL: `SqlMatrixStore`, one implementation over `SQLDatabase`.
 
 A matrix run's cells are ``experiment_runs`` rows (one per variant x input x
 repetition) carrying ``matrix_run_id``; seed-1 runs leave those columns NULL. Every
-write is one transaction on the database's one write connection, shared with the span
-writer and the experiment store; a cell's start and end are group-committed (several
+write is one transaction (on SQLite the database's one write connection, shared with
+the span writer and the experiment store); a write that depends on what it read (a
+position, "no run is live") locks the experiment's row first (`row_lock`: PostgreSQL's
+transactions run side by side). A cell's start and end are group-committed (several
 cells' in one transaction, each write committed when its call returns).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +19,17 @@ from typing import Any
 import orjson
 
 from gateway.errors import Conflict
-from gateway.store.database import SQLiteDatabase
-from gateway.store.experiments import RUN_COLUMNS, RUN_JSON, SELECT_RUN, now_iso, run_from_row
+from gateway.store.dialect import dialect_for
+from gateway.store.experiments import (
+    RUN_COLUMNS,
+    RUN_JSON,
+    SELECT_RUN,
+    now_iso,
+    row_lock,
+    run_from_row,
+)
 from gateway.store.group_commit import GroupCommit
+from gateway.store.sql import IntegrityError, SQLConnection, SQLDatabase, SQLRow, fetch_all
 
 VARIANT_KINDS = ("template", "override")
 VARIANT_COLUMNS = (
@@ -159,9 +169,9 @@ def _values(record: Mapping[str, Any], columns: Sequence[str], json: frozenset[s
     return [_dump(record.get(c)) if c in json else record.get(c) for c in columns]
 
 
-def _decode(row: sqlite3.Row, json: frozenset[str]) -> dict[str, Any]:
+def _decode(row: SQLRow, json: frozenset[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in row.keys():  # noqa: SIM118  (sqlite3.Row is not iterable by key)
+    for key in row.keys():  # noqa: SIM118  (a sqlite3.Row is not iterable by key)
         value = row[key]
         out[key] = orjson.loads(value) if key in json and value is not None else value
     return out
@@ -171,11 +181,13 @@ def _insert(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
 
 
-class SQLiteMatrixStore:
-    """Variants, inputs, matrix runs and their cells on a `SQLiteDatabase`."""
+class SqlMatrixStore:
+    """Variants, inputs, matrix runs and their cells on a `SQLDatabase` of either
+    dialect."""
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
+        self.dialect = dialect_for(db.dialect)
         # Cells' start and end writes, several per transaction (`gateway.store.group_commit`).
         self.cell_writes = GroupCommit(db)
 
@@ -191,12 +203,12 @@ class SQLiteMatrixStore:
 
     async def insert_variant(self, variant: Mapping[str, Any]) -> dict[str, Any]:
         async with self.db.transaction() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT COALESCE(MAX(position), 0) + 1 FROM experiment_variants"
-                    " WHERE experiment_id = ?",
-                    (variant["experiment_id"],),
-                )
+            await self._lock_experiment(conn, variant["experiment_id"])
+            rows = await fetch_all(
+                conn,
+                "SELECT COALESCE(MAX(position), 0) + 1 FROM experiment_variants"
+                " WHERE experiment_id = ?",
+                (variant["experiment_id"],),
             )
             stored = {**variant, "position": rows[0][0]}
             try:
@@ -204,7 +216,7 @@ class SQLiteMatrixStore:
                     _insert("experiment_variants", VARIANT_COLUMNS),
                     _values(stored, VARIANT_COLUMNS, VARIANT_JSON),
                 )
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise Conflict(
                     f"The experiment already has a variant named {variant['name']!r}.",
                     param="name",
@@ -224,7 +236,7 @@ class SQLiteMatrixStore:
                     " WHERE id = ?",
                     (*(values[c] for c in columns), variant["id"]),
                 )
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise Conflict(
                     f"The experiment already has a variant named {variant['name']!r}.",
                     param="name",
@@ -255,12 +267,11 @@ class SQLiteMatrixStore:
         """All or nothing: a key already used fails the whole batch."""
         stored: list[dict[str, Any]] = []
         async with self.db.transaction() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT COALESCE(MAX(position), 0) FROM experiment_inputs"
-                    " WHERE experiment_id = ?",
-                    (experiment_id,),
-                )
+            await self._lock_experiment(conn, experiment_id)
+            rows = await fetch_all(
+                conn,
+                "SELECT COALESCE(MAX(position), 0) FROM experiment_inputs WHERE experiment_id = ?",
+                (experiment_id,),
             )
             position = int(rows[0][0])
             for item in inputs:
@@ -271,7 +282,7 @@ class SQLiteMatrixStore:
                         _insert("experiment_inputs", INPUT_COLUMNS),
                         _values(row, INPUT_COLUMNS, INPUT_JSON),
                     )
-                except sqlite3.IntegrityError:
+                except IntegrityError:
                     raise Conflict(
                         f"The experiment already has an input with key {item['key']!r};"
                         " nothing was added.",
@@ -350,13 +361,23 @@ class SQLiteMatrixStore:
                 (now_iso(), run_id, run_id),
             )
 
-    async def _refuse_live(self, conn: Any, experiment_id: str) -> None:
-        live = list(
-            await conn.execute_fetchall(
-                "SELECT id FROM experiment_matrix_runs WHERE experiment_id = ?"
-                " AND status = 'running'",
+    async def _lock_experiment(self, conn: SQLConnection, experiment_id: str) -> None:
+        """Hold the experiment's row until the transaction ends: its writes that depend
+        on what they read (a position, no live run) go one at a time, across processes
+        too on PostgreSQL. On SQLite the write transaction holds the database already."""
+        if self.dialect.postgres:
+            await fetch_all(
+                conn,
+                "SELECT 1 FROM experiments WHERE id = ?" + row_lock(self.dialect),
                 (experiment_id,),
             )
+
+    async def _refuse_live(self, conn: SQLConnection, experiment_id: str) -> None:
+        await self._lock_experiment(conn, experiment_id)
+        live = await fetch_all(
+            conn,
+            "SELECT id FROM experiment_matrix_runs WHERE experiment_id = ? AND status = 'running'",
+            (experiment_id,),
         )
         if live:
             raise Conflict(
@@ -375,16 +396,29 @@ class SQLiteMatrixStore:
     async def list_runs(self, experiment_id: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
             f"SELECT {', '.join(MATRIX_RUN_COLUMNS)} FROM experiment_matrix_runs"
-            " WHERE experiment_id = ? ORDER BY created_at DESC, rowid DESC",
+            " WHERE experiment_id = ? ORDER BY created_at DESC, id DESC",
             (experiment_id,),
         )
         return [_decode(r, MATRIX_RUN_JSON) for r in rows]
 
     async def cells(self, run_id: str) -> list[dict[str, Any]]:
-        rows = await self.db.fetch(
-            SELECT_RUN + " WHERE matrix_run_id = ? ORDER BY rowid", (run_id,)
+        """A run's cells in its grid's order (the order they are made in): variant by
+        variant as the run lists them, then input by input, then repetition. Sorted
+        here, not by an insertion rowid, which PostgreSQL has not."""
+        run = await self.get_run(run_id)
+        rows = await self.db.fetch(SELECT_RUN + " WHERE matrix_run_id = ?", (run_id,))
+        cells = [run_from_row(r) for r in rows]
+        variants = {v: n for n, v in enumerate(run["variant_ids"] if run else ())}
+        inputs = {i: n for n, i in enumerate(run["input_ids"] if run else ())}
+        cells.sort(
+            key=lambda c: (
+                variants.get(c["variant_id"], len(variants)),
+                inputs.get(c["input_id"], len(inputs)),
+                c["repetition"] or 0,
+                c["id"],
+            )
         )
-        return [run_from_row(r) for r in rows]
+        return cells
 
     async def start_cell(self, cell_id: str) -> None:
         await self.cell_writes.write(

@@ -8,7 +8,6 @@ right while rows are added at the top (a live list), and costs the same at any d
 from __future__ import annotations
 
 import base64
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,10 @@ class SortKey:
     sql: str
     field: str
     default: Any = None  # stands in for NULL in the cursor (matches a COALESCE in sql)
+    # The type a cursor's value must have (None: any a sort key can have). PostgreSQL
+    # refuses a parameter of another type than its column's (an int for TEXT) where
+    # SQLite compares anything: a cursor of the wrong types is refused here, a 400.
+    kind: type | None = None
 
 
 def encode_cursor(key: Sequence[Any]) -> str:
@@ -38,8 +41,8 @@ def encode_cursor(key: Sequence[Any]) -> str:
 
 
 def _sort_value(value: Any) -> bool:
-    """Whether ``value`` can be a sort key's value: what SQLite binds (an int in 64
-    bits, a float, text, NULL), as `encode_cursor` writes them."""
+    """Whether ``value`` can be a sort key's value: what both dialects bind (an int in
+    64 bits, a float, text, NULL), as `encode_cursor` writes them."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
@@ -58,7 +61,7 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     return key
 
 
-Fetch = Callable[[str, Sequence[Any]], Awaitable[list[sqlite3.Row]]]
+Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
 
 
 async def keyset_page(
@@ -70,14 +73,19 @@ async def keyset_page(
     *,
     limit: int,
     cursor: str | None,
-    convert: Callable[[sqlite3.Row], dict[str, Any]],
+    convert: Callable[[Any], dict[str, Any]],
 ) -> Page:
     """Rows of ``select ... WHERE where`` newest first by ``keys``, ``limit`` of them
     after ``cursor``."""
     args = list(params)
     if cursor:
+        after = decode_cursor(cursor, 2)
+        for key, value in zip(keys, after, strict=True):
+            if key.kind is not None and not isinstance(value, key.kind):
+                shown = cursor if len(cursor) <= 100 else cursor[:100] + "..."
+                raise InvalidRequest(f"Invalid cursor {shown!r}", param="cursor")
         where += f" AND ({keys[0].sql}, {keys[1].sql}) < (?, ?)"
-        args += decode_cursor(cursor, 2)
+        args += after
     rows = await fetch(
         f"{select} WHERE {where} ORDER BY {keys[0].sql} DESC, {keys[1].sql} DESC LIMIT ?",
         (*args, limit + 1),

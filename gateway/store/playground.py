@@ -4,7 +4,7 @@
 A session is an ad-hoc, multi-turn chat with one or several models; its messages are
 in order (``seq``), the user's turns with no model, each answer naming the model that
 gave it and the span its call was captured as. The SQLite implementation is
-`gateway.store.sqlite_playground.SQLitePlaygroundStore` (migration
+`gateway.store.sqlite_playground.SqlPlaygroundStore` (migration
 ``0007_playground_events.sql``).
 """
 

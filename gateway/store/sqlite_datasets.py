@@ -1,25 +1,24 @@
-"""Datasets on SQLite: `SQLiteDatasetStore`, on a `SQLiteDatabase`'s connections.
+"""Datasets on SQLite or PostgreSQL: `SqlDatasetStore`, one implementation on any
+`SQLDatabase` (the module keeps its name from when it was SQLite's only).
 
-Reads go to the database's reader connection; every write runs in its one write
-transaction (shared with the span and experiment stores). An edit of a dataset's
-items closes the rows it replaces (``valid_to``) and adds rows valid from the new
-version, so older versions stay readable without copies (see the migration
-``0004_datasets.sql``).
+Reads go to the database's ``fetch`` (on SQLite its reader connection); every write
+runs in its ``transaction()`` (on SQLite the one write transaction, shared with the
+span and experiment stores; on PostgreSQL an edit locks its dataset's row first). An
+edit of a dataset's items closes the rows it replaces (``valid_to``) and adds rows
+valid from the new version, so older versions stay readable without copies (see the
+migration ``0004_datasets.sql``).
 """
 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import orjson
 
 from gateway.errors import Conflict, InvalidRequest, NotFound
-from gateway.store.database import SQLiteDatabase
 from gateway.store.datasets import (
     DATASET_COLUMNS,
     ITEM_CONTENT_FIELDS,
@@ -33,10 +32,12 @@ from gateway.store.datasets import (
     ItemRecord,
     VersionRecord,
 )
-from gateway.store.experiments import now_iso
+from gateway.store.dialect import dialect_for
+from gateway.store.experiments import INSERT_PROJECT, now_iso, row_lock
 from gateway.store.pagination import Page, SortKey, decode_cursor, encode_cursor, keyset_page
+from gateway.store.sql import IntegrityError, SQLConnection, SQLDatabase, SQLRow, fetch_all
 
-DATASET_ORDER = (SortKey("created_at", "created_at"), SortKey("id", "id"))
+DATASET_ORDER = (SortKey("created_at", "created_at", kind=str), SortKey("id", "id", kind=str))
 ITEM_ROW_COLUMNS = (
     "id",
     "dataset_id",
@@ -66,11 +67,11 @@ def _dump(value: Any) -> str | None:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def dataset_from_row(row: sqlite3.Row) -> DatasetRecord:
+def dataset_from_row(row: SQLRow) -> DatasetRecord:
     return DatasetRecord(**{column: row[column] for column in DATASET_COLUMNS})
 
 
-def item_from_row(row: sqlite3.Row) -> ItemRecord:
+def item_from_row(row: SQLRow) -> ItemRecord:
     values = {}
     for name in ITEM_CONTENT_FIELDS:
         value = row[name]
@@ -111,9 +112,10 @@ def _at(row: int | None) -> str:
     return f"Row {row}: " if row is not None else ""
 
 
-class SQLiteDatasetStore(DatasetStore):
-    def __init__(self, db: SQLiteDatabase) -> None:
+class SqlDatasetStore(DatasetStore):
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
+        self.dialect = dialect_for(db.dialect)
 
     # --- reading -------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class SQLiteDatasetStore(DatasetStore):
     async def list_datasets(
         self, filters: DatasetFilter, *, limit: int, cursor: str | None = None
     ) -> Page:
-        where, params = filters.where()
+        where, params = filters.where(self.dialect)
         return await keyset_page(
             self.db.fetch,
             _SELECT_DATASET,
@@ -192,7 +194,7 @@ class SQLiteDatasetStore(DatasetStore):
                     f" VALUES ({', '.join('?' for _ in DATASET_COLUMNS)})",
                     tuple(values[c] for c in DATASET_COLUMNS),
                 )
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise self._name_taken(dataset.name, dataset.project_id) from None
             result = ChangeResult(dataset=DatasetRecord(**values))
             await self._add_items(conn, dataset.id, prepared, 1, dataset.created_at, result, {})
@@ -218,7 +220,7 @@ class SQLiteDatasetStore(DatasetStore):
                         dataset_id,
                     ),
                 )
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise self._name_taken(updated.name, updated.project_id) from None
             return updated
 
@@ -268,7 +270,7 @@ class SQLiteDatasetStore(DatasetStore):
 
     async def _add_items(
         self,
-        conn: aiosqlite.Connection,
+        conn: SQLConnection,
         dataset_id: str,
         items: Sequence[Prepared],
         version: int,
@@ -339,7 +341,7 @@ class SQLiteDatasetStore(DatasetStore):
 
     async def _on_conflict(
         self,
-        conn: aiosqlite.Connection,
+        conn: SQLConnection,
         item: ItemContent,
         row_id: int,
         on_conflict: str,
@@ -363,8 +365,8 @@ class SQLiteDatasetStore(DatasetStore):
 
     async def _rewrite(
         self,
-        conn: aiosqlite.Connection,
-        live: sqlite3.Row,
+        conn: SQLConnection,
+        live: SQLRow,
         content: Mapping[str, Any],
         version: int,
         stamp: str,
@@ -392,7 +394,7 @@ class SQLiteDatasetStore(DatasetStore):
 
     async def _check_key(
         self,
-        conn: aiosqlite.Connection,
+        conn: SQLConnection,
         dataset_id: str,
         key: str,
         item_id: str,
@@ -414,7 +416,7 @@ class SQLiteDatasetStore(DatasetStore):
 
     async def _finish(
         self,
-        conn: aiosqlite.Connection,
+        conn: SQLConnection,
         result: ChangeResult,
         version: int,
         action: str,
@@ -450,15 +452,15 @@ class SQLiteDatasetStore(DatasetStore):
         )
         return result
 
-    async def _locked_dataset(self, conn: aiosqlite.Connection, dataset_id: str) -> DatasetRecord:
-        rows = await self._fetch(conn, _SELECT_DATASET + " WHERE id = ?", (dataset_id,))
+    async def _locked_dataset(self, conn: SQLConnection, dataset_id: str) -> DatasetRecord:
+        rows = await self._fetch(
+            conn, _SELECT_DATASET + " WHERE id = ?" + row_lock(self.dialect), (dataset_id,)
+        )
         if not rows:
             raise NotFound(f"No dataset with id {dataset_id!r}.", param="dataset_id")
         return dataset_from_row(rows[0])
 
-    async def _live_item(
-        self, conn: aiosqlite.Connection, dataset_id: str, item_id: str
-    ) -> sqlite3.Row:
+    async def _live_item(self, conn: SQLConnection, dataset_id: str, item_id: str) -> SQLRow:
         rows = await self._fetch(
             conn,
             _SELECT_ITEM + f" WHERE dataset_id = ? AND id = ? AND {_CURRENT}",
@@ -469,13 +471,12 @@ class SQLiteDatasetStore(DatasetStore):
                 f"Dataset {dataset_id!r} has no item {item_id!r}. Nothing was written.",
                 param="item_id",
             )
-        return rows[0]
+        row: SQLRow = rows[0]
+        return row
 
     @staticmethod
-    async def _fetch(
-        conn: aiosqlite.Connection, sql: str, params: Sequence[Any]
-    ) -> list[sqlite3.Row]:
-        return list(await conn.execute_fetchall(sql, params))
+    async def _fetch(conn: SQLConnection, sql: str, params: Sequence[Any]) -> list[Any]:
+        return await fetch_all(conn, sql, params)
 
     @staticmethod
     def _values(record: ItemRecord) -> tuple[Any, ...]:
@@ -500,8 +501,6 @@ class SQLiteDatasetStore(DatasetStore):
         )
 
     @staticmethod
-    async def _ensure_project(conn: aiosqlite.Connection, project_id: str | None) -> None:
+    async def _ensure_project(conn: SQLConnection, project_id: str | None) -> None:
         if project_id:
-            await conn.execute(
-                "INSERT OR IGNORE INTO projects (id, name) VALUES (?, ?)", (project_id, project_id)
-            )
+            await conn.execute(INSERT_PROJECT, (project_id, project_id, now_iso()))

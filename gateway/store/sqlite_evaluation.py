@@ -1,17 +1,16 @@
-"""Metrics, scores, feedback and evaluators on SQLite: `SQLiteEvaluationStore`
-(migration ``0008_evaluation.sql``), reads on the reader connection, writes in the
-database's one write transaction."""
+"""Metrics, scores, feedback and evaluators on SQLite or PostgreSQL:
+`SqlEvaluationStore` (migration ``0008_evaluation.sql``), one implementation on any
+`SQLDatabase`: reads with its ``fetch``, writes in its ``transaction()``."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from gateway.store.database import SQLiteDatabase
+from gateway.store.dialect import dialect_for
 from gateway.store.evaluation import (
     EvaluationStore,
     EvaluatorRecord,
@@ -20,6 +19,8 @@ from gateway.store.evaluation import (
     ScoreRecord,
     column_names,
 )
+from gateway.store.experiments import row_lock
+from gateway.store.sql import IntegrityError, SQLDatabase, SQLRow
 from gateway.store.sqlwhere import Where
 
 METRIC_COLUMNS = column_names(MetricRecord)
@@ -36,11 +37,11 @@ def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def _insert(table: str, columns: tuple[str, ...], verb: str = "INSERT") -> str:
-    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
 
 
-def metric_from_row(row: sqlite3.Row) -> MetricRecord:
+def metric_from_row(row: SQLRow) -> MetricRecord:
     values = {column: row[column] for column in METRIC_COLUMNS}
     values["categories"] = _loads(values["categories"])
     return MetricRecord(**values)
@@ -53,7 +54,7 @@ def metric_params(metric: MetricRecord) -> tuple[Any, ...]:
     )
 
 
-def score_from_row(row: sqlite3.Row) -> ScoreRecord:
+def score_from_row(row: SQLRow) -> ScoreRecord:
     values = {column: row[column] for column in SCORE_COLUMNS}
     values["error"] = _loads(values["error"])
     return ScoreRecord(**values)
@@ -66,14 +67,14 @@ def score_params(score: ScoreRecord) -> tuple[Any, ...]:
     )
 
 
-def feedback_from_row(row: sqlite3.Row) -> FeedbackRecord:
+def feedback_from_row(row: SQLRow) -> FeedbackRecord:
     values = {column: row[column] for column in FEEDBACK_COLUMNS}
     thumbs = values["thumbs_up"]
     values["thumbs_up"] = None if thumbs is None else bool(thumbs)
     return FeedbackRecord(**values)
 
 
-def evaluator_from_row(row: sqlite3.Row) -> EvaluatorRecord:
+def evaluator_from_row(row: SQLRow) -> EvaluatorRecord:
     values = {column: row[column] for column in EVALUATOR_COLUMNS}
     values["params"] = _loads(values["params"]) or {}
     values["enabled"] = bool(values["enabled"])
@@ -91,14 +92,14 @@ _SELECT_METRIC = f"SELECT {', '.join(METRIC_COLUMNS)} FROM metric_definitions"
 _SELECT_SCORE = f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores"
 _SELECT_FEEDBACK = f"SELECT {', '.join(FEEDBACK_COLUMNS)} FROM feedback"
 _SELECT_EVALUATOR = f"SELECT {', '.join(EVALUATOR_COLUMNS)} FROM experiment_evaluators"
-# The unique index on metric keys is on ifnull(project_id, ''): the default project
+# The unique index on metric keys is on COALESCE(project_id, ''): the default project
 # (NULL) is one project like any other.
-_SAME_PROJECT = "ifnull(project_id, '') = ifnull(?, '')"
+_SAME_PROJECT = "COALESCE(project_id, '') = COALESCE(?, '')"
 
 
 @dataclass(slots=True)
-class SQLiteEvaluationStore(EvaluationStore):
-    db: SQLiteDatabase
+class SqlEvaluationStore(EvaluationStore):
+    db: SQLDatabase
 
     # Metric definitions ---------------------------------------------------------------
 
@@ -117,7 +118,7 @@ class SQLiteEvaluationStore(EvaluationStore):
     async def ensure_metric(self, metric: MetricRecord) -> MetricRecord:
         async with self.db.transaction() as conn:
             await conn.execute(
-                _insert("metric_definitions", METRIC_COLUMNS, "INSERT OR IGNORE"),
+                _insert("metric_definitions", METRIC_COLUMNS) + " ON CONFLICT DO NOTHING",
                 metric_params(metric),
             )
             cursor = await conn.execute(
@@ -134,7 +135,7 @@ class SQLiteEvaluationStore(EvaluationStore):
                 await conn.execute(
                     _insert("metric_definitions", METRIC_COLUMNS), metric_params(metric)
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return False
         return True
 
@@ -151,7 +152,7 @@ class SQLiteEvaluationStore(EvaluationStore):
     async def delete_metric(self, metric_id: str) -> bool:
         async with self.db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM metric_definitions WHERE id = ?", (metric_id,))
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     async def count_scores(self, metric_id: str) -> int:
         rows = await self.db.fetch("SELECT COUNT(*) FROM scores WHERE metric_id = ?", (metric_id,))
@@ -204,15 +205,19 @@ class SQLiteEvaluationStore(EvaluationStore):
     async def delete_score(self, score_id: str) -> bool:
         async with self.db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM scores WHERE id = ?", (score_id,))
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)
 
     # Feedback -------------------------------------------------------------------------
 
     async def set_feedback(self, feedback: FeedbackRecord) -> FeedbackRecord:
+        # One row per run, else per span (the partial unique indexes feedback_by_run and
+        # feedback_by_span): written in one statement, an upsert on the index, so two
+        # writers at once (two processes on PostgreSQL) cannot both insert.
         if feedback.run_id is not None:
-            match, key = "run_id = ?", feedback.run_id
+            match, key, target = "run_id = ?", feedback.run_id, "(run_id) WHERE run_id IS NOT NULL"
         elif feedback.span_id is not None:
             match, key = "run_id IS NULL AND span_id = ?", feedback.span_id
+            target = "(span_id) WHERE run_id IS NULL"
         else:
             raise ValueError("feedback needs a run or a span")
         params = tuple(
@@ -221,23 +226,14 @@ class SQLiteEvaluationStore(EvaluationStore):
             else getattr(feedback, column)
             for column in FEEDBACK_COLUMNS
         )
+        changed = ("thumbs_up", "note", "updated_by", "updated_at")
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(f"SELECT id FROM feedback WHERE {match}", (key,))
-            existing = await cursor.fetchone()
-            if existing is None:
-                await conn.execute(_insert("feedback", FEEDBACK_COLUMNS), params)
-            else:
-                await conn.execute(
-                    "UPDATE feedback SET thumbs_up = ?, note = ?, updated_by = ?,"
-                    " updated_at = ? WHERE id = ?",
-                    (
-                        None if feedback.thumbs_up is None else int(feedback.thumbs_up),
-                        feedback.note,
-                        feedback.updated_by,
-                        feedback.updated_at,
-                        existing[0],
-                    ),
-                )
+            await conn.execute(
+                _insert("feedback", FEEDBACK_COLUMNS)
+                + f" ON CONFLICT {target} DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in changed),
+                params,
+            )
             cursor = await conn.execute(f"{_SELECT_FEEDBACK} WHERE {match}", (key,))
             row = await cursor.fetchone()
         assert row is not None  # written just now
@@ -284,8 +280,14 @@ class SQLiteEvaluationStore(EvaluationStore):
     async def add_evaluator(self, evaluator: EvaluatorRecord) -> bool:
         try:
             async with self.db.transaction() as conn:
+                if dialect_for(self.db.dialect).postgres:  # the next position, one at a time
+                    await conn.execute(
+                        "SELECT 1 FROM experiments WHERE id = ?"
+                        + row_lock(dialect_for(self.db.dialect)),
+                        (evaluator.experiment_id,),
+                    )
                 cursor = await conn.execute(
-                    "SELECT ifnull(MAX(position), -1) + 1 FROM experiment_evaluators"
+                    "SELECT COALESCE(MAX(position), -1) + 1 FROM experiment_evaluators"
                     " WHERE experiment_id = ?",
                     (evaluator.experiment_id,),
                 )
@@ -295,7 +297,7 @@ class SQLiteEvaluationStore(EvaluationStore):
                     _insert("experiment_evaluators", EVALUATOR_COLUMNS),
                     evaluator_params(evaluator),
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return False
         return True
 
@@ -309,7 +311,7 @@ class SQLiteEvaluationStore(EvaluationStore):
                     " WHERE experiment_id = ? AND id = ?",
                     (*(values[c] for c in editable), evaluator.experiment_id, evaluator.id),
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             return False
         return True
 
@@ -319,4 +321,4 @@ class SQLiteEvaluationStore(EvaluationStore):
                 "DELETE FROM experiment_evaluators WHERE experiment_id = ? AND id = ?",
                 (experiment_id, evaluator_id),
             )
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)

@@ -1,19 +1,19 @@
-"""The events log on SQLite: `SQLiteEventStore` (table ``events``, migration 0007)."""
+"""The events log on SQLite or PostgreSQL: `SqlEventStore` (table ``events``, migration
+0007), one implementation on any `SQLDatabase`."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from gateway.store.database import SQLiteDatabase
 from gateway.store.events import EVENT_COLUMNS, EventRecord, EventStore
+from gateway.store.sql import SQLDatabase, SQLRow
 from gateway.store.sqlwhere import Where
 
 
-def event_from_row(row: sqlite3.Row) -> EventRecord:
+def event_from_row(row: SQLRow) -> EventRecord:
     values: dict[str, Any] = {column: row[column] for column in EVENT_COLUMNS}
     values["related_ids"] = orjson.loads(values["related_ids"]) if values["related_ids"] else []
     values["payload"] = orjson.loads(values["payload"]) if values["payload"] else {}
@@ -21,8 +21,8 @@ def event_from_row(row: sqlite3.Row) -> EventRecord:
 
 
 @dataclass(slots=True)
-class SQLiteEventStore(EventStore):
-    db: SQLiteDatabase
+class SqlEventStore(EventStore):
+    db: SQLDatabase
 
     async def append(self, event: EventRecord) -> None:
         async with self.db.transaction() as conn:

@@ -1,15 +1,14 @@
-"""Playground sessions on SQLite: `SQLitePlaygroundStore`, on a `SQLiteDatabase`'s
-connections (reads on the reader, writes in its one write transaction)."""
+"""Playground sessions on SQLite or PostgreSQL: `SqlPlaygroundStore`, one
+implementation on any `SQLDatabase` (reads with its ``fetch``, writes in its
+``transaction()``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
-from gateway.store.database import SQLiteDatabase
 from gateway.store.pagination import Page, SortKey, keyset_page
 from gateway.store.playground import (
     MESSAGE_COLUMNS,
@@ -18,9 +17,10 @@ from gateway.store.playground import (
     PlaygroundStore,
     SessionRecord,
 )
+from gateway.store.sql import SQLDatabase, SQLRow
 from gateway.store.sqlwhere import Where
 
-SESSION_ORDER = (SortKey("created_at", "created_at"), SortKey("id", "id"))
+SESSION_ORDER = (SortKey("created_at", "created_at", kind=str), SortKey("id", "id", kind=str))
 _SELECT_SESSION = (
     f"SELECT {', '.join(SESSION_COLUMNS)}, (SELECT COUNT(*) FROM playground_messages m"
     " WHERE m.session_id = playground_sessions.id) AS message_count FROM playground_sessions"
@@ -31,19 +31,19 @@ _INSERT_MESSAGE = (
 )
 
 
-def session_from_row(row: sqlite3.Row) -> SessionRecord:
+def session_from_row(row: SQLRow) -> SessionRecord:
     values = {column: row[column] for column in SESSION_COLUMNS}
     values["config"] = orjson.loads(values["config"]) if values["config"] else {}
     return SessionRecord(**values)
 
 
-def message_from_row(row: sqlite3.Row) -> MessageRecord:
+def message_from_row(row: SQLRow) -> MessageRecord:
     return MessageRecord(**{column: row[column] for column in MESSAGE_COLUMNS})
 
 
 @dataclass(slots=True)
-class SQLitePlaygroundStore(PlaygroundStore):
-    db: SQLiteDatabase
+class SqlPlaygroundStore(PlaygroundStore):
+    db: SQLDatabase
 
     async def save_turn(
         self, session: SessionRecord, messages: Sequence[MessageRecord], *, new: bool
@@ -64,6 +64,8 @@ class SQLitePlaygroundStore(PlaygroundStore):
                     ),
                 )
             else:
+                # Also locks the session's row (PostgreSQL) until the commit: two turns
+                # of one session at once number their messages one after the other.
                 await conn.execute(
                     "UPDATE playground_sessions SET updated_at = ? WHERE id = ?",
                     (session.updated_at, session.id),
@@ -103,7 +105,7 @@ class SQLitePlaygroundStore(PlaygroundStore):
         clauses.project("project_id", project or None)
         where, params = clauses.sql()
 
-        def convert(row: sqlite3.Row) -> dict[str, object]:
+        def convert(row: SQLRow) -> dict[str, object]:
             out = session_from_row(row).as_dict()
             out["message_count"] = row["message_count"]
             return out
@@ -124,4 +126,4 @@ class SQLitePlaygroundStore(PlaygroundStore):
             cursor = await conn.execute(
                 "DELETE FROM playground_sessions WHERE id = ?", (session_id,)
             )
-            return cursor.rowcount > 0
+            return bool(cursor.rowcount > 0)

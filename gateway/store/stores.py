@@ -4,22 +4,21 @@ database setting (a SQLite file path, or a ``postgresql://`` URL)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
 
 from gateway.store.database import Database, SQLiteDatabase
 from gateway.store.datasets import DatasetStore
 from gateway.store.evaluation import EvaluationStore
 from gateway.store.events import EventStore
-from gateway.store.experiments import ExperimentStore, SQLiteExperimentStore
+from gateway.store.experiments import ExperimentStore, SqlExperimentStore
 from gateway.store.playground import PlaygroundStore
 from gateway.store.postgres import DEFAULT_POOL_SIZE, PostgresDatabase, is_postgres_url
 from gateway.store.postgres_spans import PostgresSpanStore
 from gateway.store.spans import SpanStore
 from gateway.store.sqlite import SQLiteSpanStore
-from gateway.store.sqlite_datasets import SQLiteDatasetStore
-from gateway.store.sqlite_evaluation import SQLiteEvaluationStore
-from gateway.store.sqlite_events import SQLiteEventStore
-from gateway.store.sqlite_playground import SQLitePlaygroundStore
+from gateway.store.sqlite_datasets import SqlDatasetStore
+from gateway.store.sqlite_evaluation import SqlEvaluationStore
+from gateway.store.sqlite_events import SqlEventStore
+from gateway.store.sqlite_playground import SqlPlaygroundStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +44,11 @@ def sqlite_stores(path: str) -> Stores:
     return Stores(
         db,
         SQLiteSpanStore(db),
-        SQLiteExperimentStore(db),
-        SQLiteDatasetStore(db),
-        SQLitePlaygroundStore(db),
-        SQLiteEventStore(db),
-        SQLiteEvaluationStore(db),
+        SqlExperimentStore(db),
+        SqlDatasetStore(db),
+        SqlPlaygroundStore(db),
+        SqlEventStore(db),
+        SqlEvaluationStore(db),
     )
 
 
@@ -59,15 +58,14 @@ def pg_stores(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Stores:
     dialects (`gateway.store.sql`), so they sit on this database as they sit on
     SQLite's."""
     db = PostgresDatabase(url, pool_size)
-    shared = cast(Any, db)  # the management stores take any `sql.SQLDatabase`
     return Stores(
         db,
         PostgresSpanStore(db),
-        SQLiteExperimentStore(shared),
-        SQLiteDatasetStore(shared),
-        SQLitePlaygroundStore(shared),
-        SQLiteEventStore(shared),
-        SQLiteEvaluationStore(shared),
+        SqlExperimentStore(db),
+        SqlDatasetStore(db),
+        SqlPlaygroundStore(db),
+        SqlEventStore(db),
+        SqlEvaluationStore(db),
     )
 
 
