@@ -274,6 +274,15 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "matrix_lease_s",
+        10.0,
+        "Seconds a gateway process holds a matrix cell it runs without renewing the"
+        " claim (it renews every third of it). Several processes on one database share"
+        " a run's cells; a cell whose process died is run by another once its lease"
+        " passes (at once when the dead process was on the same machine).",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",
@@ -375,6 +384,7 @@ POSITIVE_SETTINGS = (
     "otlp_queue_max",
     "judge_concurrency",
     "judge_timeout_s",
+    "matrix_lease_s",
 )
 # Settings where 0 turns the limit off.
 OPTIONAL_LIMIT_SETTINGS = ("max_response_bytes", "max_capture_bytes")
@@ -455,6 +465,7 @@ class Settings:
     matrix_concurrency: int = 4
     judge_concurrency: int = 4
     judge_timeout_s: float = 60.0
+    matrix_lease_s: float = 10.0
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000

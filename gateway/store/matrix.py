@@ -344,9 +344,10 @@ class SQLiteMatrixStore:
                 [_values(cell, RUN_COLUMNS, RUN_JSON) for cell in missing],
             )
             await conn.execute(
+                # Not shared and no cancel until it starts (gateway.store.cell_claims).
                 "UPDATE experiment_matrix_runs SET status = 'running', updated_at = ?,"
-                " cells = (SELECT COUNT(*) FROM experiment_runs WHERE matrix_run_id = ?)"
-                " WHERE id = ?",
+                " cells = (SELECT COUNT(*) FROM experiment_runs WHERE matrix_run_id = ?),"
+                " shared = 0, cancel_requested = 0 WHERE id = ?",
                 (now_iso(), run_id, run_id),
             )
 
@@ -408,6 +409,7 @@ class SQLiteMatrixStore:
             "ttft_ms",
             "retries",
             "tool_calls",
+            "lease_until",  # None: a claim's lease ends with its cell (cell_claims)
         )
         values = [_dump(cell.get(n)) if n in RUN_JSON else cell.get(n) for n in names]
         await self.cell_writes.write(
