@@ -133,6 +133,7 @@ class CellClaims:
         for row in rows:
             cell = run_from_row(row)
             cell["takeovers"] = int(row["takeovers"] or 0)
+            cell["claimed_by"] = claimer  # its end is written only by this claimer
             cells.append(cell)
         return cells
 

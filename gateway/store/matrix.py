@@ -412,9 +412,12 @@ class SQLiteMatrixStore:
             "lease_until",  # None: a claim's lease ends with its cell (cell_claims)
         )
         values = [_dump(cell.get(n)) if n in RUN_JSON else cell.get(n) for n in names]
+        # Only by the process that claimed it (gateway.store.cell_claims): one that
+        # stalled past its lease, its cell run again elsewhere, writes nothing over it.
         await self.cell_writes.write(
-            f"UPDATE experiment_runs SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
-            (*values, cell["id"]),
+            f"UPDATE experiment_runs SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
+            " AND COALESCE(claimed_by, '') = COALESCE(?, '')",
+            (*values, cell["id"], cell.get("claimed_by")),
         )
 
     async def end_run(self, run_id: str, status: str) -> None:
