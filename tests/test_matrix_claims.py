@@ -27,7 +27,7 @@ LEASE_S = 1.0  # short, so that a dead app's cells are taken over quickly
 
 
 class CellUpstream:
-    """A fake upstream answering after ``delay`` (or never, while ``hold`` is set),
+    """A fake upstream answering after ``delay`` (held calls: once ``released``),
     counting its calls per cell: (system prompt, user message) names one cell here."""
 
     def __init__(self, delay: float = 0.05) -> None:
@@ -35,12 +35,13 @@ class CellUpstream:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.hold = False
         self.held = 0
+        self.released = asyncio.Event()  # set: held calls answer (at the test's end)
         self.fake = FakeUpstream(handler=self.handler)
 
     async def body(self, request: httpx.Request) -> Any:
         if self.hold:
             self.held += 1
-            await asyncio.Event().wait()  # never answers: the call hangs
+            await self.released.wait()  # the call hangs until then
         await asyncio.sleep(self.delay)
         yield answer(request).content
 
@@ -157,8 +158,9 @@ async def test_a_dead_process_cells_are_run_by_the_other_once_its_lease_passes(
     )
     b_claimer = b.state.experiments.matrix.shared.claimer
     assert rows == [("completed", 1, b_claimer)] * 3  # taken over once: counted
-    # A's hung tasks are cancelled at its shutdown: what they write must not count.
-    await a.state.experiments.matrix.close()
+    # A's calls come back late (it was only stalled): what it writes must not count.
+    first.released.set()
+    await asyncio.sleep(0.5)
     after = db_rows(
         b, "SELECT COUNT(*) FROM experiment_runs WHERE matrix_run_id = ? AND status = 'completed'",
         started["run_id"],
@@ -191,6 +193,8 @@ async def test_a_restarted_app_leaves_the_live_app_cells_alone(
     assert rows == [("running", claimer)] * 4
     progress = (await restarted.client.get(f"/experiments/{eid}/progress")).json()
     assert (progress["status"], progress["running"]) == ("running", 4)
+    upstream.released.set()
+    assert (await wait_ended(a, eid))["done"] == 4
 
 
 async def test_a_cancel_sent_to_either_process_stops_the_cells_of_both(
@@ -218,6 +222,8 @@ async def test_a_cancel_sent_to_either_process_stops_the_cells_of_both(
     # Nothing more is claimed after a cancel.
     await asyncio.sleep(1.5)
     assert sum(first.calls.values()) + sum(second.calls.values()) == 4
+    first.released.set()
+    second.released.set()
 
 
 async def test_a_claimer_on_this_machine_is_dead_once_its_process_is_gone(
@@ -232,3 +238,31 @@ async def test_a_claimer_on_this_machine_is_dead_once_its_process_is_gone(
     assert not claimer_alive(f"{host}/{proc.pid}/abcd", now + 10, now)  # its pid is gone
     assert claimer_alive(f"elsewhere.example/{proc.pid}/abcd", now + 10, now)  # lease only
     assert not claimer_alive(None, None, now)  # running before claims existed
+
+
+async def test_a_process_that_stops_gracefully_hands_its_cells_to_the_other(
+    make_gateway: GatewayFactory,
+) -> None:
+    a, first, b, second = await two_apps(make_gateway, delay=0.3)
+    eid = await experiment(a, variants=1, inputs=12)
+    first.hold = True  # A's calls are in flight when it stops
+    started = await start(a, eid, concurrency=2)
+    deadline = time.monotonic() + 10
+    while first.held < 2 or not second.calls:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await a.state.experiments.matrix.close()  # A's shutdown, B still running cells
+    progress = await wait_ended(b, eid)
+    # Not interrupted: B ran the two cells A stopped, and every other one, once each.
+    assert (progress["status"], progress["done"], progress["interrupted"]) == (
+        "completed",
+        12,
+        0,
+    )
+    assert len(second.calls) == 12 and set(second.calls.values()) == {1}
+    handed = db_rows(
+        b, "SELECT COUNT(*) FROM experiment_runs WHERE matrix_run_id = ? AND retries = 1",
+        started["run_id"],
+    )  # fmt: skip
+    assert handed == [(2,)]
+    first.released.set()

@@ -220,8 +220,9 @@ class CellClaims:
     async def end_if_done(self, run_id: str, claimer: str, closing: bool = False) -> str | None:
         """End the run if nothing is left of it: no cell running and none pending (or a
         cancel asked). ``closing``: this process stops; unless another live process
-        runs cells of the run, it ends ``interrupted`` (its pending cells left for a
-        resume), as one gateway's shutdown always did. The check and the change are
+        runs cells of the run (then the cells it interrupted go back to pending for
+        that one), it ends ``interrupted`` (its pending cells left for a resume), as
+        one gateway's shutdown always did. The check and the change are
         one transaction, on the condition that the run is still running: it ends once.
         Returns the status it ended with, or None when it did not end it."""
         now = time.time()
@@ -251,7 +252,16 @@ class CellClaims:
                     (run_id,),
                 )
                 if any(h[0] != claimer and claimer_alive(h[0], h[1], now) for h in holders):
-                    return None  # another process carries on with it
+                    # Another process carries on with it: the cells this one stopped
+                    # go back to pending for it (as a dead process's would).
+                    await conn.execute(
+                        "UPDATE experiment_runs SET status = 'pending', error = NULL,"
+                        " ended_at = NULL, claimed_by = NULL, lease_until = NULL,"
+                        " takeovers = takeovers + 1 WHERE matrix_run_id = ?"
+                        " AND claimed_by = ? AND status = 'interrupted'",
+                        (run_id, claimer),
+                    )
+                    return None
                 status = "interrupted"
             elif running or (pending and not cancel):
                 return None
