@@ -90,13 +90,17 @@ def db_rows(gw: Gateway, sql: str, *params: Any) -> list[Any]:
         return conn.execute(sql, params).fetchall()
 
 
-def ended_events(gw: Gateway, experiment_id: str) -> int:
-    [[count]] = db_rows(
-        gw,
-        "SELECT COUNT(*) FROM events WHERE type = 'experiment.run.completed' AND subject_id = ?",
-        experiment_id,
-    )
-    return int(count)
+async def ended_events(gw: Gateway, experiment_id: str) -> int:
+    """The run-ended events stored, once there is one (it is stored just after the
+    run's status changes) and a moment more (a second one would show)."""
+    sql = "SELECT COUNT(*) FROM events WHERE type = 'experiment.run.completed' AND subject_id = ?"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if db_rows(gw, sql, experiment_id)[0][0]:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    return int(db_rows(gw, sql, experiment_id)[0][0])
 
 
 async def test_two_processes_share_a_run_and_no_cell_runs_twice(
@@ -118,8 +122,7 @@ async def test_two_processes_share_a_run_and_no_cell_runs_twice(
         started["run_id"],
     )  # fmt: skip
     assert claimers == [(2,)]
-    await asyncio.sleep(0.3)
-    assert ended_events(a, eid) == 1  # the run ended once, in one of them
+    assert await ended_events(a, eid) == 1  # the run ended once, in one of them
     events = [e for _, e in sse_events((await asyncio.wait_for(stream, 10)).text)]
     assert events[-1]["final"] is True and events[-1]["done"] == 40
     assert [e["final"] for e in events].count(True) == 1
@@ -166,7 +169,7 @@ async def test_a_dead_process_cells_are_run_by_the_other_once_its_lease_passes(
         started["run_id"],
     )  # fmt: skip
     assert after == [(12,)]
-    assert ended_events(b, eid) == 1
+    assert await ended_events(b, eid) == 1
 
 
 async def test_a_restarted_app_leaves_the_live_app_cells_alone(
@@ -217,8 +220,7 @@ async def test_a_cancel_sent_to_either_process_stops_the_cells_of_both(
     assert (progress["cancelled"], progress["running"], progress["pending"]) == (4, 0, 16)
     rows = db_rows(a, "SELECT status FROM experiment_matrix_runs WHERE id = ?", started["run_id"])
     assert rows == [("cancelled",)]
-    await asyncio.sleep(0.3)
-    assert ended_events(a, eid) == 1
+    assert await ended_events(a, eid) == 1
     # Nothing more is claimed after a cancel.
     await asyncio.sleep(1.5)
     assert sum(first.calls.values()) + sum(second.calls.values()) == 4

@@ -62,6 +62,29 @@ class ProgressReader(EventsReader):
     broke = False
 
 
+def run_ended_events(db: Path, eid: str, timeout: float = 10.0) -> int:
+    """The ``experiment.run.completed`` events of the experiment, once there is one
+    (and a moment more: a second one would show)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(db) as conn:
+            [[count]] = conn.execute(
+                "SELECT COUNT(*) FROM events WHERE type = 'experiment.run.completed'"
+                " AND subject_id = ?",
+                (eid,),
+            ).fetchall()
+        if count or time.monotonic() > deadline:
+            time.sleep(0.5)
+            with sqlite3.connect(db) as conn:
+                [[count]] = conn.execute(
+                    "SELECT COUNT(*) FROM events WHERE type = 'experiment.run.completed'"
+                    " AND subject_id = ?",
+                    (eid,),
+                ).fetchall()
+            return int(count)
+        time.sleep(0.05)
+
+
 def final_progress(reader: EventsReader, timeout: float = 30.0) -> dict[str, object] | None:
     """The last progress event of a stream once it ended (None: it broke first)."""
     reader.thread.join(timeout)
@@ -124,13 +147,9 @@ def test_two_workers_share_a_run_and_finish_it_when_the_one_that_started_it_dies
                     "SELECT id FROM experiment_runs WHERE matrix_run_id = ? AND retries > 0",
                     (run["run_id"],),
                 ).fetchall()
-                [[ended]] = conn.execute(
-                    "SELECT COUNT(*) FROM events WHERE type = 'experiment.run.completed'"
-                    " AND subject_id = ?",
-                    (eid,),
-                ).fetchall()
             assert {row[0] for row in taken} <= in_flight
-            assert ended == 1  # ended once
+            # The end is announced (stored) just after the run's status changes.
+            assert run_ended_events(gateway.db, eid) == 1  # ended once
             # The streams: the one opened after the kill ends with the run; the one
             # opened before either ends so too or broke with its worker.
             last = final_progress(after_kill)
