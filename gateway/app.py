@@ -52,6 +52,7 @@ from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabEr
 from gateway.evaluation.judge import Judge
 from gateway.evaluation.scoring import ScoringService
 from gateway.evaluation.service import EvaluationService
+from gateway.experiments.matrix_shared import MATRIX_SIGNAL
 from gateway.experiments.service import ExperimentService
 from gateway.export.otlp import export_config
 from gateway.fanout.postgres import PostgresRelay
@@ -267,9 +268,15 @@ def create_app(
         experiments = ExperimentService(
             settings, the_stores.spans, the_stores.experiments, pipeline, writer, prices, router
         )
+        relay = events.relay
         experiments.matrix.attach(
-            metrics, the_stores.events, lambda name, data: events.publish(named_event(name, data))
+            metrics,
+            the_stores.events,
+            lambda name, data: events.publish(named_event(name, data)),
+            relay.signal if relay is not None else None,
         )
+        if relay is not None:  # a matrix run's start, cancel and cells, from the peers
+            relay.on_signal(MATRIX_SIGNAL, experiments.matrix.signalled)
         evaluation = EvaluationService(
             settings,
             the_stores.evaluation,
@@ -309,6 +316,9 @@ def create_app(
         await access.open(the_stores.database)
         await quotas.open(the_stores.database, metrics)
         await experiments.recover()
+        # Runs other gateway processes on this database share: join them, take over
+        # the cells of a process that died.
+        experiments.matrix.watch(the_stores.experiments.get_experiment)
         # Set by a second SIGTERM/SIGINT during the shutdown, or when the shutdown is
         # forced: what the writer has not stored goes to the spill file at once.
         hurry = asyncio.Event()

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_example_file_is_generated_from_the_settings_table() -> None:
     shipped = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     assert shipped == example_toml(), (
-        "config.example.toml drifted from gateway/config.py SETTINGS:"
+        "config.example.toml drifted from gateway/config_table.py SETTINGS:"
         " run `spanlab config example > config.example.toml`"
     )
 

@@ -18,7 +18,8 @@ BASE = {"config", "errors", "metrics"}
 MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "metrics": set(),
-    "config": {"errors"},
+    "config_table": set(),
+    "config": {"errors", "config_table"},
     "http": {"config", "errors"},
     "capture": {"config", "errors"},
     "store": BASE | {"capture"},

@@ -25,6 +25,9 @@ from gateway.experiments.variants import snake_case
 from gateway.state import app_state
 
 DATASET_INPUT_FIELDS = frozenset({"dataset_id", "version"})
+# While a run is live its progress stream reads the database at least this often (the
+# cells may end in another process, whose signal may be lost).
+PROGRESS_POLL_S = 0.5
 
 
 def matrix(request: Request) -> MatrixService:
@@ -132,6 +135,11 @@ async def progress(request: Request) -> Response:
     return json_response(await matrix(request).progress(experiment["id"], run))
 
 
+def _counts(progress: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a progress event new (not the clock's elapsed and ETA)."""
+    return tuple(v for k, v in progress.items() if k not in ("elapsed_s", "eta_s"))
+
+
 def _progress_event(progress: dict[str, Any], final: bool) -> bytes:
     return b"event: progress\ndata: " + orjson.dumps({**progress, "final": final}) + b"\n\n"
 
@@ -140,7 +148,9 @@ async def progress_events(request: Request) -> Response:
     """Server-sent ``progress`` events: one now, one each time a cell of the run ends,
     and a last one (``final: true``) when the run ends; then the stream closes. A run
     not in progress gets its one final event. An unknown experiment or run is a 404
-    before the stream starts."""
+    before the stream starts. Whether the run is live is the database's word (other
+    gateway processes may run its cells): a cell ending here, or a peer's signal,
+    wakes the stream, and it reads again every `PROGRESS_POLL_S` while the run is live."""
     experiment = await _experiment(request)
     svc = matrix(request)
     first = await svc.progress(experiment["id"], query_str(request, "run"))
@@ -151,17 +161,23 @@ async def progress_events(request: Request) -> Response:
         async with svc.hub.listen(experiment["id"]) as wake:
             # Read again once listening: a cell ending in between is not missed.
             progress = await svc.progress(experiment["id"], run_id)
-            live = svc.active_run(experiment["id"]) == run_id
+            live = progress["status"] == "running"
             yield b"retry: 2000\n" + _progress_event(progress, not live)
+            sent, quiet = _counts(progress), 0.0
             while live:
                 try:
-                    final = await asyncio.wait_for(wake.get(), timeout=heartbeat)
+                    await asyncio.wait_for(wake.get(), timeout=PROGRESS_POLL_S)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
+                    quiet += PROGRESS_POLL_S
                 progress = await svc.progress(experiment["id"], run_id)
-                yield _progress_event(progress, final)
-                live = not final
+                live = progress["status"] == "running"
+                if live and _counts(progress) == sent:  # nothing new (a poll, a late wake)
+                    if quiet >= heartbeat:
+                        quiet = 0.0
+                        yield b": keep-alive\n\n"
+                    continue
+                sent, quiet = _counts(progress), 0.0
+                yield _progress_event(progress, not live)
 
     return StreamingResponse(
         stream(),

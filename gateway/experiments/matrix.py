@@ -9,10 +9,19 @@ whose attributes name the experiment, variant, input and repetition (and link to
 input's source span). An upstream 429 or 503 is retried (bounded, after its
 Retry-After), counted on the cell and never taken for the model's failure.
 
-Cancel: the cells in flight are cancelled (their upstream calls with them) and marked
-``cancelled``; cells not started stay ``pending``. Resume runs a run's unfinished
-cells (pending, failed, cancelled, interrupted) and any missing ones, into the same
-run. At startup, cells a stopped gateway left ``running`` become ``interrupted``.
+Several processes on one database share a run (`gateway.experiments.matrix_shared`):
+each claims pending cells atomically (`gateway.store.cell_claims`), at most its
+concurrency at a time, so no cell runs twice; the others join a run when it starts (a
+signal through the app's relay, else their poll). A process that dies leaves its
+cells' leases to pass; its cells in flight go back to pending and a live process runs
+them again. The run ends once, in whichever process finds it done first.
+
+Cancel: stored with the run, so every process running its cells sees it; the cells in
+flight are cancelled (their upstream calls with them) and marked ``cancelled``; cells
+not started stay ``pending``. Resume runs a run's unfinished cells (pending, failed,
+cancelled, interrupted) and any missing ones, into the same run. At startup, cells a
+stopped gateway left ``running`` become ``interrupted`` (or pending, when another live
+process runs their run), and its runs no live process carries too.
 """
 
 from __future__ import annotations
@@ -23,7 +32,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -40,7 +48,27 @@ from gateway.experiments.matrix_events import (
     Publish,
     RunClock,
 )
-from gateway.experiments.requests import optional_str, project_id, validate_bool, validate_tags
+from gateway.experiments.matrix_options import REPLAY_FIELDS as REPLAY_FIELDS
+from gateway.experiments.matrix_options import (
+    RunOptions,
+    chosen_items,
+    new_input_id,
+    new_matrix_run_id,
+    new_variant_id,
+    retry_delay,
+    seconds_between,
+)
+from gateway.experiments.matrix_options import matrix_experiment as matrix_experiment
+from gateway.experiments.matrix_options import parse_run as parse_run
+from gateway.experiments.matrix_shared import (
+    CELL_ENDED,
+    RUN_CANCEL,
+    RUN_ENDED,
+    RUN_STARTED,
+    SharedRuns,
+    Signal,
+)
+from gateway.experiments.matrix_shared import unstoppable as unstoppable
 from gateway.experiments.runner import (
     ATTR_EXPERIMENT,
     ATTR_RUN,
@@ -49,15 +77,16 @@ from gateway.experiments.runner import (
     check_route,
     span_links,
 )
-from gateway.experiments.transfer import new_experiment_id, new_run_id
-from gateway.experiments.variants import parse_inputs, parse_variant, render_cell, snake_case
+from gateway.experiments.transfer import new_run_id
+from gateway.experiments.variants import parse_inputs, parse_variant, render_cell
 from gateway.metrics import Metrics
 from gateway.proxy.pipeline import ProxyPipeline
 from gateway.proxy.providers import Router
 from gateway.proxy.providers.base import CREDENTIAL_HEADERS, provider_secret_values
 from gateway.proxy.sink import CollectingSink
+from gateway.store.cell_claims import CellClaims, RunState
 from gateway.store.events import EventStore
-from gateway.store.experiments import ExperimentRecord, RunRecord, now_iso
+from gateway.store.experiments import RunRecord, now_iso
 from gateway.store.matrix import (
     UNFINISHED,
     InputRecord,
@@ -75,144 +104,14 @@ ATTR_INPUT = "spanlab.experiment.input.id"
 ATTR_INPUT_KEY = "spanlab.experiment.input.key"
 ATTR_REPETITION = "spanlab.experiment.repetition"
 ATTR_MATRIX_RUN = "spanlab.experiment.matrix_run.id"
-RUN_FIELDS = frozenset(
-    {"input_ids", "variant_ids", "repetitions", "concurrency", "resume", "run_id"}
-)
 RETRY_STATUSES = (429, 503)
 MAX_RETRIES = 4
-MAX_RETRY_WAIT_S = 30.0
-MAX_REPETITIONS = 100
-MAX_CONCURRENCY = 256
 MAX_CELLS = 100_000
+# How long a cancel waits for the other processes running the run's cells to stop them
+# (they see it at their next poll, within a second, or at once by a signal).
+CANCEL_WAIT_S = 5.0
 # A seed-1 experiment's own call: the implicit first input of its matrix.
 ORIGINAL_INPUT = "original"
-
-
-# What a seed-1 (replay) experiment is made of: a body with none of these, or with
-# ``kind: "matrix"``, creates a matrix experiment (variants x inputs, no span).
-REPLAY_FIELDS = frozenset(
-    {
-        "original_span_id",
-        "original_trace_id",
-        "original_request",
-        "modified_request",
-        "headers",
-        "prompt_variables",
-        "model_parameters",
-        "operation",
-    }
-)
-
-
-def matrix_experiment(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A new experiment without a span: its calls come from its variants and inputs.
-    The seed's NOT NULL span and request columns hold empty values (docs/api.md)."""
-    extra = set(body) & REPLAY_FIELDS
-    if extra:
-        raise ValidationFailed(
-            f"A matrix experiment has no span or request ({', '.join(sorted(extra))}"
-            " given): its calls come from its variants and inputs.",
-            param=sorted(extra)[0],
-        )
-    if body.get("status", "draft") != "draft":
-        raise ValidationFailed("A new experiment starts as draft.", param="status")
-    now = now_iso()
-    return ExperimentRecord(
-        id=new_experiment_id(),
-        name=optional_str(body, "name", limit=500)
-        or f"Experiment {datetime.now(UTC):%Y-%m-%d %H:%M}",
-        description=optional_str(body, "description"),
-        original_span_id="",
-        original_trace_id="",
-        original_request={},
-        modified_request={},
-        created_at=now,
-        updated_at=now,
-        project_id=project_id(body),
-        tags=validate_tags(body.get("tags")),
-        favorite=validate_bool(body.get("favorite", False), "favorite"),
-        kind="matrix",
-    ).as_dict()
-
-
-def new_variant_id() -> str:
-    return "var_" + new_run_id().removeprefix("exprun_")
-
-
-def new_input_id() -> str:
-    return "inp_" + new_run_id().removeprefix("exprun_")
-
-
-def new_matrix_run_id() -> str:
-    return "mrun_" + new_run_id().removeprefix("exprun_")
-
-
-def retry_delay(headers: Mapping[str, str], attempt: int) -> float:
-    """Seconds to wait before retry ``attempt``: the upstream's Retry-After (seconds)
-    when it gives one, else an exponential backoff; never past `MAX_RETRY_WAIT_S`."""
-    raw = {k.lower(): v for k, v in headers.items()}.get("retry-after")
-    try:
-        delay = float(raw) if raw is not None else 0.5 * 2 ** (attempt - 1)
-    except ValueError:
-        delay = 0.5 * 2 ** (attempt - 1)  # an HTTP date: back off as if none was given
-    return max(0.0, min(delay, MAX_RETRY_WAIT_S))
-
-
-@dataclass(slots=True)
-class RunOptions:
-    input_ids: list[str] | None
-    variant_ids: list[str] | None
-    repetitions: int
-    concurrency: int
-    resume: bool
-    run_id: str | None
-
-
-def _ids(value: Any, param: str) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValidationFailed(f"{param} must be a list of ids.", param=param)
-    return list(dict.fromkeys(value))
-
-
-def _bounded(value: Any, param: str, default: int, high: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        raise ValidationFailed(f"{param} must be an integer from 1 to {high}.", param=param)
-    return value
-
-
-def parse_run(body: Any, default_concurrency: int) -> RunOptions:
-    body = snake_case(body if isinstance(body, dict) else {})
-    unknown = set(body) - RUN_FIELDS
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown run field(s): {', '.join(sorted(unknown))}. Accepted: inputIds,"
-            " variantIds, repetitions, concurrency, resume, runId.",
-            param=sorted(unknown)[0],
-        )
-    resume = body.get("resume", False)
-    if not isinstance(resume, bool):
-        raise ValidationFailed("resume must be true or false.", param="resume")
-    options = RunOptions(
-        input_ids=_ids(body.get("input_ids"), "inputIds"),
-        variant_ids=_ids(body.get("variant_ids"), "variantIds"),
-        repetitions=_bounded(body.get("repetitions"), "repetitions", 1, MAX_REPETITIONS),
-        concurrency=_bounded(
-            body.get("concurrency"), "concurrency", default_concurrency, MAX_CONCURRENCY
-        ),
-        resume=resume,
-        run_id=body.get("run_id") if isinstance(body.get("run_id"), str) else None,
-    )
-    if resume and {"input_ids", "variant_ids", "repetitions"} & set(body):
-        raise ValidationFailed(
-            "A resume runs its run's own cells: send resume (and runId), not inputIds,"
-            " variantIds or repetitions.",
-            param="resume",
-        )
-    return options
 
 
 @dataclass
@@ -226,6 +125,10 @@ class ActiveRun:
     charge: str | None = None  # the key its calls are counted for (quotas)
     # the limit the run waits on, while it does: {"limit", "until"} (Unix seconds)
     waiting: dict[str, Any] | None = None
+    # Set when cells of the run went back to pending (a dead process's): claim more.
+    more: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelling: bool = False
+    started: set[str] = field(default_factory=set)  # cells whose task began
 
 
 @dataclass
@@ -245,10 +148,38 @@ class MatrixService:
     on_cell_done: Callable[[Mapping[str, Any], Mapping[str, Any], Any], None] | None = None
     # How a cell waits for a limit's window to free (tests replace it).
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # Reads an experiment (a run another process started: this one joins it).
+    load_experiment: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
+    claims: CellClaims = field(init=False)
+    shared: SharedRuns = field(init=False)
 
-    def attach(self, metrics: Metrics, events: EventStore, publish: Publish) -> None:
-        """The app's metrics, events table and ``/events`` fan-out (see `MatrixObserver`)."""
+    def __post_init__(self) -> None:
+        self.claims = CellClaims(self.store.db)
+        self.shared = SharedRuns(self.claims, self.settings.matrix_lease_s)
+        self.shared.holding = lambda: bool(self._active)
+
+    def attach(
+        self, metrics: Metrics, events: EventStore, publish: Publish, signal: Signal | None = None
+    ) -> None:
+        """The app's metrics, events table and ``/events`` fan-out (see `MatrixObserver`),
+        and ``signal``: sends a signal to the other gateway processes, if any."""
         self.observer = MatrixObserver(metrics, events, publish)
+        self.shared.signal = signal
+
+    def signalled(self, data: Mapping[str, Any]) -> None:
+        """A signal from another process (`gateway.experiments.matrix_shared`)."""
+        what, experiment_id = data.get("what"), str(data.get("experiment_id"))
+        if what in (RUN_STARTED, RUN_CANCEL):
+            self.shared.wake()
+        elif what == CELL_ENDED:
+            self.hub.notify(experiment_id)
+        elif what == RUN_ENDED:
+            self.hub.notify(experiment_id, final=True)
+
+    def watch(self, load_experiment: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
+        """Start polling for runs other processes share (the app, once recovered)."""
+        self.load_experiment = load_experiment
+        self.shared.start(self.tick)
 
     # --- variants and inputs -----------------------------------------------------------
 
@@ -382,8 +313,8 @@ class MatrixService:
         if options.resume:
             run, todo = await self._resume(experiment, options, variants, inputs, creds)
         else:
-            variants = _chosen(variants, options.variant_ids, "variantIds", "variant")
-            inputs = _chosen(inputs, options.input_ids, "inputIds", "input")
+            variants = chosen_items(variants, options.variant_ids, "variantIds", "variant")
+            inputs = chosen_items(inputs, options.input_ids, "inputIds", "input")
             if not variants or not inputs:
                 raise ValidationFailed(
                     f"The matrix is empty ({len(variants)} variant(s) x {len(inputs)}"
@@ -417,13 +348,59 @@ class MatrixService:
             ).as_dict()
             await self.store.create_run(run, todo)
         run["concurrency"] = options.concurrency
+        # Credentials the caller sent exist only in this process: no other may run it;
+        # nor a run charged to a key (its quota is counted where the run started).
+        await self.claims.prepare(run["id"], shared=not creds and charge is None)
         links = await self._links(inputs)
-        active = ActiveRun(run, experiment, creds, links, charge=charge)
-        self._active[experiment["id"]] = active
-        active.task = asyncio.create_task(
-            self._supervise(active, todo, options.concurrency), name=f"matrix-run-{run['id']}"
-        )
+        self._launch(ActiveRun(run, experiment, creds, links, charge=charge), options.concurrency)
+        self.shared.send(RUN_STARTED, experiment["id"], run["id"])
         return {"run_id": run["id"], "cells": len(todo), "total": run["cells"], "status": "running"}
+
+    def _launch(self, active: ActiveRun, concurrency: int) -> None:
+        self._active[active.experiment["id"]] = active
+        active.task = asyncio.create_task(
+            self._supervise(active, concurrency), name=f"matrix-run-{active.run['id']}"
+        )
+
+    async def join(self, state: RunState) -> None:
+        """Run cells of a run another process started (up to this process's
+        ``matrix_concurrency``, and the run's)."""
+        if self._closing or self.load_experiment is None or state.experiment_id in self._active:
+            return
+        experiment = await self.load_experiment(state.experiment_id)
+        run = await self.store.get_run(state.id)
+        if experiment is None or run is None or run["status"] != "running":
+            return
+        chosen = set(run["input_ids"])
+        links = await self._links(
+            [i for i in await self.inputs_of(experiment) if i["id"] in chosen]
+        )
+        if self._closing or state.experiment_id in self._active:
+            return  # it changed while reading
+        logger.info("joining matrix run %s (%d cells pending)", state.id, state.pending)
+        concurrency = min(state.concurrency, self.settings.matrix_concurrency)
+        self._launch(ActiveRun(run, experiment, [], links), concurrency)
+
+    async def tick(self, runs: list[RunState]) -> None:
+        """The runs in progress, from the poll: join, cancel, or end what is left."""
+        for state in runs:
+            active = self._active.get(state.experiment_id)
+            if active is not None and active.run["id"] == state.id:
+                if state.cancel_requested and not active.cancelling and active.task is not None:
+                    active.cancelling = True  # another process stored a cancel
+                    active.task.cancel()
+                elif state.pending:
+                    active.more.set()
+            elif state.running == 0 and (state.pending == 0 or state.cancel_requested):
+                # Nothing runs it and nothing is left to run (its last process died
+                # before ending it, or a cancel stopped every cell): end it here.
+                status = await self.claims.end_if_done(state.id, self.shared.claimer)
+                if status is not None and self.load_experiment is not None:
+                    experiment = await self.load_experiment(state.experiment_id)
+                    if experiment is not None:
+                        await self._announce_end(experiment, state.id, None)
+            elif state.pending and state.shared and not state.cancel_requested:
+                await self.join(state)
 
     def _cells(
         self,
@@ -523,55 +500,89 @@ class MatrixService:
                     links[item["id"]] = span_links(span["trace_id"], source, item["experiment_id"])
         return links
 
-    async def _supervise(
-        self, active: ActiveRun, cells: Sequence[dict[str, Any]], concurrency: int
-    ) -> None:
-        semaphore = asyncio.Semaphore(concurrency)
-        tasks: set[asyncio.Task[None]] = set()
-        status = "completed"
+    async def _supervise(self, active: ActiveRun, concurrency: int) -> None:
+        """Claim pending cells (as many as there are free slots) and run them, until
+        none is left to claim and none runs here; cancelled: stop the cells in flight."""
+        tasks: dict[asyncio.Task[None], str] = {}
+        closing = False
+        run_id = active.run["id"]
         try:
-            for cell in cells:
-                await semaphore.acquire()
-                task = asyncio.create_task(self._cell(active, cell, semaphore))
-                tasks.add(task)
-            await asyncio.gather(*tasks, return_exceptions=True)
+            while True:
+                free = concurrency - len(tasks)
+                if free > 0:
+                    # Claimed cells get their tasks even if a cancel comes meanwhile
+                    # (a claimed cell with no task would stay running).
+                    claimed = await unstoppable(
+                        self.claims.claim(run_id, self.shared.claimer, free, self.shared.lease_s)
+                    )
+                    for cell in claimed:
+                        tasks[asyncio.create_task(self._cell(active, cell))] = cell["id"]
+                if not tasks:
+                    break
+                active.more.clear()
+                more = asyncio.ensure_future(active.more.wait())
+                try:
+                    await asyncio.wait({*tasks, more}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    more.cancel()
+                tasks = {task: cell for task, cell in tasks.items() if not task.done()}
         except asyncio.CancelledError:
-            status = "interrupted" if self._closing else "cancelled"
+            closing = self._closing
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # A task cancelled before its first step never ran its cell: not started,
+            # it goes back to pending (as the cells never claimed).
+            unstarted = [cell for cell in tasks.values() if cell not in active.started]
+            if unstarted:
+                await unstoppable(self.claims.release(unstarted))
         finally:
-            await unstoppable(self._end(active, status))
+            await unstoppable(self._end(active, closing))
 
-    async def _end(self, active: ActiveRun, status: str) -> None:
+    async def _end(self, active: ActiveRun, closing: bool) -> None:
+        """This process's part of the run is over; the run ends if nothing is left of
+        it (else the process running its last cell ends it)."""
+        experiment_id = active.experiment["id"]
         try:
-            await self.store.end_run(active.run["id"], status)
+            status = await self.claims.end_if_done(active.run["id"], self.shared.claimer, closing)
         finally:
-            self._active.pop(active.experiment["id"], None)
-        await self._announce_end(active)
+            if self._active.get(experiment_id) is active:
+                del self._active[experiment_id]
+        if status is None:
+            self.hub.notify(experiment_id)
+        else:
+            await self._announce_end(active.experiment, active.run["id"], active.clock)
 
-    async def _announce_end(self, active: ActiveRun) -> None:
-        try:
-            run = await self.store.get_run(active.run["id"]) or active.run
-            progress = (await self.store.progress(run)).as_dict()
-            progress.update(elapsed_s=round(active.clock.elapsed_s(), 3), eta_s=0.0)
-            await self.observer.run_ended(active.experiment, run, progress)
-        except Exception:  # the run is recorded; telling about it must not break the end
-            logger.exception("could not announce the end of matrix run %s", active.run["id"])
-        finally:
-            self.hub.notify(active.experiment["id"], final=True)
-
-    async def _cell(
-        self, active: ActiveRun, cell: dict[str, Any], semaphore: asyncio.Semaphore
+    async def _announce_end(
+        self, experiment: Mapping[str, Any], run_id: str, clock: RunClock | None
     ) -> None:
+        try:
+            run = await self.store.get_run(run_id) or {"id": run_id, "status": "ended"}
+            progress = (await self.store.progress(run)).as_dict()
+            elapsed = clock.elapsed_s() if clock is not None else None
+            progress.update(
+                elapsed_s=round(elapsed, 3)
+                if elapsed is not None
+                else seconds_between(run.get("created_at", ""), run.get("updated_at", "")),
+                eta_s=0.0,
+            )
+            await self.observer.run_ended(experiment, run, progress)
+        except Exception:  # the run is recorded; telling about it must not break the end
+            logger.exception("could not announce the end of matrix run %s", run_id)
+        finally:
+            self.hub.notify(experiment["id"], final=True)
+            self.shared.send(RUN_ENDED, experiment["id"], run_id)
+
+    async def _cell(self, active: ActiveRun, cell: dict[str, Any]) -> None:
+        active.started.add(cell["id"])
         try:
             await self._call(active, dict(cell))
         except asyncio.CancelledError:
             pass  # recorded by `_call`; the supervisor is what was cancelled
         except Exception:
             logger.exception("matrix cell %s failed", cell["id"])
-        finally:
-            semaphore.release()
+        else:
+            self.shared.send(CELL_ENDED, active.experiment["id"], active.run["id"])
 
     async def _call(self, active: ActiveRun, cell: dict[str, Any]) -> None:
         started = time.perf_counter()
@@ -666,7 +677,7 @@ class MatrixService:
                 "message": f"Internal error ({type(exc).__name__}); see the gateway log.",
             }
         finally:
-            cell["retries"] = retries
+            cell["retries"] = retries + int(cell.get("takeovers") or 0)
             cell["ended_at"] = now_iso()
             duration_s = time.perf_counter() - started
             cell["duration_ms"] = round(duration_s * 1000, 3)
@@ -706,32 +717,58 @@ class MatrixService:
             progress["eta_s"] = active.clock.eta_s(progress["pending"] + progress["running"])
             if active.waiting is not None:
                 progress["waiting_on_limit"] = dict(active.waiting)
+        elif run["status"] == "running":  # run by other processes: its pace from the start
+            elapsed = seconds_between(run["created_at"], now_iso()) or 0.0
+            remaining = progress["pending"] + progress["running"]
+            ended = progress["total"] - remaining
+            progress["elapsed_s"] = elapsed
+            progress["eta_s"] = round(elapsed / ended * remaining, 3) if ended else None
         else:  # an ended run: its span, from when it was written to its last change
-            progress["elapsed_s"] = _seconds_between(run["created_at"], run["updated_at"])
+            progress["elapsed_s"] = seconds_between(run["created_at"], run["updated_at"])
             progress["eta_s"] = 0.0 if progress["pending"] + progress["running"] == 0 else None
         return progress
 
     def active_run(self, experiment_id: str) -> str | None:
-        """The id of the experiment's run in progress, if any."""
+        """The id of the experiment's run this process takes part in, if any (the
+        database says whether it is in progress: `progress`'s ``status``)."""
         active = self._active.get(experiment_id)
         return None if active is None else str(active.run["id"])
 
     async def cancel(self, experiment_id: str) -> dict[str, Any]:
-        active = self._active.get(experiment_id)
-        if active is None or active.task is None:
+        """Cancel the experiment's run in progress, whichever processes run it: the
+        cancel is stored, the cells in flight here stop now, elsewhere at their
+        process's next poll (or its signal); answers once they did (or after
+        `CANCEL_WAIT_S`)."""
+        run_id = await self._cancel(experiment_id)
+        if run_id is None:
             raise Conflict(
                 f"Experiment {experiment_id!r} has no run in progress.", code="not_running"
             )
-        active.task.cancel()
-        await asyncio.gather(active.task, return_exceptions=True)
-        return await self.progress(experiment_id, active.run["id"])
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            run = await self.store.get_run(run_id)
+            if run is None or run["status"] != "running":
+                break
+            await asyncio.sleep(0.05)
+        return await self.progress(experiment_id, run_id)
 
     async def stop(self, experiment_id: str) -> None:
         """Cancel the experiment's run in progress, if any (before a delete)."""
+        await self._cancel(experiment_id)
+
+    async def _cancel(self, experiment_id: str) -> str | None:
+        runs = await self.store.list_runs(experiment_id)
+        run = next((r for r in runs if r["status"] == "running"), None)
+        if run is None:
+            return None
+        await self.claims.request_cancel(run["id"])
+        self.shared.send(RUN_CANCEL, experiment_id, run["id"])
         active = self._active.get(experiment_id)
         if active is not None and active.task is not None:
+            active.cancelling = True
             active.task.cancel()
             await asyncio.gather(active.task, return_exceptions=True)
+        return str(run["id"])
 
     async def wait(self, experiment_id: str) -> None:
         """Until the experiment's run in progress (if any) ends (tests, the CLI)."""
@@ -740,58 +777,16 @@ class MatrixService:
             await asyncio.gather(active.task, return_exceptions=True)
 
     async def recover(self) -> int:
-        return await self.store.interrupt_running()
+        """At startup: the cells and runs dead processes left running
+        (`CellClaims.recover`); what live processes run is left alone."""
+        return await self.claims.recover()
 
     async def close(self) -> None:
         """At shutdown: runs in progress stop; their cells in flight become interrupted
-        (a resume finishes them)."""
+        (a resume finishes them); a run that other live processes run goes on there."""
         self._closing = True
+        await self.shared.close()
         tasks = [a.task for a in self._active.values() if a.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def unstoppable(work: Awaitable[None]) -> None:
-    """Run ``work`` (a database write that must happen) to its end even when the caller
-    is cancelled meanwhile; the cancellation is then passed on (the task is cancelled
-    again, at its next await). anyio's shielded scope does not hold off a native
-    ``Task.cancel()`` (a cancel arriving during a cell's start left it ``running`` and
-    its run stuck), which is what `cancel` and shutdown send."""
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled():
-                raise
-            cancelled = True
-    task.result()
-    current = asyncio.current_task()
-    if cancelled and current is not None:
-        current.cancel()
-
-
-def _seconds_between(start: str, end: str) -> float | None:
-    try:
-        begun = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        return None
-    return round(max(0.0, (ended - begun).total_seconds()), 3)
-
-
-def _chosen(
-    items: list[dict[str, Any]], ids: list[str] | None, param: str, what: str
-) -> list[dict[str, Any]]:
-    if ids is None:
-        return items
-    by_id = {item["id"]: item for item in items}
-    unknown = [i for i in ids if i not in by_id]
-    if unknown:
-        raise NotFound(
-            f"No {what} {', '.join(repr(u) for u in unknown[:5])} in this experiment.",
-            param=param,
-        )
-    return [by_id[i] for i in ids]

@@ -7,6 +7,11 @@ a writer batch stored). Each process also tells its peers whether it has listene
 decodes) nothing while no peer listens; a peer not heard from for
 `INTEREST_TTL_S` counts as not listening (it died, or its message was lost). A process
 that starts greets its peers (`HELLO`), and those with listeners answer at once.
+
+Beside the events, a small control channel (`signal`, `on_signal`): named signals sent
+to every peer at once, whether or not it has listeners (the matrix engine's "a run
+started", "cancel it", "a cell ended"). Like events they may be lost (a full buffer):
+whoever sends one also keeps a slower way of learning it (a poll of the database).
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ INTEREST_TTL_S = 3 * INTEREST_EVERY_S
 EVENTS = "events"
 INTEREST = "interest"
 HELLO = "hello"
+SIGNAL = "signal"
 # An event too large for one message is sent as a reference to its span (the receiver
 # reads the span from the database): this key holds the span's id.
 SPAN_REF = "spanlab_span_ref"
 
 Deliver = Callable[[dict[str, Any]], None]
+SignalHandler = Callable[[dict[str, Any]], None]
 
 
 def encode_events(origin: str, events: list[dict[str, Any]], limit: int) -> list[tuple[bytes, int]]:
@@ -78,6 +85,7 @@ class Relay(ABC):
         self._interested: dict[str, float] = {}  # peer origin -> when it last said so
         self._listening = False
         self._heartbeat: asyncio.Task[None] | None = None
+        self._handlers: dict[str, SignalHandler] = {}
 
     # --- what the gateway uses ------------------------------------------------------
 
@@ -130,6 +138,18 @@ class Relay(ABC):
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def signal(self, name: str, data: dict[str, Any]) -> None:
+        """Send the signal ``name`` with ``data`` to every peer now (not batched, not
+        gated by listeners). Never raises."""
+        try:
+            self.transmit({"kind": SIGNAL, "from": self.origin, "name": name, "data": data})
+        except Exception:  # a relay must never break the sender
+            logger.exception("sending the %s signal failed", name)
+
+    def on_signal(self, name: str, handler: SignalHandler) -> None:
+        """Call ``handler(data)`` for each ``name`` signal a peer sends (one per name)."""
+        self._handlers[name] = handler
+
     # --- what a transport calls -----------------------------------------------------
 
     def received(self, message: dict[str, Any]) -> None:
@@ -146,6 +166,14 @@ class Relay(ABC):
                 self._interested[sender] = time.monotonic()
             else:
                 self._interested.pop(sender, None)
+        elif kind == SIGNAL:
+            handler = self._handlers.get(str(message.get("name")))
+            data = message.get("data")
+            if handler is not None and isinstance(data, dict):
+                try:
+                    handler(data)
+                except Exception:  # one bad handler must not stop the transport
+                    logger.exception("handling the %s signal failed", message.get("name"))
         elif kind == EVENTS and self._deliver is not None:
             for event in message.get("events") or ():
                 if isinstance(event, dict):

@@ -355,9 +355,10 @@ class SqlMatrixStore:
                 [_values(cell, RUN_COLUMNS, RUN_JSON) for cell in missing],
             )
             await conn.execute(
+                # Not shared and no cancel until it starts (gateway.store.cell_claims).
                 "UPDATE experiment_matrix_runs SET status = 'running', updated_at = ?,"
-                " cells = (SELECT COUNT(*) FROM experiment_runs WHERE matrix_run_id = ?)"
-                " WHERE id = ?",
+                " cells = (SELECT COUNT(*) FROM experiment_runs WHERE matrix_run_id = ?),"
+                " shared = 0, cancel_requested = 0 WHERE id = ?",
                 (now_iso(), run_id, run_id),
             )
 
@@ -442,11 +443,15 @@ class SqlMatrixStore:
             "ttft_ms",
             "retries",
             "tool_calls",
+            "lease_until",  # None: a claim's lease ends with its cell (cell_claims)
         )
         values = [_dump(cell.get(n)) if n in RUN_JSON else cell.get(n) for n in names]
+        # Only by the process that claimed it (gateway.store.cell_claims): one that
+        # stalled past its lease, its cell run again elsewhere, writes nothing over it.
         await self.cell_writes.write(
-            f"UPDATE experiment_runs SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
-            (*values, cell["id"]),
+            f"UPDATE experiment_runs SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
+            " AND COALESCE(claimed_by, '') = COALESCE(?, '')",
+            (*values, cell["id"], cell.get("claimed_by")),
         )
 
     async def end_run(self, run_id: str, status: str) -> None:
