@@ -125,8 +125,8 @@ class Gateway:
                 str(self.port),
                 "--db",
                 self.database,
-                "--workers",
-                str(workers),
+                # Only when asked: an older checkout (--gateway-root) may not know it.
+                *(["--workers", str(workers)] if workers != 1 else []),
             ],
             env=_env(GATEWAY_ROOT),
             cwd=workdir,
