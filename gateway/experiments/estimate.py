@@ -18,8 +18,9 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import NotFound, ValidationFailed
+from gateway.errors import ValidationFailed
 from gateway.experiments.matrix import MatrixService, parse_run
+from gateway.experiments.matrix_options import chosen_items
 from gateway.experiments.variants import render_cell
 
 CHARS_PER_TOKEN = 4
@@ -87,19 +88,6 @@ def approximate_completion(payload: Mapping[str, Any]) -> int:
     return DEFAULT_COMPLETION
 
 
-def _chosen(items: list[dict[str, Any]], ids: list[str] | None, param: str) -> list[dict[str, Any]]:
-    if ids is None:
-        return items
-    by_id = {item["id"]: item for item in items}
-    unknown = [i for i in ids if i not in by_id]
-    if unknown:
-        raise NotFound(
-            f"Unknown id(s) in {param}: {', '.join(repr(u) for u in unknown[:5])}.",
-            param=param,
-        )
-    return [by_id[i] for i in ids]
-
-
 async def _captured_usage(
     matrix: MatrixService, inputs: Sequence[Mapping[str, Any]]
 ) -> dict[str, tuple[int, int]]:
@@ -129,10 +117,16 @@ async def estimate(
             "An estimate is of a new run: send variantIds, inputIds and repetitions.",
             param="resume",
         )
-    variants = _chosen(
-        await matrix.store.list_variants(experiment["id"]), options.variant_ids, "variantIds"
+    # The same choice, and the same 404 for an unknown id, as the run itself makes.
+    variants = chosen_items(
+        await matrix.store.list_variants(experiment["id"]),
+        options.variant_ids,
+        "variantIds",
+        "variant",
     )
-    inputs = _chosen(await matrix.inputs_of(experiment), options.input_ids, "inputIds")
+    inputs = chosen_items(
+        await matrix.inputs_of(experiment), options.input_ids, "inputIds", "input"
+    )
     if not variants or not inputs:
         raise ValidationFailed(
             f"The matrix is empty ({len(variants)} variant(s) x {len(inputs)} input(s)).",
