@@ -145,11 +145,11 @@ def management_routes() -> list[BaseRoute]:
 # Libraries whose logs would carry what must not be logged: httpx and httpcore log
 # every upstream URL (query string included, and a client's ?api_key= goes upstream in
 # it); aiosqlite logs every SQL statement with its parameters (whole prompts).
+NOISY_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "aiosqlite": logging.INFO}
 # What a span has beyond its summary (the live list's shape): left out of a relayed one.
 DETAIL_ONLY = tuple(c for c in SPAN_COLUMNS if c not in SUMMARY_COLUMNS)
 # Reads of spans relayed by reference, held until done.
 _RELAY_READS: set[asyncio.Task[None]] = set()
-NOISY_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "aiosqlite": logging.INFO}
 
 
 def quiet_library_loggers() -> None:
