@@ -20,20 +20,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.capture.span_table import (
-    ORIGINAL_ID_ATTRIBUTE,
-    SELECT_IDENTITY,
     SPAN_COLUMNS,
     Renamed,
     facets_of,
     insert_sql,
     outline_row,
-    renamed_row,
-    same_span,
     span_rows,
 )
-from gateway.store.postgres import PostgresConnection, PostgresDatabase, numbered, translated
+from gateway.store.postgres import PostgresDatabase, numbered, translated
 from gateway.store.sql import savepoint
-from gateway.store.sql_spans import REBUILD_FACETS, SQLSpanStore
+from gateway.store.sql_spans import REBUILD_FACETS, SQLSpanStore, settle_conflict
 
 capture_log = logging.getLogger("gateway.writer.span_writer")
 
@@ -132,7 +128,7 @@ class PostgresSpanStore(SQLSpanStore):
                     if row[_ID] in taken:
                         taken.discard(row[_ID])
                         continue
-                    new = await _settle_conflict(conn, row)
+                    new = await settle_conflict(conn, row)
                     if new is not None:
                         renamed[i] = new
             facets = sorted(facets_of(rows))
@@ -188,27 +184,3 @@ class PostgresSpanStore(SQLSpanStore):
                 await conn.execute("DELETE FROM span_facets")
                 await conn.execute(REBUILD_FACETS)
             return deleted
-
-
-async def _settle_conflict(
-    conn: PostgresConnection, row: tuple[Any, ...]
-) -> tuple[Any, ...] | None:
-    """A row the batch's INSERT left out: the same span stored already is done (None);
-    another span's id is taken, so the row is stored under a new id (returned)."""
-    span_id = row[_ID]
-    found = await (await conn.execute(SELECT_IDENTITY, (span_id,))).fetchone()
-    if same_span(row, found):
-        return None
-    new = row if found is None else renamed_row(row)
-    while (await conn.execute(insert_sql(1), new)).rowcount != 1:
-        new = renamed_row(row)
-    if new is row:
-        return None
-    capture_log.warning(
-        "span id %s was already taken by another span; this span is stored as %s"
-        " (attribute %s keeps the id its response carried)",
-        span_id,
-        new[_ID],
-        ORIGINAL_ID_ATTRIBUTE,
-    )
-    return new

@@ -9,16 +9,29 @@ case-insensitive LIKE).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gateway.capture.origin import APP
-from gateway.capture.span_table import FACET_KINDS, SPAN_COLUMNS, SUMMARY_COLUMNS
+from gateway.capture.span_table import (
+    FACET_KINDS,
+    ORIGINAL_ID_ATTRIBUTE,
+    SELECT_IDENTITY,
+    SPAN_COLUMNS,
+    SUMMARY_COLUMNS,
+    insert_sql,
+    renamed_row,
+    same_span,
+)
 from gateway.errors import InvalidRequest
 from gateway.store.dialect import Dialect, dialect_for
 from gateway.store.pagination import Page, SortKey, keyset_page
 from gateway.store.spans import SpanFilter, SpanStore, StatsAnswer, iso_from_us, span_from_row
-from gateway.store.sql import SQLDatabase
+from gateway.store.sql import SQLConnection, SQLDatabase
 from gateway.store.sqlwhere import Where
+
+# The writer process logs a renamed span under this name: so do the stores.
+capture_log = logging.getLogger("gateway.writer.span_writer")
 
 SPAN_ORDER = (SortKey("start_us", "start_us"), SortKey("span_id", "span_id"))
 # The facets of the spans left after a prune, rebuilt in one statement (the values
@@ -228,3 +241,27 @@ def _stats_row(row: Any) -> dict[str, Any]:
     out["first_time"] = iso_from_us(row["first_us"])
     out["last_time"] = iso_from_us(row["last_us"])
     return out
+
+
+async def settle_conflict(conn: SQLConnection, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """A row its chunk's INSERT may have refused (either dialect; the writer process
+    does the same in `span_table._settle_conflicts`): the same span stored already is
+    done (None); another span's id is taken, so the row is stored under a new id
+    (returned)."""
+    span_id = row[SPAN_COLUMNS.index("span_id")]
+    found = await (await conn.execute(SELECT_IDENTITY, (span_id,))).fetchone()
+    if same_span(row, found):
+        return None
+    new = row if found is None else renamed_row(row)
+    while (await conn.execute(insert_sql(1), new)).rowcount != 1:
+        new = renamed_row(row)
+    if new is row:
+        return None
+    capture_log.warning(
+        "span id %s was already taken by another span; this span is stored as %s"
+        " (attribute %s keeps the id its response carried)",
+        span_id,
+        new[SPAN_COLUMNS.index("span_id")],
+        ORIGINAL_ID_ATTRIBUTE,
+    )
+    return new

@@ -10,35 +10,25 @@ the span writer runs in the gateway's process, and replays a spill file.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import aiosqlite
 
 from gateway.capture.span_table import (
     FACET_COLUMNS,
     INSERT_FACET,
     INSERT_SIZES,
-    ORIGINAL_ID_ATTRIBUTE,
-    SELECT_IDENTITY,
     SPAN_COLUMNS,
     Renamed,
     facet_indexes,
     facets_of,
     insert_sql,
-    renamed_row,
-    same_span,
     span_rows,
 )
 from gateway.store.database import SQLiteDatabase
 from gateway.store.dialect import dialect_for
 from gateway.store.spans import SpanFilter, StatsAnswer
-from gateway.store.sql_spans import SQLSpanStore, stats_groups
+from gateway.store.sql_spans import SQLSpanStore, settle_conflict, stats_groups
 from gateway.store.sqlite_stats import fold_rollup, prune_rollup, rollup_stats
-
-# The writer process logs a renamed span under this name: so does this store.
-capture_log = logging.getLogger("gateway.writer.span_writer")
 
 STATS_GROUPS = stats_groups(dialect_for("sqlite"))
 
@@ -66,7 +56,7 @@ class SQLiteSpanStore(SQLSpanStore):
                     flat = [v for row in chunk for v in row]
                     if (await conn.execute(insert_sql(size), flat)).rowcount != size:
                         for i in range(start, start + size):
-                            new = await _settle_conflict(conn, rows[i])
+                            new = await settle_conflict(conn, rows[i])
                             if new is not None:
                                 renamed[i] = new
                     start += size
@@ -106,28 +96,3 @@ class SQLiteSpanStore(SQLSpanStore):
                     INSERT_FACET, facets_of(list(combos), facet_indexes(FACET_COLUMNS))
                 )
             return deleted
-
-
-async def _settle_conflict(
-    conn: aiosqlite.Connection, row: tuple[Any, ...]
-) -> tuple[Any, ...] | None:
-    """A row its chunk's INSERT may have refused (`span_table._settle_conflicts`, in
-    the writer process): the same span stored already is done (None); another span's
-    id is taken, so the row is stored under a new id (returned)."""
-    span_id = row[SPAN_COLUMNS.index("span_id")]
-    found = await (await conn.execute(SELECT_IDENTITY, (span_id,))).fetchone()
-    if same_span(row, found):
-        return None
-    new = row if found is None else renamed_row(row)
-    while (await conn.execute(insert_sql(1), new)).rowcount != 1:
-        new = renamed_row(row)
-    if new is row:
-        return None
-    capture_log.warning(
-        "span id %s was already taken by another span; this span is stored as %s"
-        " (attribute %s keeps the id its response carried)",
-        span_id,
-        new[SPAN_COLUMNS.index("span_id")],
-        ORIGINAL_ID_ATTRIBUTE,
-    )
-    return new
