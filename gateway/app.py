@@ -17,7 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from starlette.applications import Starlette
@@ -51,7 +51,7 @@ from gateway.config import Settings
 from gateway.errors import InvalidRequest, MethodNotAllowed, NotFound, SpanlabError
 from gateway.evaluation.judge import Judge
 from gateway.evaluation.scoring import ScoringService
-from gateway.evaluation.service import EvaluationService
+from gateway.evaluation.service import PENDING_SIGNAL, EvaluationService
 from gateway.experiments.matrix_shared import MATRIX_SIGNAL
 from gateway.experiments.service import ExperimentService
 from gateway.export.otlp import export_config
@@ -213,6 +213,19 @@ class Gateway(Starlette):
             await super().__call__(scope, receive, send)
 
 
+class Background(Protocol):
+    """What the app needs of `spanlab serve`'s background process, which runs matrix
+    cells off this process's event loop (`gateway.background.process`)."""
+
+    gateway_role: WorkerRole | None  # this app's relay place, when it has no worker role
+
+    def available(self) -> bool: ...
+
+    def start(self, metrics: Metrics) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -221,12 +234,19 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     check_keys: bool = True,
     worker: WorkerRole | None = None,
+    background: Background | None = None,
+    headless: bool = False,
 ) -> Gateway:
     """Build the gateway. ``transport`` replaces the network for upstream calls (tests
     inject a fake upstream here); ``stores`` replaces the SQLite database at
     ``settings.db`` and its stores. ``check_keys=False``: no key check (the CLI's
     gateway in process, on a database file its user can open anyway). ``worker``: this
-    app's number among ``spanlab serve --workers`` (its own spill file)."""
+    app's number among ``spanlab serve --workers`` (its own spill file).
+    ``background``: a process this app starts to run matrix cells in (`spanlab serve`);
+    without it they run in this process. ``headless``: the background process's own
+    app (no HTTP server): it leaves the recovery of what a stopped gateway left running
+    to the gateway, which did it before starting it (the runs it just started, with no
+    cell claimed yet, are not a dead process's)."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
@@ -238,7 +258,8 @@ def create_app(
         prices = PriceTable(settings.prices)
         events = Broadcaster()
         shared_metrics = _refresh_shared(metrics) if metrics.shared_dir is not None else None
-        events.relay = _relay_for(the_stores.database, worker)
+        relay_role = worker or (background.gateway_role if background is not None else None)
+        events.relay = _relay_for(the_stores.database, relay_role)
         if events.relay is not None:
             await events.relay.start(lambda event: _relayed(events, the_stores.spans, event))
         spill = settings.spill_file or spill_path_for(db_path, the_stores.database.dialect)
@@ -285,6 +306,9 @@ def create_app(
             Judge(settings, pipeline, prices),
         )
         experiments.matrix.on_cell_done = evaluation.after_cell  # scores each finished cell
+        if relay is not None:  # cells being scored in other processes count in progress
+            evaluation.signal = relay.signal
+            relay.on_signal(PENDING_SIGNAL, evaluation.signalled)
 
         async def flush_spans() -> None:
             await writer.flush(settings.flush_timeout_s)
@@ -315,10 +339,14 @@ def create_app(
         writer.start()
         await access.open(the_stores.database)
         await quotas.open(the_stores.database, metrics)
-        await experiments.recover()
+        if not headless:
+            await experiments.recover()
         # Runs other gateway processes on this database share: join them, take over
         # the cells of a process that died.
         experiments.matrix.watch(the_stores.experiments.get_experiment)
+        if background is not None:  # it runs the shared runs' cells while it is up
+            experiments.matrix.runs_elsewhere = background.available
+            background.start(metrics)
         # Set by a second SIGTERM/SIGINT during the shutdown, or when the shutdown is
         # forced: what the writer has not stored goes to the spill file at once.
         hurry = asyncio.Event()
@@ -335,6 +363,8 @@ def create_app(
                 shared_metrics.cancel()
             with _signals_set(hurry):
                 await experiments.close()  # runs in flight end (and are recorded) first
+                if background is not None:
+                    await background.stop()
                 # Cells already run are scored if it can be soon (an in-process CLI
                 # gateway stops right after its run); a second signal stops it at once.
                 await _until(evaluation.wait(), settings.shutdown_drain_s, hurry)

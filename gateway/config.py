@@ -122,6 +122,7 @@ class Settings:
     judge_concurrency: int = 4
     judge_timeout_s: float = 60.0
     matrix_lease_s: float = 10.0
+    background_process: bool = True
     capture: bool = True
     write_batch_size: int = 500
     write_queue_max: int = 100_000

@@ -321,6 +321,15 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy",
     ),
     Setting(
+        "background_process",
+        True,
+        "spanlab serve runs matrix cells (and the evaluators scoring them) in a background"
+        " process at idle CPU priority, so an experiment never slows the proxied calls;"
+        " false: in the gateway's own process. Runs started with credentials sent in the"
+        " request stay in the process that received them. Not with an in-memory database.",
+        "proxy",
+    ),
+    Setting(
         "capture",
         True,
         "Record every call as a span. Off, the gateway only forwards.",

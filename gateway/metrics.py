@@ -13,7 +13,7 @@ call this process's functions).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -25,6 +25,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
 
 MAX_MODEL_LABELS = 200
 MAX_CACHED_SERIES = 4096
@@ -34,7 +35,63 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SHARED_REFRESH_S = 1.0
 
-__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR_ENV", "Metrics", "forget_process"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "MULTIPROCESS_DIR_ENV",
+    "Metrics",
+    "PeerSnapshot",
+    "forget_process",
+]
+
+
+# A registry's samples as plain data: (family name, type, help, unit, [(sample name,
+# labels, value)]) per family.
+PeerSnapshot = list[tuple[str, str, str, str, list[tuple[str, dict[str, str], float]]]]
+# Gauges a sum over processes would misstate: the peers' largest value is shown.
+MAX_GAUGES = frozenset({"spanlab_span_writer_lag_seconds"})
+
+
+class _WithPeer:
+    """A registry's families with a peer's samples added: counters, histograms and
+    gauges summed by sample name and labels (a gauge in `MAX_GAUGES` the larger, a
+    ``_created`` time the earlier); a series only the peer has is shown as it is."""
+
+    def __init__(self, registry: CollectorRegistry, peer: PeerSnapshot) -> None:
+        self.registry = registry
+        self.peer = {name: (kind, doc, unit, samples) for name, kind, doc, unit, samples in peer}
+
+    def collect(self) -> Iterator[Metric]:
+        seen: set[str] = set()
+        for family in self.registry.collect():
+            seen.add(family.name)
+            theirs = self.peer.get(family.name)
+            if theirs is None:
+                yield family
+                continue
+            values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            labels: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, str]] = {}
+            for sample_name, sample_labels, value in [
+                (s.name, s.labels, s.value) for s in family.samples
+            ] + theirs[3]:
+                key = (sample_name, tuple(sorted(sample_labels.items())))
+                if key not in values:
+                    values[key], labels[key] = value, sample_labels
+                elif sample_name.endswith("_created"):
+                    values[key] = min(values[key], value)
+                elif family.name in MAX_GAUGES:
+                    values[key] = max(values[key], value)
+                else:
+                    values[key] += value
+            merged = Metric(family.name, family.documentation, family.type, family.unit)
+            for key, value in values.items():
+                merged.add_sample(key[0], labels[key], value)
+            yield merged
+        for name, (kind, doc, unit, samples) in self.peer.items():
+            if name not in seen:
+                only = Metric(name, doc, kind, unit)
+                for sample_name, sample_labels, value in samples:
+                    only.add_sample(sample_name, sample_labels, value)
+                yield only
 
 
 def forget_process(pid: int) -> None:
@@ -51,6 +108,9 @@ class Metrics:
         self._functions: list[tuple[Gauge, Callable[[], float]]] = []
         self._models: set[str] = set()
         self._call_series: dict[tuple[str, str | None, str], tuple[Any, Any, Any]] = {}
+        # The latest samples of a peer process without shared files (`spanlab serve`'s
+        # background process): added to this process's in ``/metrics``.
+        self.peer_snapshot: PeerSnapshot = []
         r = self.registry
         self.requests = Counter(
             "spanlab_requests",
@@ -316,8 +376,20 @@ class Metrics:
         for gauge, read in self._functions:
             gauge.set(read())
 
+    def snapshot(self) -> PeerSnapshot:
+        """Every sample of this process's registry, for the process that answers
+        ``/metrics`` (`spanlab serve`'s background process sends its own, see
+        `peer_snapshot`)."""
+        return [
+            (family.name, family.type, family.documentation, family.unit, samples)
+            for family in self.registry.collect()
+            if (samples := [(s.name, s.labels, s.value) for s in family.samples])
+        ]
+
     def render(self) -> bytes:
         if self.shared_dir is None:
+            if self.peer_snapshot:
+                return generate_latest(_WithPeer(self.registry, self.peer_snapshot))
             return generate_latest(self.registry)
         self.refresh()
         every_worker = CollectorRegistry()

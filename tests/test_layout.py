@@ -83,6 +83,8 @@ MAY_IMPORT: dict[str, set[str]] = {
         "api",
         "state",
     },
+    # The background process: a whole app without an HTTP server.
+    "background": BASE | {"app", "fanout", "metrics"},
     "cli": {"*"},
     "__main__": {"cli"},
     "__init__": set(),

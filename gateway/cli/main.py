@@ -146,7 +146,12 @@ def serve(
             sys.exit(run_workers(settings, settings.workers))
         except (ValueError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
-    config = gateway_config(settings, create_app(settings))
+    background = None
+    if settings.background_process and settings.database != ":memory:":
+        from gateway.background.process import BackgroundProcess
+
+        background = BackgroundProcess.beside_one_gateway(settings)
+    config = gateway_config(settings, create_app(settings, background=background))
     server = GatewayServer(config)  # ends /events streams as shutdown begins
     click.echo(
         f"Spanlab listening on http://{settings.host}:{settings.port}"

@@ -8,7 +8,9 @@ but the settings and the socket). Each worker is a whole gateway (app, span writ
 process, upstream connections); the kernel hands each accepted connection to one of
 the workers waiting on the socket. Calls are independent, so nothing else is shared
 but the database, what `gateway.fanout` relays between them (live events), and the
-metrics files `/metrics` sums (prometheus_client's multiprocess mode).
+metrics files `/metrics` sums (prometheus_client's multiprocess mode). Worker 1 also
+starts the background process matrix cells run in (`gateway.background`), the relay's
+last peer.
 
 Signals: the workers run in process groups of their own, so a Ctrl-C at a terminal
 reaches the supervisor alone, which sends each worker a single SIGTERM (a second one
@@ -18,15 +20,13 @@ after a pause that doubles from 1 s to 30 s; one that fails its startup (exit st
 failure would recur. When the supervisor dies, even by SIGKILL, the kernel sends each
 worker SIGTERM (``PR_SET_PDEATHSIG``), so no orphan keeps the port.
 
-May import: `gateway.app`, `gateway.cli.server`, `gateway.config`, `gateway.fanout`,
-`gateway.metrics`, `gateway.store`, `gateway.writer.spill`.
+May import: `gateway.app`, `gateway.background`, `gateway.cli.server`, `gateway.config`,
+`gateway.fanout`, `gateway.metrics`, `gateway.store`, `gateway.writer.spill`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from gateway.background.lifeline import die_with
 from gateway.config import Settings
 from gateway.fanout.unix import WorkerRole
 from gateway.metrics import MULTIPROCESS_DIR_ENV, forget_process
@@ -57,7 +58,6 @@ FIRST_RESTART_DELAY_S = 1.0
 MAX_RESTART_DELAY_S = 30.0
 # A worker that stayed up this long had started: its restart delay starts over.
 STEADY_AFTER_S = 60.0
-PR_SET_PDEATHSIG = 1
 LOG_FORMAT = "%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s"
 
 
@@ -80,6 +80,12 @@ class Supervisor:
     workers: list[Worker] = field(default_factory=list)
     failed: bool = False
 
+    @property
+    def peers(self) -> int:
+        """Processes on the relay: the workers, and the background process worker 1
+        starts (it is the last peer)."""
+        return self.count + int(self.settings.background_process)
+
     def spawn(self, index: int) -> BaseProcess:
         context = multiprocessing.get_context("spawn")
         process = context.Process(
@@ -87,7 +93,7 @@ class Supervisor:
             args=(
                 self.settings,
                 self.sock,
-                WorkerRole(index, self.count, self.run_dir),
+                WorkerRole(index, self.peers, self.run_dir),
                 os.getpid(),
             ),
             name=f"spanlab-worker-{index}",
@@ -204,16 +210,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def die_with(parent: int) -> None:
-    """Have the kernel send this process SIGTERM when its parent dies (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # it died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def worker_main(settings: Settings, sock: socket.socket, role: WorkerRole, parent: int) -> None:
     """A worker: one gateway serving on the supervisor's socket."""
     os.setpgrp()  # a terminal's Ctrl-C goes to the supervisor, which tells us once
@@ -222,9 +218,16 @@ def worker_main(settings: Settings, sock: socket.socket, role: WorkerRole, paren
         level=settings.log_level.upper(), format=LOG_FORMAT.format(index=role.index), force=True
     )
     from gateway.app import create_app
+    from gateway.background.process import BackgroundProcess
     from gateway.cli.server import GatewayServer, gateway_config, tune_gc
 
-    server = GatewayServer(gateway_config(settings, create_app(settings, worker=role)))
+    # Worker 1 runs the matrix cells' background process (another when it restarts).
+    background = None
+    if settings.background_process and role.index == 1:
+        last = WorkerRole(role.count, role.count, role.run_dir)
+        background = BackgroundProcess(settings, last)
+    app = create_app(settings, worker=role, background=background)
+    server = GatewayServer(gateway_config(settings, app))
     tune_gc()
     server.run(sockets=[sock])
     sys.exit(0 if server.started else STARTUP_FAILURE)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 RERUN_CONCURRENCY = 8
 # How long the evaluators and inputs read for one finished cell serve the next ones.
 SETUP_TTL_S = 1.0
+# The relay signal carrying a process's count of cells still being scored.
+PENDING_SIGNAL = "evaluation-pending"
 JOB_FIELDS = frozenset({"evaluator_ids", "matrix_run_id", "cell_ids"})
 JOB_ALIASES = {
     "evaluatorIds": "evaluator_ids",
@@ -111,6 +113,12 @@ class EvaluationService:
         default_factory=dict
     )
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Sends a signal to the other gateway processes (the app's relay), if any: this
+    # process's count of cells still being scored, per experiment, so that the process
+    # answering ``GET /experiments/{id}/evaluate`` counts the background process's too.
+    signal: Callable[[str, dict[str, Any]], None] | None = None
+    _origin: str = field(default_factory=lambda: secrets.token_hex(6))
+    _peer_pending: dict[tuple[str, str], int] = field(default_factory=dict)
 
     # --- configuration -----------------------------------------------------------------
 
@@ -301,6 +309,7 @@ class EvaluationService:
             return
         experiment_id = str(experiment["id"])
         self._pending[experiment_id] = self._pending.get(experiment_id, 0) + 1
+        self._tell_pending(experiment_id)
         task = asyncio.create_task(self._after(dict(experiment), dict(cell), response))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -322,6 +331,22 @@ class EvaluationService:
             else:
                 self._pending.pop(experiment["id"], None)
                 self._setups.pop(experiment["id"], None)
+            self._tell_pending(experiment["id"])
+
+    def _tell_pending(self, experiment_id: str) -> None:
+        if self.signal is not None:
+            pending = self._pending.get(experiment_id, 0)
+            data = {"from": self._origin, "experiment_id": experiment_id, "pending": pending}
+            self.signal(PENDING_SIGNAL, data)
+
+    def signalled(self, data: Mapping[str, Any]) -> None:
+        """Another process's count of cells it is scoring for an experiment."""
+        key = (str(data.get("from")), str(data.get("experiment_id")))
+        pending = data.get("pending")
+        if isinstance(pending, int) and pending > 0:
+            self._peer_pending[key] = pending
+        else:
+            self._peer_pending.pop(key, None)
 
     async def _setup_of(
         self, experiment_id: str, input_id: str | None
@@ -458,7 +483,8 @@ class EvaluationService:
         job = self._jobs.get(experiment_id)
         return {
             "job": None if job is None else job.as_dict(),
-            "pending_cells": self._pending.get(experiment_id, 0),
+            "pending_cells": self._pending.get(experiment_id, 0)
+            + sum(n for (_, eid), n in self._peer_pending.items() if eid == experiment_id),
         }
 
     async def wait(self, experiment_id: str | None = None) -> None:

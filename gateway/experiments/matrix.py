@@ -150,6 +150,10 @@ class MatrixService:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     # Reads an experiment (a run another process started: this one joins it).
     load_experiment: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
+    # Whether another process runs this one's shared runs: `spanlab serve`'s background
+    # process (gateway.background), while it is up. This process then starts, watches
+    # and cancels runs, and runs only the cells no other process may run.
+    runs_elsewhere: Callable[[], bool] = field(default=lambda: False)
     claims: CellClaims = field(init=False)
     shared: SharedRuns = field(init=False)
 
@@ -303,7 +307,7 @@ class MatrixService:
         when any check fails."""
         options = parse_run(body, self.settings.matrix_concurrency)
         creds = [(k.lower(), v) for k, v in credentials if k.lower() in CREDENTIAL_HEADERS]
-        if experiment["id"] in self._active:
+        if experiment["id"] in self._active or await self._running_run(experiment["id"]):
             raise Conflict(
                 f"Experiment {experiment['id']!r} is running; wait for it or cancel it.",
                 code="experiment_running",
@@ -348,11 +352,14 @@ class MatrixService:
             ).as_dict()
             await self.store.create_run(run, todo)
         run["concurrency"] = options.concurrency
-        # Credentials the caller sent exist only in this process: no other may run it;
-        # nor a run charged to a key (its quota is counted where the run started).
-        await self.claims.prepare(run["id"], shared=not creds and charge is None)
-        links = await self._links(inputs)
-        self._launch(ActiveRun(run, experiment, creds, links, charge=charge), options.concurrency)
+        # Credentials the caller sent exist only in this process: no other may run it.
+        # The key it is charged to is stored with it: whoever runs a cell charges it.
+        shared = not creds
+        await self.claims.prepare(run["id"], shared=shared, charge=charge)
+        if not (shared and self.runs_elsewhere()):
+            links = await self._links(inputs)
+            active = ActiveRun(run, experiment, creds, links, charge=charge)
+            self._launch(active, options.concurrency)
         self.shared.send(RUN_STARTED, experiment["id"], run["id"])
         return {"run_id": run["id"], "cells": len(todo), "total": run["cells"], "status": "running"}
 
@@ -379,7 +386,7 @@ class MatrixService:
             return  # it changed while reading
         logger.info("joining matrix run %s (%d cells pending)", state.id, state.pending)
         concurrency = min(state.concurrency, self.settings.matrix_concurrency)
-        self._launch(ActiveRun(run, experiment, [], links), concurrency)
+        self._launch(ActiveRun(run, experiment, [], links, charge=state.charge), concurrency)
 
     async def tick(self, runs: list[RunState]) -> None:
         """The runs in progress, from the poll: join, cancel, or end what is left."""
@@ -399,7 +406,12 @@ class MatrixService:
                     experiment = await self.load_experiment(state.experiment_id)
                     if experiment is not None:
                         await self._announce_end(experiment, state.id, None)
-            elif state.pending and state.shared and not state.cancel_requested:
+            elif (
+                state.pending
+                and state.shared
+                and not state.cancel_requested
+                and not self.runs_elsewhere()
+            ):
                 await self.join(state)
 
     def _cells(
@@ -728,12 +740,6 @@ class MatrixService:
             progress["eta_s"] = 0.0 if progress["pending"] + progress["running"] == 0 else None
         return progress
 
-    def active_run(self, experiment_id: str) -> str | None:
-        """The id of the experiment's run this process takes part in, if any (the
-        database says whether it is in progress: `progress`'s ``status``)."""
-        active = self._active.get(experiment_id)
-        return None if active is None else str(active.run["id"])
-
     async def cancel(self, experiment_id: str) -> dict[str, Any]:
         """Cancel the experiment's run in progress, whichever processes run it: the
         cancel is stored, the cells in flight here stop now, elsewhere at their
@@ -756,9 +762,13 @@ class MatrixService:
         """Cancel the experiment's run in progress, if any (before a delete)."""
         await self._cancel(experiment_id)
 
-    async def _cancel(self, experiment_id: str) -> str | None:
+    async def _running_run(self, experiment_id: str) -> dict[str, Any] | None:
+        """The experiment's run in progress (in this process or any other)."""
         runs = await self.store.list_runs(experiment_id)
-        run = next((r for r in runs if r["status"] == "running"), None)
+        return next((r for r in runs if r["status"] == "running"), None)
+
+    async def _cancel(self, experiment_id: str) -> str | None:
+        run = await self._running_run(experiment_id)
         if run is None:
             return None
         await self.claims.request_cancel(run["id"])

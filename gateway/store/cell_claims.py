@@ -55,6 +55,7 @@ class RunState:
     pending: int
     running: int
     live: int  # running cells whose lease has not passed
+    charge: str | None = None  # the key its calls are charged to (quotas)
 
 
 def new_claimer() -> str:
@@ -96,13 +97,14 @@ class CellClaims:
         # transactions run at once there; SQLite's one writer serializes them anyway).
         self._lock = " FOR UPDATE" if postgresql else ""
 
-    async def prepare(self, run_id: str, shared: bool) -> None:
+    async def prepare(self, run_id: str, shared: bool, charge: str | None = None) -> None:
         """A run (new or resumed) about to start: whether other processes may run its
-        cells, and no cancel left from before."""
+        cells, the key they are charged to, and no cancel left from before."""
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE experiment_matrix_runs SET shared = ?, cancel_requested = 0 WHERE id = ?",
-                (int(shared), run_id),
+                "UPDATE experiment_matrix_runs SET shared = ?, charged_key = ?,"
+                " cancel_requested = 0 WHERE id = ?",
+                (int(shared), charge, run_id),
             )
 
     async def claim(
@@ -165,11 +167,11 @@ class CellClaims:
             "SELECT r.id, r.experiment_id, r.concurrency, r.shared, r.cancel_requested,"
             f" {_count('pending')}, {_count('running')},"
             " COALESCE(SUM(CASE WHEN c.status = 'running' AND c.lease_until >= ? THEN 1"
-            " ELSE 0 END), 0)"
+            " ELSE 0 END), 0), r.charged_key"
             " FROM experiment_matrix_runs r LEFT JOIN experiment_runs c"
             " ON c.matrix_run_id = r.id AND c.status IN ('pending', 'running')"
             " WHERE r.status = 'running' GROUP BY r.id, r.experiment_id, r.concurrency,"
-            " r.shared, r.cancel_requested",
+            " r.shared, r.cancel_requested, r.charged_key",
             (time.time(),),
         )
         return [
@@ -182,6 +184,7 @@ class CellClaims:
                 pending=int(row[5]),
                 running=int(row[6]),
                 live=int(row[7]),
+                charge=row[8],
             )
             for row in rows
         ]
