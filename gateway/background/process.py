@@ -52,6 +52,8 @@ FIRST_RESTART_DELAY_S = 1.0
 MAX_RESTART_DELAY_S = 30.0
 STEADY_AFTER_S = 60.0
 METRICS_EVERY_S = 1.0
+READ_SIZE = 1 << 16
+FRAME_HEADER = 4
 LOG_FORMAT = "%(asctime)s %(levelname)s [background] %(name)s: %(message)s"
 
 
@@ -74,6 +76,7 @@ class BackgroundProcess:
         self._own_run_dir = own_run_dir
         self._process: BaseProcess | None = None
         self._pipe: Connection | None = None
+        self._buffer = bytearray()  # what was read of the next snapshot
         self._metrics: Metrics | None = None
         self._watch: asyncio.Task[None] | None = None
         self._started_at = 0.0
@@ -139,19 +142,35 @@ class BackgroundProcess:
         logger.info("background process started (pid %s): matrix cells run there", process.pid)
 
     def _read_metrics(self) -> None:
+        """Read what the pipe has (the event loop made it non-blocking: a snapshot may
+        come in several reads) and take each whole snapshot, framed as
+        `Connection.send_bytes` frames them (a 4-byte big-endian length)."""
         pipe = self._pipe
         if pipe is None:
             return
         try:
-            while pipe.poll():
-                snapshot = orjson.loads(pipe.recv_bytes())
-                if self._metrics is not None:
-                    self._metrics.peer_snapshot = snapshot
-        except (EOFError, OSError):  # it exited: its last figures stay until the next
+            data = os.read(pipe.fileno(), READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # it exited: its last figures stay until the next one's
             self._close_pipe()
+            return
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= FRAME_HEADER:
+            size = int.from_bytes(buffer[:FRAME_HEADER], "big", signed=True)
+            if len(buffer) < FRAME_HEADER + size:
+                break
+            snapshot = orjson.loads(bytes(buffer[FRAME_HEADER : FRAME_HEADER + size]))
+            del buffer[: FRAME_HEADER + size]
+            if self._metrics is not None:
+                self._metrics.peer_snapshot = snapshot
 
     def _close_pipe(self) -> None:
         pipe, self._pipe = self._pipe, None
+        self._buffer.clear()
         if pipe is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(pipe.fileno())

@@ -47,6 +47,7 @@ from gateway.experiments.matrix_events import (
     ProgressHub,
     Publish,
     RunClock,
+    paced,
 )
 from gateway.experiments.matrix_options import REPLAY_FIELDS as REPLAY_FIELDS
 from gateway.experiments.matrix_options import (
@@ -725,20 +726,8 @@ class MatrixService:
         progress = (await self.store.progress(run)).as_dict()
         active = self._active.get(experiment_id)
         if active is not None and active.run["id"] == run["id"]:
-            progress["elapsed_s"] = round(active.clock.elapsed_s(), 3)
-            progress["eta_s"] = active.clock.eta_s(progress["pending"] + progress["running"])
-            if active.waiting is not None:
-                progress["waiting_on_limit"] = dict(active.waiting)
-        elif run["status"] == "running":  # run by other processes: its pace from the start
-            elapsed = seconds_between(run["created_at"], now_iso()) or 0.0
-            remaining = progress["pending"] + progress["running"]
-            ended = progress["total"] - remaining
-            progress["elapsed_s"] = elapsed
-            progress["eta_s"] = round(elapsed / ended * remaining, 3) if ended else None
-        else:  # an ended run: its span, from when it was written to its last change
-            progress["elapsed_s"] = seconds_between(run["created_at"], run["updated_at"])
-            progress["eta_s"] = 0.0 if progress["pending"] + progress["running"] == 0 else None
-        return progress
+            return paced(progress, run, active.clock, active.waiting)
+        return paced(progress, run, None, None)
 
     async def cancel(self, experiment_id: str) -> dict[str, Any]:
         """Cancel the experiment's run in progress, whichever processes run it: the

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.experiments.matrix_options import seconds_between
 from gateway.metrics import Metrics
 from gateway.store.events import EventRecord, EventStore
 from gateway.store.experiments import now_iso
@@ -46,6 +47,32 @@ class RunClock:
         if self.ended == 0:
             return None
         return round(self.elapsed_s() / self.ended * remaining, 3)
+
+
+def paced(
+    progress: dict[str, Any],
+    run: Mapping[str, Any],
+    clock: RunClock | None,
+    waiting: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A run's progress with its elapsed time and ETA: from ``clock`` when this process
+    runs it (and the limit it waits on, if it does); from the run's start when other
+    processes do; from its rows' times once it ended."""
+    remaining = progress["pending"] + progress["running"]
+    if clock is not None:
+        progress["elapsed_s"] = round(clock.elapsed_s(), 3)
+        progress["eta_s"] = clock.eta_s(remaining)
+        if waiting is not None:
+            progress["waiting_on_limit"] = dict(waiting)
+    elif run["status"] == "running":
+        elapsed = seconds_between(run["created_at"], now_iso()) or 0.0
+        ended = progress["total"] - remaining
+        progress["elapsed_s"] = elapsed
+        progress["eta_s"] = round(elapsed / ended * remaining, 3) if ended else None
+    else:
+        progress["elapsed_s"] = seconds_between(run["created_at"], run["updated_at"])
+        progress["eta_s"] = 0.0 if remaining == 0 else None
+    return progress
 
 
 class ProgressHub:
