@@ -21,6 +21,7 @@ import pytest
 from tests.e2e.test_matrix_e2e import build, post, system_and_user, wait_done
 from tests.e2e.test_matrix_workers_e2e import claims
 from tests.experiments_upstream import ScriptedUpstream, config_toml, serve_in_thread
+from tests.postgres import run_sync
 from tests.serve import GatewayProcess
 from tests.upstream.server import Reply
 
@@ -122,3 +123,34 @@ def test_background_process_off_keeps_cells_in_the_gateway(tmp_path: Path) -> No
             assert wait_done(http, eid)["done"] == 30
             pids = {pid for _, _, pid in claims(served.db, run["run_id"])}
             assert pids == {str(served.proc.pid)}
+
+
+async def _claimers(url: str, run_id: str) -> set[str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT claimed_by FROM experiment_runs WHERE matrix_run_id = $1", run_id
+        )
+        return {str(row[0]).split("/")[1] for row in rows if row[0]}
+    finally:
+        await conn.close()
+
+
+def test_on_postgresql_the_background_process_runs_the_cells(tmp_path: Path, pg_url: str) -> None:
+    upstream = ScriptedUpstream()
+    with (
+        serve_in_thread(upstream) as url,
+        GatewayProcess(tmp_path, config_toml(url), db=pg_url) as served,
+        httpx.Client(base_url=served.url, timeout=30) as http,
+    ):
+        assert served.proc is not None
+        eid = build(http)
+        run = post(http, f"/experiments/{eid}/run", {"concurrency": 4}, 202)
+        progress = wait_done(http, eid)
+        assert (progress["done"], progress["failed"], progress["total"]) == (30, 0, 30)
+        pids = run_sync(lambda: _claimers(pg_url, run["run_id"]))
+        assert len(pids) == 1 and str(served.proc.pid) not in pids, pids
+        assert parent_of(int(pids.pop())) == served.proc.pid
+        assert len(served.wait_spans(30, label="experiment")) == 30
