@@ -85,7 +85,9 @@ class AccessPolicy:
         self._metrics_hash = hash_key(settings.metrics_token) if settings.metrics_token else None
         self.insecure = settings.insecure_no_auth
         self.audit_retention_days = settings.audit_retention_days
-        self._retained_at = 0.0  # when the audit log's retention was last applied
+        # When the audit log's retention was last applied (None: not yet; a monotonic
+        # clock starts near 0 at boot, so 0.0 would mean "an hour ago" only after one).
+        self._retained_at: float | None = None
         self.enabled = self._admin_hash is not None
         self._keys: dict[str, tuple[str, Principal]] = {}  # key id -> (hash, who)
         self._sessions: dict[str, Session] = {}
@@ -159,7 +161,9 @@ class AccessPolicy:
         """Delete audit entries past ``audit_retention_days``, at most hourly."""
         cutoff = retention_cutoff(self.audit_retention_days)
         now = time.monotonic()
-        if self.store is None or cutoff is None or now - self._retained_at < RETENTION_EVERY_S:
+        if self.store is None or cutoff is None:
+            return 0
+        if self._retained_at is not None and now - self._retained_at < RETENTION_EVERY_S:
             return 0
         self._retained_at = now
         deleted = await AuditLog(self.store.db).delete_before(cutoff)

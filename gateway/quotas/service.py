@@ -76,7 +76,7 @@ class QuotaService:
         self._events: list[EventRecord] = []
         self._event_windows: dict[tuple[str, str], _EventWindow] = {}
         self._task: asyncio.Task[None] | None = None
-        self._pruned_at = 0.0
+        self._pruned_at: float | None = None  # not yet (monotonic time starts at boot)
         self._lock = asyncio.Lock()
 
     # --- life -------------------------------------------------------------------------
@@ -144,7 +144,8 @@ class QuotaService:
             events, self._events = self._events, []
             if events and self._access is not None:
                 await self._access.append_events(events)
-            if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+            pruned = self._pruned_at
+            if pruned is None or time.monotonic() - pruned >= PRUNE_EVERY_S:
                 self._pruned_at = time.monotonic()
                 await self.store.delete_ended(now)
 
