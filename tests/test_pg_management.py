@@ -128,6 +128,8 @@ async def scenario(gw: Gateway) -> dict[str, Any]:
     await ok(await c.delete(f"/keys/{bot['id']}", headers=as_admin))
     r = await c.post("/v1/chat/completions", json=CHAT, headers={"x-spanlab-key": bot["key"]})
     seen["proxy.revoked"] = r.status_code
+    # The key's tokens are charged once its span is stored: the same on both, only then.
+    await gw.state.writer.flush(5.0)
     seen["keys"] = await ok(await c.get("/keys", headers=as_admin))
     seen["projects"] = await ok(await c.get("/projects", headers=as_admin))
     audit = await ok(await c.get("/audit", params={"limit": 200}, headers=as_admin))
