@@ -1,0 +1,327 @@
+"""Sections 8 and 9 of ``python -m bench``: the proxy's figures with a feature on,
+against the same gateway build with it off, direct and nginx in the same rounds.
+
+8. ``keys_quotas``: two fresh `spanlab serve` processes of this build; one with keys
+   off, one that requires a gateway key (``admin_key`` set) called with a proxy key
+   made through ``POST /keys`` with every quota set (rpm, tokens per day, USD per day
+   and per month), each high enough never to refuse, so every call is authenticated,
+   admitted, counted and charged. Target (issue 16): the c=1 added p50 with keys and
+   quotas on within 0.05 ms of off. Checked after: the key's requests counted today
+   equal the requests sent with it.
+9. ``postgres``: a fresh gateway storing in SQLite beside one storing in PostgreSQL (a
+   throwaway cluster, `bench.postgres.PostgresServer`, with ``synchronous_commit =
+   off``: the SQLite store's promise, synchronous = NORMAL in WAL mode). Checked after
+   a graceful stop: the spans in PostgreSQL equal the requests sent. Skipped with a
+   note where PostgreSQL is not installed.
+
+A section's rounds are those of sections 1 and 2 (``plan.rounds + 1``, round 0 warms
+up and is discarded): in each, the direct path, nginx (where installed) and the two
+gateways run one after another in an order that rotates from round to round, first
+``plan.latency_requests`` sequential calls (c=1, instant upstream), then, in rounds of
+their own, a closed loop at ``plan.feature_concurrency`` against a ``plan.upstream_ms``
+upstream. A figure is the median over the measured rounds of the per-round difference
+(a gateway's minus direct's; the feature-on gateway's minus the feature-off one's) or
+ratio, so a load that changes over the run weighs on every side alike. Each gateway's
+CPU per call (its process tree: the gateway and its span writer; process CPU time,
+which the machine's load distorts less than wall time) is kept beside.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.postgres import PostgresServer, pg_bin
+from bench.procs import Gateway, MockUpstream, Nginx
+from bench.runner import Bench
+from bench.util import median
+
+# Every limit a key can carry, each far above what a run sends: never refused.
+KEY_LIMITS = {"rpm": 10**9, "tokens_per_day": 10**12, "usd_per_day": 1e9, "usd_per_month": 1e9}
+PG_SETTINGS = {"synchronous_commit": "off"}
+PG_MISSING = "PostgreSQL not installed (apt-get install postgresql): section 9 skipped"
+
+
+@dataclass
+class Variant:
+    """One gateway of a comparison and the headers its calls carry (a key)."""
+
+    name: str
+    gateway: Gateway
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else us / 1000.0
+
+
+def _med(measured: list[dict[str, dict[str, Any]]], side: str, key: str) -> float | None:
+    return median([r[side][key] for r in measured])
+
+
+def _rotate(items: list[Any], rnd: int) -> list[Any]:
+    shift = rnd % len(items)
+    return items[shift:] + items[:shift]
+
+
+def _run(
+    bench: Bench, kind: str, target: MockUpstream | Nginx | Gateway, **spec: Any
+) -> dict[str, Any]:
+    """`Bench.job`, plus the CPU of a gateway's whole process tree per call (the span
+    writer does a store's work: it is where SQLite and PostgreSQL differ)."""
+    tree0 = target.tree_cpu_seconds() if isinstance(target, Gateway) else 0.0
+    result = bench.job(kind, target, **spec)
+    if isinstance(target, Gateway):
+        cpu = target.tree_cpu_seconds() - tree0
+        result["tree_cpu_us_per_request"] = cpu * 1e6 / result["sent"] if result["sent"] else None
+    return result
+
+
+def compare(bench: Bench, off: Variant, on: Variant) -> dict[str, Any]:
+    """Direct, nginx, ``off`` and ``on`` in interleaved rounds: c=1 latency, then the
+    closed loop at ``plan.feature_concurrency``."""
+    plan = bench.plan
+    sides: list[tuple[str, MockUpstream | Nginx | Gateway, dict[str, str]]] = [
+        ("direct", bench.mock, {}),
+        (off.name, off.gateway, off.headers),
+        (on.name, on.gateway, on.headers),
+    ]
+    if bench.nginx is not None:
+        sides.insert(1, ("nginx", bench.nginx, {}))
+    latency: list[dict[str, dict[str, Any]]] = []
+    for rnd in bench.rounds():
+        latency.append(
+            {
+                name: _run(bench, "latency", target, n=plan.latency_requests, headers=headers)
+                for name, target, headers in _rotate(sides, rnd)
+            }
+        )
+        bench.log(f"  c=1 round {rnd}: " + _brief_latency(latency[-1]))
+    upstream = {"x-mock-latency-ms": str(plan.upstream_ms)}
+    throughput: list[dict[str, dict[str, Any]]] = []
+    for rnd in bench.rounds():
+        throughput.append(
+            {
+                name: _run(
+                    bench,
+                    "throughput",
+                    target,
+                    concurrency=plan.feature_concurrency,
+                    duration=plan.throughput_seconds,
+                    headers={**headers, **upstream},
+                )
+                for name, target, headers in _rotate(sides, rnd)
+            }
+        )
+        bench.log(f"  c={plan.feature_concurrency} round {rnd}: " + _brief_rps(throughput[-1]))
+    return {
+        "off": off.name,
+        "on": on.name,
+        "latency": latency_summary(latency, off.name, on.name),
+        "throughput": {
+            "concurrency": plan.feature_concurrency,
+            "upstream_ms": plan.upstream_ms,
+            **throughput_summary(throughput, off.name, on.name),
+        },
+    }
+
+
+def latency_summary(runs: list[dict[str, dict[str, Any]]], off: str, on: str) -> dict[str, Any]:
+    """Each side's added p50/p99 (its figure minus direct's in the same round), the
+    difference on - off, medians over the measured rounds (round 0 is a warm-up)."""
+    measured = runs[1:]
+
+    def figure(side: str, p: str) -> float | None:
+        return _ms(median([r[side]["latency_us"][p] for r in measured]))
+
+    def between(a: str, b: str, p: str) -> float | None:
+        return _ms(
+            median(
+                [
+                    r[a]["latency_us"][p] - r[b]["latency_us"][p]
+                    for r in measured
+                    if r[a]["latency_us"][p] is not None and r[b]["latency_us"][p] is not None
+                ]
+            )
+        )
+
+    def gateway(side: str) -> dict[str, Any]:
+        return {
+            "p50_ms": figure(side, "p50"),
+            "p99_ms": figure(side, "p99"),
+            "added_p50_ms": between(side, "direct", "p50"),
+            "added_p99_ms": between(side, "direct", "p99"),
+            "cpu_us_per_request": _med(measured, side, "gateway_cpu_us_per_request"),
+            "tree_cpu_us_per_request": _med(measured, side, "tree_cpu_us_per_request"),
+            "errors": sum(r[side]["errors"] for r in runs),
+        }
+
+    nginx = {}
+    if measured and "nginx" in measured[0]:
+        nginx = {
+            "nginx_added_p50_ms": between("nginx", "direct", "p50"),
+            "nginx_added_p99_ms": between("nginx", "direct", "p99"),
+        }
+    return {
+        "direct_p50_ms": figure("direct", "p50"),
+        "direct_p99_ms": figure("direct", "p99"),
+        **nginx,
+        off: gateway(off),
+        on: gateway(on),
+        "on_minus_off_p50_ms": between(on, off, "p50"),
+        "on_minus_off_p99_ms": between(on, off, "p99"),
+        "errors": {side: sum(r[side]["errors"] for r in runs) for side in runs[0]},
+        "rounds": runs,
+    }
+
+
+def throughput_summary(runs: list[dict[str, dict[str, Any]]], off: str, on: str) -> dict[str, Any]:
+    """Each side's req/s over direct's in the same round, and on's over off's."""
+    measured = runs[1:]
+
+    def ratio(a: str, b: str) -> float | None:
+        return median([r[a]["rps"] / r[b]["rps"] for r in measured if r[b]["rps"]])
+
+    def gateway(side: str) -> dict[str, Any]:
+        return {
+            "ratio": ratio(side, "direct"),
+            "rps": median([r[side]["rps"] for r in measured]),
+            "p99_ms": _ms(median([r[side]["latency_us"]["p99"] for r in measured])),
+            "cpu_us_per_request": _med(measured, side, "gateway_cpu_us_per_request"),
+            "tree_cpu_us_per_request": _med(measured, side, "tree_cpu_us_per_request"),
+            "errors": sum(r[side]["errors"] for r in runs),
+        }
+
+    nginx = {}
+    if measured and "nginx" in measured[0]:
+        nginx = {
+            "nginx_ratio": ratio("nginx", "direct"),
+            "nginx_rps": median([r["nginx"]["rps"] for r in measured]),
+        }
+    return {
+        "direct_rps": median([r["direct"]["rps"] for r in measured]),
+        **nginx,
+        off: gateway(off),
+        on: gateway(on),
+        "ratio_on_off": ratio(on, off),
+        "errors": {side: sum(r[side]["errors"] for r in runs) for side in runs[0]},
+        "rounds": runs,
+    }
+
+
+# --- 8. keys and quotas on --------------------------------------------------------------
+
+
+def make_key(gateway: Gateway, admin_key: str) -> dict[str, Any]:
+    """A proxy key with every limit set, made through the management API."""
+    response = httpx.post(
+        f"http://127.0.0.1:{gateway.port}/keys",
+        json={"name": "bench", "scopes": ["proxy"], **KEY_LIMITS},
+        headers={"x-spanlab-key": admin_key},
+        timeout=30.0,
+    )
+    response.raise_for_status()
+    made: dict[str, Any] = response.json()
+    return made
+
+
+def key_usage(gateway: Gateway, admin_key: str, key_id: str) -> dict[str, Any]:
+    """The key's usage in the current windows, as ``GET /keys`` reports it."""
+    response = httpx.get(
+        f"http://127.0.0.1:{gateway.port}/keys",
+        headers={"x-spanlab-key": admin_key},
+        timeout=30.0,
+    )
+    response.raise_for_status()
+    for key in response.json()["data"]:
+        if key["id"] == key_id:
+            usage: dict[str, Any] = key["usage"]
+            return usage
+    raise RuntimeError(f"key {key_id} not listed by GET /keys")
+
+
+def keys_quotas(bench: Bench) -> dict[str, Any]:
+    """Section 8: keys and quotas on against off, through real gateways."""
+    admin_key = "bench-admin-" + secrets.token_hex(16)
+    off = Gateway(bench.workdir, "gateway-keys-off", bench.mock, capture=True)
+    bench.gateways.append(off)
+    on = Gateway(
+        bench.workdir,
+        "gateway-keys-on",
+        bench.mock,
+        capture=True,
+        settings=f'admin_key = "{admin_key}"',
+    )
+    bench.gateways.append(on)
+    key = make_key(on, admin_key)
+    sent_before = on.requests_sent
+    result = compare(
+        bench,
+        Variant("keys_off", off),
+        Variant("keys_on", on, {"x-spanlab-key": key["key"]}),
+    )
+    usage = key_usage(on, admin_key, key["id"])
+    result["key"] = {
+        "limits": KEY_LIMITS,
+        "requests_sent": on.requests_sent - sent_before,
+        "requests_counted": usage["requests_today"],
+        "tokens_counted": usage["tokens_today"],
+        "usd_counted": usage["usd_today"],
+    }
+    lat = result["latency"]
+    bench.log(
+        f"  keys on - off, c=1 p50 {_f(lat['on_minus_off_p50_ms'])} ms;"
+        f" key counted {usage['requests_today']} of {result['key']['requests_sent']} calls"
+    )
+    return result
+
+
+# --- 9. PostgreSQL as the store -----------------------------------------------------------
+
+
+def postgres(bench: Bench) -> dict[str, Any]:
+    """Section 9: a gateway on PostgreSQL against one on SQLite, through real gateways."""
+    if pg_bin() is None:
+        bench.log(f"  {PG_MISSING}")
+        return {"skipped": PG_MISSING}
+    server = PostgresServer(PG_SETTINGS)
+    bench.services.append(server)  # stopped after the run's span accounting
+    server.start()
+    sqlite = Gateway(bench.workdir, "gateway-sqlite", bench.mock, capture=True)
+    bench.gateways.append(sqlite)
+    pg = Gateway(
+        bench.workdir,
+        "gateway-postgresql",
+        bench.mock,
+        capture=True,
+        db=server.create_database("spanlab_bench"),
+    )
+    bench.gateways.append(pg)
+    result = compare(bench, Variant("sqlite", sqlite), Variant("postgresql", pg))
+    pg.stop()  # graceful: its writer stores what is queued before it exits
+    result["postgres_settings"] = PG_SETTINGS
+    result["requests_sent"] = pg.requests_sent
+    result["spans_stored"] = pg.spans_stored()
+    lat = result["latency"]
+    bench.log(
+        f"  PostgreSQL - SQLite, c=1 p50 {_f(lat['on_minus_off_p50_ms'])} ms;"
+        f" spans stored {result['spans_stored']} of {result['requests_sent']} calls"
+    )
+    return result
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _brief_latency(pair: dict[str, dict[str, Any]]) -> str:
+    return ", ".join(f"{side} p50 {_f(_ms(r['latency_us']['p50']))} ms" for side, r in pair.items())
+
+
+def _brief_rps(pair: dict[str, dict[str, Any]]) -> str:
+    return ", ".join(
+        f"{side} {r['rps']:.0f} rps ({r['errors']} errors)" for side, r in pair.items()
+    )
