@@ -30,7 +30,7 @@ from bench.runner import QUICK, Bench, Plan
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = (
     "spanlab", "uvicorn", "starlette", "httpx", "httpcore", "anyio", "uvloop", "httptools",
-    "aiohttp", "httpx-aiohttp", "orjson", "aiosqlite", "prometheus-client",
+    "aiohttp", "httpx-aiohttp", "orjson", "aiosqlite", "prometheus-client", "asyncpg",
 )  # fmt: skip
 
 

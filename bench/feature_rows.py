@@ -17,11 +17,13 @@ against the same gateway build with it off, direct and nginx in the same rounds.
 A section's rounds are those of sections 1 and 2 (``plan.rounds + 1``, round 0 warms
 up and is discarded): in each, the direct path, nginx (where installed) and the two
 gateways run one after another in an order that rotates from round to round, first
-``plan.latency_requests`` sequential calls (c=1, instant upstream), then, in rounds of
-their own, a closed loop at ``plan.feature_concurrency`` against a ``plan.upstream_ms``
-upstream. A figure is the median over the measured rounds of the per-round difference
-(a gateway's minus direct's; the feature-on gateway's minus the feature-off one's) or
-ratio, so a load that changes over the run weighs on every side alike. Each gateway's
+``plan.latency_requests`` sequential calls each (c=1, instant upstream; in
+``plan.feature_bursts`` passes over the sides, forwards then backwards, the round's
+percentiles taken over all of a side's calls), then, in rounds of their own, a closed
+loop at ``plan.feature_concurrency`` against a ``plan.upstream_ms`` upstream. A figure
+is the median over the measured rounds of the per-round difference (a gateway's minus
+direct's; the feature-on gateway's minus the feature-off one's) or ratio, so a load
+that changes over the run weighs on every side alike. Each gateway's
 CPU per call (its process tree: the gateway and its span writer; process CPU time,
 which the machine's load distorts less than wall time) is kept beside.
 """
@@ -29,6 +31,7 @@ which the machine's load distorts less than wall time) is kept beside.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +40,7 @@ import httpx
 from bench.postgres import PostgresServer, pg_bin
 from bench.procs import Gateway, MockUpstream, Nginx
 from bench.runner import Bench
-from bench.util import median
+from bench.util import median, summary
 
 # Every limit a key can carry, each far above what a run sends: never refused.
 KEY_LIMITS = {"rpm": 10**9, "tokens_per_day": 10**12, "usd_per_day": 1e9, "usd_per_month": 1e9}
@@ -46,12 +49,14 @@ PG_MISSING = "PostgreSQL not installed (apt-get install postgresql): section 9 s
 
 
 @dataclass
-class Variant:
-    """One gateway of a comparison and the headers its calls carry (a key)."""
+class Side:
+    """One side of a comparison: where calls go, the headers they carry (a key), and
+    for a gateway whose store is a server of its own, that server's CPU seconds."""
 
     name: str
-    gateway: Gateway
+    target: MockUpstream | Nginx | Gateway
     headers: dict[str, str] = field(default_factory=dict)
+    store_cpu: Callable[[], float] | None = None
 
 
 def _ms(us: float | None) -> float | None:
@@ -67,53 +72,60 @@ def _rotate(items: list[Any], rnd: int) -> list[Any]:
     return items[shift:] + items[:shift]
 
 
-def _run(
-    bench: Bench, kind: str, target: MockUpstream | Nginx | Gateway, **spec: Any
-) -> dict[str, Any]:
-    """`Bench.job`, plus the CPU of a gateway's whole process tree per call (the span
-    writer does a store's work: it is where SQLite and PostgreSQL differ)."""
-    tree0 = target.tree_cpu_seconds() if isinstance(target, Gateway) else 0.0
-    result = bench.job(kind, target, **spec)
+def _run(bench: Bench, kind: str, side: Side, **spec: Any) -> dict[str, Any]:
+    """`Bench.job`, plus a gateway's CPU per call counting its whole process tree and
+    its store's server if it has one: the SQLite store's work is in the gateway's span
+    writer process, much of PostgreSQL's in the server's backends."""
+    target = side.target
+
+    def cpu() -> float:
+        if not isinstance(target, Gateway):
+            return 0.0
+        return target.tree_cpu_seconds() + (side.store_cpu() if side.store_cpu else 0.0)
+
+    cpu0 = cpu()
+    result = bench.job(kind, target, **{"headers": side.headers, **spec})
     if isinstance(target, Gateway):
-        cpu = target.tree_cpu_seconds() - tree0
-        result["tree_cpu_us_per_request"] = cpu * 1e6 / result["sent"] if result["sent"] else None
+        used = cpu() - cpu0
+        result["tree_cpu_us_per_request"] = used * 1e6 / result["sent"] if result["sent"] else None
     return result
 
 
-def compare(bench: Bench, off: Variant, on: Variant) -> dict[str, Any]:
+def compare(bench: Bench, off: Side, on: Side) -> dict[str, Any]:
     """Direct, nginx, ``off`` and ``on`` in interleaved rounds: c=1 latency, then the
     closed loop at ``plan.feature_concurrency``."""
     plan = bench.plan
-    sides: list[tuple[str, MockUpstream | Nginx | Gateway, dict[str, str]]] = [
-        ("direct", bench.mock, {}),
-        (off.name, off.gateway, off.headers),
-        (on.name, on.gateway, on.headers),
-    ]
+    sides = [Side("direct", bench.mock), off, on]
     if bench.nginx is not None:
-        sides.insert(1, ("nginx", bench.nginx, {}))
+        sides.insert(1, Side("nginx", bench.nginx))
     latency: list[dict[str, dict[str, Any]]] = []
+    bursts = max(1, plan.feature_bursts)
+    per_burst = max(1, plan.latency_requests // bursts)
     for rnd in bench.rounds():
-        latency.append(
-            {
-                name: _run(bench, "latency", target, n=plan.latency_requests, headers=headers)
-                for name, target, headers in _rotate(sides, rnd)
-            }
-        )
+        # The round's calls in passes over every side, forwards then backwards (ABBA),
+        # so a load that drifts within the round weighs on each side alike: the
+        # difference on - off is a few hundredths of a millisecond.
+        order = _rotate(sides, rnd)
+        runs: dict[str, list[dict[str, Any]]] = {side.name: [] for side in order}
+        for burst in range(bursts):
+            for side in order if burst % 2 == 0 else order[::-1]:
+                runs[side.name].append(_run(bench, "latency", side, n=per_burst, raw=True))
+        latency.append({name: merge_latency(parts) for name, parts in runs.items()})
         bench.log(f"  c=1 round {rnd}: " + _brief_latency(latency[-1]))
     upstream = {"x-mock-latency-ms": str(plan.upstream_ms)}
     throughput: list[dict[str, dict[str, Any]]] = []
     for rnd in bench.rounds():
         throughput.append(
             {
-                name: _run(
+                side.name: _run(
                     bench,
                     "throughput",
-                    target,
+                    side,
                     concurrency=plan.feature_concurrency,
                     duration=plan.throughput_seconds,
-                    headers={**headers, **upstream},
+                    headers={**side.headers, **upstream},
                 )
-                for name, target, headers in _rotate(sides, rnd)
+                for side in _rotate(sides, rnd)
             }
         )
         bench.log(f"  c={plan.feature_concurrency} round {rnd}: " + _brief_rps(throughput[-1]))
@@ -127,6 +139,25 @@ def compare(bench: Bench, off: Variant, on: Variant) -> dict[str, Any]:
             **throughput_summary(throughput, off.name, on.name),
         },
     }
+
+
+def merge_latency(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's latency jobs of a round as one: percentiles over all their calls, CPU
+    per call over all of them (the raw samples are not kept)."""
+    samples = [us for part in parts for us in part.pop("raw_us") or ()]
+    sent = sum(part["sent"] for part in parts)
+    merged: dict[str, Any] = {
+        "latency_us": summary(samples),
+        "errors": sum(part["errors"] for part in parts),
+        "error_samples": [e for part in parts for e in part["error_samples"]][:5],
+        "sent": sent,
+        "jobs": len(parts),
+    }
+    for key in ("gateway_cpu_us_per_request", "tree_cpu_us_per_request"):
+        if key in parts[0]:
+            total = sum((part[key] or 0.0) * part["sent"] for part in parts)
+            merged[key] = total / sent if sent else None
+    return merged
 
 
 def latency_summary(runs: list[dict[str, dict[str, Any]]], off: str, on: str) -> dict[str, Any]:
@@ -260,8 +291,8 @@ def keys_quotas(bench: Bench) -> dict[str, Any]:
     sent_before = on.requests_sent
     result = compare(
         bench,
-        Variant("keys_off", off),
-        Variant("keys_on", on, {"x-spanlab-key": key["key"]}),
+        Side("keys_off", off),
+        Side("keys_on", on, {"x-spanlab-key": key["key"]}),
     )
     usage = key_usage(on, admin_key, key["id"])
     result["key"] = {
@@ -300,8 +331,11 @@ def postgres(bench: Bench) -> dict[str, Any]:
         db=server.create_database("spanlab_bench"),
     )
     bench.gateways.append(pg)
-    result = compare(bench, Variant("sqlite", sqlite), Variant("postgresql", pg))
+    result = compare(
+        bench, Side("sqlite", sqlite), Side("postgresql", pg, store_cpu=server.cpu_seconds)
+    )
     pg.stop()  # graceful: its writer stores what is queued before it exits
+    result["postgres_version"] = server.version()
     result["postgres_settings"] = PG_SETTINGS
     result["requests_sent"] = pg.requests_sent
     result["spans_stored"] = pg.spans_stored()

@@ -56,6 +56,7 @@ class Plan:
     matrix_bursts: int = 6  # c=1 burst pairs without the matrix
     matrix_burst_s: float = 0.5
     feature_concurrency: int = 64  # sections 8-9's throughput level (bench.feature_rows)
+    feature_bursts: int = 4  # sections 8-9: each round's c=1 calls in this many passes
     sections: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9)
     nginx: bool = True  # measure nginx beside direct and the gateway, if installed
 
