@@ -23,9 +23,10 @@ percentiles taken over all of a side's calls), then, in rounds of their own, a c
 loop at ``plan.feature_concurrency`` against a ``plan.upstream_ms`` upstream. A figure
 is the median over the measured rounds of the per-round difference (a gateway's minus
 direct's; the feature-on gateway's minus the feature-off one's) or ratio, so a load
-that changes over the run weighs on every side alike. Each gateway's
-CPU per call (its process tree: the gateway and its span writer; process CPU time,
-which the machine's load distorts less than wall time) is kept beside.
+that changes over the run weighs on every side alike. Each gateway's CPU per call is
+kept beside (process CPU time, which the machine's load distorts less than wall time):
+its process tree (the gateway, its span writer, its background process) and, for
+PostgreSQL, the server's processes, so each store's work is counted where it is done.
 """
 
 from __future__ import annotations
