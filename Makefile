@@ -61,14 +61,20 @@ ui-check: ui
 	@test -z "$$(git status --porcelain -- gateway/ui_dist)" || \
 		{ git status --short -- gateway/ui_dist; echo "gateway/ui_dist is stale: commit it"; exit 1; }
 
-# nginx (Debian's nginx-light) is the benchmark's reference proxy: installed where we
-# can (root with apt-get); without it the bench leaves nginx's column empty and says so.
+# nginx (Debian's nginx-light) is the benchmark's reference proxy, and PostgreSQL (Debian's
+# postgresql) the store of its section 9: installed where we can (root with apt-get);
+# without nginx the bench leaves its column empty, without PostgreSQL it skips section 9,
+# and says so.
 bench: install
 	$(BIN)/pip install -q -e '.[test,bench]'
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
 		{ test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } || \
 		echo "nginx is not installed: the benchmark runs without its column"
+	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+		{ test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+		echo "PostgreSQL is not installed: the benchmark skips section 9"
 	$(BIN)/python -m bench
 
 serve: install

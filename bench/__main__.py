@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
+from bench.feature_rows import keys_quotas, postgres
 from bench.report import render, targets
 from bench.runner import QUICK, Bench, Plan
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = (
     "spanlab", "uvicorn", "starlette", "httpx", "httpcore", "anyio", "uvloop", "httptools",
-    "aiohttp", "httpx-aiohttp", "orjson", "aiosqlite", "prometheus-client",
+    "aiohttp", "httpx-aiohttp", "orjson", "aiosqlite", "prometheus-client", "asyncpg",
 )  # fmt: skip
 
 
@@ -42,7 +43,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -80,10 +81,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument(
         "--sections",
-        default="1,2,3,4,5,6,7",
+        default="1,2,3,4,5,6,7,8,9",
         help="comma-separated sections to run (1 latency, 2 throughput, 3 streaming at 8"
         " and 64, 4 1,000 concurrent streams, 5 capture, 6 writer alone, 7 matrix beside"
-        " c=1 traffic)",
+        " c=1 traffic, 8 keys and quotas on against off, 9 PostgreSQL as the store)",
     )
     parser.add_argument("--rounds", type=int, help="measured rounds per figure")
     parser.add_argument(
@@ -133,6 +134,8 @@ def main() -> None:
                 (5, "capture", bench.capture_cost),
                 (6, "writer", bench.writer),
                 (7, "matrix", bench.matrix),
+                (8, "keys_quotas", lambda: keys_quotas(bench)),
+                (9, "postgres", lambda: postgres(bench)),
             )
             for number, key, step in steps:
                 if number in plan.sections:

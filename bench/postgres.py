@@ -8,6 +8,7 @@ server's defaults unless the caller passes others (a benchmark says which it use
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
@@ -48,7 +49,45 @@ class PostgresServer:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _run(self, *args: str) -> None:
+    def version(self) -> str:
+        """``postgres (PostgreSQL) 15.x``, from the server binary."""
+        done = subprocess.run(
+            [str(self.bindir / "postgres"), "--version"], capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server: the postmaster, its live processes (backends,
+        writers) and those it has reaped."""
+        import psutil  # the bench extra
+
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        master = psutil.Process(pid)
+        times = master.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in master.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+            except psutil.NoSuchProcess:  # ended since listed: its time is the master's
+                continue
+            total += child_times.user + child_times.system
+        return float(total)
+
+    def create_database(self, name: str) -> str:
+        """A new database on this server; its URL."""
+        import asyncpg  # the bench extra
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                await conn.execute(f"CREATE DATABASE {name}")
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        return self.dsn.rsplit("/", 1)[0] + "/" + name
+
+    def _run(self, *args: str | Path) -> None:
         command = [str(a) for a in args]
         if self.as_root:
             command = ["runuser", "-u", "postgres", "--", *command]

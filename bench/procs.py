@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ def _wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30.0) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before listening")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before listening")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -93,9 +94,11 @@ class Gateway:
         *,
         db: str | None = None,
         workers: int = 1,
+        settings: str = "",
     ) -> None:
         """``db``: a database other than ``<name>.db`` in ``workdir`` (a postgresql://
-        URL); ``workers``: ``spanlab serve --workers``."""
+        URL); ``workers``: ``spanlab serve --workers``; ``settings``: more top-level
+        lines of its TOML config (e.g. ``admin_key = "..."``)."""
         self.name = name
         self.port = free_port()
         self.db = workdir / f"{name}.db"
@@ -107,6 +110,7 @@ class Gateway:
             'log_level = "warning"\n'
             'default_provider = "mock"\n'
             f"capture = {'true' if capture else 'false'}\n"
+            f"{settings.strip()}\n"
             "[providers.mock]\n"
             'kind = "openai"\n'
             f'base_url = "{upstream.base_url}"\n',
@@ -160,10 +164,26 @@ class Gateway:
         self.log.close()
 
     def spans_stored(self) -> int:
+        if self.database.startswith(("postgresql://", "postgres://")):
+            return postgres_spans(self.database)
         if not self.db.exists():
             return 0
         with sqlite3.connect(self.db) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+
+
+def postgres_spans(url: str) -> int:
+    """The spans a gateway stored in a PostgreSQL database."""
+    import asyncpg  # the bench extra; only a PostgreSQL gateway needs it
+
+    async def count() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("SELECT COUNT(*) FROM spans"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
 
 
 NGINX_CONF = """\

@@ -5,7 +5,10 @@ does, warms up, then records the gateway with py-spy while the load runs, and pr
 the functions with the most samples (own time, and time including callees).
 ``pip install py-spy`` first (not a dependency of the project).
 
-    python -m bench.profile --concurrency 64 --latency-ms 50 [--stream] [--no-capture]
+    python -m bench.profile --concurrency 64 --latency-ms 50 [--stream] [--no-capture] [--keys]
+
+``--keys``: the gateway requires a gateway key, and the calls carry one whose quotas are
+all set (never refusing), as the benchmark's section 8 (`bench.feature_rows`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.feature_rows import make_key
 from bench.procs import Gateway, LoadGenerator, MockUpstream
 from bench.util import HEADERS
 from bench.writer_bench import REQUEST
@@ -59,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--stream", action="store_true", help="64-chunk streams instead")
     parser.add_argument("--no-capture", action="store_true")
+    parser.add_argument("--keys", action="store_true", help="keys and quotas on (section 8)")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", type=Path, help="keep py-spy's raw (collapsed) output here")
     args = parser.parse_args()
@@ -69,10 +75,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="spanlab-profile-") as tmp:
         mock = MockUpstream()
         loadgen = LoadGenerator()
-        gateway = Gateway(Path(tmp), "gateway", mock, capture=not args.no_capture)
+        admin_key = "bench-admin-" + secrets.token_hex(16)
+        gateway = Gateway(
+            Path(tmp),
+            "gateway",
+            mock,
+            capture=not args.no_capture,
+            settings=f'admin_key = "{admin_key}"' if args.keys else "",
+        )
         raw = args.out or Path(tmp) / "profile.txt"
         try:
-            headers = {**HEADERS, "x-mock-latency-ms": str(args.latency_ms)}
+            key = {"x-spanlab-key": make_key(gateway, admin_key)["key"]} if args.keys else {}
+            headers = {**HEADERS, **key, "x-mock-latency-ms": str(args.latency_ms)}
             job = {"host": "127.0.0.1", "port": gateway.port, "path": "/v1/chat/completions"}
             warm = {**job, "kind": "throughput", "body": REQUEST, "headers": headers}
             loadgen.run({**warm, "concurrency": args.concurrency, "duration": 1.0})
@@ -86,7 +100,8 @@ def main() -> None:
             if args.stream:
                 result = loadgen.run(
                     {**job, "kind": "streams", "body": {**REQUEST, "stream": True},
-                     "headers": {**HEADERS, "x-mock-chunks": "64", "x-mock-interval-ms": "20"},
+                     "headers": {**HEADERS, **key, "x-mock-chunks": "64",
+                                 "x-mock-interval-ms": "20"},
                      "concurrency": args.concurrency, "total": args.concurrency * 4,
                      "expected_events": 64}
                 )  # fmt: skip

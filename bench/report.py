@@ -6,6 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 MATRIX_TARGET = "c=1 added p50 beside the matrix minus alone, ms"
+KEYS_TARGET = "keys+quotas on minus off, c=1 added p50 ms"
+KEYS_ERRORS = "keys+quotas on: errors"
+KEYS_UNCOUNTED = "keys+quotas on: calls not counted by the key"
+PG_ERRORS = "PostgreSQL: errors"
+PG_LOST = "PostgreSQL: spans lost"
+FEATURES = {"keys_quotas": "keys+quotas on", "postgres": "PostgreSQL"}
+
+
+def ratio_target(key: str) -> str:
+    return f"throughput ratio c=64 ({FEATURES[key]})"
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -66,10 +76,79 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         check("matrix: cells failed", mx["failed"], 0, "max")
         check(MATRIX_TARGET,
               mx["added_p50_beside_minus_alone_ms"], 0.1, "max")  # fmt: skip
+    kq = r.get("keys_quotas")
+    if kq:
+        check(KEYS_TARGET, kq["latency"]["on_minus_off_p50_ms"], 0.05, "max")
+        check(KEYS_ERRORS, kq["latency"]["keys_on"]["errors"]
+              + kq["throughput"]["keys_on"]["errors"], 0, "max")  # fmt: skip
+        check(KEYS_UNCOUNTED,
+              kq["key"]["requests_sent"] - kq["key"]["requests_counted"], 0, "max")  # fmt: skip
+    pg = r.get("postgres")
+    if pg and "skipped" not in pg:
+        check(PG_ERRORS, pg["latency"]["postgresql"]["errors"]
+              + pg["throughput"]["postgresql"]["errors"], 0, "max")  # fmt: skip
+        check(PG_LOST, pg["requests_sent"] - pg["spans_stored"], 0, "max")
+    # The c=64 throughput target holds for every configuration, the feature on.
+    for key, section in (("keys_quotas", kq), ("postgres", pg)):
+        if section and "skipped" not in section and section["throughput"]["concurrency"] == 64:
+            check(ratio_target(key), section["throughput"][section["on"]]["ratio"], 0.97, "min")
     spans = r.get("spans")
     if spans:
         check("spans lost", spans["requests_sent"] - spans["spans_stored"], 0, "max")
     return out
+
+
+LABELS = {"keys_off": "off", "keys_on": "on", "sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def _feature_rows(
+    section: dict[str, Any],
+    key: str,
+    number: int,
+    rows: list[tuple[str, str, str]],
+    nginx: dict[int, str],
+    verdict: Any,
+) -> None:
+    """Sections 8 and 9 (bench.feature_rows): a gateway with a feature on beside the
+    same build with it off, each side's figure in the same row."""
+    title = {"keys_quotas": "keys + quotas", "postgres": "PostgreSQL store"}[key]
+    if "skipped" in section:
+        rows.append((f"{number} {title}: skipped", section["skipped"], ""))
+        return
+    off, on = section["off"], section["on"]
+    lat, tp = section["latency"], section["throughput"]
+    on_, off_ = LABELS.get(on, on), LABELS.get(off, off)
+    rows.append((f"{number} {title}: c=1 added p50 / p99, {on_} ({off_})",
+                 f"{_p50_p99(lat[on], 'added')} ({_p50_p99(lat[off], 'added')})",
+                 ""))  # fmt: skip
+    if "nginx_added_p50_ms" in lat:
+        nginx[len(rows) - 1] = _p50_p99(lat, "nginx_added")
+    rows.append((f"    {on_} minus {off_}, c=1 p50 / p99 (per-round medians)",
+                 _p50_p99(lat, "on_minus_off"),
+                 "p50 <=0.05 ms  " + verdict(KEYS_TARGET) if key == "keys_quotas"
+                 else ""))  # fmt: skip
+    level = tp["concurrency"]
+    rows.append((f"    c={level} ratio to direct, {on_} ({off_}; errors {on_}/{off_})",
+                 f"{_f(tp[on]['ratio'], 3)} ({_f(tp[off]['ratio'], 3)};"
+                 f" {tp[on]['errors']}/{tp[off]['errors']})",
+                 ">=0.97  " + verdict(ratio_target(key)) if level == 64 else ""))  # fmt: skip
+    if "nginx_ratio" in tp:
+        nginx[len(rows) - 1] = f"{_f(tp['nginx_ratio'], 3)} ({_f(tp['nginx_rps'], 0)})"
+    rows.append((f"    CPU per call c=1 / c={level}, {on_} ({off_}): gateway, writer, store",
+                 f"{_f(lat[on]['tree_cpu_us_per_request'], 0)} /"
+                 f" {_f(tp[on]['tree_cpu_us_per_request'], 0)} us"
+                 f" ({_f(lat[off]['tree_cpu_us_per_request'], 0)} /"
+                 f" {_f(tp[off]['tree_cpu_us_per_request'], 0)})", ""))  # fmt: skip
+    if key == "keys_quotas":
+        k = section["key"]
+        rows.append(("    calls counted by the key = sent (tokens, USD charged)",
+                     f"{k['requests_counted']} = {k['requests_sent']}"
+                     f" ({k['tokens_counted']}, {k['usd_counted']:.4f})",
+                     "equal  " + verdict(KEYS_ERRORS, KEYS_UNCOUNTED)))  # fmt: skip
+    else:
+        rows.append(("    spans in PostgreSQL = calls sent (after a graceful stop)",
+                     f"{section['spans_stored']} = {section['requests_sent']}",
+                     "equal  " + verdict(PG_ERRORS, PG_LOST)))  # fmt: skip
 
 
 def render(r: dict[str, Any]) -> str:
@@ -202,6 +281,9 @@ def render(r: dict[str, Any]) -> str:
         rows.append(("    c=1 added p99 alone / beside the matrix",
                      f"{_f(alone['added_p99_ms'], 3)} / {_f(beside['added_p99_ms'], 3)} ms",
                      ""))  # fmt: skip
+    for key, number in (("keys_quotas", 8), ("postgres", 9)):
+        if r.get(key):
+            _feature_rows(r[key], key, number, rows, nginx, verdict)
     spans = r.get("spans")
     if spans:
         rows.append(("  requests sent = spans stored (capture on; after shutdown)",

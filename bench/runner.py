@@ -55,7 +55,9 @@ class Plan:
     matrix_concurrency: int = 32
     matrix_bursts: int = 6  # c=1 burst pairs without the matrix
     matrix_burst_s: float = 0.5
-    sections: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+    feature_concurrency: int = 64  # sections 8-9's throughput level (bench.feature_rows)
+    feature_bursts: int = 4  # sections 8-9: each round's c=1 calls in this many passes
+    sections: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9)
     nginx: bool = True  # measure nginx beside direct and the gateway, if installed
 
 
@@ -86,6 +88,7 @@ class Bench:
         self.loadgen = LoadGenerator()
         self.gateway = Gateway(workdir, "gateway", self.mock, capture=True)
         self.gateways = [self.gateway]
+        self.services: list[Any] = []  # other processes to stop last (a PostgreSQL server)
         self.loadgen_cpu: list[float] = []
         binary = nginx_binary() if plan.nginx else None
         self.nginx = Nginx(workdir, self.mock, binary) if binary else None
@@ -102,6 +105,8 @@ class Bench:
             self.nginx.stop()
         for gw in self.gateways:
             gw.stop()
+        for service in self.services:
+            service.stop()
         self.loadgen.stop()
         self.mock.stop()
 

@@ -17,7 +17,6 @@ Run: ``python -m bench.workers_bench`` (``--rounds 3 --seconds 4``); results go 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import platform
 import tempfile
@@ -29,26 +28,10 @@ import psutil
 
 from bench.postgres import PostgresServer
 from bench.procs import Gateway, LoadGenerator, MockUpstream
-from bench.runner import HEADERS
-from bench.util import median
+from bench.util import HEADERS, median
 from bench.writer_bench import REQUEST
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def create_database(server: PostgresServer, name: str) -> str:
-    """A new database on the throwaway server; its URL."""
-    import asyncpg
-
-    async def create() -> None:
-        conn = await asyncpg.connect(server.dsn)
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return server.dsn.rsplit("/", 1)[0] + "/" + name
 
 
 def throughput(
@@ -94,7 +77,7 @@ def main() -> None:
                 db = None
                 if store == "postgresql":
                     assert pg is not None
-                    db = create_database(pg, name.replace("-", "_"))
+                    db = pg.create_database(name.replace("-", "_"))
                 gateways[name] = Gateway(workdir, name, mock, True, db=db, workers=workers)
                 rows[name] = []
             time.sleep(2.0)  # every worker up

@@ -173,3 +173,89 @@ def test_the_table_without_nginx_leaves_its_column_out() -> None:
     header = next(line for line in table.splitlines() if line.startswith("figure"))
     assert "nginx" not in header
     assert "RSS above idle per 1000 streams" in table
+
+
+def _feature(off: str, on: str, on_minus_off: float, ratio: float) -> dict[str, Any]:
+    """A section 8 or 9 result (bench.feature_rows) with made-up figures."""
+
+    def side(added: float, cpu: float) -> dict[str, Any]:
+        return {
+            "added_p50_ms": added,
+            "added_p99_ms": added * 2,
+            "tree_cpu_us_per_request": cpu,
+            "errors": 0,
+        }
+
+    return {
+        "off": off,
+        "on": on,
+        "latency": {
+            off: side(0.3, 400.0),
+            on: side(0.3 + on_minus_off, 420.0),
+            "on_minus_off_p50_ms": on_minus_off,
+            "on_minus_off_p99_ms": 0.2,
+            "nginx_added_p50_ms": 0.044,
+            "nginx_added_p99_ms": 0.055,
+        },
+        "throughput": {
+            "concurrency": 64,
+            off: {"ratio": 0.98, "errors": 0, "tree_cpu_us_per_request": 500.0},
+            on: {"ratio": ratio, "errors": 0, "tree_cpu_us_per_request": 510.0},
+            "nginx_ratio": 0.991,
+            "nginx_rps": 1210.0,
+        },
+    }
+
+
+def test_keys_and_postgres_rows_and_their_targets() -> None:
+    r = results()
+    r["keys_quotas"] = {
+        **_feature("keys_off", "keys_on", 0.07, 0.97),  # the ratio just met
+        "key": {
+            "requests_sent": 900,
+            "requests_counted": 899,
+            "tokens_counted": 64728,
+            "usd_counted": 0.0216,
+        },
+    }
+    r["postgres"] = {
+        **_feature("sqlite", "postgresql", 0.1, 0.975),
+        "requests_sent": 800,
+        "spans_stored": 800,
+    }
+    r["targets"] = targets(r)
+    verdicts = {t["target"]: t for t in r["targets"]}
+    # Keys: on - off p50 0.07 > 0.05 (missed by 0.02); one call the key did not count.
+    keys = verdicts["keys+quotas on minus off, c=1 added p50 ms"]
+    assert not keys["ok"] and round(keys["missed_by"], 3) == 0.02
+    assert not verdicts["keys+quotas on: calls not counted by the key"]["ok"]
+    assert verdicts["keys+quotas on: errors"]["ok"]
+    # PostgreSQL: its c=64 ratio against 0.97, spans stored = sent.
+    assert verdicts["throughput ratio c=64 (PostgreSQL)"]["ok"]
+    assert verdicts["throughput ratio c=64 (keys+quotas on)"]["ok"]
+    assert verdicts["PostgreSQL: spans lost"]["ok"]
+    table = render(r)
+
+    def row(start: str) -> str:
+        return next(line for line in table.splitlines() if line.strip().startswith(start))
+
+    assert "0.370 / 0.740 ms (0.300 / 0.600 ms)" in row("8 keys + quotas: c=1 added")
+    assert "0.044 / 0.055 ms" in row("8 keys + quotas: c=1 added")  # nginx's column
+    assert "MISS by 0.02" in row("on minus off, c=1 p50 / p99")
+    assert "899 = 900" in row("calls counted by the key")
+    assert "MISS" in row("calls counted by the key")
+    assert "0.975 (0.980; 0/0)" in row("c=64 ratio to direct, PostgreSQL")
+    assert "0.991 (1210)" in row("c=64 ratio to direct, PostgreSQL")
+    assert "420 / 510 us (400 / 500)" in row("CPU per call c=1 / c=64, PostgreSQL")
+    assert "800 = 800" in row("spans in PostgreSQL")
+    assert "ok" in row("spans in PostgreSQL")
+
+
+def test_a_skipped_postgres_section_says_why() -> None:
+    r = results()
+    r["postgres"] = {"skipped": "PostgreSQL not installed (apt-get install postgresql)"}
+    r["targets"] = targets(r)
+    assert not [t for t in r["targets"] if "PostgreSQL" in t["target"]]
+    table = render(r)
+    assert "9 PostgreSQL store: skipped" in table
+    assert "apt-get install postgresql" in table
