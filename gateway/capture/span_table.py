@@ -15,50 +15,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.capture.origin import APP, origin_from_json
-from gateway.capture.span import new_span_id
+from gateway.capture.span import RECORD_COLUMNS, new_span_id
 
 logger = logging.getLogger("gateway.writer.span_writer")
 
-SPAN_COLUMNS = (
-    "span_id",
-    "trace_id",
-    "parent_span_id",
-    "project_id",
-    "thread_id",
-    "run_id",
-    "label",
-    "tags",
-    "operation",
-    "method",
-    "path",
-    "provider",
-    "request_model",
-    "response_model",
-    "stream",
-    "status",
-    "http_status",
-    "start_us",
-    "end_us",
-    "duration_ms",
-    "ttft_ms",
-    "request",
-    "request_headers",
-    "query",
-    "response",
-    "response_headers",
-    "input_preview",
-    "output_text",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "cost_usd",
-    "error",
-    "attributes",
-    "links",
-    "origin",  # app, experiment, ...: gateway.capture.origin (migration 0003)
-)
+SPAN_COLUMNS = RECORD_COLUMNS  # the order `capture.to_row` builds a row in
 JSON_COLUMNS = frozenset(
     {
         "tags",
