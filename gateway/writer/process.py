@@ -2,11 +2,11 @@
 
 `SpanWriter` (gateway/writer/span_writer.py) starts it (`main`, with the database path) and is
 its only client. Everything a span costs after the call (parsing the response, usage
-and cost: `capture.finalize`; redaction and JSON encoding: `capture.to_record`; the
-SQLite transaction) runs here, on another core, instead of on the gateway's event
-loop, where it took a fifth of a saturated gateway's CPU and its thread fought the
-loop for the GIL. The gateway's part is `encode_spans`: the spans' fields as tuples,
-`marshal`led (a few microseconds a span).
+and cost: `capture.finalize`; redaction and JSON encoding: `capture.to_row`, the row
+as a tuple, no record dict; the SQLite transaction) runs here, on another core,
+instead of on the gateway's event loop, where it took a fifth of a saturated
+gateway's CPU and its thread fought the loop for the GIL. The gateway's part is
+`encode_spans`: the spans' fields as tuples, `marshal`led (a few microseconds a span).
 
 The protocol, on the child's stdin and stdout, is frames: a 4-byte little-endian
 length, a kind byte, a payload.
