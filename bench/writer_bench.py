@@ -103,6 +103,18 @@ def start_receiver() -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}/v1/traces"
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` (0 without one), from /proc."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _new_pg_database(server_dsn: str, name: str) -> str:
     import asyncpg
 
@@ -150,11 +162,14 @@ async def measure(
             # Not timed: the writer process starting (once per gateway).
             writer.submit(make_span())
             await writer.flush()
+            child = writer._child.proc.pid if writer._child is not None else None
             t0 = time.perf_counter()
+            cpu0, child0 = time.process_time(), _cpu_seconds(child)
             for span in spans:
                 writer.submit(span)
             await writer.flush()
             elapsed = time.perf_counter() - t0
+            cpu, child_cpu = time.process_time() - cpu0, _cpu_seconds(child) - child0
             stored = await store.count_spans() - 1
         finally:
             await writer.close()
@@ -166,6 +181,10 @@ async def measure(
         "stored": stored,
         "seconds": elapsed,
         "spans_per_s": count / elapsed,
+        # CPU per span on each side, which the machine's load distorts much less than
+        # the rate: this process's (the gateway's share) and the writer process's.
+        "gateway_cpu_us": cpu / count * 1e6,
+        "writer_cpu_us": child_cpu / count * 1e6,
     }
     if export is not None:  # counted until the writer closed (its exporter drains first)
         sample = metrics.registry.get_sample_value

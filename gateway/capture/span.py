@@ -23,6 +23,8 @@ from gateway.capture.origin import span_origin
 from gateway.capture.pricing import PriceTable
 from gateway.capture.redaction import (
     MAX_STORED_DEPTH,
+    MIN_SECRET_VALUE,
+    REDACTED,
     NestingTooDeep,
     body_secret_values,
     has_secret_fields,
@@ -290,6 +292,8 @@ _MAX_COUNT = 2**53
 
 
 def _int(value: Any) -> int | None:
+    if type(value) is int:  # the usual case, one check (a bool's type is not int)
+        return value if -_MAX_COUNT <= value <= _MAX_COUNT else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if not -_MAX_COUNT <= value <= _MAX_COUNT:  # also false for NaN
@@ -607,87 +611,159 @@ class AnthropicAssembler(_Assembler):
 # --- the stored record ----------------------------------------------------------------
 
 
+# The stored columns, in the order of the spans table's inserts (`to_row` builds its
+# values in this order; `gateway.capture.span_table.SPAN_COLUMNS` is this tuple).
+RECORD_COLUMNS = (
+    "span_id",
+    "trace_id",
+    "parent_span_id",
+    "project_id",
+    "thread_id",
+    "run_id",
+    "label",
+    "tags",
+    "operation",
+    "method",
+    "path",
+    "provider",
+    "request_model",
+    "response_model",
+    "stream",
+    "status",
+    "http_status",
+    "start_us",
+    "end_us",
+    "duration_ms",
+    "ttft_ms",
+    "request",
+    "request_headers",
+    "query",
+    "response",
+    "response_headers",
+    "input_preview",
+    "output_text",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "error",
+    "attributes",
+    "links",
+    "origin",  # app, experiment, ...: gateway.capture.origin (migration 0003)
+)
+_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
+
+
 def to_record(span: Span) -> dict[str, Any]:
     """The span as store columns: JSON encoded, with every secret removed.
 
-    Redaction happens here, the one place a span turns into bytes for the store, so
-    nothing reaches the database (or the events stream, which reads records) without it.
+    Redaction happens here (`to_row`), the one place a span turns into bytes for the
+    store, so nothing reaches the database (or the events stream, which reads records)
+    without it.
     """
+    return dict(zip(RECORD_COLUMNS, to_row(span), strict=True))
+
+
+def _dump(value: Any, secrets: list[str]) -> str | None:
+    """``value`` as JSON text, ``secrets`` (long enough ones only: `scrub_values`'s
+    rule, applied once per span by `to_row`) replaced wherever they occur."""
+    if value is None:
+        return None
+    text = orjson.dumps(value, option=_NON_STR_KEYS).decode()
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _body(
+    name: str, value: Any, secrets: list[str], dropped: list[str], redact: bool | None = None
+) -> str | None:
+    """``value`` redacted (when ``redact``, or it has secret fields) and encoded; or,
+    when it nests deeper than can be stored, left out and named in ``dropped``: the
+    call went through all the same, and the rest of its record is kept."""
+    try:
+        if redact is None:
+            redact = has_secret_fields(value)
+        return _dump(redact_body(value) if redact else value, secrets)
+    except (NestingTooDeep, orjson.JSONEncodeError):
+        if nesting_depth(value) <= MAX_STORED_DEPTH:
+            raise  # not the depth: `record_or_outline` stores the outline
+        dropped.append(name)
+        return None
+
+
+def to_row(span: Span) -> tuple[Any, ...]:
+    """`to_record`'s values as a row in `RECORD_COLUMNS` order, without the dict (the
+    writer process stores rows: a dict per span and a getter to make it a row cost it
+    ~1.5 us a span). Values are computed in column order, so a span whose record
+    cannot be built fails on the same column, with the same error, either way."""
     ctx = span.context
     # The values of the request's key fields too: an upstream may echo them back.
     request_secrets = body_secret_values(span.request)
-    secrets = [*span.secrets, *request_secrets]
-
-    def dump(value: Any) -> str | None:
-        if value is None:
-            return None
-        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-        return scrub_values(text, secrets) if secrets else text
-
-    def clean(value: str | None) -> str | None:
-        return scrub_values(value, secrets) if value and secrets else value
-
+    # Those `scrub_values` would look for (the shorter ones it skips), in order.
+    secrets = [s for s in (*span.secrets, *request_secrets) if len(s) >= MIN_SECRET_VALUE]
     dropped: list[str] = []
-
-    def body(name: str, value: Any, redact: bool | None = None) -> str | None:
-        """``value`` redacted (when ``redact``, or it has secret fields) and encoded; or,
-        when it nests deeper than can be stored, left out and named in ``dropped``: the
-        call went through all the same, and the rest of its record is kept."""
-        try:
-            if redact is None:
-                redact = has_secret_fields(value)
-            return dump(redact_body(value) if redact else value)
-        except (NestingTooDeep, orjson.JSONEncodeError):
-            if nesting_depth(value) <= MAX_STORED_DEPTH:
-                raise  # not the depth: `record_or_outline` stores the outline
-            dropped.append(name)
-            return None
-
-    record = {
-        "span_id": ctx.span_id,
-        "trace_id": ctx.trace_id,
-        "parent_span_id": ctx.parent_span_id,
-        "project_id": ctx.project_id,
-        "thread_id": ctx.thread_id,
-        "run_id": ctx.run_id,
-        "label": ctx.label,
-        "tags": dump(ctx.tags) if ctx.tags else None,
-        "operation": span.operation,
-        "method": span.method,
-        "path": span.path,
-        "provider": span.provider,
-        "request_model": span.request_model,
-        "response_model": span.response_model,
-        "stream": int(span.stream),
-        "status": span.status,
-        "http_status": span.http_status,
-        "start_us": span.start_us,
-        "end_us": span.end_us,
-        "duration_ms": span.duration_ms,
-        "ttft_ms": span.ttft_ms,
+    query = span.query
+    end_us = span.end_us
+    first_token_us = span.first_token_us
+    start_us = span.start_us
+    input_preview = span.input_preview
+    output_text = span.output_text
+    row = (
+        ctx.span_id,
+        ctx.trace_id,
+        ctx.parent_span_id,
+        ctx.project_id,
+        ctx.thread_id,
+        ctx.run_id,
+        ctx.label,
+        _dump(ctx.tags, secrets) if ctx.tags else None,
+        span.operation,
+        span.method,
+        span.path,
+        span.provider,
+        span.request_model,
+        span.response_model,
+        int(span.stream),
+        span.status,
+        span.http_status,
+        start_us,
+        end_us,
+        None if end_us is None else (end_us - start_us) / 1000.0,  # Span.duration_ms
+        None if first_token_us is None else (first_token_us - start_us) / 1000.0,  # ttft_ms
         # A body with no secret-named field is dumped as is: the same bytes as a
         # redacted copy, without making one (the writer's largest cost per span).
-        "request": body("request", span.request, bool(request_secrets)),
-        "request_headers": dump(span.request_headers) if span.request_headers else None,
-        "query": redact_query(span.query, secrets) or None,
-        "response": body("response", span.response),
-        "response_headers": dump(span.response_headers) if span.response_headers else None,
-        "input_preview": clean(span.input_preview),
-        "output_text": clean(span.output_text),
-        "finish_reason": span.finish_reason,
-        "prompt_tokens": span.prompt_tokens,
-        "completion_tokens": span.completion_tokens,
-        "total_tokens": span.total_tokens,
-        "cached_tokens": span.cached_tokens,
-        "cost_usd": span.cost_usd,
-        "error": body("error", span.error, redact=False),
-        "attributes": body("attributes", ctx.attributes) if ctx.attributes else None,
-        "links": dump(ctx.links) if ctx.links else None,
-        "origin": span_origin(ctx.attributes),
-    }
+        _body("request", span.request, secrets, dropped, bool(request_secrets)),
+        _dump(span.request_headers, secrets) if span.request_headers else None,
+        (redact_query(query, secrets) if query else query) or None,
+        _body("response", span.response, secrets, dropped),
+        _dump(span.response_headers, secrets) if span.response_headers else None,
+        scrub_values(input_preview, secrets) if input_preview and secrets else input_preview,
+        scrub_values(output_text, secrets) if output_text and secrets else output_text,
+        span.finish_reason,
+        span.prompt_tokens,
+        span.completion_tokens,
+        span.total_tokens,
+        span.cached_tokens,
+        span.cost_usd,
+        _body("error", span.error, secrets, dropped, redact=False),
+        _body("attributes", ctx.attributes, secrets, dropped) if ctx.attributes else None,
+        _dump(ctx.links, secrets) if ctx.links else None,
+        span_origin(ctx.attributes),
+    )
     if dropped:
-        _mark_dropped(record, dropped, {} if "attributes" in dropped else ctx.attributes, dump)
-    return record
+        record = dict(zip(RECORD_COLUMNS, row, strict=True))
+        _mark_dropped(
+            record,
+            dropped,
+            {} if "attributes" in dropped else ctx.attributes,
+            lambda value: _dump(value, secrets),
+        )
+        return tuple(record.values())
+    return row
 
 
 def _mark_dropped(

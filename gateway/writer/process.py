@@ -2,11 +2,11 @@
 
 `SpanWriter` (gateway/writer/span_writer.py) starts it (`main`, with the database path) and is
 its only client. Everything a span costs after the call (parsing the response, usage
-and cost: `capture.finalize`; redaction and JSON encoding: `capture.to_record`; the
-SQLite transaction) runs here, on another core, instead of on the gateway's event
-loop, where it took a fifth of a saturated gateway's CPU and its thread fought the
-loop for the GIL. The gateway's part is `encode_spans`: the spans' fields as tuples,
-`marshal`led (a few microseconds a span).
+and cost: `capture.finalize`; redaction and JSON encoding: `capture.to_row`, the row
+as a tuple, no record dict; the SQLite transaction) runs here, on another core,
+instead of on the gateway's event loop, where it took a fifth of a saturated
+gateway's CPU and its thread fought the loop for the GIL. The gateway's part is
+`encode_spans`: the spans' fields as tuples, `marshal`led (a few microseconds a span).
 
 The protocol, on the child's stdin and stdout, is frames: a 4-byte little-endian
 length, a kind byte, a payload.
@@ -64,7 +64,7 @@ from typing import Any, Protocol
 from gateway.capture import rollup
 from gateway.capture.origin import span_origin
 from gateway.capture.pricing import PriceTable
-from gateway.capture.span import Span, SpanContext, finalize, to_record
+from gateway.capture.span import Span, SpanContext, finalize, to_row
 from gateway.capture.span_table import (
     OUTLINE_COLUMNS,
     SPAN_COLUMNS,
@@ -73,7 +73,6 @@ from gateway.capture.span_table import (
     insert_rows,
     insert_sql,
     outline_row,
-    span_rows,
 )
 from gateway.config import Price
 from gateway.export.otlp import ExportConfig
@@ -147,7 +146,6 @@ NOT_SENT_FIELDS = (
 )
 _context_values = operator.attrgetter(*_CONTEXT_FIELDS)
 _span_values = operator.attrgetter(*RAW_SPAN_FIELDS)
-_summary_values = operator.itemgetter(*SUMMARY_COLUMNS)
 _summary_of_row = operator.itemgetter(*(SPAN_COLUMNS.index(c) for c in SUMMARY_COLUMNS))
 # Derived values the gateway sets on its own `Span` when the batch is stored.
 DERIVED_FIELDS = (
@@ -236,19 +234,24 @@ class FrameReader:
 
 
 def record_or_outline(span: Span, prices: PriceTable) -> dict[str, Any]:
-    """The span's record (`finalize`, then `to_record`), or, if it cannot be built (a
-    value that does not encode), its outline with an error saying so: such a span
-    would otherwise stop the writer at every retry, and every span behind it."""
+    """`row_or_outline` as a record (a dict by column)."""
+    return dict(zip(SPAN_COLUMNS, row_or_outline(span, prices), strict=True))
+
+
+def row_or_outline(span: Span, prices: PriceTable) -> tuple[Any, ...]:
+    """The span's row (`finalize`, then `to_row`), or, if it cannot be built (a value
+    that does not encode), its outline with an error saying so: such a span would
+    otherwise stop the writer at every retry, and every span behind it."""
     try:
         finalize(span, prices)
-        return to_record(span)
+        return to_row(span)
     except Exception as exc:
         reason = f"the call's record could not be built ({type(exc).__name__})"
         logger.error("span %s: %s; storing its outline", span.context.span_id, reason)
         values = {c: getattr(span.context, c, None) for c in OUTLINE_COLUMNS}
         values.update((c, getattr(span, c)) for c in OUTLINE_COLUMNS if hasattr(span, c))
         values["origin"] = span_origin(span.context.attributes)
-        return dict(zip(SPAN_COLUMNS, outline_row(values, reason), strict=True))
+        return outline_row(values, reason)
 
 
 class ChildWriter:
@@ -303,11 +306,12 @@ class ChildWriter:
                     self.prices = decode_prices(payload)
                     continue
                 seq, spans = decode_spans(kind, payload)
-                records = [self._record(span) for span in spans]
+                prices = self.prices
+                rows = [row_or_outline(span, prices) for span in spans]
                 # Encoded apart: the gateway decodes them only if someone reads them.
-                summaries = marshal.dumps([_summary_values(r) for r in records])
-                derived = [_derived_values(span) for span in spans]
-                prepared = _Prepared(seq, span_rows(records), derived, summaries, len(payload))
+                summaries = marshal.dumps(list(map(_summary_of_row, rows)))
+                derived = list(map(_derived_values, spans))
+                prepared = _Prepared(seq, rows, derived, summaries, len(payload))
                 with self.held:
                     while self.held_spans >= self.hold_spans or self.held_bytes >= HOLD_BYTES:
                         if not store.is_alive():
@@ -372,9 +376,6 @@ class ChildWriter:
             return
         if folded < limit:
             self.unfolded = False
-
-    def _record(self, span: Span) -> dict[str, Any]:
-        return record_or_outline(span, self.prices)
 
     def _commit(self, group: Sequence[_Prepared]) -> None:
         rows = [row for item in group for row in item.rows]
