@@ -14,7 +14,8 @@ What the proxy relies on, and the tests pin (`tests/test_http_client.py`):
 
 * the request goes out with exactly the headers given (plus Host and Content-Length);
   a header with a line break is refused, never sent;
-* the body streams as it arrives, decoded from gzip/deflate (the only encodings
+* the body streams as it arrives (what arrived since the caller last read, as one
+  piece), decoded from gzip/deflate (the only encodings
   offered) in pieces of at most ``DECODED_PIECE`` bytes (a gzip bomb inflates a
   1,000-fold: one network read must not become one huge piece); reading is paused
   while the caller is behind (bounded memory per call);
@@ -75,10 +76,9 @@ from gateway.http.upstream import (
 
 __all__ = ["ConnectionPool"]
 
-# Body bytes buffered for a caller that has not read them yet: past HIGH the socket is
-# no longer read (TCP pushes back on the upstream) until the caller is below LOW.
+# Body bytes buffered for a caller that has not read them yet: past this the socket is
+# no longer read (TCP pushes back on the upstream) until the caller has taken them.
 HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
 
 # A reused connection that ends this soon after the request, with nothing of a
 # response, was closed by the server as the request went out (the keep-alive race):
@@ -94,7 +94,43 @@ _OriginKey = tuple[str, str, int]
 
 
 class _Connection(asyncio.Protocol):
-    """One upstream connection, and the state of the exchange in progress on it."""
+    """One upstream connection, and the state of the exchange in progress on it.
+
+    The read timeout has one timer per connection, not one per wait: a wait notes
+    when it began, and the timer, when it fires, times the wait out or moves on to
+    the wait's own deadline (a stream's 64 chunks armed and cancelled 64 timers).
+    """
+
+    __slots__ = (
+        "body",
+        "buffered",
+        "busy",
+        "closed",
+        "complete",
+        "error",
+        "framed",
+        "got_bytes",
+        "head_done",
+        "head_request",
+        "headers",
+        "idle_until",
+        "informational",
+        "keep_alive",
+        "key",
+        "loop",
+        "parser",
+        "paused",
+        "pool",
+        "sock",
+        "status",
+        "timer",
+        "timer_at",
+        "transport",
+        "unacknowledged",
+        "wait_timeout",
+        "waiter",
+        "waiting_since",
+    )
 
     def __init__(self, pool: ConnectionPool, key: _OriginKey) -> None:
         self.pool = pool
@@ -106,6 +142,11 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_until = 0.0
         self.waiter: asyncio.Future[None] | None = None
+        # The read timeout's timer, when it fires (loop time), and the wait it watches.
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.waiting_since = 0.0
+        self.wait_timeout = 0.0
         self.begin(head_request=False)
         self.busy = False  # not until a request is written
 
@@ -123,7 +164,9 @@ class _Connection(asyncio.Protocol):
         self.got_bytes = False
         self.unacknowledged = False  # some byte sent was never acknowledged (at a drop)
         self.error: BaseException | None = None
-        self.body: deque[bytes] = deque()
+        # Body pieces not read yet. A list, not a deque (~760 bytes each, per
+        # connection): the reader takes all of them at once (`next_chunk`).
+        self.body: list[bytes] = []
         self.buffered = 0
         self.paused = False
 
@@ -151,6 +194,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.stop_timer()
         if not self.busy:
             self.pool._forget(self)
             return
@@ -232,25 +276,39 @@ class _Connection(asyncio.Protocol):
             self.error = error
         self._wake()
 
-    def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
-        if not waiter.done():
-            waiter.set_exception(
-                UpstreamReadTimeout(f"upstream sent nothing for {timeout:g}s (read_timeout)")
-            )
+    def _check_timeout(self) -> None:
+        """The read timeout's timer fired: time out the wait in progress if it is
+        past its deadline, else wait for that deadline (none: the next wait arms)."""
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        deadline = self.waiting_since + self.wait_timeout
+        if self.loop.time() < deadline:
+            self.timer_at = deadline
+            self.timer = self.loop.call_at(deadline, self._check_timeout)
+            return
+        waiter.set_exception(
+            UpstreamReadTimeout(f"upstream sent nothing for {self.wait_timeout:g}s (read_timeout)")
+        )
 
     async def _wait(self, read_timeout: float | None) -> None:
         waiter = self.waiter = self.loop.create_future()
-        timer = (
-            self.loop.call_later(read_timeout, self._time_out, waiter, read_timeout)
-            if read_timeout is not None
-            else None
-        )
+        if read_timeout is not None:
+            self.waiting_since = now = self.loop.time()
+            self.wait_timeout = read_timeout
+            deadline = now + read_timeout
+            timer = self.timer
+            # A timer due by the deadline stays: it checks again when it fires.
+            if timer is None or self.timer_at > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self.timer_at = deadline
+                self.timer = self.loop.call_at(deadline, self._check_timeout)
         try:
             await waiter
         finally:
             self.waiter = None
-            if timer is not None:
-                timer.cancel()
 
     async def wait_head(self, read_timeout: float | None) -> None:
         while not self.head_done:
@@ -263,9 +321,12 @@ class _Connection(asyncio.Protocol):
         while True:
             body = self.body
             if body:
-                data = body.popleft()
-                self.buffered -= len(data)
-                if self.paused and self.buffered < LOW_WATER and self.transport is not None:
+                # All that is buffered, at once (at most HIGH_WATER and one read): one
+                # piece to relay instead of several.
+                data = body[0] if len(body) == 1 else b"".join(body)
+                body.clear()
+                self.buffered = 0
+                if self.paused and self.transport is not None:
                     self.paused = False
                     self.transport.resume_reading()
                 return data
@@ -280,8 +341,15 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self.stop_timer()
         if self.transport is not None:
             self.transport.close()
+
+    def stop_timer(self) -> None:
+        timer = self.timer
+        if timer is not None:
+            self.timer = None
+            timer.cancel()
 
 
 # struct tcp_info (linux/tcp.h): tcpi_bytes_acked (u64, Linux 4.1+; counts the SYN
