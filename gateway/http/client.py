@@ -292,7 +292,10 @@ class _Connection(asyncio.Protocol):
             UpstreamReadTimeout(f"upstream sent nothing for {self.wait_timeout:g}s (read_timeout)")
         )
 
-    async def _wait(self, read_timeout: float | None) -> None:
+    def _waiter(self, read_timeout: float | None) -> asyncio.Future[None]:
+        """A future woken by the next event on the connection (a plain method, not a
+        coroutine: one frame less per wait in progress); the caller resets
+        ``self.waiter`` once it is done."""
         waiter = self.waiter = self.loop.create_future()
         if read_timeout is not None:
             self.waiting_since = now = self.loop.time()
@@ -305,16 +308,16 @@ class _Connection(asyncio.Protocol):
                     timer.cancel()
                 self.timer_at = deadline
                 self.timer = self.loop.call_at(deadline, self._check_timeout)
-        try:
-            await waiter
-        finally:
-            self.waiter = None
+        return waiter
 
     async def wait_head(self, read_timeout: float | None) -> None:
         while not self.head_done:
             if self.error is not None:
                 raise self.error
-            await self._wait(read_timeout)
+            try:
+                await self._waiter(read_timeout)
+            finally:
+                self.waiter = None
 
     async def next_chunk(self, read_timeout: float | None) -> bytes:
         """The next piece of the body, or b"" at its end."""
@@ -334,7 +337,10 @@ class _Connection(asyncio.Protocol):
                 raise self.error
             if self.complete:
                 return b""
-            await self._wait(read_timeout)
+            try:
+                await self._waiter(read_timeout)
+            finally:
+                self.waiter = None
 
     def reusable(self) -> bool:
         return self.complete and self.error is None and self.keep_alive and not self.closed
@@ -447,6 +453,30 @@ def _decoders(headers: list[tuple[bytes, bytes]]) -> list[_Decoder]:
     return decoders
 
 
+class _Chunks(AsyncIterator[bytes]):
+    """A body that is not encoded, as it arrives. An iterator object rather than an
+    async generator: a generator keeps its frame for the whole of a stream (~0.4 KB
+    per stream in flight), and each step through it costs a generator resumption on
+    top of the read's own coroutine."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: _Response) -> None:
+        self._response = response
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        response = self._response
+        conn = response._conn
+        if conn is not None:
+            data = await conn.next_chunk(response._read_timeout)
+            if data:
+                return data
+        raise StopAsyncIteration
+
+
 class _Response(UpstreamResponse):
     __slots__ = (
         "_conn",
@@ -480,16 +510,8 @@ class _Response(UpstreamResponse):
     def chunks(self) -> AsyncIterator[bytes]:
         stream = self._stream
         if stream is None:
-            stream = self._stream = self._iterate() if not self._decoders else self._decoded()
+            stream = self._stream = _Chunks(self) if not self._decoders else self._decoded()
         return stream
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        if conn is None:
-            return
-        timeout = self._read_timeout
-        while data := await conn.next_chunk(timeout):
-            yield data
 
     async def _decoded(self) -> AsyncIterator[bytes]:
         conn = self._conn

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -220,10 +220,11 @@ class ProxyRoutes:
         self.app = app
         self.endpoints = endpoints
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: it hands on the next app's, so no frame of its own stays on
+        # every call's stack (~0.3 KB per stream in flight).
         if scope["type"] == "http":
             hit = self.endpoints.get(scope["path"])
             if hit is not None and scope["method"] in hit[0]:
-                await hit[1](scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+                return hit[1](scope, receive, send)
+        return self.app(scope, receive, send)
