@@ -327,6 +327,7 @@ async def test_the_connection_calls_back_once_when_its_client_goes() -> None:
     connection.on_disconnect = lambda: calls.append(1)
     protocol.connection_lost(None)
     assert calls == [1] and connection.on_disconnect is None
+    assert CONNECTION_KEY not in scope  # no cycle left: freed without the collector
     protocol.connection_lost(None)  # reported twice: called back once
     assert calls == [1]
     # The request cycle still sees the disconnect as before (a Signal for its event).

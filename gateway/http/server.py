@@ -364,6 +364,10 @@ class GuardedHttpToolsProtocol(CoalescingHttpToolsProtocol):
             self.evicted = False
             table.closing -= 1
         super().connection_lost(exc)
+        scope = self.scope
+        if scope is not None:
+            # The scope referred back to this connection: let reference counting free both.
+            scope.pop(CONNECTION_KEY, None)  # type: ignore[misc]
         hook = self.on_disconnect
         if hook is not None:
             self.on_disconnect = None
