@@ -335,3 +335,22 @@ async def test_the_connection_calls_back_once_when_its_client_goes() -> None:
     assert cycle.disconnected and isinstance(cycle.message_event, Signal)
     release.set()
     await asyncio.sleep(0)
+
+
+async def test_a_streamed_response_is_written_at_once_after_what_is_pending() -> None:
+    class Cycle:
+        chunked_encoding: bool | None = None
+
+    class Protocol:
+        cycle = Cycle()
+
+    real = RecordingTransport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.protocol = Protocol()  # type: ignore[assignment]
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")  # a length: joined
+    assert real.writes == []
+    Protocol.cycle.chunked_encoding = True  # the next response streams
+    transport.write(b"5\r\nevent\r\n")
+    assert real.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", b"5\r\nevent\r\n"]
+    await asyncio.sleep(0)
+    assert len(real.writes) == 2  # the queued flush finds nothing left

@@ -98,17 +98,33 @@ class CoalescingTransport:
     reading, extra info. ``close`` sends what is pending first; ``abort`` drops it.
     """
 
-    __slots__ = ("_loop", "_pending", "_size", "_transport")
+    __slots__ = ("_loop", "_pending", "_size", "_transport", "protocol")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
         self._size = 0
+        # The connection's protocol, whose response decides (see `write`); None when
+        # lost, or for a transport made without one.
+        self.protocol: HttpToolsProtocol | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        protocol = self.protocol
+        if protocol is not None:
+            cycle = protocol.cycle
+            if cycle is not None and cycle.chunked_encoding:
+                # A streamed response (no length): its events come one write per
+                # upstream read, in turns of their own, so joining has nothing to
+                # join; written at once, they skip a copy and a callback each, and do
+                # not wait in this process (memory) while the loop works through
+                # other streams' turns. (What is pending goes first: same order.)
+                if self._pending:
+                    self.flush()
+                self._transport.write(data)
+                return
         pending = self._pending
         pending.append(bytes(data))
         if len(pending) == 1:
@@ -221,8 +237,15 @@ class DisconnectHook(Protocol):
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        wrapped: Any = CoalescingTransport(transport, asyncio.get_running_loop())
-        super().connection_made(wrapped)
+        wrapped = CoalescingTransport(transport, asyncio.get_running_loop())
+        wrapped.protocol = self
+        super().connection_made(cast(asyncio.Transport, wrapped))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        transport: Any = self.transport
+        if isinstance(transport, CoalescingTransport):
+            transport.protocol = None  # no reference cycle left for the collector
         # Leaner stand-ins for what uvicorn makes per connection (see Signal, Pipelined).
         self.flow._is_writable_event = cast(asyncio.Event, Signal(True))
         self.pipeline = cast(Any, Pipelined())
