@@ -743,6 +743,7 @@ class ConnectionPool(UpstreamClient):
             conn.close()
             return
         conn.body.clear()
+        conn.headers = []  # the response's (its own list): not held while idle
         if conn.paused and conn.transport is not None:
             conn.paused = False
             conn.transport.resume_reading()

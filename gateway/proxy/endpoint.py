@@ -129,7 +129,8 @@ class ProxyEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pipeline = self.pipeline(scope)
-        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        raw_headers = scope["headers"]
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw_headers]
         sink = ASGISink(send)
         request = ProxyRequest(
             operation=self.operation,
@@ -140,6 +141,12 @@ class ProxyEndpoint:
         )
         if pipeline.quotas is not None:
             request.charge = pipeline.quotas.charge_of(scope)
+        if isinstance(raw_headers, list):
+            # Nothing reads the received headers past here (the guards in front and the
+            # quota key just did), and the server keeps its list, in the scope, as
+            # long as the connection: its bytes held beside the decoded copy for a
+            # stream's life, and after it while the connection is kept alive (~1 KB).
+            raw_headers.clear()
         try:
             settings = pipeline.settings
             request.body = await read_body(
