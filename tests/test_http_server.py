@@ -21,6 +21,7 @@ from gateway.http.server import (
     ClientLimits,
     CoalescingTransport,
     GuardedHttpToolsProtocol,
+    Pipelined,
     Signal,
     guarded_protocol,
 )
@@ -323,11 +324,16 @@ async def test_the_connection_calls_back_once_when_its_client_goes() -> None:
     [scope] = scopes
     connection = scope[CONNECTION_KEY]
     assert connection is protocol
+    # uvicorn's per-connection deques replaced by the lean stand-ins from the start.
+    assert isinstance(protocol.flow._is_writable_event, Signal)
+    assert protocol.flow._is_writable_event.is_set()
+    assert isinstance(protocol.pipeline, Pipelined) and not protocol.pipeline
     calls: list[int] = []
     connection.on_disconnect = lambda: calls.append(1)
     protocol.connection_lost(None)
     assert calls == [1] and connection.on_disconnect is None
     assert CONNECTION_KEY not in scope  # no cycle left: freed without the collector
+    assert protocol.transport.protocol is None
     protocol.connection_lost(None)  # reported twice: called back once
     assert calls == [1]
     # The request cycle still sees the disconnect as before (a Signal for its event).

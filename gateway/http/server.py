@@ -65,6 +65,7 @@ __all__ = [
     "CoalescingTransport",
     "DisconnectHook",
     "GuardedHttpToolsProtocol",
+    "Pipelined",
     "Signal",
     "fit_to_file_limit",
     "guarded_protocol",
@@ -240,15 +241,15 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         wrapped = CoalescingTransport(transport, asyncio.get_running_loop())
         wrapped.protocol = self
         super().connection_made(cast(asyncio.Transport, wrapped))
+        # Leaner stand-ins for what uvicorn makes per connection (see Signal, Pipelined).
+        self.flow._is_writable_event = cast(asyncio.Event, Signal(True))
+        self.pipeline = cast(Any, Pipelined())
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         transport: Any = self.transport
         if isinstance(transport, CoalescingTransport):
             transport.protocol = None  # no reference cycle left for the collector
-        # Leaner stand-ins for what uvicorn makes per connection (see Signal, Pipelined).
-        self.flow._is_writable_event = cast(asyncio.Event, Signal(True))
-        self.pipeline = cast(Any, Pipelined())
 
     def on_headers_complete(self) -> None:
         before = self.cycle
