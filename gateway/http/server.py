@@ -8,7 +8,19 @@ receiving side's TCP work; in the benchmark's profile the two sends were ~12% of
 gateway's CPU per call. Here the writes made during one turn of the event loop (the
 head and the body of a whole response, or an event of a stream) are joined and sent
 once, when the loop gets to the callback queued by the first of them: within the
-same turn's ready callbacks, so no timer and no added round trip.
+same turn's ready callbacks, so no timer and no added round trip. A streamed
+(chunked) response's writes go out at once instead: each is one event, in a turn
+of its own, so there is nothing to join, and held until the next turn they waited
+in this process (2.4 MB with 1,000 streams ending together, traced).
+
+Per connection, the protocol keeps less than uvicorn's own: `Signal` and
+`Pipelined` stand in for its two ``asyncio.Event`` objects and its deque (~2 KB), the
+guard's state is in slots, and the app is told of a lost client by a callback
+(`DisconnectHook`, under `CONNECTION_KEY` in the scope) rather than by a task of its
+own waiting on ``receive()``. Traced with 1,000 streams in flight in process
+(tracemalloc, 32 events x 600 ms, 10 s in), these and the proxy's own cuts took a
+stream from 34.7 KB to 25.9 KB; `python -m bench --sections 4` (RSS above idle per
+1,000 streams, load 3.5-5) from 40.4 MB to 32.5-33.6 MB.
 
 `GuardedHttpToolsProtocol` adds what uvicorn lacks against slow clients (slowloris):
 
