@@ -15,7 +15,7 @@ What the proxy relies on, and the tests pin (`tests/test_http_client.py`):
 * the request goes out with exactly the headers given (plus Host and Content-Length);
   a header with a line break is refused, never sent;
 * the body streams as it arrives (what arrived since the caller last read, as one
-  piece), decoded from gzip/deflate (the only encodings
+  piece), decoded from gzip/deflate (`gateway.http.decoding`; the only encodings
   offered) in pieces of at most ``DECODED_PIECE`` bytes (a gzip bomb inflates a
   1,000-fold: one network read must not become one huge piece); reading is paused
   while the caller is behind (bounded memory per call);
@@ -58,20 +58,19 @@ import dataclasses
 import socket
 import ssl
 import struct
-import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import cast
 
 import httptools
 
+from gateway.http.decoding import DECODED_PIECE, decode_pieces, decoders_for
 from gateway.http.network import Network, ProxyURL
 from gateway.http.upstream import (
     Timeouts,
     UpstreamClient,
     UpstreamConnectError,
     UpstreamConnectTimeout,
-    UpstreamDecodingError,
     UpstreamPoolTimeout,
     UpstreamProtocolError,
     UpstreamReadTimeout,
@@ -80,7 +79,7 @@ from gateway.http.upstream import (
     UpstreamResponse,
 )
 
-__all__ = ["ConnectionPool"]
+__all__ = ["DECODED_PIECE", "ConnectionPool"]
 
 # Body bytes buffered for a caller that has not read them yet: past this the socket is
 # no longer read (TCP pushes back on the upstream) until the caller has taken them.
@@ -91,10 +90,6 @@ HIGH_WATER = 256 * 1024
 # the request is sent once more, on a new connection. Later, the server may have been
 # working on it (an LLM call costs money), so the failure is the caller's to see.
 KEEPALIVE_RACE_S = 0.5
-
-# Most bytes one decoded piece holds: decompression stops there and goes on with the
-# rest of the input at the next piece.
-DECODED_PIECE = HIGH_WATER
 
 _OriginKey = tuple[str, str, int]
 
@@ -391,74 +386,6 @@ def unacknowledged_bytes(sock: object) -> bool:
     return bool(sent - retransmitted > acked - 1)
 
 
-class _Decoder:
-    """gzip or deflate, as httpx decodes them (deflate: zlib-wrapped, or raw), giving
-    out at most ``DECODED_PIECE`` bytes per call."""
-
-    __slots__ = ("_deflate_raw_fallback", "_obj")
-
-    def __init__(self, encoding: str) -> None:
-        self._deflate_raw_fallback = encoding == "deflate"
-        wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
-        self._obj = zlib.decompressobj(wbits)
-
-    def decode(self, data: bytes) -> bytes:
-        """Decoded bytes of ``data``; what did not fit waits in ``pending``."""
-        try:
-            if self._deflate_raw_fallback:
-                self._deflate_raw_fallback = False
-                try:
-                    return self._obj.decompress(data, DECODED_PIECE)
-                except zlib.error:
-                    self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self._obj.decompress(data, DECODED_PIECE)
-        except zlib.error as exc:
-            raise UpstreamDecodingError(str(exc)) from None
-
-    @property
-    def pending(self) -> bytes:
-        """Input not decoded yet (the output limit was reached): decode it next."""
-        return self._obj.unconsumed_tail
-
-    def flush(self) -> bytes:
-        try:
-            return self._obj.flush()
-        except zlib.error as exc:  # pragma: no cover  (flush rarely raises)
-            raise UpstreamDecodingError(str(exc)) from None
-
-
-def _decode(decoders: list[_Decoder], index: int, data: bytes) -> Iterator[bytes]:
-    """``data`` through ``decoders[index:]``, in pieces of at most ``DECODED_PIECE``."""
-    decoder = decoders[index]
-    last = index + 1 == len(decoders)
-    while True:
-        piece = decoder.decode(data)
-        if piece:
-            if last:
-                yield piece
-            else:
-                yield from _decode(decoders, index + 1, piece)
-        data = decoder.pending
-        if not data:
-            return
-
-
-def _decoders(headers: list[tuple[bytes, bytes]]) -> list[_Decoder]:
-    """Decoders for the response's content-encoding, outermost first."""
-    decoders: list[_Decoder] = []
-    for name, value in headers:
-        if name.lower() == b"content-encoding":
-            for token in value.decode("latin-1").split(","):
-                encoding = token.strip().lower()
-                if encoding in ("gzip", "x-gzip"):
-                    decoders.append(_Decoder("gzip"))
-                elif encoding == "deflate":
-                    decoders.append(_Decoder("deflate"))
-                # identity, or an encoding not offered: passed on as it is (as httpx does)
-    decoders.reverse()
-    return decoders
-
-
 class _Chunks(AsyncIterator[bytes]):
     """A body that is not encoded, as it arrives. An iterator object rather than an
     async generator: a generator keeps its frame for the whole of a stream (~0.4 KB
@@ -511,7 +438,7 @@ class _Response(UpstreamResponse):
             elif lowered == b"content-encoding":
                 encoded = True
         self.content_type = content_type
-        self._decoders = _decoders(conn.headers) if encoded else []
+        self._decoders = decoders_for(conn.headers) if encoded else []
 
     def chunks(self) -> AsyncIterator[bytes]:
         stream = self._stream
@@ -526,7 +453,7 @@ class _Response(UpstreamResponse):
         timeout = self._read_timeout
         decoders = self._decoders
         while data := await conn.next_chunk(timeout):
-            for piece in _decode(decoders, 0, data):
+            for piece in decode_pieces(decoders, 0, data):
                 yield piece
         # What each decoder held back, through the ones after it.
         last = len(decoders) - 1
@@ -537,7 +464,7 @@ class _Response(UpstreamResponse):
             if index == last:
                 yield tail
             else:
-                for piece in _decode(decoders, index + 1, tail):
+                for piece in decode_pieces(decoders, index + 1, tail):
                     yield piece
 
     async def read(self, limit: int | None = None) -> bytes:
