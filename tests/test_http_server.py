@@ -343,7 +343,7 @@ async def test_the_connection_calls_back_once_when_its_client_goes() -> None:
     await asyncio.sleep(0)
 
 
-async def test_a_streamed_response_is_written_at_once_after_what_is_pending() -> None:
+async def test_a_streamed_response_is_written_at_once_but_its_end_waits_for_the_flush() -> None:
     class Cycle:
         chunked_encoding: bool | None = None
 
@@ -360,3 +360,8 @@ async def test_a_streamed_response_is_written_at_once_after_what_is_pending() ->
     assert real.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", b"5\r\nevent\r\n"]
     await asyncio.sleep(0)
     assert len(real.writes) == 2  # the queued flush finds nothing left
+    # Its end waits for the turn's flush (the call's span goes to the writer first).
+    transport.write(b"0\r\n\r\n")
+    assert len(real.writes) == 2
+    await asyncio.sleep(0)
+    assert real.writes[2:] == [b"0\r\n\r\n"]

@@ -101,6 +101,8 @@ LIMIT_LOG_INTERVAL_S = 10.0
 
 # Bytes written in one loop turn past which they go to the real transport at once.
 FLUSH_AT = 256 * 1024
+# What ends a chunked response (uvicorn writes it alone: the app's last, empty body).
+LAST_CHUNK = b"0\r\n\r\n"
 
 
 class CoalescingTransport:
@@ -126,7 +128,7 @@ class CoalescingTransport:
         if not data:
             return
         protocol = self.protocol
-        if protocol is not None:
+        if protocol is not None and data != LAST_CHUNK:
             cycle = protocol.cycle
             if cycle is not None and cycle.chunked_encoding:
                 # A streamed response (no length): its events come one write per
@@ -134,6 +136,10 @@ class CoalescingTransport:
                 # join; written at once, they skip a copy and a callback each, and do
                 # not wait in this process (memory) while the loop works through
                 # other streams' turns. (What is pending goes first: same order.)
+                # Its end (the last chunk) still waits for the turn's flush: the
+                # call's span goes to the writer process in the same turn, before
+                # that flush, so a client never holds a whole response whose span a
+                # kill -9 of the gateway could lose (tests/e2e/test_kill9.py).
                 if self._pending:
                     self.flush()
                 self._transport.write(data)
