@@ -677,6 +677,9 @@ class ConnectionPool(UpstreamClient):
             return
         conn.body.clear()
         conn.headers = []  # the response's (its own list): not held while idle
+        # Its read timer too (a timer handle and libuv's ~0.5 KB, for up to
+        # read_timeout): the next call arms one, at most one per call as before.
+        conn.stop_timer()
         if conn.paused and conn.transport is not None:
             conn.paused = False
             conn.transport.resume_reading()
