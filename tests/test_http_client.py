@@ -267,6 +267,34 @@ async def test_silence_past_the_read_timeout_is_a_read_timeout(
     await response.aclose()
 
 
+async def test_the_read_timeout_counts_silence_not_the_whole_stream(
+    server: ServerFactory, pool: ConnectionPool
+) -> None:
+    """A stream that takes several read timeouts in all, each gap well within one, is
+    not timed out; the silence after it is (one timer per connection, re-checked)."""
+
+    async def serve_steady(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen
+    ) -> None:
+        await read_head(reader, seen)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for i in range(8):
+            await asyncio.sleep(0.06)
+            event = b"data: %d\n\n" % i
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+        await asyncio.sleep(5)  # then silence
+
+    url, _ = await server(serve_steady)
+    response = await pool.send(request(url, read=0.2))
+    received = b""
+    with pytest.raises(up.UpstreamReadTimeout):
+        async for chunk in response.chunks():
+            received += chunk
+    await response.aclose()
+    assert received == b"".join(b"data: %d\n\n" % i for i in range(8))
+
+
 async def test_no_response_head_within_the_read_timeout_is_a_read_timeout(
     server: ServerFactory, pool: ConnectionPool
 ) -> None:

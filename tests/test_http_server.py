@@ -15,11 +15,14 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from gateway.http.server import (
+    CONNECTION_KEY,
     FLUSH_AT,
     RESERVED_FILES,
     ClientLimits,
     CoalescingTransport,
     GuardedHttpToolsProtocol,
+    Pipelined,
+    Signal,
     guarded_protocol,
 )
 
@@ -276,3 +279,89 @@ async def test_a_turn_writing_more_than_flush_at_hands_it_on_at_once() -> None:
     transport.write(b"z")
     await asyncio.sleep(0)
     assert real.writes[1:] == [b"z"]
+
+
+# --- leaner per-connection state, and the disconnect hook -------------------------------
+
+
+async def test_a_signal_wakes_its_waiters_as_an_event_does() -> None:
+    signal = Signal()
+    assert not signal.is_set()
+    waiters = [asyncio.ensure_future(signal.wait()) for _ in range(2)]
+    cancelled = asyncio.ensure_future(signal.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    signal.set()
+    assert await asyncio.gather(*waiters) == [True, True]
+    assert signal.is_set() and await signal.wait()  # set: no wait
+    signal.clear()
+    late = asyncio.ensure_future(signal.wait())
+    await asyncio.sleep(0)
+    assert not late.done()
+    signal.set()
+    assert await late
+    assert Signal(True).is_set()
+
+
+async def test_the_connection_calls_back_once_when_its_client_goes() -> None:
+    scopes: list[Any] = []
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await release.wait()
+
+    cls = guarded_protocol(ClientLimits(10, 10.0, 10.0))
+    config = Config(app=app, http=cls, lifespan="off", access_log=False)
+    config.load()
+    protocol = cls(config=config, server_state=ServerState(), app_state={})
+    sock = FakeSocket()
+    protocol.connection_made(sock)  # type: ignore[arg-type]
+    protocol.data_received(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.sleep(0)
+    [scope] = scopes
+    connection = scope[CONNECTION_KEY]
+    assert connection is protocol
+    # uvicorn's per-connection deques replaced by the lean stand-ins from the start.
+    assert isinstance(protocol.flow._is_writable_event, Signal)
+    assert protocol.flow._is_writable_event.is_set()
+    assert isinstance(protocol.pipeline, Pipelined) and not protocol.pipeline
+    calls: list[int] = []
+    connection.on_disconnect = lambda: calls.append(1)
+    protocol.connection_lost(None)
+    assert calls == [1] and connection.on_disconnect is None
+    assert CONNECTION_KEY not in scope  # no cycle left: freed without the collector
+    assert protocol.transport.protocol is None
+    protocol.connection_lost(None)  # reported twice: called back once
+    assert calls == [1]
+    # The request cycle still sees the disconnect as before (a Signal for its event).
+    cycle = protocol.cycle
+    assert cycle.disconnected and isinstance(cycle.message_event, Signal)
+    release.set()
+    await asyncio.sleep(0)
+
+
+async def test_a_streamed_response_is_written_at_once_but_its_end_waits_for_the_flush() -> None:
+    class Cycle:
+        chunked_encoding: bool | None = None
+
+    class Protocol:
+        cycle = Cycle()
+
+    real = RecordingTransport()
+    transport = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    transport.protocol = Protocol()  # type: ignore[assignment]
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")  # a length: joined
+    assert real.writes == []
+    Protocol.cycle.chunked_encoding = True  # the next response streams
+    transport.write(b"5\r\nevent\r\n")
+    assert real.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", b"5\r\nevent\r\n"]
+    await asyncio.sleep(0)
+    assert len(real.writes) == 2  # the queued flush finds nothing left
+    # Its end waits for the turn's flush (the call's span goes to the writer first).
+    transport.write(b"0\r\n\r\n")
+    assert len(real.writes) == 2
+    await asyncio.sleep(0)
+    assert real.writes[2:] == [b"0\r\n\r\n"]

@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from gateway.http.server import CONNECTION_KEY
 from gateway.proxy.pipeline import ProxyRequest
 from tests.conftest import Gateway, GatewayFactory
 from tests.fakes import FakeUpstream, chat_chunks, chat_completion, sse, stream_response
@@ -475,6 +476,67 @@ async def test_a_client_gone_mid_upload_is_recorded_as_aborted(gateway: Gateway)
     assert "before its request was fully sent" in span["error"]["message"]
     detail = await gateway.span(span["span_id"])
     assert "sk-upload-secret" not in orjson.dumps(detail).decode()
+
+
+class HookedConnection:
+    """What `spanlab serve`'s protocol hands the app in its scope (a DisconnectHook)."""
+
+    def __init__(self) -> None:
+        self.on_disconnect: Any = None
+
+
+@pytest.mark.parametrize("hooked", [True, False], ids=["connection-hook", "watcher-task"])
+async def test_a_client_gone_mid_stream_cancels_the_call(gateway: Gateway, hooked: bool) -> None:
+    """Raw ASGI: a stream is relayed, the client goes after its first event; told by
+    the connection's hook (`spanlab serve`) or by ``http.disconnect`` (other servers)."""
+    events = sse(chat_chunks(["a", "b", "c", "d", "e", "f"]))
+    gateway.upstream.handler = lambda request: stream_response(events, delay=0.05)
+    body = orjson.dumps({**CHAT, "stream": True})
+    connection = HookedConnection()
+    gone = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+    received = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        received += 1
+        if received == 1:
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message.get("body"):
+            gone.set()
+            if hooked:
+                assert connection.on_disconnect is not None
+                connection.on_disconnect()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
+    if hooked:
+        scope[CONNECTION_KEY] = connection
+    await asyncio.wait_for(gateway.app(scope, receive, send), 5)
+    assert connection.on_disconnect is None  # let go of at the end of the call
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
+    assert bodies[0] == events[0] and len(bodies) < len(events)
+    span_id = dict(sent[0]["headers"])[b"x-spanlab-span-id"].decode()
+    span = await gateway.span(span_id)
+    assert span["status"] == "client_aborted"
+    assert "abcdef".startswith(span["output_text"] or "")
 
 
 @pytest.mark.parametrize(

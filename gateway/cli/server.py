@@ -92,9 +92,6 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
 
 
-KEEPALIVE_TIMEOUT_S = 5
-
-
 class GatewayServer(uvicorn.Server):
     """uvicorn's server, ending the app's live event streams as shutdown begins."""
 

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -135,6 +136,22 @@ def allowed_hosts(bind_host: str, configured: str) -> AllowedHosts:
     return AllowedHosts(hosts=names, origins=names)
 
 
+async def refuse(error: SpanlabError, send: Send) -> None:
+    """Answer a request the guard refuses with ``error``."""
+    body = error.to_json()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class HostOriginGuard:
     """Refuse a request whose Host is not allowed, or that is state-changing and comes
     cross-site (its Origin), or that is a POST/PUT/PATCH whose body is not JSON."""
@@ -144,15 +161,16 @@ class HostOriginGuard:
         self.hosts = allowed.hosts
         self.origins = allowed.origins
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: a request that passes goes on as the next app's coroutine,
+        # so no frame of the guard's stays on every call's stack (~0.4 KB per stream
+        # in flight); a refused one gets `refuse`'s.
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         method = scope["method"]
         safe = method in SAFE_METHODS
         if safe and self.hosts is None:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         host = origin = None
         content_types: list[bytes] = []
         has_body = False
@@ -176,20 +194,8 @@ class HostOriginGuard:
                 if error is not None and is_raw_import(method, scope["path"], content_types):
                     error = None
         if error is None:
-            await self.app(scope, receive, send)
-            return
-        body = error.to_json()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status_code,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+            return self.app(scope, receive, send)
+        return refuse(error, send)
 
     def check_host(self, host: str | None) -> SpanlabError | None:
         if self.hosts is None or host is None or host_name(host) in self.hosts:

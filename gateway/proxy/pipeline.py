@@ -509,16 +509,7 @@ class ProxyPipeline:
         try:
             status = response.status
             span.http_status = status
-            # Decoded as latin-1 so `_encode_headers` gives back the bytes received.
-            received = [
-                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers
-            ]
-            named_by_connection = connection_tokens(received)
-            headers = [
-                (k, v)
-                for k, v in received
-                if k not in DROP_RESPONSE_HEADERS and k not in named_by_connection
-            ]
+            headers = _forwarded_headers(response.headers)
             span.response_headers = redact_headers(headers)
             if status >= 400:
                 span.status = STATUS_ERROR
@@ -740,6 +731,19 @@ def _too_deep_to_rewrite() -> InvalidRequest:
         "Request body is nested too deeply (more than 254 levels) for the gateway to forward it.",
         code="too_deeply_nested",
     )
+
+
+def _forwarded_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The upstream's response headers that go on to the client. A function of its own
+    so the whole decoded list is not held in the caller's frame for a stream's life."""
+    # Decoded as latin-1 so `_encode_headers` gives back the bytes received.
+    received = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
+    named_by_connection = connection_tokens(received)
+    return [
+        (k, v)
+        for k, v in received
+        if k not in DROP_RESPONSE_HEADERS and k not in named_by_connection
+    ]
 
 
 def _encode_headers(
