@@ -160,7 +160,12 @@ def matrix_section(
     warm = _job(loadgen, "throughput", gateway.port, concurrency=burst_clients, duration=0.5)
     proxied_sent = warm["sent"]
     alone = [_pair(loadgen, ports, burst, bool(i % 2)) for i in range(bursts)]
-    with httpx.Client(base_url=base, headers=HEADERS, timeout=60.0, trust_env=False) as client:
+    # The run is started as the web UI starts one: no provider credentials in the request
+    # (the gateway's configured provider answers for them). A run started with the
+    # caller's own credentials stays in the gateway's process (they exist nowhere else);
+    # otherwise `spanlab serve` runs the cells in its background process.
+    manage = {"user-agent": HEADERS["user-agent"]}
+    with httpx.Client(base_url=base, headers=manage, timeout=60.0, trust_env=False) as client:
         experiment_id = setup_matrix(client, variants, inputs)
         started = time.monotonic()
         r = client.post(f"/experiments/{experiment_id}/run", json={"concurrency": concurrency})

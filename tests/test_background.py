@@ -1,13 +1,16 @@
 """What the gateway shows of its background process (gateway/background/): its metrics
-added to the gateway's on ``/metrics``, and its cells still being scored counted in
-``GET /experiments/{id}/evaluate``. The process itself: tests/e2e/test_background_e2e.py."""
+added to the gateway's on ``/metrics``, its cells still being scored counted in
+``GET /experiments/{id}/evaluate``, and the limit its cells wait on in the run's
+progress. The process itself: tests/e2e/test_background_e2e.py."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gateway.config import Settings
 from gateway.evaluation.service import PENDING_SIGNAL, EvaluationService
+from gateway.experiments.matrix_shared import RUN_ENDED, RUN_WAITING, SharedRuns
 from gateway.metrics import Metrics
 
 
@@ -84,3 +87,20 @@ async def test_a_process_tells_its_peers_what_it_is_scoring() -> None:
     assert [data["pending"] for _, data in sent] == [1, 0]
     assert {data["experiment_id"] for _, data in sent} == {"exp_1"}
     assert len({data["from"] for _, data in sent}) == 1
+
+
+def test_the_limit_a_peers_cells_wait_on_shows_while_they_wait() -> None:
+    shared = SharedRuns(None, 10.0)  # type: ignore[arg-type]  # no claims needed here
+    until = time.time() + 30
+    waiting = {"limit": "key 'ci' rpm", "until": until}
+    shared.heard_waiting({"what": RUN_WAITING, "run_id": "m1", "waiting": waiting})
+    assert shared.peer_waiting("m1") == waiting
+    assert shared.peer_waiting("m2") is None
+    shared.heard_waiting({"what": RUN_WAITING, "run_id": "m1", "waiting": None})
+    assert shared.peer_waiting("m1") is None
+    shared.heard_waiting({"what": RUN_WAITING, "run_id": "m1", "waiting": waiting})
+    shared.heard_waiting({"what": RUN_ENDED, "run_id": "m1"})
+    assert shared.peer_waiting("m1") is None
+    long_over = {"limit": "rpm", "until": time.time() - 60}  # its "no longer" was lost
+    shared.heard_waiting({"what": RUN_WAITING, "run_id": "m3", "waiting": long_over})
+    assert shared.peer_waiting("m3") is None

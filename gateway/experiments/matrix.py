@@ -66,6 +66,7 @@ from gateway.experiments.matrix_shared import (
     RUN_CANCEL,
     RUN_ENDED,
     RUN_STARTED,
+    RUN_WAITING,
     SharedRuns,
     Signal,
 )
@@ -179,7 +180,11 @@ class MatrixService:
         elif what == CELL_ENDED:
             self.hub.notify(experiment_id)
         elif what == RUN_ENDED:
+            self.shared.heard_waiting(data)
             self.hub.notify(experiment_id, final=True)
+        elif what == RUN_WAITING:
+            self.shared.heard_waiting(data)
+            self.hub.notify(experiment_id)
 
     def watch(self, load_experiment: Callable[[str], Awaitable[dict[str, Any] | None]]) -> None:
         """Start polling for runs other processes share (the app, once recovered)."""
@@ -707,12 +712,15 @@ class MatrixService:
         except ValueError:
             seconds = 1.0
         active.waiting = {"limit": limit, "until": time.time() + seconds}
-        self.observer.waiting_on_limit(active.run["id"], limit, seconds)
-        self.hub.notify(active.experiment["id"])
+        experiment_id, run_id = active.experiment["id"], active.run["id"]
+        self.observer.waiting_on_limit(run_id, limit, seconds)
+        self.hub.notify(experiment_id)
+        self.shared.send(RUN_WAITING, experiment_id, run_id, waiting=active.waiting)
         try:
             await self.sleep(seconds)
         finally:
             active.waiting = None
+            self.shared.send(RUN_WAITING, experiment_id, run_id, waiting=None)
 
     async def progress(self, experiment_id: str, run_id: str | None) -> dict[str, Any]:
         runs = await self.store.list_runs(experiment_id)
@@ -727,7 +735,7 @@ class MatrixService:
         active = self._active.get(experiment_id)
         if active is not None and active.run["id"] == run["id"]:
             return paced(progress, run, active.clock, active.waiting)
-        return paced(progress, run, None, None)
+        return paced(progress, run, None, self.shared.peer_waiting(run["id"]))
 
     async def cancel(self, experiment_id: str) -> dict[str, Any]:
         """Cancel the experiment's run in progress, whichever processes run it: the

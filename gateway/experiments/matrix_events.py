@@ -56,14 +56,14 @@ def paced(
     waiting: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """A run's progress with its elapsed time and ETA: from ``clock`` when this process
-    runs it (and the limit it waits on, if it does); from the run's start when other
-    processes do; from its rows' times once it ended."""
+    runs it; from the run's start when other processes do; from its rows' times once it
+    ended. ``waiting``: the limit its cells wait on, while they do."""
     remaining = progress["pending"] + progress["running"]
+    if waiting is not None and run["status"] == "running":
+        progress["waiting_on_limit"] = dict(waiting)
     if clock is not None:
         progress["elapsed_s"] = round(clock.elapsed_s(), 3)
         progress["eta_s"] = clock.eta_s(remaining)
-        if waiting is not None:
-            progress["waiting_on_limit"] = dict(waiting)
     elif run["status"] == "running":
         elapsed = seconds_between(run["created_at"], now_iso()) or 0.0
         ended = progress["total"] - remaining

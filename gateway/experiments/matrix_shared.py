@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from gateway.store.cell_claims import CellClaims, RunState, new_claimer
@@ -29,12 +29,15 @@ T = TypeVar("T")
 
 MATRIX_SIGNAL = "matrix"
 # What a signal says: a run started (peers join it), a run's cancel was stored, a
-# cell ended (peers' progress streams read again), a run ended (their streams end).
+# cell ended (peers' progress streams read again), a run ended (their streams end), a
+# run's cells wait on a key's or project's limit, or no longer do (its progress says so).
 RUN_STARTED = "run"
 RUN_CANCEL = "cancel"
 CELL_ENDED = "cell"
 RUN_ENDED = "end"
+RUN_WAITING = "waiting"
 POLL_S = 1.0
+STALE_WAIT_S = 5.0
 Signal = Callable[[str, dict[str, Any]], None]
 Tick = Callable[[list[RunState]], Awaitable[None]]
 
@@ -52,12 +55,30 @@ class SharedRuns:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._renewed = 0.0
+        self._waits: dict[str, dict[str, Any]] = {}  # run id: what peers' cells wait on
 
-    def send(self, what: str, experiment_id: str, run_id: str) -> None:
+    def send(self, what: str, experiment_id: str, run_id: str, **extra: Any) -> None:
         """Tell the peers (if any relay joins the processes)."""
         if self.signal is not None:
-            data = {"what": what, "experiment_id": experiment_id, "run_id": run_id}
+            data = {"what": what, "experiment_id": experiment_id, "run_id": run_id, **extra}
             self.signal(MATRIX_SIGNAL, data)
+
+    def heard_waiting(self, data: Mapping[str, Any]) -> None:
+        """A peer's cells of a run wait on a limit (``waiting``: {"limit", "until"}), or
+        no longer do (None; or the run ended)."""
+        waiting, run_id = data.get("waiting"), str(data.get("run_id"))
+        if isinstance(waiting, dict) and data.get("what") == RUN_WAITING:
+            self._waits[run_id] = dict(waiting)
+        else:
+            self._waits.pop(run_id, None)
+
+    def peer_waiting(self, run_id: str) -> dict[str, Any] | None:
+        """What a peer said the run's cells wait on, unless that wait is long over (its
+        "no longer" was lost)."""
+        waiting = self._waits.get(run_id)
+        if waiting is None or float(waiting.get("until") or 0) < time.time() - STALE_WAIT_S:
+            return None
+        return waiting
 
     def wake(self) -> None:
         """Poll now (a peer's signal)."""
