@@ -35,22 +35,22 @@ import uvloop
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.background.lifeline import die_with
+from gateway.background.lifeline import (
+    FIRST_RESTART_DELAY_S,
+    MAX_RESTART_DELAY_S,
+    STARTUP_FAILURE,
+    STEADY_AFTER_S,
+    die_with,
+)
 from gateway.config import Settings
 from gateway.fanout.unix import WorkerRole
 from gateway.metrics import Metrics, PeerSnapshot, forget_process
 
-__all__ = ["STARTUP_FAILURE", "BackgroundProcess", "background_main", "lower_priority"]
+__all__ = ["BackgroundProcess", "background_main", "lower_priority"]
 
 logger = logging.getLogger(__name__)
 
-# The background process's exit status when its app failed to start: it is not
-# started again (the same failure would recur); the gateway runs the cells itself.
-STARTUP_FAILURE = 3
 WATCH_S = 0.5
-FIRST_RESTART_DELAY_S = 1.0
-MAX_RESTART_DELAY_S = 30.0
-STEADY_AFTER_S = 60.0
 METRICS_EVERY_S = 1.0
 READ_SIZE = 1 << 16
 FRAME_HEADER = 4

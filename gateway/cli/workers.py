@@ -41,7 +41,13 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from gateway.background.lifeline import die_with
+from gateway.background.lifeline import (
+    FIRST_RESTART_DELAY_S,
+    MAX_RESTART_DELAY_S,
+    STARTUP_FAILURE,
+    STEADY_AFTER_S,
+    die_with,
+)
 from gateway.config import Settings
 from gateway.fanout.unix import WorkerRole
 from gateway.metrics import MULTIPROCESS_DIR_ENV, forget_process
@@ -52,12 +58,6 @@ __all__ = ["STARTUP_FAILURE", "run_workers"]
 
 logger = logging.getLogger(__name__)
 
-# A worker's exit status when its app failed to start (uvicorn returned unstarted).
-STARTUP_FAILURE = 3
-FIRST_RESTART_DELAY_S = 1.0
-MAX_RESTART_DELAY_S = 30.0
-# A worker that stayed up this long had started: its restart delay starts over.
-STEADY_AFTER_S = 60.0
 LOG_FORMAT = "%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s"
 
 
